@@ -1,0 +1,215 @@
+// pipeline.cpp — the inline phase, timeouts, on_error and the commit point.
+#include "pipeline.hpp"
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "spool.hpp"
+
+namespace sluice::kernel {
+
+namespace asio = boost::asio;
+
+const stage_instance* pipeline::find_deferred(const std::string& stage) const {
+  for (const auto& s : deferred_stages) {
+    if (s.name == stage) return &s;
+  }
+  return nullptr;
+}
+
+verdict apply_on_error(on_error_policy p) {
+  switch (p) {
+    case on_error_policy::tempfail:
+      return verdict::local_error();
+    case on_error_policy::reject:
+      return verdict::reject(554, "5.3.0", "Transaction failed: local error in processing");
+    case on_error_policy::continue_:
+      return verdict::next();
+    case on_error_policy::accept:
+      return verdict::accept();
+  }
+  return verdict::local_error();
+}
+
+pipeline_runner::pipeline_runner(asio::io_context& io, sluice::metrics& m, sluice::logger log)
+    : io_(io), metrics_(m), log_(std::move(log)) {}
+
+void pipeline_runner::swap(std::shared_ptr<const pipeline_set> set) {
+  std::lock_guard lock(mu_);
+  current_ = std::move(set);
+}
+
+std::shared_ptr<const pipeline_set> pipeline_runner::current() const {
+  std::lock_guard lock(mu_);
+  return current_;
+}
+
+namespace {
+
+// Shared between the waiting coroutine and the stage's completion. Everything in here is
+// touched only on `strand`, so no further locking is needed.
+struct call_state {
+  explicit call_state(asio::strand<asio::io_context::executor_type> s) : strand(s), timer(s) {}
+  asio::strand<asio::io_context::executor_type> strand;
+  asio::steady_timer timer;
+  asio::cancellation_signal cancel;
+  bool settled = false;
+  std::optional<verdict> result;
+  std::exception_ptr error;
+};
+
+// Runs entirely on st->strand: the stage's completion and the timeout race there. A plain
+// function (not a capturing lambda) because GCC 12 mishandles lambda coroutine captures.
+asio::awaitable<void> race_with_timeout(std::shared_ptr<call_state> st,
+                                        std::shared_ptr<sluice::stage> impl,
+                                        std::shared_ptr<message> msg, stage_call call,
+                                        std::chrono::milliseconds timeout) {
+  asio::co_spawn(
+      st->strand, impl->process(msg, call),
+      asio::bind_cancellation_slot(
+          st->cancel.slot(), asio::bind_executor(st->strand, [st](std::exception_ptr e, verdict v) {
+            if (st->settled) return;  // too late: the runner gave up on it
+            st->settled = true;
+            if (e) {
+              st->error = e;
+            } else {
+              st->result = std::move(v);
+            }
+            // Any wait, even one not yet started, now completes at once.
+            st->timer.expires_at(asio::steady_timer::time_point::min());
+          })));
+  if (!st->settled) {
+    st->timer.expires_after(timeout);
+    co_await st->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  if (!st->settled) {
+    st->settled = true;
+    st->cancel.emit(asio::cancellation_type::terminal);
+  }
+}
+
+}  // namespace
+
+asio::awaitable<verdict> pipeline_runner::call_stage(const stage_instance& s,
+                                                     std::shared_ptr<message> msg,
+                                                     stage_call call) {
+  const auto started = std::chrono::steady_clock::now();
+  auto st = std::make_shared<call_state>(asio::make_strand(io_));
+  auto impl = s.impl;  // the stage object must outlive a timed-out call
+  auto log = call.log;
+  try {
+    auto race = race_with_timeout(st, impl, msg, std::move(call), s.timeout);
+    co_await asio::co_spawn(st->strand, std::move(race), asio::use_awaitable);
+  } catch (...) {
+    st->error = std::current_exception();
+  }
+  if (s.duration) {
+    s.duration->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
+  verdict v;
+  if (st->result) {
+    v = std::move(*st->result);
+  } else if (st->error) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(st->error);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log.error("stage failed", {{"error", what}});
+    metrics_
+        .get_counter("sluice_stage_errors_total", "Stage calls that threw or timed out",
+                     {{"stage", s.name}, {"reason", "error"}})
+        .inc();
+    v = apply_on_error(s.on_error);
+  } else {
+    log.error("stage timed out", {{"timeout_ms", static_cast<std::int64_t>(s.timeout.count())}});
+    metrics_
+        .get_counter("sluice_stage_errors_total", "Stage calls that threw or timed out",
+                     {{"stage", s.name}, {"reason", "timeout"}})
+        .inc();
+    v = apply_on_error(s.on_error);
+  }
+  co_return v;
+}
+
+asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
+                                                       std::shared_ptr<message> msg) {
+  submit_result result;
+  auto set = current();
+  std::shared_ptr<const pipeline> p;
+  if (set) {
+    auto it = set->pipelines.find(name);
+    if (it != set->pipelines.end()) p = it->second;
+  }
+  if (!p) {
+    log_.error("no such pipeline", {{"pipeline", name}});
+    auto v = verdict::local_error();
+    co_return submit_result{v.kind, v.reply, {}};
+  }
+  if (msg->id.empty()) msg->id = make_message_id();
+  auto mlog = log_.with({"pipeline", p->name}).with({"msg", msg->id});
+
+  bool skip_filters = false;  // after accept or quarantine only committing stages run
+  for (const auto& s : p->inline_stages) {
+    if (skip_filters && !s.traits.commits) continue;
+    stage_call call{phase::inline_, 1, p->name, mlog.with({"stage", s.name})};
+    verdict v = co_await call_stage(s, msg, std::move(call));
+    metrics_
+        .get_counter(
+            "sluice_stage_verdicts_total", "Verdicts returned by stages",
+            {{"pipeline", p->name}, {"stage", s.name}, {"verdict", std::string(to_string(v.kind))}})
+        .inc();
+    switch (v.kind) {
+      case verdict_kind::continue_:
+        // A committing stage that let the message through on error has not made it
+        // durable; the commit point must not be claimed.
+        break;
+      case verdict_kind::accept:
+        skip_filters = true;
+        break;
+      case verdict_kind::quarantine:
+        msg->quarantined = true;
+        skip_filters = true;
+        break;
+      case verdict_kind::discard:
+        mlog.info("discarded", {{"stage", s.name}});
+        co_return submit_result{verdict_kind::discard, v.reply, msg->id};
+      case verdict_kind::reject:
+      case verdict_kind::tempfail:
+        mlog.info(v.kind == verdict_kind::reject ? "rejected" : "deferred by stage",
+                  {{"stage", s.name}, {"code", v.reply.code}, {"reply", v.reply.text}});
+        co_return submit_result{v.kind, v.reply, {}};
+    }
+  }
+  // The commit point. Committing stages have stored the message; the spool keeps it for
+  // the deferred stages. Acknowledge only after both.
+  if (!p->deferred_stages.empty() && !msg->quarantined) {
+    if (!spool_) {
+      auto v = verdict::local_error();
+      co_return submit_result{v.kind, v.reply, {}};
+    }
+    auto ec = co_await spool_->put(p, msg);
+    if (ec) {
+      mlog.error("spool write failed", {{"error", ec.message()}});
+      auto v = verdict::tempfail(451, "4.3.0", "Requested action aborted: cannot queue message");
+      co_return submit_result{v.kind, v.reply, {}};
+    }
+  }
+  result.kind = msg->quarantined ? verdict_kind::quarantine : verdict_kind::accept;
+  result.reply = {250, "2.0.0", "Ok: queued as " + msg->id};
+  result.id = msg->id;
+  co_return result;
+}
+
+}  // namespace sluice::kernel

@@ -1,0 +1,342 @@
+// server.cpp — see server.hpp.
+#include "server.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json.hpp>
+#include <fstream>
+#include <thread>
+
+#include "pipeline.hpp"
+#include "services_impl.hpp"
+#include "spool.hpp"
+
+namespace sluice::kernel {
+
+namespace asio = boost::asio;
+
+namespace {
+
+class listener_ctx final : public listener_context {
+ public:
+  listener_ctx(pipeline_runner* runner, std::string pipeline, std::shared_ptr<gate> g)
+      : runner_(runner), pipeline_(std::move(pipeline)), gate_(std::move(g)) {}
+  asio::awaitable<submit_result> submit(std::shared_ptr<message> msg) override {
+    if (!runner_) {
+      auto v = verdict::local_error();
+      co_return submit_result{v.kind, v.reply, {}};
+    }
+    co_return co_await runner_->submit(pipeline_, std::move(msg));
+  }
+  const std::string& pipeline() const override { return pipeline_; }
+  std::shared_ptr<gate> drain_gate() const override { return gate_; }
+
+ private:
+  pipeline_runner* runner_;
+  std::string pipeline_;
+  std::shared_ptr<gate> gate_;
+};
+
+unsigned cores() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+struct server::impl final : host {
+  server_options opts;
+  kernel_config cfg;
+  plugin_loader loader;
+  std::unique_ptr<asio::io_context> io_ctx;
+  std::unique_ptr<asio::thread_pool> pool;
+  registry_impl registry;
+  std::shared_ptr<metrics_impl> metrics_svc = std::make_shared<metrics_impl>();
+  std::shared_ptr<events_impl> events_svc = std::make_shared<events_impl>();
+  std::unique_ptr<pipeline_runner> runner;
+  std::shared_ptr<spool> spool_q;
+  std::vector<std::shared_ptr<service>> service_objs;
+  std::vector<std::unique_ptr<listener_ctx>> listener_ctxs;
+  std::vector<std::pair<std::string, std::shared_ptr<listener>>> listeners;
+  std::shared_ptr<gate> drain_gate = gate::make();
+  logger log{"kernel"};
+  std::filesystem::path incoming;
+  std::filesystem::path cfg_dir;
+  bool draining = false;
+
+  // host
+  asio::io_context& io() override { return *io_ctx; }
+  asio::thread_pool& workers() override { return *pool; }
+  sluice::service_registry& services() override { return registry; }
+  const std::filesystem::path& spool_dir() const override { return incoming; }
+  const std::filesystem::path& config_dir() const override { return cfg_dir; }
+  std::size_t spill_threshold() const override { return cfg.spill_threshold; }
+  bool durability_full() const override { return cfg.durability_full; }
+
+  std::shared_ptr<const pipeline_set> build_pipelines(const kernel_config& c, bool check_only);
+  void make_services(const kernel_config& c, bool build_them);
+  void make_listeners(const kernel_config& c, bool build_them);
+  void write_ready_file();
+  void start_signals(asio::signal_set& signals);
+  void drain();
+  void reload();
+};
+
+std::shared_ptr<const pipeline_set> server::impl::build_pipelines(const kernel_config& c,
+                                                                  bool check_only) {
+  auto set = std::make_shared<pipeline_set>();
+  for (const auto& pc : c.pipelines) {
+    auto p = std::make_shared<pipeline>();
+    p->name = pc.name;
+    bool commits = false;
+    for (const auto& sc : pc.stages) {
+      const auto* type = loader.find_stage(sc.plugin);
+      if (!type) {
+        sc.node.at("plugin").fail("unknown stage plugin \"" + sc.plugin +
+                                  "\" (known: " + loader.known_stages() + ")");
+      }
+      stage_instance si;
+      si.name = sc.name;
+      si.plugin = sc.plugin;
+      si.traits = type->traits;
+      si.phase = sc.phase.value_or(type->traits.default_phase);
+      si.timeout = sc.timeout;
+      si.on_error = sc.on_error;
+      si.retry = sc.retry;
+      if (si.traits.commits && si.phase == phase::deferred) {
+        sc.node.fail("stage \"" + sc.name + "\" makes messages durable and must run inline");
+      }
+      if (si.traits.commits && si.on_error != on_error_policy::tempfail &&
+          si.on_error != on_error_policy::reject) {
+        sc.node.at("on_error")
+            .fail(
+                "a stage that makes messages durable must fail with tempfail or reject, otherwise "
+                "a message could be acknowledged without being stored");
+      }
+      instance_context ictx{*this, sc.node, sc.name, logger("stage/" + sc.name), check_only};
+      si.impl = type->factory(ictx);
+      if (!si.impl && !check_only) sc.node.fail("the plugin created no stage");
+      si.duration =
+          &static_cast<sluice::metrics&>(*metrics_svc)
+               .get_histogram("sluice_stage_duration_seconds", "Time spent in each stage call",
+                              {{"pipeline", pc.name}, {"stage", sc.name}});
+      if (si.phase == phase::inline_) {
+        commits = commits || si.traits.commits;
+        p->inline_stages.push_back(std::move(si));
+      } else {
+        p->deferred_stages.push_back(std::move(si));
+      }
+    }
+    if (!commits && p->deferred_stages.empty()) {
+      pc.node.fail("pipeline \"" + pc.name +
+                   "\" never makes a message durable: add a storing stage (e.g. store) or a "
+                   "deferred stage");
+    }
+    set->pipelines.emplace(pc.name, std::move(p));
+  }
+  return set;
+}
+
+// Runs the factories of services (and below, of listeners). With build_them false
+// (check-config and reload) they only validate their configuration.
+void server::impl::make_services(const kernel_config& c, bool build_them) {
+  for (const auto& sc : c.services) {
+    const auto* type = loader.find_service(sc.plugin);
+    if (!type) {
+      sc.node.at("plugin").fail("unknown service plugin \"" + sc.plugin +
+                                "\" (known: " + loader.known_services() + ")");
+    }
+    instance_context ictx{*this, sc.node, sc.name, logger("service/" + sc.name), !build_them};
+    auto svc = type->factory(ictx);
+    if (build_them) service_objs.push_back(std::move(svc));
+  }
+}
+
+void server::impl::make_listeners(const kernel_config& c, bool build_them) {
+  for (const auto& lc : c.listeners) {
+    const auto* type = loader.find_listener(lc.plugin);
+    if (!type) {
+      lc.node.at("plugin").fail("unknown listener plugin \"" + lc.plugin +
+                                "\" (known: " + loader.known_listeners() + ")");
+    }
+    instance_context ictx{*this, lc.node, lc.name, logger("listener/" + lc.name), !build_them};
+    auto ctx = std::make_unique<listener_ctx>(build_them ? runner.get() : nullptr, lc.pipeline,
+                                              drain_gate);
+    auto l = type->factory(ictx, *ctx);
+    if (build_them) {
+      if (!l) lc.node.fail("the plugin created no listener");
+      listeners.emplace_back(lc.name, std::move(l));
+      listener_ctxs.push_back(std::move(ctx));
+    }
+  }
+}
+
+server::server(server_options opts) : impl_(std::make_unique<impl>()) {
+  impl_->opts = std::move(opts);
+}
+
+server::~server() {
+  if (!impl_) return;
+  // Order matters: sessions and listeners first, then stages, then the services they use.
+  impl_->listeners.clear();
+  impl_->listener_ctxs.clear();
+  if (impl_->runner) impl_->runner->swap(nullptr);
+  impl_->service_objs.clear();
+  impl_->registry.clear();
+  impl_->spool_q.reset();
+  if (impl_->pool) impl_->pool->join();
+}
+
+const plugin_loader& server::plugins() const {
+  return impl_->loader;
+}
+const kernel_config& server::config() const {
+  return impl_->cfg;
+}
+
+void server::build() {
+  auto& k = *impl_;
+  k.cfg = load_kernel_config(k.opts.config_file);
+  k.cfg_dir = k.cfg.dir;
+  configure_logging(k.cfg.log_format, k.cfg.log_level);
+  k.loader.load_dirs(plugin_search_path(k.opts.plugin_dirs, k.cfg.plugin_path));
+  for (const auto& p : k.loader.plugins()) {
+    if (!p.loaded) k.log.warn("plugin refused", {{"path", p.path.string()}, {"reason", p.refusal}});
+  }
+  const unsigned io_threads = k.cfg.io_threads ? k.cfg.io_threads : cores();
+  k.io_ctx = std::make_unique<asio::io_context>(static_cast<int>(io_threads));
+  k.pool = std::make_unique<asio::thread_pool>(k.cfg.worker_threads ? k.cfg.worker_threads
+                                                                    : std::max(2u, cores()));
+  k.incoming = k.cfg.spool_dir / "incoming";
+  k.registry.add(metrics::kind, "default", k.metrics_svc);
+  k.registry.add(events::kind, "default", k.events_svc);
+  k.runner = std::make_unique<pipeline_runner>(*k.io_ctx, *k.metrics_svc, logger("pipeline"));
+  const bool check = k.opts.check_only;
+  if (!check) {
+    k.spool_q =
+        std::make_shared<spool>(*k.io_ctx, *k.pool, k.cfg.spool_dir, k.cfg.durability_full,
+                                *k.runner, *k.metrics_svc, k.events_svc.get(), logger("spool"));
+    k.spool_q->prepare();
+    k.runner->set_spool(k.spool_q.get());
+  }
+  // Services first: stages and listeners look them up.
+  k.make_services(k.cfg, !check);
+  k.runner->swap(k.build_pipelines(k.cfg, check));
+  k.make_listeners(k.cfg, !check);
+  for (const auto& doc : k.cfg.documents)
+    doc.check_unknown_keys();
+}
+
+void server::impl::write_ready_file() {
+  if (opts.ready_file.empty()) return;
+  boost::json::object o;
+  o["pid"] = static_cast<std::int64_t>(::getpid());
+  boost::json::object ls;
+  for (auto& [name, l] : listeners) {
+    boost::json::array eps;
+    for (auto& e : l->endpoints())
+      eps.push_back(boost::json::string(e));
+    ls[name] = std::move(eps);
+  }
+  o["listeners"] = std::move(ls);
+  auto tmp = opts.ready_file;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << boost::json::serialize(o) << "\n";
+  }
+  std::filesystem::rename(tmp, opts.ready_file);
+}
+
+void server::impl::reload() {
+  log.info("reloading configuration", {{"file", opts.config_file.string()}});
+  try {
+    auto next = load_kernel_config(opts.config_file);
+    // Services and listeners keep running; their sections are validated so the whole
+    // file is checked, but changes to them take effect only after a restart.
+    make_services(next, false);
+    make_listeners(next, false);
+    auto set = build_pipelines(next, false);
+    for (const auto& doc : next.documents)
+      doc.check_unknown_keys();
+    runner->swap(std::move(set));
+    configure_logging(next.log_format, next.log_level);
+    log.info("configuration reloaded", {{"pipelines", next.pipelines.size()}});
+  } catch (const std::exception& e) {
+    log.error("reload failed; the previous configuration stays in force", {{"error", e.what()}});
+  }
+}
+
+void server::impl::drain() {
+  if (draining) return;
+  draining = true;
+  log.info("draining", {{"sessions", drain_gate->count()}});
+  for (auto& [name, l] : listeners)
+    l->stop();
+  auto remaining = std::make_shared<int>(2);
+  auto* ioc = io_ctx.get();
+  auto done = [ioc, remaining]() {
+    asio::post(*ioc, [ioc, remaining]() {
+      if (--*remaining == 0) ioc->stop();
+    });
+  };
+  drain_gate->close(done);
+  if (spool_q) {
+    spool_q->stop();
+    spool_q->attempts_gate()->close(done);
+  } else {
+    done();
+  }
+  auto timer = std::make_shared<asio::steady_timer>(*io_ctx, cfg.shutdown_timeout);
+  timer->async_wait([timer, ioc, this](boost::system::error_code ec) {
+    if (ec) return;
+    log.warn("shutdown timeout reached; stopping with work in flight",
+             {{"sessions", drain_gate->count()}});
+    ioc->stop();
+  });
+}
+
+void server::impl::start_signals(asio::signal_set& signals) {
+  signals.async_wait([this, &signals](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload();
+    } else if (draining) {
+      log.warn("second signal: stopping now");
+      io_ctx->stop();
+      return;
+    } else {
+      drain();
+    }
+    start_signals(signals);
+  });
+}
+
+int server::run() {
+  auto& k = *impl_;
+  asio::signal_set signals(*k.io_ctx, SIGTERM, SIGINT, SIGHUP);
+  k.start_signals(signals);
+  for (auto& [name, l] : k.listeners) {
+    l->start();
+    for (auto& e : l->endpoints())
+      k.log.info("listening", {{"listener", name}, {"address", e}});
+  }
+  k.spool_q->recover();
+  k.write_ready_file();
+  const unsigned n = k.cfg.io_threads ? k.cfg.io_threads : cores();
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < n; ++i)
+    threads.emplace_back([&k] { k.io_ctx->run(); });
+  k.io_ctx->run();
+  for (auto& t : threads)
+    t.join();
+  signals.cancel();
+  k.log.info("stopped");
+  return 0;
+}
+
+}  // namespace sluice::kernel

@@ -1,0 +1,439 @@
+// spool.cpp — see spool.hpp.
+#include "spool.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "message_json.hpp"
+#include "sluice/host.hpp"
+
+namespace sluice::kernel {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::error_code errno_code() {
+  return {errno, std::generic_category()};
+}
+
+std::error_code write_file(const std::filesystem::path& path, std::string_view data, bool sync) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return errno_code();
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      auto ec = errno_code();
+      ::close(fd);
+      return ec;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  if (sync && ::fsync(fd) != 0) {
+    auto ec = errno_code();
+    ::close(fd);
+    return ec;
+  }
+  if (::close(fd) != 0) return errno_code();
+  return {};
+}
+
+std::error_code sync_path(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_code();
+  std::error_code ec;
+  if (::fsync(fd) != 0) ec = errno_code();
+  ::close(fd);
+  return ec;
+}
+
+std::chrono::milliseconds backoff(const retry_policy& r, unsigned attempts) {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  double base = static_cast<double>(r.initial.count());
+  for (unsigned i = 1; i < attempts && base < static_cast<double>(r.max.count()); ++i)
+    base *= 2;
+  base = std::min(base, static_cast<double>(r.max.count()));
+  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(base * jitter(rng)));
+}
+
+}  // namespace
+
+spool::spool(asio::io_context& io, asio::thread_pool& workers, std::filesystem::path dir,
+             bool durability_full, pipeline_runner& runner, sluice::metrics& m, sluice::events* ev,
+             sluice::logger log)
+    : io_(io),
+      workers_(workers),
+      dir_(std::move(dir)),
+      incoming_(dir_ / "incoming"),
+      queue_(dir_ / "queue"),
+      full_(durability_full),
+      runner_(runner),
+      metrics_(m),
+      events_(ev),
+      log_(std::move(log)),
+      strand_(asio::make_strand(io)),
+      timer_(strand_) {}
+
+void spool::prepare() {
+  std::filesystem::create_directories(incoming_);
+  std::filesystem::create_directories(queue_);
+  // Bodies of messages that were never acknowledged: the client will send them again.
+  for (auto& e : std::filesystem::directory_iterator(incoming_))
+    std::filesystem::remove(e.path());
+}
+
+std::size_t spool::queued() const {
+  return queued_;
+}
+
+std::error_code spool::write_record(const record& r) const {
+  json::object o;
+  o["id"] = r.id;
+  o["pipeline"] = r.pipeline;
+  o["created_ms"] = r.created_ms;
+  json::array stages;
+  for (auto& s : r.stages) {
+    stages.push_back(json::object{{"name", s.name},
+                                  {"status", s.status},
+                                  {"attempts", s.attempts},
+                                  {"next_ms", s.next_ms},
+                                  {"last", s.last}});
+  }
+  o["stages"] = std::move(stages);
+  o["message"] = r.message;
+  auto tmp = queue_ / (r.id + ".json.tmp");
+  if (auto ec = write_file(tmp, json::serialize(o), full_)) return ec;
+  // The rename is the moment the message (or its new state) exists in the spool.
+  if (::rename(tmp.c_str(), meta(r.id).c_str()) != 0) return errno_code();
+  if (full_) return sync_path(queue_);
+  return {};
+}
+
+bool spool::read_record(const std::string& id, record& r) const {
+  std::ifstream in(meta(id), std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  boost::system::error_code ec;
+  auto v = json::parse(ss.str(), ec);
+  if (ec || !v.is_object()) return false;
+  auto& o = v.as_object();
+  auto str = [&](const json::object& obj, std::string_view k) {
+    auto* x = obj.if_contains(k);
+    return x && x->is_string() ? std::string(x->as_string()) : std::string();
+  };
+  auto num = [&](const json::object& obj, std::string_view k) -> std::int64_t {
+    auto* x = obj.if_contains(k);
+    if (!x) return 0;
+    if (x->is_int64()) return x->as_int64();
+    if (x->is_uint64()) return static_cast<std::int64_t>(x->as_uint64());
+    return 0;
+  };
+  r.id = str(o, "id");
+  r.pipeline = str(o, "pipeline");
+  r.created_ms = num(o, "created_ms");
+  r.stages.clear();
+  if (auto* st = o.if_contains("stages"); st && st->is_array()) {
+    for (auto& s : st->as_array()) {
+      if (!s.is_object()) continue;
+      auto& so = s.as_object();
+      r.stages.push_back({str(so, "name"), str(so, "status"),
+                          static_cast<unsigned>(num(so, "attempts")), num(so, "next_ms"),
+                          str(so, "last")});
+    }
+  }
+  if (auto* m = o.if_contains("message"); m && m->is_object()) r.message = m->as_object();
+  return r.id == id;
+}
+
+void spool::remove_files(const std::string& id) const {
+  std::error_code ec;
+  std::filesystem::remove(meta(id), ec);
+  std::filesystem::remove(eml(id), ec);
+}
+
+asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
+                                            std::shared_ptr<message> msg) {
+  record r;
+  r.id = msg->id;
+  r.pipeline = p->name;
+  r.created_ms = now_ms();
+  for (auto& s : p->deferred_stages)
+    r.stages.push_back({s.name, "pending", 0, r.created_ms, {}});
+  r.message["envelope"] = envelope_to_json(msg->envelope);
+  r.message["edits"] = edits_to_json(msg->edits);
+  r.message["attributes"] = msg->attributes;
+  r.message["quarantined"] = msg->quarantined;
+  auto self = shared_from_this();
+  // The job is a named local, not a temporary inside the co_await expression: GCC 12
+  // destroys such temporaries twice.
+  auto job = [self, r, msg]() {
+    auto target = self->eml(r.id);
+    std::error_code ec;
+    const auto& file = msg->raw->file();
+    // A spilled body is already on this file system: a hard link costs no copy.
+    if (!file.empty() && ::link(file.c_str(), target.c_str()) == 0) {
+      if (self->full_) ec = sync_path(target);
+    } else if (auto mem = msg->raw->memory()) {
+      ec = write_file(target, *mem, self->full_);
+    } else {
+      ec = write_file(target, msg->raw->to_string(), self->full_);
+    }
+    if (!ec) ec = self->write_record(r);
+    if (ec) self->remove_files(r.id);
+    return ec;
+  };
+  auto ec = co_await offload(workers_, std::move(job));
+  if (ec) co_return ec;
+  asio::post(strand_, [self, r]() {
+    ++self->queued_;
+    self->metrics_.get_gauge("sluice_spool_messages", "Messages in the spool")
+        .set(static_cast<double>(self->queued_));
+    for (auto& s : r.stages)
+      self->schedule(r.id, s.name, s.next_ms);
+  });
+  co_return std::error_code{};
+}
+
+void spool::recover() {
+  std::size_t found = 0;
+  std::set<std::string> ids;
+  for (auto& e : std::filesystem::directory_iterator(queue_)) {
+    auto name = e.path().filename().string();
+    if (name.ends_with(".json.tmp")) {
+      std::filesystem::remove(e.path());
+    } else if (name.ends_with(".json")) {
+      ids.insert(name.substr(0, name.size() - 5));
+    }
+  }
+  for (auto& e : std::filesystem::directory_iterator(queue_)) {
+    auto name = e.path().filename().string();
+    // A body without its record was never acknowledged.
+    if (name.ends_with(".eml") && !ids.count(name.substr(0, name.size() - 4))) {
+      std::filesystem::remove(e.path());
+    }
+  }
+  for (auto& id : ids) {
+    record r;
+    if (!read_record(id, r)) {
+      log_.error("unreadable spool record, left in place", {{"file", meta(id).string()}});
+      continue;
+    }
+    ++found;
+    auto self = shared_from_this();
+    asio::post(strand_, [self, r]() {
+      ++self->queued_;
+      for (auto& s : r.stages) {
+        if (s.status == "pending") self->schedule(r.id, s.name, s.next_ms);
+      }
+    });
+  }
+  if (found) log_.info("spool recovered", {{"messages", found}});
+}
+
+void spool::stop() {
+  auto self = shared_from_this();
+  asio::post(strand_, [self]() {
+    self->stopped_ = true;
+    self->timer_.cancel();
+  });
+  gate_->close();
+}
+
+void spool::schedule(const std::string& id, const std::string& stage, std::int64_t due_ms) {
+  due_.emplace(due_ms, std::make_pair(id, stage));
+  arm_timer();
+}
+
+void spool::arm_timer() {
+  if (stopped_ || due_.empty()) return;
+  auto due = std::chrono::system_clock::time_point(std::chrono::milliseconds(due_.begin()->first));
+  auto delay = due - std::chrono::system_clock::now();
+  timer_.expires_after(std::max<std::chrono::steady_clock::duration>(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay),
+      std::chrono::steady_clock::duration::zero()));
+  auto self = shared_from_this();
+  timer_.async_wait(asio::bind_executor(strand_, [self](boost::system::error_code ec) {
+    if (!ec) self->run_due();
+  }));
+}
+
+void spool::run_due() {
+  if (stopped_) return;
+  const auto now = now_ms();
+  auto set = runner_.current();
+  std::vector<std::tuple<std::int64_t, std::string, std::string>> later;
+  while (!due_.empty() && due_.begin()->first <= now) {
+    auto [id, stage] = due_.begin()->second;
+    due_.erase(due_.begin());
+    unsigned limit = 16;
+    if (set) {
+      for (auto& [name, p] : set->pipelines) {
+        if (auto* s = p->find_deferred(stage)) limit = s->retry.concurrency;
+      }
+    }
+    // One attempt per message at a time keeps its record's updates ordered.
+    bool busy = false;
+    for (auto& [rid, rstage] : running_)
+      busy = busy || rid == id;
+    if (busy || running_per_stage_[stage] >= limit) {
+      later.emplace_back(now + 50, id, stage);
+      continue;
+    }
+    running_.insert({id, stage});
+    ++running_per_stage_[stage];
+    asio::co_spawn(strand_, attempt(id, stage), asio::detached);
+  }
+  for (auto& [t, id, stage] : later)
+    due_.emplace(t, std::make_pair(id, stage));
+  arm_timer();
+}
+
+asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
+  auto self = shared_from_this();
+  auto holder = gate_->try_enter();
+  auto finish = [&]() {
+    running_.erase({id, stage_name});
+    --running_per_stage_[stage_name];
+  };
+  if (!holder) {
+    finish();
+    co_return;
+  }
+  record r;
+  auto read_job = [self, id, &r]() { return self->read_record(id, r); };
+  bool ok = co_await offload(workers_, std::move(read_job));
+  if (!ok) {
+    log_.error("spool record vanished", {{"msg", id}});
+    finish();
+    co_return;
+  }
+  auto it = std::find_if(r.stages.begin(), r.stages.end(),
+                         [&](const stage_state& s) { return s.name == stage_name; });
+  if (it == r.stages.end() || it->status != "pending") {
+    finish();
+    co_return;
+  }
+  auto log = log_.with({"msg", id}).with({"pipeline", r.pipeline}).with({"stage", stage_name});
+  std::shared_ptr<const pipeline> p;
+  if (auto set = runner_.current()) {
+    if (auto pit = set->pipelines.find(r.pipeline); pit != set->pipelines.end()) p = pit->second;
+  }
+  const stage_instance* s = p ? p->find_deferred(stage_name) : nullptr;
+  std::string outcome;
+  ++it->attempts;
+  if (!s) {
+    it->status = "failed";
+    it->last = "the stage is no longer configured (removed by a reload)";
+    outcome = "failed";
+  } else {
+    auto msg = std::make_shared<message>();
+    msg->id = id;
+    if (auto* e = r.message.if_contains("envelope"); e && e->is_object()) {
+      msg->envelope = envelope_from_json(e->as_object());
+    }
+    if (auto* e = r.message.if_contains("edits"); e && e->is_array()) {
+      msg->edits = edits_from_json(e->as_array());
+    }
+    if (auto* a = r.message.if_contains("attributes"); a && a->is_object()) {
+      msg->attributes = a->as_object();
+    }
+    std::error_code ec;
+    msg->raw = message_body::from_file(eml(id), ec);
+    verdict v;
+    if (ec) {
+      log.error("spooled body unreadable", {{"error", ec.message()}});
+      v = verdict::local_error();
+    } else {
+      // A named argument, never a prvalue: GCC 12 destroys prvalues passed to by-value
+      // coroutine parameters twice (PR 99576).
+      stage_call call{phase::deferred, it->attempts, r.pipeline, log};
+      v = co_await runner_.call_stage(*s, msg, std::move(call));
+    }
+    // Attributes and edits made by a deferred stage are kept for the next stages.
+    r.message["edits"] = edits_to_json(msg->edits);
+    r.message["attributes"] = msg->attributes;
+    it->last = std::to_string(v.reply.code) + " " + v.reply.enhanced + " " + v.reply.text;
+    switch (v.kind) {
+      case verdict_kind::tempfail: {
+        auto delay = backoff(s->retry, it->attempts);
+        auto next = now_ms() + delay.count();
+        if (next > r.created_ms + s->retry.lifetime.count()) {
+          it->status = "failed";
+          it->last =
+              "expired after " + std::to_string(it->attempts) + " attempts; last: " + it->last;
+          outcome = "expired";
+        } else {
+          it->next_ms = next;
+          outcome = "retry";
+        }
+        break;
+      }
+      case verdict_kind::reject:
+        it->status = "failed";
+        outcome = "failed";
+        break;
+      default:
+        it->status = "done";
+        outcome = "done";
+        break;
+    }
+  }
+  metrics_
+      .get_counter("sluice_deferred_attempts_total", "Attempts of deferred stages",
+                   {{"stage", stage_name}, {"result", outcome}})
+      .inc();
+  bool finished = std::all_of(r.stages.begin(), r.stages.end(),
+                              [](const stage_state& st) { return st.status != "pending"; });
+  auto write_job = [self, r, finished]() {
+    if (finished) {
+      self->remove_files(r.id);
+      return std::error_code{};
+    }
+    return self->write_record(r);
+  };
+  auto wec = co_await offload(workers_, std::move(write_job));
+  if (wec) log.error("spool update failed", {{"error", wec.message()}});
+  if (outcome == "retry") {
+    log.info("deferred stage will retry", {{"attempt", it->attempts}, {"reply", it->last}});
+    schedule(id, stage_name, it->next_ms);
+  } else {
+    (outcome == "done"
+         ? log.info("deferred stage done", {{"attempts", it->attempts}})
+         : log.warn("deferred stage failed", {{"attempts", it->attempts}, {"reply", it->last}}));
+    if (events_) {
+      events_->publish(event{"delivery", "",
+                             json::object{{"ID", id},
+                                          {"Stage", stage_name},
+                                          {"Status", it->status},
+                                          {"Attempts", it->attempts},
+                                          {"Last", it->last}}});
+    }
+  }
+  if (finished) {
+    --queued_;
+    metrics_.get_gauge("sluice_spool_messages", "Messages in the spool")
+        .set(static_cast<double>(queued_));
+  }
+  finish();
+}
+
+}  // namespace sluice::kernel

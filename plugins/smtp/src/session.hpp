@@ -1,0 +1,159 @@
+// plugins/smtp/src/session.hpp — one SMTP/LMTP client connection (RFC 5321, 1870, 2033,
+// 2034, 2920, 3030, 3207, 4954, 6152, 6531; Postfix XCLIENT; HAProxy PROXY v1/v2).
+//
+// A session is a coroutine on its own strand, plus a watchdog coroutine on the same strand
+// that enforces the idle and total timeouts by cancelling the transport. Everything in a
+// session runs on that strand; the only cross-thread entry is the drain gate's on_close
+// callback, which posts to it. The session holds the drain gate for its whole life, the
+// server_state by shared_ptr, and itself (shared_from_this) in both coroutines.
+//
+// Failure: protocol errors become SMTP replies; I/O errors and timeouts end the session
+// (with a 421 when the peer can still hear it). Nothing is thrown out of run().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "command.hpp"
+#include "server.hpp"
+#include "sluice/message.hpp"
+#include "transport.hpp"
+
+namespace sluice::smtp {
+
+struct peer_info {
+  bool unix_socket = false;
+  boost::asio::ip::address address;  // unspecified for unix sockets
+  std::uint16_t port = 0;
+  std::string local_address;  // "127.0.0.1:1025" or "unix:/path"
+};
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(std::shared_ptr<server_state> st, std::unique_ptr<transport> t,
+          boost::asio::any_io_executor ex, peer_info peer);
+  ~session();
+
+  // Runs the whole conversation; never throws. Spawn on the executor given above.
+  boost::asio::awaitable<void> run();
+
+ private:
+  enum class line_status : std::uint8_t { got, need_more, too_long };
+
+  boost::asio::awaitable<void> run_inner();
+  boost::asio::awaitable<void> watchdog();
+  void on_drain();
+  void finish();
+
+  // I/O. read_more() first flushes pending replies (the pipelining rule: replies go out in
+  // one write when the input is drained or before we block).
+  void arm();
+  boost::asio::awaitable<bool> read_more();
+  boost::asio::awaitable<void> flush();
+  boost::asio::awaitable<void> on_read_failure();
+  line_status take_line(std::string& line);
+  void reply(int code, std::string_view enhanced, std::string_view text);
+  void reply_lines(int code, const std::vector<std::string>& lines);
+  void greet();
+  bool count_error();  // true when the session must end (too many errors)
+
+  boost::asio::awaitable<bool> read_proxy_header();
+  boost::asio::awaitable<void> dispatch(const std::string& line);
+
+  void cmd_hello(const command& c);
+  void cmd_mail(const command& c);
+  void cmd_rcpt(const command& c);
+  boost::asio::awaitable<void> cmd_data(const command& c);
+  boost::asio::awaitable<void> cmd_bdat(const command& c);
+  boost::asio::awaitable<void> cmd_starttls(const command& c);
+  boost::asio::awaitable<void> cmd_auth(const command& c);
+  void cmd_xclient(const command& c);
+
+  boost::asio::awaitable<bool> read_auth_response(std::string& decoded, bool& cancelled);
+  boost::asio::awaitable<bool> check_password(std::string user, std::string password);
+  void auth_succeeded(std::string user, std::string_view mech);
+  void auth_failed(std::string_view mech);
+
+  // Reads exactly n bytes of BDAT data from the input, handing them to sink (which may
+  // ignore them). False when the connection failed.
+  boost::asio::awaitable<bool> read_chunk(std::uint64_t n, bool keep);
+  boost::asio::awaitable<void> deliver(std::shared_ptr<const message_body> body);
+  void reply_message_too_big();
+
+  bool tls_required_now() const;
+  bool in_transaction() const { return mail_from_.has_value(); }
+  void reset_transaction();
+  void reset_session();
+  std::string protocol() const;
+  std::string client_address_text() const;
+  std::vector<std::string> auth_mechanisms() const;
+  bool xclient_allowed() const;
+
+  std::shared_ptr<server_state> st_;
+  const settings& cfg_;
+  std::unique_ptr<transport> t_;
+  boost::asio::any_io_executor ex_;
+  boost::asio::steady_timer timer_;
+  peer_info peer_;
+  std::string id_;
+  sluice::logger log_;
+
+  // Input: bytes [in_pos_, in_.size()) are unread. Output: replies not yet written.
+  std::string in_;
+  std::size_t in_pos_ = 0;
+  std::string out_;
+  bool skipping_long_line_ = false;
+
+  gate::holder gate_holder_;
+  std::uint64_t drain_token_ = 0;
+  bool counted_ = false;
+
+  std::chrono::steady_clock::time_point started_;
+  std::chrono::steady_clock::time_point session_end_;
+  std::chrono::steady_clock::time_point deadline_;
+  bool waiting_for_command_ = false;
+  bool draining_ = false;
+  bool timed_out_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+  bool auth_exchange_ = false;  // redact transcript lines
+  unsigned errors_ = 0;
+  unsigned messages_ = 0;
+
+  // Who the client is (after PROXY, then XCLIENT).
+  boost::asio::ip::address client_ip_;
+  bool client_unix_ = false;
+  std::uint16_t client_port_ = 0;
+  std::string client_name_;
+  boost::asio::ip::address trust_ip_;  // after PROXY, before XCLIENT: what trust is checked on
+  bool trust_unix_ = false;
+  std::optional<std::string> xclient_helo_;
+  std::optional<std::string> xclient_proto_;
+
+  // Session state (reset by STARTTLS and XCLIENT).
+  std::string helo_;
+  bool hello_done_ = false;
+  bool esmtp_ = false;
+  std::string auth_user_;
+
+  // Transaction state (reset by RSET, HELO/EHLO and after each message).
+  std::optional<std::string> mail_from_;
+  std::vector<std::pair<std::string, std::string>> mail_params_;
+  std::vector<recipient> rcpts_;
+  bool smtputf8_ = false;
+  std::unique_ptr<body_builder> bdat_body_;
+  bool bdat_started_ = false;
+  bool bdat_too_big_ = false;
+  bool bdat_failed_ = false;
+};
+
+}  // namespace sluice::smtp

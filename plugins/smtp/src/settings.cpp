@@ -1,0 +1,226 @@
+// plugins/smtp/src/settings.cpp — see settings.hpp.
+#include "settings.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/ip/address.hpp>
+#include <charconv>
+
+namespace sluice::smtp {
+namespace {
+
+std::string default_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
+  return buf;
+}
+
+bool all_octal(std::string_view s) {
+  if (s.empty() || s.size() > 4) return false;
+  for (char c : s) {
+    if (c < '0' || c > '7') return false;
+  }
+  return true;
+}
+
+network_list parse_networks(const config_node& cfg, std::string_view key,
+                            std::vector<std::string> fallback) {
+  network_list list;
+  std::optional<config_node> node = cfg.find(key);
+  std::vector<std::string> items = node ? node->as_string_list() : std::move(fallback);
+  for (const auto& item : items) {
+    network n;
+    if (!parse_network(item, n)) {
+      (node ? *node : cfg)
+          .fail("not a network (CIDR like 10.0.0.0/8, an IP, or \"unix\"): \"" + item + "\"");
+    }
+    list.add(n);
+  }
+  return list;
+}
+
+}  // namespace
+
+bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
+                          listen_address& out, std::string& why) {
+  out = listen_address{};
+  out.text = text;
+  std::string_view t = text;
+  if (t.starts_with("unix:")) {
+    t.remove_prefix(5);
+    out.unix_socket = true;
+    if (auto colon = t.rfind(':');
+        colon != std::string_view::npos && all_octal(t.substr(colon + 1))) {
+      out.mode = static_cast<unsigned>(std::stoul(std::string(t.substr(colon + 1)), nullptr, 8));
+      t = t.substr(0, colon);
+    }
+    if (t.empty()) {
+      why = "unix socket path is empty";
+      return false;
+    }
+    std::filesystem::path p(t);
+    out.path = p.is_absolute() ? p : base_dir / p;
+    if (out.path.native().size() >= 100) {  // sockaddr_un.sun_path is 108 bytes
+      why = "unix socket path is too long (max 100 bytes)";
+      return false;
+    }
+    return true;
+  }
+  std::string_view host;
+  std::string_view port;
+  if (t.starts_with("[")) {
+    auto close = t.find(']');
+    if (close == std::string_view::npos || close + 1 >= t.size() || t[close + 1] != ':') {
+      why = "expected [ipv6]:port";
+      return false;
+    }
+    host = t.substr(1, close - 1);
+    port = t.substr(close + 2);
+  } else {
+    auto colon = t.rfind(':');
+    if (colon == std::string_view::npos) {
+      why = "expected host:port or unix:/path[:mode]";
+      return false;
+    }
+    host = t.substr(0, colon);
+    port = t.substr(colon + 1);
+  }
+  unsigned p = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || ptr != port.data() + port.size() || p > 65535) {
+    why = "bad port \"" + std::string(port) + "\"";
+    return false;
+  }
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code bec;
+  boost::asio::ip::make_address(std::string(host), bec);
+  if (bec) {
+    why = "not an IP address: \"" + std::string(host) + "\"";
+    return false;
+  }
+  out.host = std::string(host);
+  out.port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir) {
+  settings s;
+  {
+    std::optional<config_node> node = cfg.find("listen");
+    std::vector<std::string> items =
+        node ? node->as_string_list() : std::vector<std::string>{"127.0.0.1:1025"};
+    if (items.empty()) (node ? *node : cfg).fail("at least one address is needed");
+    for (const auto& item : items) {
+      listen_address a;
+      std::string why;
+      if (!parse_listen_address(item, config_dir, a, why)) {
+        (node ? *node : cfg).fail(why + ": \"" + item + "\"");
+      }
+      s.listen.push_back(std::move(a));
+    }
+  }
+  s.hostname = cfg.get_string("hostname", "");
+  if (s.hostname.empty()) s.hostname = default_hostname();
+  {
+    std::string mode = cfg.get_string("mode", "smtp");
+    if (mode == "lmtp")
+      s.lmtp = true;
+    else if (mode != "smtp")
+      cfg.at("mode").fail("expected smtp or lmtp, got \"" + mode + "\"");
+  }
+  s.max_message_size = cfg.get_size("max_message_size", s.max_message_size);
+  auto positive = [&](std::string_view key, std::int64_t fallback) -> std::size_t {
+    std::int64_t v = cfg.get_int(key, fallback);
+    if (v <= 0) cfg.at(key).fail("must be a positive number");
+    return static_cast<std::size_t>(v);
+  };
+  s.max_recipients = positive("max_recipients", 100);
+  s.max_line_length = cfg.get_size("max_line_length", s.max_line_length);
+  if (s.max_line_length < 512) cfg.at("max_line_length").fail("must be at least 512 (RFC 5321)");
+  s.max_data_line_length = cfg.get_size("max_data_line_length", s.max_data_line_length);
+  if (s.max_data_line_length < 1000) {
+    cfg.at("max_data_line_length").fail("must be at least 1000 (RFC 5321)");
+  }
+  s.idle_timeout = cfg.get_duration("idle_timeout", s.idle_timeout);
+  s.session_timeout = cfg.get_duration("session_timeout", s.session_timeout);
+  s.max_connections = positive("max_connections", 1000);
+  s.max_errors = static_cast<unsigned>(positive("max_errors", 20));
+  s.transcript = cfg.get_bool("transcript", false);
+
+  auto resolve = [&](const std::string& p) {
+    std::filesystem::path path(p);
+    return path.is_absolute() ? path : config_dir / path;
+  };
+
+  if (auto tls = cfg.find("tls")) {
+    std::string mode = tls->get_string("mode", "off");
+    if (mode == "off")
+      s.tls = tls_mode::off;
+    else if (mode == "starttls")
+      s.tls = tls_mode::starttls;
+    else if (mode == "starttls-required")
+      s.tls = tls_mode::starttls_required;
+    else if (mode == "implicit")
+      s.tls = tls_mode::implicit;
+    else
+      tls->at("mode").fail("expected off, starttls, starttls-required or implicit");
+    std::string cert = tls->get_string("cert", "");
+    std::string key = tls->get_string("key", "");
+    if (s.tls != tls_mode::off) {
+      if (cert.empty()) tls->fail("tls.mode " + mode + " needs tls.cert");
+      if (key.empty()) tls->fail("tls.mode " + mode + " needs tls.key");
+      s.tls_cert = resolve(cert);
+      s.tls_key = resolve(key);
+    }
+  }
+
+  if (auto auth = cfg.find("auth")) {
+    std::string mode = auth->get_string("mode", "off");
+    if (mode == "off")
+      s.auth = auth_mode::off;
+    else if (mode == "accept-any")
+      s.auth = auth_mode::accept_any;
+    else if (mode == "optional")
+      s.auth = auth_mode::optional;
+    else if (mode == "required")
+      s.auth = auth_mode::required;
+    else
+      auth->at("mode").fail("expected off, accept-any, optional or required");
+    std::string file = auth->get_string("htpasswd", "");
+    s.allow_insecure = auth->get_bool("allow_insecure", false);
+    if (auth->has("mechanisms")) {
+      s.mech_plain = s.mech_login = s.mech_cram_md5 = false;
+      auto node = auth->at("mechanisms");
+      for (const auto& m : node.as_string_list()) {
+        if (m == "PLAIN")
+          s.mech_plain = true;
+        else if (m == "LOGIN")
+          s.mech_login = true;
+        else if (m == "CRAM-MD5")
+          s.mech_cram_md5 = true;
+        else
+          node.fail("unknown mechanism \"" + m + "\" (PLAIN, LOGIN, CRAM-MD5)");
+      }
+      if (!s.mech_plain && !s.mech_login && !s.mech_cram_md5) node.fail("no mechanism left");
+    }
+    if (s.auth == auth_mode::optional || s.auth == auth_mode::required) {
+      if (file.empty()) auth->fail("auth.mode " + mode + " needs auth.htpasswd");
+    }
+    if (!file.empty()) s.htpasswd = resolve(file);
+    // RFC 4954 §4: cleartext mechanisms need a protected channel. Refuse a configuration
+    // that could only ever offer them in the clear, unless explicitly allowed.
+    if (s.auth != auth_mode::off && s.tls == tls_mode::off && !s.allow_insecure &&
+        !s.mech_cram_md5) {
+      auth->fail("PLAIN/LOGIN need TLS: set tls.mode, or auth.allow_insecure: true");
+    }
+  }
+
+  s.xclient_trusted = parse_networks(cfg, "xclient_trusted", {});
+  s.proxy_protocol = cfg.get_bool("proxy_protocol", false);
+  s.proxy_trusted = parse_networks(cfg, "proxy_trusted", {"127.0.0.0/8", "::1/128", "unix"});
+  s.proxy_timeout = cfg.get_duration("proxy_timeout", s.proxy_timeout);
+  return s;
+}
+
+}  // namespace sluice::smtp

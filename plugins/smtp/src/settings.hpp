@@ -1,0 +1,81 @@
+// plugins/smtp/src/settings.hpp — the SMTP listener's configuration, read once from its
+// config map (see plugins/smtp/README.md for every key and its default).
+//
+// load_settings runs at startup (factory time) and throws sluice::config_error naming the
+// file, line, column and key; afterwards a settings object is immutable and shared by all
+// sessions of a listener.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cidr.hpp"
+#include "sluice/config.hpp"
+
+namespace sluice::smtp {
+
+enum class tls_mode : std::uint8_t {
+  off,                // no TLS at all
+  starttls,           // STARTTLS offered, plaintext allowed
+  starttls_required,  // only EHLO/HELO/NOOP/QUIT/RSET/STARTTLS before TLS: 530 5.7.0 otherwise
+  implicit,           // TLS from the first byte (SMTPS, port 465 style)
+};
+
+enum class auth_mode : std::uint8_t {
+  off,         // AUTH not offered
+  accept_any,  // AUTH offered, any credentials accepted, not required (Mailpit accept-any)
+  optional,    // checked against htpasswd, not required
+  required,    // checked against htpasswd; MAIL without it: 530 5.7.0
+};
+
+struct listen_address {
+  bool unix_socket = false;
+  std::string host;  // TCP: IP literal
+  std::uint16_t port = 0;
+  std::filesystem::path path;  // unix: socket file (absolute)
+  unsigned mode = 0660;        // unix: permission bits
+  std::string text;            // as configured, for messages
+};
+
+// Parses "127.0.0.1:1025", "[::1]:25", "unix:/run/smtp.sock" or "unix:/run/smtp.sock:660".
+// Relative unix paths are resolved against base_dir. False (with why) on a bad value.
+bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
+                          listen_address& out, std::string& why);
+
+struct settings {
+  std::vector<listen_address> listen;
+  std::string hostname;
+  bool lmtp = false;
+  std::uint64_t max_message_size = 50ull * 1024 * 1024;
+  std::size_t max_recipients = 100;
+  std::size_t max_line_length = 1000;            // command lines, CRLF included
+  std::size_t max_data_line_length = 64 * 1024;  // DATA lines, CRLF included
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};
+  std::chrono::milliseconds session_timeout{std::chrono::minutes(30)};
+  std::size_t max_connections = 1000;
+  unsigned max_errors = 20;
+  bool transcript = false;
+
+  tls_mode tls = tls_mode::off;
+  std::filesystem::path tls_cert;
+  std::filesystem::path tls_key;
+
+  auth_mode auth = auth_mode::off;
+  std::filesystem::path htpasswd;
+  bool allow_insecure = false;
+  bool mech_plain = true;
+  bool mech_login = true;
+  bool mech_cram_md5 = true;
+
+  network_list xclient_trusted;
+  bool proxy_protocol = false;
+  network_list proxy_trusted;
+  std::chrono::milliseconds proxy_timeout{std::chrono::seconds(10)};
+};
+
+settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir);
+
+}  // namespace sluice::smtp

@@ -1,0 +1,541 @@
+// codec.cpp — row preparation, header summary, RFC 2047, zstd (see codec.hpp).
+#include "codec.hpp"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+#include <system_error>
+
+#include <boost/json.hpp>
+
+namespace sluice::store {
+namespace {
+
+constexpr std::size_t kMaxSubject = 16 * 1024;
+constexpr std::size_t kMaxAddressField = 64 * 1024;
+constexpr std::size_t kMaxMessageId = 1024;
+// In-memory bodies up to this size are prepared on the calling (I/O) thread: compressing
+// 64 KiB at zstd level 1 takes well under 100 µs, less than a round trip to the workers.
+constexpr std::uint64_t kInlinePrepareLimit = 64 * 1024;
+// A compressed frame must save at least 3 % or the body is stored plain.
+constexpr double kMinSaving = 0.97;
+
+bool ieq(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool base64_decode(std::string_view in, std::string& out) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  unsigned acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    int v = val(c);
+    if (v < 0) return false;
+    acc = (acc << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return true;
+}
+
+void append_utf8(std::string& out, unsigned cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Decodes one encoded word's text into UTF-8; false if the charset or encoding is not
+// one we handle cheaply (the caller then keeps the word as it was).
+bool decode_word(std::string_view charset, char enc, std::string_view text, std::string& out) {
+  if (auto star = charset.find('*'); star != std::string_view::npos) {
+    charset = charset.substr(0, star);  // RFC 2231 language suffix
+  }
+  const bool utf8 = ieq(charset, "utf-8") || ieq(charset, "us-ascii");
+  const bool latin1 = ieq(charset, "iso-8859-1") || ieq(charset, "latin1");
+  if (!utf8 && !latin1) return false;
+  std::string bytes;
+  if (enc == 'B' || enc == 'b') {
+    if (!base64_decode(text, bytes)) return false;
+  } else if (enc == 'Q' || enc == 'q') {
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      char c = text[i];
+      if (c == '_') {
+        bytes.push_back(' ');
+      } else if (c == '=' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
+                 hex_value(text[i + 2]) >= 0) {
+        bytes.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
+        i += 2;
+      } else {
+        bytes.push_back(c);
+      }
+    }
+  } else {
+    return false;
+  }
+  if (utf8) {
+    out += bytes;
+  } else {
+    for (unsigned char c : bytes)
+      append_utf8(out, c);
+  }
+  return true;
+}
+
+// Unfolds a field value: CRLF/LF followed by white space becomes that white space.
+std::string unfold(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c != '\r' && c != '\n') out.push_back(c);
+  }
+  return out;
+}
+
+std::string clip(std::string s, std::size_t max) {
+  if (s.size() <= max) return s;
+  s.resize(max);
+  return sanitize_utf8(s);  // the cut may have split a sequence
+}
+
+struct zstd_contexts {
+  ZSTD_CCtx* c = ZSTD_createCCtx();
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  ~zstd_contexts() {
+    ZSTD_freeCCtx(c);
+    ZSTD_freeDCtx(d);
+  }
+};
+zstd_contexts& contexts() {
+  // One pair per thread: creating a context allocates its workspace, reusing it is free.
+  thread_local zstd_contexts ctx;
+  return ctx;
+}
+
+// Streams the body through ZSTD_compressStream2. Returns false (and leaves `out` empty)
+// when the frame would not be smaller than kMinSaving × the body: such bodies are stored
+// plain. Throws std::system_error if the body cannot be read.
+bool compress_body(const message_body& body, int level, std::string& out) {
+  ZSTD_CCtx* cctx = contexts().c;
+  if (!cctx) throw std::runtime_error("zstd: cannot allocate a compression context");
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);  // detects corruption on read
+  const std::uint64_t raw_size = body.size();
+  ZSTD_CCtx_setPledgedSrcSize(cctx, raw_size);  // also records the size in the frame header
+  const auto limit = static_cast<std::uint64_t>(static_cast<double>(raw_size) * kMinSaving);
+  out.clear();
+  out.resize(std::min<std::size_t>(ZSTD_compressBound(raw_size), 1u << 20));
+  std::size_t used = 0;
+  bool gave_up = false;
+  std::string error;
+  auto drive = [&](ZSTD_inBuffer& in, ZSTD_EndDirective mode) -> bool {
+    for (;;) {
+      if (out.size() - used < ZSTD_CStreamOutSize()) out.resize(out.size() * 2);
+      ZSTD_outBuffer ob{out.data() + used, out.size() - used, 0};
+      std::size_t r = ZSTD_compressStream2(cctx, &ob, &in, mode);
+      if (ZSTD_isError(r)) {
+        error = ZSTD_getErrorName(r);
+        return false;
+      }
+      used += ob.pos;
+      if (used >= limit && raw_size > 0) {
+        gave_up = true;  // not worth it; stop before buffering more than the body's size
+        return false;
+      }
+      if (mode == ZSTD_e_end ? r == 0 : in.pos == in.size) return true;
+    }
+  };
+  std::error_code ec = body.for_each_chunk(
+      [&](std::string_view chunk) {
+        ZSTD_inBuffer in{chunk.data(), chunk.size(), 0};
+        return drive(in, ZSTD_e_continue);
+      },
+      1 << 20);
+  if (ec) throw std::system_error(ec, "read message body");
+  if (!gave_up && error.empty()) {
+    ZSTD_inBuffer in{nullptr, 0, 0};
+    drive(in, ZSTD_e_end);
+  }
+  if (!error.empty()) throw std::runtime_error("zstd: " + error);
+  if (gave_up) {
+    out.clear();
+    out.shrink_to_fit();
+    return false;
+  }
+  out.resize(used);
+  out.shrink_to_fit();
+  return true;
+}
+
+std::string_view op_name(edit_op o) {
+  switch (o) {
+    case edit_op::prepend:
+      return "prepend";
+    case edit_op::append:
+      return "append";
+    case edit_op::set:
+      return "set";
+    case edit_op::remove:
+      return "remove";
+    case edit_op::rename:
+      return "rename";
+  }
+  return "append";
+}
+
+boost::json::array params_json(const std::vector<std::pair<std::string, std::string>>& ps) {
+  boost::json::array a;
+  for (const auto& [k, v] : ps)
+    a.push_back(boost::json::array{boost::json::string(k), boost::json::string(v)});
+  return a;
+}
+
+}  // namespace
+
+std::string sanitize_utf8(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  std::size_t i = 0;
+  while (i < in.size()) {
+    auto c = static_cast<unsigned char>(in[i]);
+    std::size_t len = 0;
+    unsigned cp = 0;
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    }
+    bool ok = len != 0 && i + len <= in.size();
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      auto cc = static_cast<unsigned char>(in[i + k]);
+      if ((cc & 0xC0) != 0x80) ok = false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Reject overlong forms, surrogates and values past U+10FFFF.
+    if (ok && ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+               cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) {
+      ok = false;
+    }
+    if (ok) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string decode_rfc2047(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  std::size_t i = 0;
+  // Set after an encoded word: where it ended in `out`. White space between two encoded
+  // words is dropped (RFC 2047 §6.2); any other character clears it.
+  std::size_t after_word = std::string::npos;
+  while (i < in.size()) {
+    if (in[i] == '=' && i + 1 < in.size() && in[i + 1] == '?') {
+      std::size_t cs_end = in.find('?', i + 2);
+      if (cs_end != std::string_view::npos && cs_end + 2 < in.size() && in[cs_end + 2] == '?') {
+        std::size_t text_end = in.find("?=", cs_end + 3);
+        if (text_end != std::string_view::npos) {
+          std::string decoded;
+          if (decode_word(in.substr(i + 2, cs_end - i - 2), in[cs_end + 1],
+                          in.substr(cs_end + 3, text_end - cs_end - 3), decoded)) {
+            if (after_word != std::string::npos) out.resize(after_word);
+            out += decoded;
+            after_word = out.size();
+            i = text_end + 2;
+            continue;
+          }
+        }
+      }
+    }
+    char c = in[i++];
+    out.push_back(c);
+    if (c != ' ' && c != '\t') after_word = std::string::npos;
+  }
+  return out;
+}
+
+header_summary summarize_headers(std::string_view block) {
+  header_summary h;
+  bool have_mid = false, have_subject = false, have_from = false, have_to = false, have_cc = false;
+  std::size_t pos = 0;
+  while (pos < block.size()) {
+    // One field: its first line and every continuation line (starting with WSP).
+    std::size_t end = pos;
+    for (;;) {
+      std::size_t nl = block.find('\n', end);
+      if (nl == std::string_view::npos) {
+        end = block.size();
+        break;
+      }
+      end = nl + 1;
+      if (end >= block.size() || (block[end] != ' ' && block[end] != '\t')) break;
+    }
+    std::string_view field = block.substr(pos, end - pos);
+    pos = end;
+    std::size_t colon = field.find(':');
+    if (colon == std::string_view::npos) continue;  // the empty line or junk
+    std::string_view name = trim(field.substr(0, colon));
+    std::string_view raw_value = field.substr(colon + 1);
+    auto value = [&] { return std::string(trim(unfold(raw_value))); };
+    if (!have_mid && ieq(name, "Message-ID")) {
+      std::string v = value();
+      std::string_view s = v;
+      if (auto lt = s.find('<'); lt != std::string_view::npos) {
+        s.remove_prefix(lt + 1);
+        if (auto gt = s.find('>'); gt != std::string_view::npos) s = s.substr(0, gt);
+      }
+      h.message_id = clip(sanitize_utf8(trim(s)), kMaxMessageId);
+      have_mid = true;
+    } else if (!have_subject && ieq(name, "Subject")) {
+      h.subject = clip(sanitize_utf8(decode_rfc2047(value())), kMaxSubject);
+      have_subject = true;
+    } else if (!have_from && ieq(name, "From")) {
+      h.from = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
+      have_from = true;
+    } else if (!have_to && ieq(name, "To")) {
+      h.to = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
+      have_to = true;
+    } else if (!have_cc && ieq(name, "Cc")) {
+      h.cc = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
+      have_cc = true;
+    }
+  }
+  return h;
+}
+
+std::string clean_tag(std::string_view tag) {
+  std::string out;
+  bool space = false;
+  for (char c : tag) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '@' || c == '-';
+    if (ok) {
+      if (space && !out.empty()) out.push_back(' ');
+      out.push_back(c);
+      space = false;
+    } else {
+      space = true;  // any other character (and runs of them) becomes one space
+    }
+  }
+  if (out.size() > 100) {
+    out.resize(100);
+    while (!out.empty() && out.back() == ' ')
+      out.pop_back();
+  }
+  return out;
+}
+
+bool prepare_inline_ok(const message& msg) noexcept {
+  return msg.raw && msg.raw->memory() && msg.raw->size() <= kInlinePrepareLimit;
+}
+
+prepared_message prepare_message(const message& msg, std::string mailbox, int zstd_level) {
+  prepared_message p;
+  p.id = msg.id;
+  p.mailbox = std::move(mailbox);
+  p.quarantined = msg.quarantined;
+  const auto received = msg.envelope.received_at;
+  const auto when =
+      received.time_since_epoch().count() != 0 ? received : std::chrono::system_clock::now();
+  p.created_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count();
+
+  std::shared_ptr<const message_body> body =
+      msg.raw ? msg.raw : message_body::from_string(std::string());
+  p.raw_size = body->size();
+  const std::string original_head = body->header_block();
+  if (msg.edits.empty()) {
+    p.size = p.raw_size;
+    p.headers = summarize_headers(original_head);
+  } else {
+    // Output = edited header block + the untouched rest (message::write_output).
+    const std::string head = msg.output_headers();
+    p.size = p.raw_size - original_head.size() + head.size();
+    p.headers = summarize_headers(head);
+  }
+
+  p.env_from = msg.envelope.mail_from;
+  for (const auto& r : msg.envelope.recipients)
+    p.env_to.push_back(r.address);
+  p.envelope_json = envelope_to_json(msg.envelope);
+  p.attributes_json = boost::json::serialize(msg.attributes);
+  p.edits_json = edits_to_json(msg.edits);
+  if (const auto* tags = msg.attributes.if_contains("tags"); tags && tags->is_array()) {
+    for (const auto& t : tags->get_array()) {
+      if (!t.is_string()) continue;
+      std::string c = clean_tag(t.get_string());
+      if (c.empty()) continue;
+      bool dup = std::any_of(p.tags.begin(), p.tags.end(), [&](const std::string& x) {
+        return ieq(x, c);  // tag names are unique case-insensitively
+      });
+      if (!dup) p.tags.push_back(std::move(c));
+    }
+  }
+
+  if (zstd_level > 0 && p.raw_size > 0 && compress_body(*body, zstd_level, p.compressed_data)) {
+    p.compressed = true;
+  } else {
+    p.body = std::move(body);  // stored plain: the writer binds or streams it, no copy here
+  }
+  return p;
+}
+
+std::string decompress(std::string_view frame, std::uint64_t raw_size) {
+  const unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR || declared != raw_size) {
+    throw std::runtime_error("stored message data is corrupt (zstd frame header)");
+  }
+  ZSTD_DCtx* dctx = contexts().d;
+  if (!dctx) throw std::runtime_error("zstd: cannot allocate a decompression context");
+  std::string out(raw_size, '\0');
+  std::size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), frame.data(), frame.size());
+  if (ZSTD_isError(n) || n != raw_size) {
+    throw std::runtime_error(std::string("stored message data is corrupt: ") +
+                             (ZSTD_isError(n) ? ZSTD_getErrorName(n) : "size mismatch"));
+  }
+  return out;
+}
+
+std::string edits_to_json(const std::vector<header_edit>& edits) {
+  boost::json::array a;
+  a.reserve(edits.size());
+  for (const auto& e : edits) {
+    a.push_back(boost::json::object{{"op", op_name(e.op)}, {"name", e.name}, {"value", e.value}});
+  }
+  return boost::json::serialize(a);
+}
+
+std::vector<header_edit> edits_from_json(std::string_view json) {
+  std::vector<header_edit> out;
+  boost::json::value v = boost::json::parse(json);
+  for (const auto& item : v.as_array()) {
+    const auto& o = item.as_object();
+    header_edit e;
+    std::string_view op = o.at("op").as_string();
+    if (op == "prepend")
+      e.op = edit_op::prepend;
+    else if (op == "append")
+      e.op = edit_op::append;
+    else if (op == "set")
+      e.op = edit_op::set;
+    else if (op == "remove")
+      e.op = edit_op::remove;
+    else if (op == "rename")
+      e.op = edit_op::rename;
+    else
+      throw std::runtime_error("stored edit has an unknown op");
+    e.name = std::string(o.at("name").as_string());
+    e.value = std::string(o.at("value").as_string());
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::string envelope_to_json(const envelope& env) {
+  boost::json::array rcpts;
+  for (const auto& r : env.recipients) {
+    rcpts.push_back(boost::json::object{{"address", r.address}, {"params", params_json(r.params)}});
+  }
+  const auto received_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(env.received_at.time_since_epoch())
+          .count();
+  boost::json::object o{
+      {"mail_from", env.mail_from},
+      {"mail_params", params_json(env.mail_params)},
+      {"recipients", std::move(rcpts)},
+      {"listener", env.listener},
+      {"protocol", env.protocol},
+      {"session_id", env.session_id},
+      {"helo", env.helo},
+      {"client_address", env.client_address},
+      {"client_port", env.client_port},
+      {"client_name", env.client_name},
+      {"local_address", env.local_address},
+      {"auth_user", env.auth_user},
+      {"tls_version", env.tls_version},
+      {"tls_cipher", env.tls_cipher},
+      {"received_at_ms", received_ms},
+  };
+  return boost::json::serialize(o);
+}
+
+std::vector<std::string> envelope_recipients(std::string_view envelope_json) {
+  std::vector<std::string> out;
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(envelope_json, ec);
+  if (ec || !v.is_object()) return out;
+  if (const auto* r = v.as_object().if_contains("recipients"); r && r->is_array()) {
+    for (const auto& item : r->get_array()) {
+      if (!item.is_object()) continue;
+      if (const auto* a = item.get_object().if_contains("address"); a && a->is_string()) {
+        out.emplace_back(a->get_string());
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace sluice::store

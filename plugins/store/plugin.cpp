@@ -1,0 +1,67 @@
+// plugin.cpp — the store plugin's descriptor and factories.
+//
+// Service "store": opens (creating and migrating) the SQLite database, registers it as a
+// `mailbox` service under the instance name, and returns it. Stage "store" (commits):
+// stores each message into a mailbox of a store service.
+//
+// Factories run at startup and throw config_error for bad configuration or a database
+// that cannot be opened; nothing throws across the boundary at run time.
+#include <memory>
+
+#include "options.hpp"
+#include "sluice/events.hpp"
+#include "sluice/metrics.hpp"
+#include "sluice/plugin.hpp"
+#include "stage.hpp"
+#include "store.hpp"
+
+namespace sluice::store {
+namespace {
+
+std::shared_ptr<service> make_store_service(instance_context& ctx) {
+  store_options opts = parse_store_options(ctx.config, ctx.host);
+  auto& services = ctx.host.services();
+  std::shared_ptr<sqlite_store> store;
+  try {
+    store = std::make_shared<sqlite_store>(opts, ctx.name, ctx.log, services.get<events>(),
+                                           services.get<metrics>());
+  } catch (const std::exception& e) {
+    ctx.config.fail(std::string("cannot open the store database: ") + e.what());
+  }
+  services.add(mailbox_service::kind, ctx.name, store);
+  ctx.log.info("store opened", {{"path", opts.path.string()},
+                                {"compression", opts.compression_level},
+                                {"durability", opts.durability_full ? "full" : "normal"}});
+  return store;
+}
+
+std::shared_ptr<stage> make_store_stage(instance_context& ctx) {
+  const std::string service_name = ctx.config.get_string("service", "");
+  std::shared_ptr<service> found = ctx.host.services().find(mailbox_service::kind, service_name);
+  // dynamic_cast is reliable here: a store object is always created by this library.
+  auto store = std::dynamic_pointer_cast<sqlite_store>(found);
+  if (!store) {
+    const std::string shown = service_name.empty() ? "default" : service_name;
+    auto where = ctx.config.find("service");
+    const config_node& at = where ? *where : ctx.config;
+    if (found) at.fail("service \"" + shown + "\" is not a store service");
+    at.fail("no store service named \"" + shown +
+            "\" (add one under services: with plugin: store)");
+  }
+  const std::string mailbox = ctx.config.get_string("mailbox", "default");
+  if (!valid_mailbox_name(mailbox)) {
+    ctx.config.at("mailbox").fail("expected a mailbox name of 1 to 200 printable characters");
+  }
+  return std::make_shared<store_stage>(ctx.host, std::move(store), mailbox);
+}
+
+void register_store(registrar& r) {
+  r.add_service("store", make_store_service);
+  r.add_stage("store", make_store_stage, stage_traits{.commits = true});
+}
+
+}  // namespace
+}  // namespace sluice::store
+
+SLUICE_PLUGIN("store", "0.1.0", "SQLite message store: the mailbox service and the store stage",
+              ::sluice::store::register_store);

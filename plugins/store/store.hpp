@@ -1,0 +1,176 @@
+// store.hpp — the SQLite store: a sluice::mailbox_service with one group-committing
+// writer thread and a pool of read-only connections.
+//
+// Writes (new messages, set_read, remove, remove_all, pruning) are jobs queued to the
+// writer thread. The writer takes everything queued (up to max_batch), runs it in one
+// BEGIN IMMEDIATE … COMMIT (each job in a SAVEPOINT, so one bad job fails alone), and then
+// completes every job by posting its handler to the caller's executor. A job is completed
+// as successful only after its COMMIT returned: that is the durability point (WAL with
+// synchronous=NORMAL survives SIGKILL; FULL also survives power loss).
+//
+// Reads run on `read_connections` threads of their own, each with a read-only
+// connection (WAL readers never block the writer, and the writer never blocks them).
+// Nothing here blocks an I/O thread.
+//
+// Ownership: share the store by std::shared_ptr; callers keep it alive while they await.
+// The destructor drains the queue (every queued write is committed and completed) and
+// joins all threads; only one process should write a database file.
+//
+// Failure: construction throws (sqlite_error / std::runtime_error) when the database
+// cannot be opened or migrated. Write failures come back as write_result codes (for the
+// stage to turn into a tempfail); read failures throw std::runtime_error to the awaiter.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include "codec.hpp"
+#include "sluice/events.hpp"
+#include "sluice/log.hpp"
+#include "sluice/mailbox.hpp"
+#include "sluice/metrics.hpp"
+#include "sqlite.hpp"
+
+namespace sluice::store {
+
+struct store_options {
+  std::filesystem::path path = "sluice.db";
+  std::uint64_t max_messages = 0;        // per mailbox; 0 = unlimited
+  std::chrono::milliseconds max_age{0};  // 0 = off
+  std::chrono::milliseconds prune_interval{60'000};
+  int compression_level = 1;  // zstd level; 0 = store plain
+  unsigned read_connections = 4;
+  std::size_t max_batch = 256;
+  std::chrono::microseconds max_delay{2'000};
+  bool durability_full = false;     // synchronous=FULL instead of NORMAL
+  std::size_t prune_batch = 5'000;  // messages deleted per prune transaction
+  std::chrono::milliseconds busy_timeout{5'000};
+};
+
+struct write_result {
+  int rc = SQLITE_OK;  // primary SQLite result code (SQLITE_FULL, SQLITE_IOERR, …)
+  std::uint64_t n = 0;
+  std::string error;  // for logs only; may name paths
+  bool ok() const noexcept { return rc == SQLITE_OK; }
+};
+
+struct store_stats {
+  std::uint64_t transactions = 0;  // group commits (batch transactions) so far
+  std::uint64_t jobs = 0;          // write jobs committed or failed in them
+  std::uint64_t largest_batch = 0;
+  std::uint64_t pruned = 0;  // messages removed by pruning
+};
+
+class sqlite_store final : public mailbox_service {
+ public:
+  sqlite_store(store_options opts, std::string name, sluice::logger log,
+               std::shared_ptr<sluice::events> events, std::shared_ptr<sluice::metrics> metrics);
+  ~sqlite_store() override;
+  sqlite_store(const sqlite_store&) = delete;
+  sqlite_store& operator=(const sqlite_store&) = delete;
+
+  // mailbox_service
+  std::vector<std::string> mailboxes() const override;
+  boost::asio::awaitable<std::vector<stored_message>> list(mailbox_query q) override;
+  boost::asio::awaitable<std::uint64_t> count(std::string mailbox) override;
+  boost::asio::awaitable<std::optional<stored_message>> get(std::string id) override;
+  boost::asio::awaitable<std::optional<std::string>> raw(std::string id,
+                                                         bool with_edits = true) override;
+  boost::asio::awaitable<bool> set_read(std::string id, bool read) override;
+  boost::asio::awaitable<std::uint64_t> remove(std::vector<std::string> ids) override;
+  boost::asio::awaitable<std::uint64_t> remove_all(std::string mailbox) override;
+
+  // Stores a prepared message; completes once it is committed (or failed). Storing an id
+  // that is already stored is a successful no-op (n == 0), so retries are idempotent.
+  boost::asio::awaitable<write_result> insert(prepared_message p);
+  // Makes a mailbox exist (listed by mailboxes()) before it holds any message.
+  void declare_mailbox(const std::string& mailbox);
+  // Runs pruning to completion now; returns how many messages it removed.
+  boost::asio::awaitable<std::uint64_t> prune_now();
+
+  store_stats stats() const;
+  const store_options& options() const noexcept { return opts_; }
+  const std::string& name() const noexcept { return name_; }
+  // Drains the write queue and joins every thread. Idempotent; called by the destructor.
+  void stop();
+
+ private:
+  struct write_job {
+    // Standalone jobs manage their own transactions (pruning) and run alone.
+    bool standalone = false;
+    // Runs on the writer thread, inside the batch transaction (unless standalone).
+    std::function<write_result(database&)> run;
+    // Runs on the writer thread after a successful commit: caches, events, metrics.
+    std::function<void(const write_result&)> after_commit;
+    // Hands the result to the awaiting coroutine (posted to its executor).
+    std::function<void(write_result)> complete;
+  };
+  struct reader_lease;
+
+  boost::asio::awaitable<write_result> submit(write_job job);
+  void enqueue(write_job job);
+  void writer_loop();
+  void run_batch(std::vector<write_job>& batch);
+  void run_standalone(write_job& job);
+  // One prune transaction of at most prune_batch messages; sets `more` when it hit the
+  // limit and more may be due. Returns how many it removed.
+  std::uint64_t prune_step(bool& more);
+  void prune_housekeeping();
+  write_result insert_row(database& db, const prepared_message& p);
+  void publish(std::string type, std::string mailbox, boost::json::value data);
+
+  template <class F>
+  auto read(F fn) -> boost::asio::awaitable<std::invoke_result_t<F&, database&>>;
+  std::unique_ptr<database> open_reader();
+
+  const store_options opts_;
+  const std::string name_;
+  sluice::logger log_;
+  std::shared_ptr<sluice::events> events_;
+  std::shared_ptr<sluice::metrics> metrics_;
+  sluice::counter* m_messages_ = nullptr;
+  sluice::counter* m_pruned_ = nullptr;
+  sluice::counter* m_write_errors_ = nullptr;
+  sluice::histogram* m_batch_size_ = nullptr;
+  sluice::histogram* m_commit_seconds_ = nullptr;
+
+  // The writer connection: used by the constructor, then only by writer_thread_, then
+  // closed last by stop() (so SQLite can checkpoint and remove the WAL).
+  std::unique_ptr<database> writer_db_;
+
+  mutable std::mutex mu_;  // guards queue_, stopping_, mailboxes_
+  std::condition_variable cv_;
+  std::deque<write_job> queue_;
+  bool stopping_ = false;
+  std::set<std::string> mailboxes_;
+
+  std::mutex readers_mu_;  // guards idle_readers_
+  std::vector<std::unique_ptr<database>> idle_readers_;
+
+  std::atomic<std::uint64_t> transactions_{0};
+  std::atomic<std::uint64_t> jobs_{0};
+  std::atomic<std::uint64_t> largest_batch_{0};
+  std::atomic<std::uint64_t> pruned_{0};
+  std::size_t last_batch_size_ = 0;  // writer thread only
+
+  std::once_flag stop_once_;
+  // Declared last: threads start after every member above is constructed and are joined
+  // in stop() before any of them is destroyed.
+  boost::asio::thread_pool readers_;
+  std::thread writer_thread_;
+};
+
+}  // namespace sluice::store

@@ -1,0 +1,34 @@
+// sluice/events.hpp — the in-process event bus (new message, deleted, read, …).
+//
+// Publishers: the store and the listeners. Subscribers: the HTTP listener's WebSocket,
+// the wait endpoint, webhooks. Callbacks run on the publisher's thread and must not block;
+// a subscriber that needs to do I/O posts to its own executor. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include <boost/json/value.hpp>
+
+#include "sluice/services.hpp"
+
+namespace sluice {
+
+struct event {
+  std::string type;     // "new", "update", "delete", "truncate", "prune", "stats", "error"
+  std::string mailbox;  // mailbox the event concerns; empty for global events
+  boost::json::value data;
+};
+
+class events : public service {
+ public:
+  static constexpr std::string_view kind = "events";
+  virtual void publish(event e) = 0;
+  // Returns a token for unsubscribe().
+  virtual std::uint64_t subscribe(std::function<void(const event&)> fn) = 0;
+  virtual void unsubscribe(std::uint64_t token) = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,53 @@
+// sluice/stage.hpp — a step of a pipeline.
+//
+// A stage looks at (and may edit) a message and returns a verdict. Inline stages run
+// while the client waits; deferred stages run after the reply, from the spool, with
+// retries. The kernel bounds every call with the instance's `timeout` and applies its
+// `on_error` policy when the stage throws, times out or fails; a stage therefore reports
+// ordinary failures as verdicts and may leave the unexpected to the runner.
+//
+// Cancellation: on timeout the kernel emits a cancellation on the coroutine's
+// cancellation slot (terminal) and stops waiting; a stage should stop promptly but its
+// frame may outlive the call, so it must hold shared ownership of anything it touches.
+//
+// Threading: process() is called on an I/O thread, possibly concurrently for different
+// messages: stages must be safe for concurrent calls.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "sluice/host.hpp"
+#include "sluice/message.hpp"
+#include "sluice/verdict.hpp"
+
+namespace sluice {
+
+enum class phase : std::uint8_t { inline_, deferred };
+
+struct stage_call {
+  sluice::phase phase = phase::inline_;
+  unsigned attempt = 1;  // deferred: 1 on the first try, then 2, 3, …
+  std::string pipeline;  // pipeline instance name
+  sluice::logger log;    // carries stage, pipeline and message id
+};
+
+class stage {
+ public:
+  virtual ~stage() = default;
+  virtual boost::asio::awaitable<verdict> process(std::shared_ptr<message> msg,
+                                                  const stage_call& call) = 0;
+};
+
+// Declared by a stage type when it registers.
+struct stage_traits {
+  // The stage makes the message durable (a store). A message is acknowledged only after
+  // every committing stage of its pipeline succeeded, or after it was spooled.
+  bool commits = false;
+  // Phase used when the config does not say: inline, or deferred (relay, webhook).
+  sluice::phase default_phase = phase::inline_;
+};
+
+}  // namespace sluice

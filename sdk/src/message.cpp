@@ -1,0 +1,435 @@
+// message.cpp — message bodies (in memory or spilled to a file), header edits applied
+// on output, and message ids.
+//
+// A file-backed body deletes its file when the last reference goes; the spool keeps a
+// message by hard-linking that file into place, so no ownership transfer is needed.
+#include "sluice/message.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <random>
+
+namespace sluice {
+namespace {
+
+class memory_body final : public message_body {
+ public:
+  explicit memory_body(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::uint64_t size() const noexcept override { return bytes_.size(); }
+  std::size_t read(std::uint64_t offset, std::span<char> out,
+                   std::error_code& ec) const noexcept override {
+    ec.clear();
+    if (offset >= bytes_.size()) return 0;
+    std::size_t n = std::min<std::uint64_t>(out.size(), bytes_.size() - offset);
+    std::memcpy(out.data(), bytes_.data() + offset, n);
+    return n;
+  }
+  std::optional<std::string_view> memory() const noexcept override { return bytes_; }
+  const std::filesystem::path& file() const noexcept override { return no_file_; }
+
+ private:
+  std::string bytes_;
+  std::filesystem::path no_file_;
+};
+
+class file_body final : public message_body {
+ public:
+  file_body(std::filesystem::path path, int fd, std::uint64_t size, bool owned = true)
+      : path_(std::move(path)), fd_(fd), size_(size), owned_(owned) {}
+  ~file_body() override {
+    ::close(fd_);
+    std::error_code ec;
+    if (owned_) std::filesystem::remove(path_, ec);
+  }
+  std::uint64_t size() const noexcept override { return size_; }
+  std::size_t read(std::uint64_t offset, std::span<char> out,
+                   std::error_code& ec) const noexcept override {
+    ec.clear();
+    if (offset >= size_) return 0;
+    std::size_t want = std::min<std::uint64_t>(out.size(), size_ - offset);
+    std::size_t done = 0;
+    while (done < want) {
+      ssize_t n = ::pread(fd_, out.data() + done, want - done, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        ec = std::error_code(errno, std::generic_category());
+        return done;
+      }
+      if (n == 0) break;
+      done += static_cast<std::size_t>(n);
+    }
+    return done;
+  }
+  std::optional<std::string_view> memory() const noexcept override { return std::nullopt; }
+  const std::filesystem::path& file() const noexcept override { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_;
+  std::uint64_t size_;
+  bool owned_;
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// Offset just past the header block's terminating empty line, or npos if the block has
+// no end within `text` (then everything is header).
+std::size_t header_block_end(std::string_view text) {
+  if (text.starts_with("\r\n")) return 2;
+  if (text.starts_with("\n")) return 1;
+  std::size_t crlf = text.find("\r\n\r\n");
+  std::size_t lf = text.find("\n\n");
+  if (crlf == std::string_view::npos && lf == std::string_view::npos) return std::string_view::npos;
+  if (lf != std::string_view::npos && (crlf == std::string_view::npos || lf + 1 < crlf + 2)) {
+    return lf + 2;
+  }
+  return crlf + 4;
+}
+
+struct field {
+  std::string name;
+  std::string text;  // the whole field as it goes out, including its line ending(s)
+};
+
+// Renders "Name: value" folded at whitespace so that lines stay under 78 columns where
+// possible (RFC 5322 §2.2.3). Values are single lines: CR and LF are replaced by spaces so
+// an edit can never inject a header or end the header block.
+std::string render_field(std::string_view name, std::string_view value, std::string_view eol) {
+  std::string clean(value);
+  for (char& c : clean) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  std::string out(name);
+  out += ": ";
+  std::size_t col = out.size();
+  std::size_t i = 0;
+  while (i < clean.size()) {
+    std::size_t sp = clean.find(' ', i + 1);
+    std::size_t word_end = sp == std::string::npos ? clean.size() : sp;
+    std::size_t len = word_end - i;
+    if (col + len > 78 && col > name.size() + 2 && clean[i] == ' ') {
+      out += eol;
+      out += '\t';
+      out.append(clean, i + 1, len - 1);
+      col = 1 + len - 1;
+    } else {
+      out.append(clean, i, len);
+      col += len;
+    }
+    i = word_end;
+  }
+  out += eol;
+  return out;
+}
+
+std::vector<field> split_fields(std::string_view header) {
+  std::vector<field> fields;
+  std::size_t pos = 0;
+  while (pos < header.size()) {
+    std::size_t eol = header.find('\n', pos);
+    std::size_t next = eol == std::string_view::npos ? header.size() : eol + 1;
+    std::string_view line = header.substr(pos, next - pos);
+    bool continuation = !line.empty() && (line[0] == ' ' || line[0] == '\t');
+    if (continuation && !fields.empty()) {
+      fields.back().text.append(line);
+    } else {
+      std::size_t colon = line.find(':');
+      std::string name(colon == std::string_view::npos ? std::string_view{}
+                                                       : line.substr(0, colon));
+      while (!name.empty() && (name.back() == ' ' || name.back() == '\t'))
+        name.pop_back();
+      fields.push_back({std::move(name), std::string(line)});
+    }
+    pos = next;
+  }
+  return fields;
+}
+
+void apply_edit(std::vector<field>& fields, const header_edit& e, std::string_view eol) {
+  using op = edit_op;
+  switch (e.op) {
+    case op::prepend:
+      fields.insert(fields.begin(), {e.name, render_field(e.name, e.value, eol)});
+      break;
+    case op::append:
+      fields.push_back({e.name, render_field(e.name, e.value, eol)});
+      break;
+    case op::set: {
+      auto it = std::find_if(fields.begin(), fields.end(),
+                             [&](const field& f) { return iequals(f.name, e.name); });
+      if (it == fields.end()) {
+        fields.push_back({e.name, render_field(e.name, e.value, eol)});
+      } else {
+        *it = {e.name, render_field(e.name, e.value, eol)};
+        fields.erase(std::remove_if(it + 1, fields.end(),
+                                    [&](const field& f) { return iequals(f.name, e.name); }),
+                     fields.end());
+      }
+      break;
+    }
+    case op::remove:
+      fields.erase(std::remove_if(fields.begin(), fields.end(),
+                                  [&](const field& f) { return iequals(f.name, e.name); }),
+                   fields.end());
+      break;
+    case op::rename:
+      for (auto& f : fields) {
+        if (iequals(f.name, e.name)) {
+          std::size_t colon = f.text.find(':');
+          f.text = e.value + f.text.substr(colon);
+          f.name = e.value;
+        }
+      }
+      break;
+  }
+}
+
+}  // namespace
+
+std::error_code message_body::for_each_chunk(const std::function<bool(std::string_view)>& fn,
+                                             std::size_t chunk_size) const {
+  if (auto m = memory()) {
+    if (!m->empty()) fn(*m);
+    return {};
+  }
+  std::string buf(std::max<std::size_t>(chunk_size, 4096), '\0');
+  std::uint64_t off = 0;
+  std::error_code ec;
+  for (;;) {
+    std::size_t n = read(off, buf, ec);
+    if (ec) return ec;
+    if (n == 0) return {};
+    if (!fn(std::string_view(buf.data(), n))) return {};
+    off += n;
+  }
+}
+
+std::string message_body::to_string() const {
+  if (auto m = memory()) return std::string(*m);
+  std::string out;
+  out.reserve(size());
+  for_each_chunk([&](std::string_view c) {
+    out.append(c);
+    return true;
+  });
+  return out;
+}
+
+std::string message_body::header_block(std::size_t limit) const {
+  std::string head;
+  if (auto m = memory()) {
+    head.assign(m->substr(0, limit));
+  } else {
+    head.resize(std::min<std::uint64_t>(limit, size()));
+    std::error_code ec;
+    head.resize(read(0, head, ec));
+  }
+  std::size_t end = header_block_end(head);
+  if (end != std::string::npos) head.resize(end);
+  return head;
+}
+
+std::shared_ptr<const message_body> message_body::from_string(std::string bytes) {
+  return std::make_shared<memory_body>(std::move(bytes));
+}
+
+std::shared_ptr<const message_body> message_body::from_file(const std::filesystem::path& path,
+                                                            std::error_code& ec) {
+  ec.clear();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    ec = std::error_code(errno, std::generic_category());
+    return nullptr;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ec = std::error_code(errno, std::generic_category());
+    ::close(fd);
+    return nullptr;
+  }
+  return std::make_shared<file_body>(path, fd, static_cast<std::uint64_t>(st.st_size), false);
+}
+
+body_builder::body_builder(std::filesystem::path spill_dir, std::size_t spill_threshold)
+    : spill_dir_(std::move(spill_dir)), threshold_(spill_threshold) {}
+
+body_builder::~body_builder() {
+  reset();
+}
+
+void body_builder::reset() {
+  memory_.clear();
+  memory_.shrink_to_fit();
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+    std::error_code ec;
+    std::filesystem::remove(file_, ec);
+  }
+  size_ = 0;
+}
+
+static std::error_code write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::write(fd, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return {errno, std::generic_category()};
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+std::error_code body_builder::append(std::string_view bytes) {
+  if (fd_ < 0 && memory_.size() + bytes.size() <= threshold_) {
+    memory_.append(bytes);
+    size_ += bytes.size();
+    return {};
+  }
+  if (fd_ < 0) {
+    std::error_code ec;
+    std::filesystem::create_directories(spill_dir_, ec);
+    std::string tmpl = (spill_dir_ / "body-XXXXXX").string();
+    fd_ = ::mkostemp(tmpl.data(), O_CLOEXEC);
+    if (fd_ < 0) return {errno, std::generic_category()};
+    file_ = tmpl;
+    if (auto e = write_all(fd_, memory_)) return e;
+    memory_.clear();
+    memory_.shrink_to_fit();
+  }
+  if (auto e = write_all(fd_, bytes)) return e;
+  size_ += bytes.size();
+  return {};
+}
+
+std::shared_ptr<const message_body> body_builder::finish(std::error_code& ec) {
+  ec.clear();
+  if (fd_ < 0) {
+    auto body = std::make_shared<memory_body>(std::move(memory_));
+    memory_.clear();
+    size_ = 0;
+    return body;
+  }
+  auto body = std::make_shared<file_body>(file_, fd_, size_);
+  fd_ = -1;
+  file_.clear();
+  size_ = 0;
+  return body;
+}
+
+void message::prepend_header(std::string name, std::string value) {
+  edits.push_back({edit_op::prepend, std::move(name), std::move(value)});
+}
+void message::append_header(std::string name, std::string value) {
+  edits.push_back({edit_op::append, std::move(name), std::move(value)});
+}
+void message::set_header(std::string name, std::string value) {
+  edits.push_back({edit_op::set, std::move(name), std::move(value)});
+}
+void message::remove_header(std::string name) {
+  edits.push_back({edit_op::remove, std::move(name), {}});
+}
+void message::rename_header(std::string name, std::string new_name) {
+  edits.push_back({edit_op::rename, std::move(name), std::move(new_name)});
+}
+
+std::string message::output_headers() const {
+  std::string head = raw ? raw->header_block() : std::string();
+  if (edits.empty()) return head;
+  std::string_view eol = head.find("\r\n") != std::string::npos || head.empty() ? "\r\n" : "\n";
+  // Keep the empty line that ends the block out of the field list.
+  std::string_view fields_text = head;
+  std::string_view terminator;
+  if (fields_text.ends_with("\r\n\r\n")) {
+    terminator = "\r\n";
+    fields_text.remove_suffix(2);
+  } else if (fields_text.ends_with("\n\n")) {
+    terminator = "\n";
+    fields_text.remove_suffix(1);
+  } else if (fields_text == "\r\n" || fields_text == "\n") {
+    terminator = fields_text;
+    fields_text = {};
+  }
+  auto fields = split_fields(fields_text);
+  for (const auto& e : edits)
+    apply_edit(fields, e, eol);
+  std::string out;
+  out.reserve(head.size() + 256);
+  for (const auto& f : fields) {
+    out += f.text;
+    if (!f.text.ends_with('\n')) out += eol;  // a last line without its end of line
+  }
+  out += terminator;
+  return out;
+}
+
+std::error_code message::write_output(const std::function<bool(std::string_view)>& sink) const {
+  if (!raw) return {};
+  if (edits.empty()) return raw->for_each_chunk(sink);
+  std::string original_head = raw->header_block();
+  std::string head = output_headers();
+  if (!sink(head)) return {};
+  const std::uint64_t body_start = original_head.size();
+  if (auto m = raw->memory()) {
+    if (m->size() > body_start) sink(m->substr(body_start));
+    return {};
+  }
+  std::string buf(64 * 1024, '\0');
+  std::uint64_t off = body_start;
+  std::error_code ec;
+  for (;;) {
+    std::size_t n = raw->read(off, buf, ec);
+    if (ec) return ec;
+    if (n == 0) return {};
+    if (!sink(std::string_view(buf.data(), n))) return {};
+    off += n;
+  }
+}
+
+std::string message::output() const {
+  std::string out;
+  out.reserve(raw ? raw->size() + 512 : 0);
+  write_output([&](std::string_view c) {
+    out.append(c);
+    return true;
+  });
+  return out;
+}
+
+std::string make_message_id() {
+  static constexpr char alphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  using u128 = unsigned __int128;
+  const auto ms =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  // 48 bits of time on top keep ids sorted by arrival; 80 random bits below keep them
+  // unique across threads and processes.
+  u128 v = (static_cast<u128>(ms & 0xFFFFFFFFFFFFull) << 80) |
+           (static_cast<u128>(rng() & 0xFFFFull) << 64) | static_cast<u128>(rng());
+  char out[22];
+  for (int i = 21; i >= 0; --i) {
+    out[i] = alphabet[static_cast<unsigned>(v % 62)];
+    v /= 62;
+  }
+  return std::string(out, 22);
+}
+
+}  // namespace sluice

@@ -1,0 +1,177 @@
+// config_test.cpp — malformed configurations are refused with file:line:col and the key.
+#include <gtest/gtest.h>
+
+#include "kernel_config.hpp"
+#include "sluice_test.hpp"
+
+namespace {
+
+using sluice::kernel::parse_kernel_config;
+
+struct bad_case {
+  const char* name;
+  const char* yaml;
+  const char* expected;  // substring of the error, including the location
+};
+
+// Errors the kernel finds on its own.
+const bad_case kernel_cases[] = {
+    {"syntax", "listeners: [\n  {name: a\n", "t.yaml:3:1: YAML syntax error"},
+    {"not_a_map", "- a\n- b\n", "t.yaml:1:1: the configuration must be a map"},
+    {"bad_log_format", "log:\n  format: xml\n", "t.yaml:2:11: log.format: expected text or json"},
+    {"bad_log_level", "log:\n  level: loud\n", "t.yaml:2:10: log.level: expected trace"},
+    {"bad_durability", "spool:\n  durability: maybe\n",
+     "t.yaml:2:15: spool.durability: expected normal or full"},
+    {"bad_size", "spool:\n  spill_threshold: big\n",
+     "t.yaml:2:20: spool.spill_threshold: expected a size"},
+    {"bad_duration", "shutdown_timeout: soon\n",
+     "t.yaml:1:19: shutdown_timeout: expected a duration"},
+    {"duplicate_key", "log:\n  level: info\n  level: warn\n",
+     "t.yaml:3:3: log.level: duplicate key"},
+    {"listener_without_plugin", "listeners:\n  - name: smtp\n",
+     "t.yaml:2:5: listeners[0].plugin: missing required key"},
+    {"listeners_not_list", "listeners:\n  name: smtp\n", "t.yaml:2:3: listeners: expected a list"},
+    {"unknown_pipeline", "listeners:\n  - {plugin: smtp, pipeline: nowhere}\n",
+     "t.yaml:2:30: listeners[0].pipeline: no pipeline named \"nowhere\""},
+    {"duplicate_listener", "listeners:\n  - {plugin: smtp}\n  - {plugin: smtp}\n",
+     "t.yaml:3:5: listeners[1]: duplicate listener name \"smtp\""},
+    {"bad_name", "services:\n  - {name: \"a b\", plugin: store}\n",
+     "t.yaml:2:12: services[0].name: names are 1-64 characters"},
+    {"pipeline_without_stages", "pipelines:\n  - name: p\n",
+     "t.yaml:2:5: pipelines[0].stages: missing required key"},
+    {"empty_stages", "pipelines:\n  - name: p\n    stages: []\n",
+     "t.yaml:3:13: pipelines[0].stages: a pipeline needs at least one stage"},
+    {"bad_phase", "pipelines:\n  - name: p\n    stages:\n      - {plugin: x, phase: later}\n",
+     "t.yaml:4:28: pipelines[0].stages[0].phase: expected inline or deferred"},
+    {"bad_on_error",
+     "pipelines:\n  - name: p\n    stages:\n      - {plugin: x, on_error: explode}\n",
+     "t.yaml:4:31: pipelines[0].stages[0].on_error: expected one of tempfail"},
+    {"duplicate_stage",
+     "pipelines:\n  - name: p\n    stages:\n      - {plugin: x}\n      - {plugin: x}\n",
+     "t.yaml:5:9: pipelines[0].stages[1]: duplicate stage name \"x\""},
+    {"bad_retry",
+     "pipelines:\n  - name: p\n    stages:\n      - plugin: x\n        retry: {initial: 10m, max: "
+     "1m}\n",
+     "t.yaml:5:16: pipelines[0].stages[0].retry: max must not be less than initial"},
+    {"unset_env", "spool:\n  path: ${SLUICE_TEST_SURELY_UNSET}/x\n",
+     "t.yaml:2:9: spool.path: environment variable SLUICE_TEST_SURELY_UNSET is not set"},
+    {"missing_include", "include: nothere.yaml\n", "t.yaml:1:10: include: included file"},
+};
+
+class kernel_config_errors : public ::testing::TestWithParam<bad_case> {};
+
+TEST_P(kernel_config_errors, names_location_and_key) {
+  const auto& c = GetParam();
+  try {
+    parse_kernel_config(c.yaml, "t.yaml", "/nonexistent-dir-for-tests");
+    FAIL() << "accepted:\n" << c.yaml;
+  } catch (const sluice::config_error& e) {
+    EXPECT_NE(std::string(e.what()).find(c.expected), std::string::npos)
+        << "error was: " << e.what() << "\nexpected to contain: " << c.expected;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(all, kernel_config_errors, ::testing::ValuesIn(kernel_cases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(kernel_config, env_substitution_and_defaults) {
+  ::setenv("SLUICE_TEST_SPOOL", "/tmp/x", 1);
+  auto cfg = parse_kernel_config("spool:\n  path: ${SLUICE_TEST_SPOOL}/s\n  durability: full\n",
+                                 "t.yaml", "/base");
+  EXPECT_EQ(cfg.spool_dir, "/tmp/x/s");
+  EXPECT_TRUE(cfg.durability_full);
+  auto cfg2 =
+      parse_kernel_config("spool:\n  path: ${SLUICE_TEST_NOPE:-rel}/s\n", "t.yaml", "/base");
+  EXPECT_EQ(cfg2.spool_dir, "/base/rel/s");
+}
+
+TEST(kernel_config, include_merges_pipelines) {
+  sluice::test::temp_dir d;
+  sluice::test::write_file(d.path() / "p.yaml",
+                           "pipelines:\n  - name: inc\n    stages:\n      - plugin: x\n");
+  auto cfg = parse_kernel_config("include: p.yaml\nlisteners:\n  - {plugin: l, pipeline: inc}\n",
+                                 "t.yaml", d.path());
+  ASSERT_EQ(cfg.pipelines.size(), 1u);
+  EXPECT_EQ(cfg.pipelines[0].name, "inc");
+}
+
+TEST(kernel_config, include_cannot_set_kernel_keys) {
+  sluice::test::temp_dir d;
+  sluice::test::write_file(d.path() / "p.yaml", "log:\n  level: debug\n");
+  try {
+    parse_kernel_config("include: p.yaml\n", "t.yaml", d.path());
+    FAIL();
+  } catch (const sluice::config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("p.yaml:2:3: log: may only be set in the main"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// Errors found once plugins are involved, through `sluice check-config`.
+struct plugin_case {
+  const char* name;
+  const char* yaml;
+  const char* expected;
+};
+
+const plugin_case plugin_cases[] = {
+    {"unknown_stage_plugin", "pipelines:\n  - name: p\n    stages:\n      - plugin: nosuch\n",
+     "sluice.yaml:4:17: pipelines[0].stages[0].plugin: unknown stage plugin \"nosuch\""},
+    {"unknown_key_in_stage",
+     "pipelines:\n  - name: p\n    stages:\n      - plugin: test_sink\n        dir: out\n"
+     "        colour: blue\n",
+     "sluice.yaml:6:9: pipelines[0].stages[0].colour: unknown key"},
+    {"missing_plugin_key", "pipelines:\n  - name: p\n    stages:\n      - plugin: test_sink\n",
+     "sluice.yaml:4:9: pipelines[0].stages[0].dir: missing required key"},
+    {"plugin_value_error",
+     "pipelines:\n  - name: p\n    stages:\n      - {plugin: test_sink, dir: o}\n"
+     "      - {plugin: test_verdict, verdict: maybe}\n",
+     "sluice.yaml:5:41: pipelines[0].stages[1].verdict: unknown verdict \"maybe\""},
+    {"never_durable", "pipelines:\n  - name: p\n    stages:\n      - plugin: test_verdict\n",
+     "sluice.yaml:2:5: pipelines[0]: pipeline \"p\" never makes a message durable"},
+    {"committing_stage_continue_on_error",
+     "pipelines:\n  - name: p\n    stages:\n      - {plugin: test_sink, dir: o, on_error: "
+     "continue}\n",
+     "sluice.yaml:4:47: pipelines[0].stages[0].on_error: a stage that makes messages durable"},
+    {"unknown_top_level_key", "listners: []\n", "sluice.yaml:1:1: listners: unknown key"},
+    {"unknown_listener_plugin", "listeners:\n  - plugin: nosuch\n",
+     "sluice.yaml:2:13: listeners[0].plugin: unknown listener plugin \"nosuch\""},
+};
+
+class plugin_config_errors : public ::testing::TestWithParam<plugin_case> {};
+
+TEST_P(plugin_config_errors, check_config_reports_location) {
+  const auto& c = GetParam();
+  sluice::test::temp_dir d;
+  sluice::test::write_file(d.path() / "sluice.yaml", c.yaml);
+  std::string out;
+  int rc = sluice::test::run_command(sluice::test::sluice_binary() + " check-config -c " +
+                                         (d.path() / "sluice.yaml").string() + " --plugin-dir " +
+                                         sluice::test::test_plugin_dir(),
+                                     &out);
+  EXPECT_EQ(rc, 78) << out;
+  EXPECT_NE(out.find(c.expected), std::string::npos)
+      << "output was: " << out << "\nexpected to contain: " << c.expected;
+}
+
+INSTANTIATE_TEST_SUITE_P(all, plugin_config_errors, ::testing::ValuesIn(plugin_cases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(check_config, valid_config_passes_without_side_effects) {
+  sluice::test::temp_dir d;
+  sluice::test::write_file(
+      d.path() / "sluice.yaml",
+      "pipelines:\n  - name: p\n    stages:\n      - {plugin: test_sink, dir: out}\n");
+  std::string out;
+  int rc = sluice::test::run_command(sluice::test::sluice_binary() + " check-config -c " +
+                                         (d.path() / "sluice.yaml").string() + " --plugin-dir " +
+                                         sluice::test::test_plugin_dir(),
+                                     &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("configuration is valid"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(d.path() / "out")) << "check-config created files";
+  EXPECT_FALSE(std::filesystem::exists(d.path() / "spool")) << "check-config created the spool";
+}
+
+}  // namespace

@@ -1,0 +1,105 @@
+// plugin_loader_test.cpp — loading, refusing, and one Asio shared with plugins.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+#include <thread>
+
+#include "plugin_loader.hpp"
+#include "services_impl.hpp"
+#include "sluice_test.hpp"
+
+namespace {
+
+using namespace sluice;
+using namespace sluice::kernel;
+namespace asio = boost::asio;
+
+TEST(plugin_loader, loads_testkit_and_lists_what_it_provides) {
+  plugin_loader l;
+  l.load_dirs({sluice::test::test_plugin_dir()});
+  ASSERT_FALSE(l.plugins().empty());
+  const auto& p = l.plugins().front();
+  EXPECT_TRUE(p.loaded) << p.refusal;
+  EXPECT_EQ(p.name, "testkit");
+  EXPECT_EQ(p.build_key, SLUICE_BUILD_KEY);
+  EXPECT_NE(l.find_stage("test_sink"), nullptr);
+  EXPECT_TRUE(l.find_stage("test_sink")->traits.commits);
+  EXPECT_EQ(l.find_stage("test_deferred")->traits.default_phase, phase::deferred);
+}
+
+TEST(plugin_loader, refuses_a_foreign_build_key_naming_both) {
+  plugin_loader l;
+  l.load_dirs({BAD_PLUGIN_DIR});
+  ASSERT_EQ(l.plugins().size(), 1u);
+  const auto& p = l.plugins().front();
+  EXPECT_FALSE(p.loaded);
+  EXPECT_NE(p.refusal.find("build key mismatch"), std::string::npos) << p.refusal;
+  EXPECT_NE(p.refusal.find("clang-99;libc++-1;boost-107000;sdk-abi-1"), std::string::npos)
+      << p.refusal;
+  EXPECT_NE(p.refusal.find(SLUICE_BUILD_KEY), std::string::npos) << p.refusal;
+  EXPECT_EQ(l.find_stage("bad_key"), nullptr);
+}
+
+TEST(plugin_loader, refuses_a_library_that_is_not_a_plugin) {
+  plugin_loader l;
+  EXPECT_FALSE(l.load(sluice::test::build_dir() + "/lib/libsluice_sdk.so"));
+  EXPECT_NE(l.plugins().back().refusal.find("not a Sluice plugin"), std::string::npos);
+  EXPECT_FALSE(l.load("/nonexistent/x.so"));
+  EXPECT_NE(l.plugins().back().refusal.find("cannot load"), std::string::npos);
+}
+
+TEST(plugin_loader, sluice_plugins_command_reports_refusals) {
+  std::string out;
+  int rc = sluice::test::run_command(sluice::test::sluice_binary() + " plugins --plugin-dir " +
+                                         BAD_PLUGIN_DIR + " --plugin-dir " +
+                                         sluice::test::test_plugin_dir(),
+                                     &out);
+  EXPECT_EQ(rc, 1) << out;  // something was refused
+  EXPECT_NE(out.find("REFUSED"), std::string::npos) << out;
+  EXPECT_NE(out.find("testkit 0.1.0"), std::string::npos) << out;
+  EXPECT_NE(out.find("provides stage test_sink"), std::string::npos) << out;
+}
+
+// A minimal host for running a plugin's stage in this process.
+struct test_host final : host {
+  asio::io_context ioc{2};
+  asio::thread_pool pool{1};
+  registry_impl reg;
+  std::filesystem::path dir = "/tmp";
+  asio::io_context& io() override { return ioc; }
+  asio::thread_pool& workers() override { return pool; }
+  service_registry& services() override { return reg; }
+  const std::filesystem::path& spool_dir() const override { return dir; }
+  const std::filesystem::path& config_dir() const override { return dir; }
+  std::size_t spill_threshold() const override { return 1 << 20; }
+  bool durability_full() const override { return false; }
+};
+
+// DESIGN.md §3: a plugin's timers, strands and sockets run on the kernel's io_context.
+TEST(plugin_loader, plugin_shares_the_kernels_asio) {
+  plugin_loader l;
+  l.load_dirs({sluice::test::test_plugin_dir()});
+  const auto* t = l.find_stage("test_asio");
+  ASSERT_NE(t, nullptr);
+  test_host h;
+  auto cfg = sluice::config_node::parse("{}", "t.yaml");
+  instance_context ictx{h, cfg, "asio", logger("test"), false};
+  auto s = t->factory(ictx);
+  auto work = asio::make_work_guard(h.ioc);
+  std::thread a([&] { h.ioc.run(); }), b([&] { h.ioc.run(); });
+  auto msg = std::make_shared<message>();
+  msg->raw = message_body::from_string("Subject: x\r\n\r\n");
+  auto v = asio::co_spawn(h.ioc, s->process(msg, stage_call{}), asio::use_future).get();
+  EXPECT_EQ(v.kind, verdict_kind::continue_) << v.reply.text;
+  EXPECT_NE(msg->output().find("X-Test-Asio: ok"), std::string::npos);
+  work.reset();
+  h.ioc.stop();
+  a.join();
+  b.join();
+  h.pool.join();
+}
+
+}  // namespace

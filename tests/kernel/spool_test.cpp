@@ -1,0 +1,213 @@
+// spool_test.cpp — deferred stages from the spool: retries with backoff, permanent
+// failure, expiry, and recovery after the process dies mid-attempt.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_future.hpp>
+#include <thread>
+
+#include "pipeline.hpp"
+#include "services_impl.hpp"
+#include "sluice_test.hpp"
+#include "spool.hpp"
+
+namespace {
+
+namespace asio = boost::asio;
+using namespace sluice;
+using namespace sluice::kernel;
+
+class scripted_stage final : public stage {
+ public:
+  explicit scripted_stage(std::function<verdict(unsigned attempt)> f) : f_(std::move(f)) {}
+  asio::awaitable<verdict> process(std::shared_ptr<message> msg, const stage_call& call) override {
+    attempts.push_back(call.attempt);
+    phases.push_back(call.phase);
+    bodies.push_back(msg->raw ? msg->raw->to_string() : "");
+    co_return f_(call.attempt);
+  }
+  std::vector<unsigned> attempts;
+  std::vector<phase> phases;
+  std::vector<std::string> bodies;
+
+ private:
+  std::function<verdict(unsigned)> f_;
+};
+
+struct world {
+  explicit world(std::filesystem::path dir) : dir_(std::move(dir)) {
+    spool_ = std::make_shared<spool>(io, workers, dir_, false, runner, m, &ev, logger("spool"));
+    spool_->prepare();
+    runner.set_spool(spool_.get());
+    thread = std::thread([this] { io.run(); });
+  }
+  ~world() {
+    work.reset();
+    io.stop();
+    thread.join();
+    workers.join();
+  }
+  void install(std::shared_ptr<stage> deferred, retry_policy retry) {
+    auto p = std::make_shared<pipeline>();
+    p->name = "p";
+    stage_instance store;
+    store.name = "store";
+    store.traits.commits = true;
+    store.impl = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+    p->inline_stages.push_back(store);
+    stage_instance d;
+    d.name = "relay";
+    d.phase = phase::deferred;
+    d.impl = std::move(deferred);
+    d.retry = retry;
+    d.timeout = std::chrono::seconds(60);
+    p->deferred_stages.push_back(d);
+    auto set = std::make_shared<pipeline_set>();
+    set->pipelines["p"] = p;
+    runner.swap(set);
+  }
+  submit_result submit(std::string body) {
+    auto msg = std::make_shared<message>();
+    msg->raw = message_body::from_string(std::move(body));
+    msg->envelope.mail_from = "a@example.org";
+    msg->envelope.recipients.push_back({"b@example.org", {}});
+    msg->append_header("X-Edit", "kept");
+    return asio::co_spawn(io, runner.submit(pipeline_name, msg), asio::use_future).get();
+  }
+  std::string pipeline_name = "p";
+  std::size_t files() const {
+    std::size_t n = 0;
+    for (auto& e : std::filesystem::directory_iterator(dir_ / "queue"))
+      (void)e, ++n;
+    return n;
+  }
+
+  std::filesystem::path dir_;
+  asio::io_context io;
+  asio::thread_pool workers{2};
+  metrics_impl m;
+  events_impl ev;
+  pipeline_runner runner{io, m, logger("pipeline")};
+  std::shared_ptr<spool> spool_;
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::thread thread;
+};
+
+template <class F>
+bool wait_for(F cond, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
+
+retry_policy fast_retry() {
+  retry_policy r;
+  r.initial = std::chrono::milliseconds(40);
+  r.max = std::chrono::milliseconds(200);
+  r.lifetime = std::chrono::seconds(60);
+  return r;
+}
+
+TEST(spool, retries_with_backoff_until_success_then_forgets) {
+  sluice::test::temp_dir d;
+  world w(d.path());
+  auto st = std::make_shared<scripted_stage>([](unsigned a) {
+    return a <= 3 ? verdict::tempfail(451, "4.4.1", "upstream down") : verdict::next();
+  });
+  w.install(st, fast_retry());
+  auto start = std::chrono::steady_clock::now();
+  auto r = w.submit("Subject: s\r\n\r\nhello\r\n");
+  ASSERT_EQ(r.kind, verdict_kind::accept);
+  ASSERT_TRUE(wait_for([&] { return st->attempts.size() == 4 && w.files() == 0; }));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(st->attempts, (std::vector<unsigned>{1, 2, 3, 4}));
+  for (auto p : st->phases)
+    EXPECT_EQ(p, phase::deferred);
+  // 40 + 80 + 160 ms of backoff at least (minus jitter).
+  EXPECT_GT(took, std::chrono::milliseconds(200));
+  EXPECT_EQ(st->bodies.back(), "Subject: s\r\n\r\nhello\r\n");  // the raw bytes, untouched
+  EXPECT_EQ(w.spool_->queued(), 0u);
+  auto text = w.m.render_prometheus();
+  EXPECT_NE(text.find("sluice_deferred_attempts_total{stage=\"relay\",result=\"retry\"} 3"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("sluice_deferred_attempts_total{stage=\"relay\",result=\"done\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+TEST(spool, reject_is_permanent_and_published) {
+  sluice::test::temp_dir d;
+  world w(d.path());
+  std::vector<std::string> statuses;
+  std::mutex mu;
+  w.ev.subscribe([&](const event& e) {
+    if (e.type != "delivery") return;
+    std::lock_guard lock(mu);
+    statuses.emplace_back(e.data.as_object().at("Status").as_string());
+  });
+  auto st = std::make_shared<scripted_stage>(
+      [](unsigned) { return verdict::reject(550, "5.1.1", "no such user"); });
+  w.install(st, fast_retry());
+  ASSERT_EQ(w.submit("x\r\n").kind, verdict_kind::accept);
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard lock(mu);
+    return statuses.size() == 1;
+  }));
+  EXPECT_EQ(statuses[0], "failed");
+  EXPECT_EQ(st->attempts.size(), 1u);
+  EXPECT_TRUE(wait_for([&] { return w.files() == 0; }));
+}
+
+TEST(spool, expires_after_lifetime) {
+  sluice::test::temp_dir d;
+  world w(d.path());
+  auto st = std::make_shared<scripted_stage>(
+      [](unsigned) { return verdict::tempfail(451, "4.0.0", "no"); });
+  auto r = fast_retry();
+  r.lifetime = std::chrono::milliseconds(150);
+  w.install(st, r);
+  ASSERT_EQ(w.submit("x\r\n").kind, verdict_kind::accept);
+  ASSERT_TRUE(wait_for([&] { return w.files() == 0; }));
+  EXPECT_GE(st->attempts.size(), 1u);
+  EXPECT_LE(st->attempts.size(), 5u);
+  auto text = w.m.render_prometheus();
+  EXPECT_NE(text.find("result=\"expired\"} 1"), std::string::npos) << text;
+}
+
+TEST(spool, survives_a_crash_mid_attempt_and_keeps_edits) {
+  sluice::test::temp_dir d;
+  {
+    world w(d.path());
+    // The first process hangs in the deferred stage, then "dies" (its io_context stops
+    // with the attempt still in flight).
+    auto hang = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+    struct hanging final : stage {
+      std::atomic<bool> started{false};
+      asio::awaitable<verdict> process(std::shared_ptr<message>, const stage_call&) override {
+        started = true;
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+        co_await t.async_wait(asio::use_awaitable);
+        co_return verdict::next();
+      }
+    };
+    auto h = std::make_shared<hanging>();
+    w.install(h, fast_retry());
+    ASSERT_EQ(w.submit("Subject: crash\r\n\r\nbody\r\n").kind, verdict_kind::accept);
+    ASSERT_TRUE(wait_for([&] { return h->started.load(); }));
+    EXPECT_EQ(w.files(), 2u);  // .eml + .json
+  }
+  world w2(d.path());
+  auto st = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w2.install(st, fast_retry());
+  w2.spool_->recover();
+  ASSERT_TRUE(wait_for([&] { return st->attempts.size() == 1 && w2.files() == 0; }));
+  EXPECT_EQ(st->bodies[0], "Subject: crash\r\n\r\nbody\r\n");
+}
+
+}  // namespace

@@ -1,0 +1,629 @@
+// tests/plugins/smtp/smtp_integration_test.cpp — the real `sluice` binary with the smtp
+// listener on 127.0.0.1 port 0 / unix sockets, a test_sink pipeline, driven by golden
+// transcripts (tests/data/smtp/*.txt), raw sockets, Python smtplib, swaks and curl.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "harness.hpp"
+#include "sasl.hpp"
+
+using namespace smtp_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string base = "    hostname: mx.test\n    listen: [\"127.0.0.1:0\"]\n";
+
+std::string transcript(const sluice_server& s, const std::string& name) {
+  return run_transcript(s.endpoints().at(0), data_dir() / name);
+}
+
+// Undoes header folding (CRLF + WSP), so assertions do not depend on where lines break.
+std::string unfold(std::string s) {
+  for (auto p = s.find("\r\n\t"); p != std::string::npos; p = s.find("\r\n\t", p))
+    s.replace(p, 3, " ");
+  for (auto p = s.find("\r\n "); p != std::string::npos; p = s.find("\r\n ", p))
+    s.replace(p, 3, " ");
+  return s;
+}
+
+std::size_t count(std::string_view hay, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto p = hay.find(needle); p != std::string_view::npos; p = hay.find(needle, p + 1))
+    ++n;
+  return n;
+}
+
+// A self-signed certificate made at test time.
+struct cert_files {
+  fs::path dir, cert, key;
+  cert_files() {
+    dir = make_temp_dir("sluice-smtp-cert");
+    cert = dir / "cert.pem";
+    key = dir / "key.pem";
+    std::string out;
+    int rc =
+        run_shell("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mx.test -keyout " +
+                      key.string() + " -out " + cert.string(),
+                  out);
+    if (rc != 0) throw std::runtime_error("openssl req failed: " + out);
+  }
+  ~cert_files() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string yaml(const std::string& mode) const {
+    return "    tls: {mode: " + mode + ", cert: " + cert.string() + ", key: " + key.string() +
+           "}\n";
+  }
+};
+
+// alice/secret hashed with SHA-512-crypt; carol/plainpw in plain text (for CRAM-MD5).
+fs::path make_htpasswd(const fs::path& dir) {
+  std::string hash;
+  if (run_shell("openssl passwd -6 secret", hash) != 0) throw std::runtime_error("openssl passwd");
+  while (!hash.empty() && (hash.back() == '\n' || hash.back() == '\r'))
+    hash.pop_back();
+  fs::path p = dir / "users.htpasswd";
+  write_file(p, "alice:" + hash + "\ncarol:plainpw\n");
+  return p;
+}
+
+std::string python() {
+  return "python3 " + (data_dir() / "tls_client.py").string();
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ golden transcripts
+
+TEST(SmtpTranscript, Basic) {
+  sluice_server s(base);
+  EXPECT_EQ(transcript(s, "basic.txt"), "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(m[0].find("\r\n.a line that starts with a dot\r\n"), std::string::npos) << m[0];
+}
+
+TEST(SmtpTranscript, CommandsSequenceAndSyntax) {
+  sluice_server s(base + "    max_errors: 50\n");
+  EXPECT_EQ(transcript(s, "commands.txt"), "");
+}
+
+TEST(SmtpTranscript, Pipelining) {
+  sluice_server s(base);
+  EXPECT_EQ(transcript(s, "pipelining.txt"), "");
+  EXPECT_EQ(s.wait_messages(2).size(), 2u);
+}
+
+TEST(SmtpTranscript, PipelinedRepliesComeInOneWrite) {
+  sluice_server s(base);
+  client c(s.endpoints()[0]);
+  ASSERT_TRUE(c.read_reply());
+  c.send("EHLO a.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nNOOP\r\n");
+  // All four replies must already be in the first segment we receive.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  char buf[4096];
+  ssize_t n = ::recv(c.fd(), buf, sizeof buf, MSG_DONTWAIT);
+  ASSERT_GT(n, 0);
+  std::string got(buf, static_cast<std::size_t>(n));
+  EXPECT_NE(got.find("250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n"), std::string::npos) << got;
+}
+
+TEST(SmtpTranscript, SmugglingDoesNotEndData) {
+  sluice_server s(base);
+  EXPECT_EQ(transcript(s, "smuggling.txt"), "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(s.messages().size(), 1u);  // the smuggled message never became one
+  EXPECT_NE(m[0].find("first\n.\nMAIL FROM:<evil@example.com>\r\n"), std::string::npos);
+  EXPECT_NE(m[0].find("fifth\r\n"), std::string::npos);
+  EXPECT_EQ(m[0].find("victim@example.com>\r\nReturn-Path"), std::string::npos);
+}
+
+TEST(SmtpTranscript, Chunking) {
+  sluice_server s(base);
+  EXPECT_EQ(transcript(s, "bdat.txt"), "");
+  auto m = s.wait_messages(2);
+  ASSERT_EQ(m.size(), 2u);
+  // BDAT data is taken literally: no dot-unstuffing, no terminator.
+  EXPECT_NE(m[0].find("Subject: chunked\r\n"), std::string::npos);
+  EXPECT_NE(m[0].find("\r\n.xyz\r\n.\r\n"), std::string::npos) << m[0];
+}
+
+TEST(SmtpTranscript, Smtputf8) {
+  sluice_server s(base);
+  EXPECT_EQ(transcript(s, "smtputf8.txt"), "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(unfold(m[0]).find("with UTF8SMTP"), std::string::npos) << m[0];
+}
+
+TEST(SmtpTranscript, LmtpRepliesPerRecipient) {
+  sluice_server s(base + "    mode: lmtp\n");
+  EXPECT_EQ(transcript(s, "lmtp.txt"), "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(unfold(m[0]).find("with LMTP"), std::string::npos);
+}
+
+TEST(SmtpTranscript, RecipientLimit) {
+  sluice_server s(base + "    max_recipients: 2\n");
+  EXPECT_EQ(transcript(s, "recipients.txt"), "");
+}
+
+TEST(SmtpTranscript, TooManyErrors) {
+  sluice_server s(base + "    max_errors: 3\n");
+  EXPECT_EQ(transcript(s, "errors.txt"), "");
+}
+
+// ------------------------------------------------------------------ headers
+
+TEST(SmtpHeaders, TraceFieldsMessageIdAndBcc) {
+  sluice_server s(base);
+  client c(s.endpoints()[0]);
+  ASSERT_TRUE(c.read_reply());
+  c.send(
+      "EHLO client.test\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.com>\r\n"
+      "RCPT TO:<Hidden@Example.com>\r\nRCPT TO:<kept@example.com>\r\nDATA\r\n");
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(c.read_reply());
+  auto r = c.read_reply();
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->starts_with("354")) << *r;
+  c.send(
+      "From: alice@example.com\r\nTo: Bob <bob@example.com>\r\nBcc: kept@example.com\r\n"
+      "Subject: bcc\r\n\r\nbody\r\n.\r\n");
+  r = c.read_reply();
+  ASSERT_TRUE(r && r->starts_with("250 2.0.0 Ok: queued as ")) << r.value_or("EOF");
+  std::string id = r->substr(std::string("250 2.0.0 Ok: queued as ").size());
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  const std::string msg = unfold(m[0]);
+  EXPECT_TRUE(msg.starts_with("Return-Path: <alice@example.com>\r\nReceived: from client.test "))
+      << msg;
+  EXPECT_NE(msg.find("by mx.test (Sluice) with ESMTP id " + id), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Message-ID: <" + id + "@mx.test>"), std::string::npos) << msg;
+  // The existing Bcc keeps its address; the missing recipient is added (Mailpit drops it).
+  EXPECT_NE(msg.find("Bcc: kept@example.com, Hidden@Example.com"), std::string::npos) << msg;
+  EXPECT_EQ(count(msg, "Bcc:"), 1u);
+}
+
+TEST(SmtpHeaders, ReceivedNamesTheSingleRecipientAndKeepsMessageId) {
+  sluice_server s(base);
+  EXPECT_EQ(
+      run_transcript_text(s.endpoints()[0],
+                          "S: 220*\nC: HELO c.test\nC: MAIL FROM:<>\nC: RCPT TO:<bob@example.com>\n"
+                          "C: DATA\nS: 250 mx.test\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 354*\n"
+                          "C: Message-ID: <own@id>\nC: To: bob@example.com\nC:\nC: x\nC: .\n"
+                          "S: 250 2.0.0 Ok: queued as *\n"),
+      "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(unfold(m[0]).find("with SMTP id "), std::string::npos) << m[0];
+  EXPECT_NE(unfold(m[0]).find(" for <bob@example.com>; "), std::string::npos) << m[0];
+  EXPECT_EQ(count(m[0], "Message-ID:"), 1u);
+  EXPECT_EQ(m[0].find("Bcc:"), std::string::npos);
+  EXPECT_TRUE(m[0].starts_with("Return-Path: <>\r\n"));
+}
+
+// ------------------------------------------------------------------ limits
+
+TEST(SmtpLimits, MessageSize) {
+  sluice_server s(base + "    max_message_size: 1KB\n");
+  std::string big(3000, 'x');
+  std::string body;
+  for (int i = 0; i < 3; ++i)
+    body += std::string(900, 'y') + "\r\n";
+  EXPECT_EQ(
+      run_transcript_text(s.endpoints()[0],
+                          "S: 220*\nC: EHLO c.test\nS: 250-mx.test*\nS: 250-PIPELINING\n"
+                          "S: 250-SIZE 1024\nS: 250-8BITMIME\nS: 250-SMTPUTF8\nS: 250-CHUNKING\n"
+                          "S: 250 ENHANCEDSTATUSCODES\n"
+                          "C: MAIL FROM:<a@example.com> SIZE=2000\n"
+                          "S: 552 5.3.4 Message size exceeds fixed maximum message size\n"
+                          "C: MAIL FROM:<a@example.com>\nC: RCPT TO:<b@example.com>\nC: DATA\n"
+                          "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 354*\nR: " +
+                              std::string(900, 'y') + "\\r\\n" + std::string(900, 'y') +
+                              "\\r\\n\nC: .\n"
+                              "S: 552 5.3.4 Message size exceeds fixed maximum message size\n"
+                              "C: MAIL FROM:<a@example.com>\nC: RCPT TO:<b@example.com>\n"
+                              "C: BDAT 2000 LAST\nR: " +
+                              big.substr(0, 2000) +
+                              "\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\n"
+                              "S: 552 5.3.4 Message size exceeds fixed maximum message size\n"
+                              "C: NOOP\nS: 250 2.0.0 Ok\n"),
+      "");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(s.messages().empty());
+}
+
+TEST(SmtpLimits, LineLength) {
+  sluice_server s(base + "    max_line_length: 512\n    max_data_line_length: 1000\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: NOOP " + std::string(600, 'a') +
+                                    "\nS: 500 5.5.2 Line too long\nC: HELO c.test\nS: 250 mx.test\n"
+                                    "C: MAIL FROM:<a@example.com>\nC: RCPT TO:<b@example.com>\n"
+                                    "C: DATA\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 354*\nC: " +
+                                    std::string(1200, 'z') +
+                                    "\nC: .\nS: 500 5.5.2 Line too long in message data\n"
+                                    "C: NOOP\nS: 250 2.0.0 Ok\n"),
+            "");
+}
+
+TEST(SmtpLimits, IdleTimeout) {
+  sluice_server s(base + "    idle_timeout: 1s\n");
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: HELO c.test\nS: 250 mx.test\n"
+                                "S: 421 4.4.2 mx.test Error: timeout exceeded\nS: <closed>\n"),
+            "");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(SmtpLimits, SessionTimeout) {
+  sluice_server s(base + "    session_timeout: 2s\n");
+  client c(s.endpoints()[0]);
+  ASSERT_TRUE(c.read_reply());
+  std::optional<std::string> last;
+  // Keep the session busy (never idle): it still ends at the total limit.
+  for (int i = 0; i < 40; ++i) {
+    try {
+      c.send_line("NOOP");
+    } catch (const std::exception&) {
+      break;
+    }
+    last = c.read_reply();
+    if (!last || last->starts_with("421")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, "421 4.4.2 mx.test Error: session time limit exceeded");
+}
+
+TEST(SmtpLimits, MaxConnections) {
+  sluice_server s(base + "    max_connections: 1\n");
+  client first(s.endpoints()[0]);
+  ASSERT_TRUE(first.read_reply());
+  client second(s.endpoints()[0]);
+  auto r = second.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, "421 4.7.0 mx.test Too many connections, try again later");
+  EXPECT_TRUE(second.closed_by_peer());
+  first.send_line("NOOP");
+  EXPECT_EQ(first.read_reply().value_or(""), "250 2.0.0 Ok");
+}
+
+// ------------------------------------------------------------------ pipeline verdicts
+
+TEST(SmtpVerdicts, RejectAndTempfailBecomeReplies) {
+  sluice_server s(base,
+                  "      - plugin: test_verdict\n        name: rejecter\n        verdict: reject\n "
+                  "       when_rcpt: "
+                  "reject@example.com\n"
+                  "      - plugin: test_verdict\n        name: deferrer\n        verdict: "
+                  "tempfail\n        when_rcpt: "
+                  "later@example.com\n");
+  auto send = [&](const std::string& rcpt) {
+    return run_transcript_text(
+        s.endpoints()[0], "S: 220*\nC: HELO c.test\nC: MAIL FROM:<a@example.com>\nC: RCPT TO:<" +
+                              rcpt +
+                              ">\nC: DATA\nS: 250 mx.test\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\n"
+                              "S: 354*\nC: Subject: v\nC:\nC: .\nS: *\n");
+  };
+  EXPECT_EQ(
+      run_transcript_text(
+          s.endpoints()[0],
+          "S: 220*\nC: HELO c.test\nC: MAIL FROM:<a@example.com>\nC: RCPT TO:<reject@example.com>\n"
+          "C: DATA\nS: 250 mx.test\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 354*\nC: Subject: v\nC:\n"
+          "C: .\nS: 550 5.7.1 Rejected by test\n"
+          "C: MAIL FROM:<a@example.com>\nC: RCPT TO:<later@example.com>\nC: DATA\n"
+          "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 354*\nC: Subject: v\nC:\nC: .\n"
+          "S: 451 4.7.1 Try again later (test)\n"),
+      "");
+  EXPECT_EQ(send("fine@example.com"), "");
+  EXPECT_EQ(s.wait_messages(1).size(), 1u);
+}
+
+// ------------------------------------------------------------------ unix sockets
+
+TEST(SmtpUnix, SocketModeStaleAndLive) {
+  fs::path dir = make_temp_dir("sluice-smtp-unix");
+  fs::path sock = dir / "smtp.sock";
+  // A stale socket file (nobody listens) is replaced.
+  {
+    std::string out;
+    ASSERT_EQ(run_shell("python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.bind('" +
+                            sock.string() + "')\"",
+                        out),
+              0)
+        << out;
+    ASSERT_TRUE(fs::is_socket(sock));
+  }
+  fs::path srvdir = make_temp_dir("sluice-smtp-unix-srv");
+  sluice_server s(
+      "    hostname: mx.test\n    listen: [\"127.0.0.1:0\", \"unix:" + sock.string() + ":600\"]\n",
+      "", srvdir);
+  ASSERT_EQ(s.endpoints().size(), 2u);
+  EXPECT_EQ(s.endpoints()[1], "unix:" + sock.string());
+  struct stat st {};
+  ASSERT_EQ(::stat(sock.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(run_transcript(s.endpoints()[1], data_dir() / "basic.txt"), "");
+  EXPECT_EQ(s.wait_messages(1).size(), 1u);
+  // A live socket is refused with a clear error.
+  try {
+    sluice_server second("    hostname: mx.test\n    listen: [\"unix:" + sock.string() + "\"]\n");
+    ADD_FAILURE() << "a second server took over a live socket";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("another server is listening"), std::string::npos)
+        << e.what();
+  }
+  s.stop();
+  EXPECT_FALSE(fs::exists(sock));  // stop() removes the socket file
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+// ------------------------------------------------------------------ XCLIENT / PROXY
+
+TEST(SmtpXclient, TrustedClientChangesIdentityAndGetsNewGreeting) {
+  sluice_server s(base + "    xclient_trusted: [127.0.0.0/8]\n");
+  EXPECT_EQ(
+      run_transcript_text(
+          s.endpoints()[0],
+          "S: 220*\nC: EHLO proxy.test\nS: 250-mx.test*\nS: 250-PIPELINING\nS: 250-SIZE*\n"
+          "S: 250-8BITMIME\nS: 250-SMTPUTF8\nS: 250-CHUNKING\nS: 250-ENHANCEDSTATUSCODES\n"
+          "S: 250 XCLIENT ADDR PORT HELO NAME PROTO LOGIN\n"
+          "C: XCLIENT ADDR=192.0.2.7 PORT=4242 NAME=real.example HELO=real+2Dhelo.example\n"
+          "S: 220 mx.test ESMTP Sluice ready\n"
+          "C: EHLO again.test\nS: 250-mx.test*\nS: 250-PIPELINING\nS: 250-SIZE*\n"
+          "S: 250-8BITMIME\nS: 250-SMTPUTF8\nS: 250-CHUNKING\nS: 250-ENHANCEDSTATUSCODES\n"
+          "S: 250 XCLIENT ADDR PORT HELO NAME PROTO LOGIN\n"
+          "C: MAIL FROM:<a@example.com>\nC: RCPT TO:<b@example.com>\nC: DATA\n"
+          "S: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 354*\nC: Subject: x\nC:\nC: .\nS: 250 2.0.0*\n"),
+      "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(unfold(m[0]).find("Received: from real-helo.example (real.example [192.0.2.7])"),
+            std::string::npos)
+      << m[0];
+}
+
+TEST(SmtpXclient, RefusedFromUntrustedAddress) {
+  sluice_server s(base + "    xclient_trusted: [192.0.2.0/24]\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: EHLO c.test\nS: 250-mx.test*\nS: 250-PIPELINING\n"
+                                "S: 250-SIZE*\nS: 250-8BITMIME\nS: 250-SMTPUTF8\nS: 250-CHUNKING\n"
+                                "S: 250 ENHANCEDSTATUSCODES\nC: XCLIENT ADDR=192.0.2.7\n"
+                                "S: 550 5.7.0 Error: insufficient authorization\n"),
+            "");
+}
+
+namespace {
+std::string proxy_v2_tcp4() {
+  std::string h("\r\n\r\n\0\r\nQUIT\n", 12);
+  h += '\x21';  // version 2, PROXY
+  h += '\x11';  // AF_INET, STREAM
+  h += std::string("\x00\x0c", 2);
+  h += std::string("\xcb\x00\x71\x05", 4);  // 203.0.113.5
+  h += std::string("\x7f\x00\x00\x01", 4);  // 127.0.0.1
+  h += std::string("\x30\x39", 2);          // 12345
+  h += std::string("\x00\x19", 2);          // 25
+  return h;
+}
+std::string send_one(client& c) {
+  c.send("HELO c.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+  for (int i = 0; i < 4; ++i) {
+    auto r = c.read_reply();
+    if (!r) return "EOF";
+  }
+  c.send("Subject: proxied\r\n\r\n.\r\n");
+  return c.read_reply().value_or("EOF");
+}
+}  // namespace
+
+TEST(SmtpProxy, V1AndV2HeadersSetTheClientAddress) {
+  sluice_server s(base + "    proxy_protocol: true\n");
+  {
+    client c(s.endpoints()[0]);
+    c.send("PROXY TCP4 198.51.100.9 127.0.0.1 5555 25\r\n");
+    EXPECT_EQ(c.read_reply().value_or(""), "220 mx.test ESMTP Sluice ready");
+    EXPECT_TRUE(send_one(c).starts_with("250 2.0.0"));
+  }
+  {
+    client c(s.endpoints()[0]);
+    c.send(proxy_v2_tcp4());
+    EXPECT_EQ(c.read_reply().value_or(""), "220 mx.test ESMTP Sluice ready");
+    EXPECT_TRUE(send_one(c).starts_with("250 2.0.0"));
+  }
+  {
+    client c(s.endpoints()[0]);  // no header: dropped without a greeting
+    c.send("EHLO c.test\r\n");
+    EXPECT_FALSE(c.read_reply());
+  }
+  auto m = s.wait_messages(2);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_NE(m[0].find("[198.51.100.9]"), std::string::npos) << m[0];
+  EXPECT_NE(m[1].find("[203.0.113.5]"), std::string::npos) << m[1];
+}
+
+TEST(SmtpProxy, UntrustedPeerIsDropped) {
+  sluice_server s(base + "    proxy_protocol: true\n    proxy_trusted: [192.0.2.0/24]\n");
+  client c(s.endpoints()[0]);
+  c.send("PROXY TCP4 198.51.100.9 127.0.0.1 5555 25\r\n");
+  EXPECT_FALSE(c.read_reply());
+}
+
+// ------------------------------------------------------------------ AUTH
+
+TEST(SmtpAuth, RequiredPlainAndLoginAgainstHtpasswd) {
+  fs::path dir = make_temp_dir("sluice-smtp-auth");
+  fs::path users = make_htpasswd(dir);
+  sluice_server s(base + "    auth: {mode: required, htpasswd: " + users.string() +
+                  ", allow_insecure: true}\n");
+  EXPECT_EQ(transcript(s, "auth_plain.txt"), "");
+  EXPECT_EQ(transcript(s, "auth_login.txt"), "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(unfold(m[0]).find("with ESMTPA"), std::string::npos) << m[0];
+  EXPECT_EQ(s.log().find("secret"), std::string::npos);  // credentials are never logged
+  fs::remove_all(dir);
+}
+
+TEST(SmtpAuth, CramMd5WithPlainTextEntry) {
+  fs::path dir = make_temp_dir("sluice-smtp-cram");
+  fs::path users = make_htpasswd(dir);
+  sluice_server s(base + "    auth: {mode: optional, htpasswd: " + users.string() +
+                  ", allow_insecure: true}\n");
+  auto attempt = [&](const std::string& user, const std::string& secret) {
+    client c(s.endpoints()[0]);
+    c.read_reply();
+    c.send_line("EHLO c.test");
+    c.read_reply();
+    c.send_line("AUTH CRAM-MD5");
+    auto r = c.read_reply();
+    if (!r || !r->starts_with("334 ")) return std::string("bad challenge");
+    auto challenge = sluice::smtp::base64_decode(r->substr(4));
+    if (!challenge) return std::string("undecodable challenge");
+    c.send_line(
+        sluice::smtp::base64_encode(user + " " + sluice::smtp::hmac_md5_hex(secret, *challenge)));
+    return c.read_reply().value_or("EOF");
+  };
+  EXPECT_EQ(attempt("carol", "plainpw"), "235 2.7.0 Authentication successful");
+  EXPECT_EQ(attempt("carol", "wrong"), "535 5.7.8 Authentication credentials invalid");
+  // alice's entry is hashed: CRAM-MD5 cannot work for her.
+  EXPECT_EQ(attempt("alice", "secret"), "535 5.7.8 Authentication credentials invalid");
+  fs::remove_all(dir);
+}
+
+TEST(SmtpAuth, AcceptAnyTakesAnyCredentials) {
+  sluice_server s(base + "    auth: {mode: accept-any, allow_insecure: true}\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: EHLO c.test\nS: 250-*\nS: 250-*\nS: 250-*\nS: 250-*\n"
+                                "S: 250-*\nS: 250-*\nS: 250-*\nS: 250 AUTH PLAIN LOGIN CRAM-MD5\n"
+                                "C: MAIL FROM:<a@example.com>\nS: 250 2.1.0 Ok\nC: RSET\nS: 250*\n"
+                                "C: AUTH PLAIN AHdob2V2ZXIAYW55dGhpbmc=\nS: 235 2.7.0*\n"),
+            "");
+}
+
+// ------------------------------------------------------------------ TLS
+
+TEST(SmtpTls, StarttlsRequiredBlocksMailUntilTls) {
+  cert_files certs;
+  sluice_server s(base + certs.yaml("starttls-required"));
+  EXPECT_EQ(transcript(s, "starttls_required.txt"), "");
+}
+
+TEST(SmtpTls, PlaintextPipelinedAfterStarttlsIsDiscarded) {
+  cert_files certs;
+  sluice_server s(base + certs.yaml("starttls"));
+  std::string out;
+  int rc = run_shell(python() + " injection 127.0.0.1 " + std::to_string(s.port()), out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("OK injection discarded"), std::string::npos) << out;
+}
+
+TEST(SmtpTls, AuthOnlyAfterStarttls) {
+  cert_files certs;
+  fs::path dir = make_temp_dir("sluice-smtp-tlsauth");
+  fs::path users = make_htpasswd(dir);
+  sluice_server s(base + certs.yaml("starttls") +
+                  "    auth: {mode: optional, htpasswd: " + users.string() + "}\n");
+  EXPECT_EQ(transcript(s, "auth_insecure.txt"), "");
+  std::string out;
+  int rc = run_shell(python() + " smtplib 127.0.0.1 " + std::to_string(s.port()), out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("OK starttls+auth TLSv1."), std::string::npos) << out;
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(unfold(m[0]).find("with ESMTPSA (TLSv1."), std::string::npos) << m[0];
+  fs::remove_all(dir);
+}
+
+TEST(SmtpTls, ImplicitTls) {
+  cert_files certs;
+  sluice_server s(base + certs.yaml("implicit"));
+  std::string out;
+  int rc = run_shell(python() + " implicit 127.0.0.1 " + std::to_string(s.port()), out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(s.wait_messages(1).size(), 1u);
+  // TLS 1.1 is refused.
+  rc = run_shell("timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(s.port()) +
+                     " -tls1_1 </dev/null",
+                 out);
+  EXPECT_NE(rc, 0) << out;
+}
+
+// ------------------------------------------------------------------ real clients
+
+TEST(SmtpClients, SwaksAndCurl) {
+  sluice_server s(base);
+  std::string port = std::to_string(s.port());
+  std::string out;
+  int rc = run_shell("timeout 30 swaks --server 127.0.0.1 --port " + port +
+                         " --from alice@example.com --to bob@example.com --pipeline"
+                         " --header 'Subject: swaks'",
+                     out);
+  EXPECT_EQ(rc, 0) << out;
+  fs::path mail = s.dir() / "curl.eml";
+  write_file(mail,
+             "From: alice@example.com\r\nTo: carol@example.com\r\nSubject: curl\r\n\r\nhi\r\n");
+  rc = run_shell("timeout 30 curl -sS --max-time 20 smtp://127.0.0.1:" + port +
+                     " --mail-from alice@example.com --mail-rcpt carol@example.com --upload-file " +
+                     mail.string(),
+                 out);
+  EXPECT_EQ(rc, 0) << out;
+  auto m = s.wait_messages(2);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_NE(m[0].find("Subject: swaks"), std::string::npos);
+  EXPECT_NE(m[1].find("Subject: curl"), std::string::npos);
+}
+
+TEST(SmtpClients, SwaksStarttlsAuth) {
+  cert_files certs;
+  fs::path dir = make_temp_dir("sluice-smtp-swaks");
+  fs::path users = make_htpasswd(dir);
+  sluice_server s(base + certs.yaml("starttls-required") +
+                  "    auth: {mode: required, htpasswd: " + users.string() + "}\n");
+  std::string out;
+  int rc = run_shell("timeout 30 swaks --server 127.0.0.1 --port " + std::to_string(s.port()) +
+                         " --from alice@example.com --to bob@example.com -tls --auth LOGIN"
+                         " --auth-user alice --auth-password secret",
+                     out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(s.wait_messages(1).size(), 1u);
+  fs::remove_all(dir);
+}
+
+// ------------------------------------------------------------------ drain
+
+TEST(SmtpDrain, IdleSessionsAreToldBusyOnesFinishFirst) {
+  sluice_server s(base, "      - plugin: test_verdict\n        delay: 1500ms\n");
+  client idle(s.endpoints()[0]);
+  ASSERT_TRUE(idle.read_reply());
+  client busy(s.endpoints()[0]);
+  ASSERT_TRUE(busy.read_reply());
+  busy.send("HELO c.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(busy.read_reply());
+  busy.send("Subject: drain\r\n\r\n.\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // now inside submit
+  std::string ready = read_file(s.dir() / "ready.json");
+  auto pos = ready.find("\"pid\":");
+  ASSERT_NE(pos, std::string::npos);
+  ::kill(std::stoi(ready.substr(pos + 6)), SIGTERM);
+  EXPECT_EQ(idle.read_reply().value_or("EOF"), "421 4.3.2 Service shutting down");
+  auto r = busy.read_reply();
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->starts_with("250 2.0.0 Ok: queued as ")) << *r;
+  EXPECT_EQ(busy.read_reply().value_or("EOF"), "421 4.3.2 Service shutting down");
+  EXPECT_EQ(s.messages().size(), 1u);
+}

@@ -1,0 +1,758 @@
+// store_test.cpp — unit tests of the store plugin, built from its sources with a fake host.
+//
+// The fake host runs a real io_context on two threads and a worker pool, so the store's
+// completion path (writer thread → caller's executor) is exercised as in the kernel.
+// Each test uses its own temporary directory and database.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "codec.hpp"
+#include "options.hpp"
+#include "schema.hpp"
+#include "sluice/sdk.hpp"
+#include "stage.hpp"
+#include "store.hpp"
+
+namespace asio = boost::asio;
+using namespace sluice;
+using namespace sluice::store;
+using namespace std::chrono_literals;
+
+extern "C" const sluice::plugin_descriptor sluice_plugin_descriptor;
+
+namespace {
+
+class fake_registry final : public service_registry {
+ public:
+  void add(std::string_view kind, std::string_view name, std::shared_ptr<service> s) override {
+    std::lock_guard lk(mu_);
+    auto key = std::make_pair(std::string(kind), std::string(name));
+    if (map_.count(key)) throw std::invalid_argument("already registered");
+    map_[key] = std::move(s);
+  }
+  std::shared_ptr<service> find(std::string_view kind, std::string_view name) const override {
+    std::lock_guard lk(mu_);
+    if (!name.empty()) {
+      auto it = map_.find({std::string(kind), std::string(name)});
+      return it == map_.end() ? nullptr : it->second;
+    }
+    if (auto it = map_.find({std::string(kind), "default"}); it != map_.end()) return it->second;
+    std::shared_ptr<service> only;
+    for (const auto& [k, v] : map_) {
+      if (k.first != kind) continue;
+      if (only) return nullptr;
+      only = v;
+    }
+    return only;
+  }
+  std::vector<std::string> names(std::string_view kind) const override {
+    std::lock_guard lk(mu_);
+    std::vector<std::string> out;
+    for (const auto& [k, v] : map_) {
+      if (k.first == kind) out.push_back(k.second);
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<service>> map_;
+};
+
+class fake_events final : public events {
+ public:
+  void publish(event e) override {
+    std::lock_guard lk(mu_);
+    seen_.push_back(std::move(e));
+  }
+  std::uint64_t subscribe(std::function<void(const event&)>) override { return 1; }
+  void unsubscribe(std::uint64_t) override {}
+  std::vector<event> of_type(const std::string& type) {
+    std::lock_guard lk(mu_);
+    std::vector<event> out;
+    for (const auto& e : seen_) {
+      if (e.type == type) out.push_back(e);
+    }
+    return out;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<event> seen_;
+};
+
+class fake_counter final : public counter {
+ public:
+  void inc(double v) override { v_ += v; }
+  double value() const override { return v_; }
+  std::atomic<double> v_{0};
+};
+class fake_gauge final : public gauge {
+ public:
+  void set(double v) override { v_ = v; }
+  void add(double v) override { v_ += v; }
+  double value() const override { return v_; }
+  std::atomic<double> v_{0};
+};
+class fake_histogram final : public histogram {
+ public:
+  void observe(double v) override {
+    count_++;
+    sum_ += v;
+  }
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
+class fake_metrics final : public metrics {
+ public:
+  counter& get_counter(std::string_view name, std::string_view, const metric_labels&) override {
+    std::lock_guard lk(mu_);
+    return counters_[std::string(name)];
+  }
+  gauge& get_gauge(std::string_view name, std::string_view, const metric_labels&) override {
+    std::lock_guard lk(mu_);
+    return gauges_[std::string(name)];
+  }
+  histogram& get_histogram(std::string_view name, std::string_view, const metric_labels&,
+                           std::vector<double>) override {
+    std::lock_guard lk(mu_);
+    return histograms_[std::string(name)];
+  }
+  std::string render_prometheus() const override { return {}; }
+  std::mutex mu_;
+  std::map<std::string, fake_counter> counters_;
+  std::map<std::string, fake_gauge> gauges_;
+  std::map<std::string, fake_histogram> histograms_;
+};
+
+class fake_host final : public host {
+ public:
+  explicit fake_host(std::filesystem::path dir) : dir_(std::move(dir)) {
+    for (int i = 0; i < 2; ++i)
+      threads_.emplace_back([this] { io_.run(); });
+  }
+  ~fake_host() override {
+    guard_.reset();
+    for (auto& t : threads_)
+      t.join();
+    workers_.join();
+  }
+  asio::io_context& io() override { return io_; }
+  asio::thread_pool& workers() override { return workers_; }
+  service_registry& services() override { return registry_; }
+  const std::filesystem::path& spool_dir() const override { return dir_; }
+  const std::filesystem::path& config_dir() const override { return dir_; }
+  std::size_t spill_threshold() const override { return 1024; }
+  bool durability_full() const override { return false; }
+
+ private:
+  std::filesystem::path dir_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_{io_.get_executor()};
+  asio::thread_pool workers_{2};
+  fake_registry registry_;
+  std::vector<std::thread> threads_;
+};
+
+// Collects the plugin's factories through its own descriptor.
+class fake_registrar final : public registrar {
+ public:
+  void add_stage(std::string_view name, stage_factory f, stage_traits t) override {
+    stages[std::string(name)] = {std::move(f), t};
+  }
+  void add_listener(std::string_view, listener_factory) override {}
+  void add_service(std::string_view name, service_factory f) override {
+    services[std::string(name)] = std::move(f);
+  }
+  void add_command(std::string_view, std::string_view, command_fn) override {}
+  std::map<std::string, std::pair<stage_factory, stage_traits>> stages;
+  std::map<std::string, service_factory> services;
+};
+
+std::string sample_message(const std::string& subject, const std::string& body = "Hello\r\n") {
+  return "From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: " + subject +
+         "\r\nMessage-ID: <" + subject + "@example.com>\r\n\r\n" + body;
+}
+
+std::shared_ptr<message> make_message(std::string raw, std::string from = "alice@example.com") {
+  auto m = std::make_shared<message>();
+  m->id = make_message_id();
+  m->raw = message_body::from_string(std::move(raw));
+  m->envelope.mail_from = std::move(from);
+  m->envelope.recipients.push_back({"bob@example.com", {}});
+  m->envelope.received_at = std::chrono::system_clock::now();
+  return m;
+}
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("sluice-store-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    host_ = std::make_unique<fake_host>(dir_);
+    events_ = std::make_shared<fake_events>();
+    metrics_ = std::make_shared<fake_metrics>();
+  }
+  void TearDown() override {
+    host_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::shared_ptr<sqlite_store> open(store_options o = {}) {
+    o.path = dir_ / "store.db";
+    return std::make_shared<sqlite_store>(o, "default", logger("store"), events_, metrics_);
+  }
+
+  template <class T>
+  T run(asio::awaitable<T> a) {
+    return asio::co_spawn(host_->io(), std::move(a), asio::use_future).get();
+  }
+
+  write_result put(sqlite_store& s, const std::shared_ptr<message>& m,
+                   const std::string& mailbox = "default") {
+    return run(s.insert(prepare_message(*m, mailbox, s.options().compression_level)));
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<fake_host> host_;
+  std::shared_ptr<fake_events> events_;
+  std::shared_ptr<fake_metrics> metrics_;
+  static inline int counter_ = 0;
+};
+
+// Every byte value, NUL included, a bare LF, 8-bit text: stored bodies must come back
+// exactly.
+std::string binary_message(std::size_t body_size, bool compressible) {
+  std::string s = "Subject: binary\r\nX-8bit: caf\xc3\xa9 \xff\xfe\r\n\r\n";
+  std::mt19937 rng(42);
+  for (std::size_t i = 0; i < body_size; ++i) {
+    s.push_back(compressible ? static_cast<char>("abc\0\n\xff"[i % 6])
+                             : static_cast<char>(rng() & 0xff));
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_F(StoreTest, StoresListsAndGets) {
+  auto s = open();
+  auto m1 = make_message(sample_message("first"));
+  m1->attributes["spam"] = boost::json::object{{"score", 1.5}};
+  m1->attributes["tags"] = boost::json::array{"Work", "urgent!", "work"};
+  ASSERT_TRUE(put(*s, m1).ok());
+  std::this_thread::sleep_for(2ms);  // distinct created_ms
+  auto m2 = make_message(sample_message("second"));
+  ASSERT_TRUE(put(*s, m2).ok());
+
+  auto list = run(s->list({}));
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_EQ(list[0].id, m2->id);  // newest first
+  EXPECT_EQ(list[1].id, m1->id);
+  const auto& st = list[1];
+  EXPECT_EQ(st.subject, "first");
+  EXPECT_EQ(st.from, "Alice <alice@example.com>");
+  EXPECT_EQ(st.message_id, "first@example.com");
+  EXPECT_EQ(st.envelope_from, "alice@example.com");
+  EXPECT_EQ(st.envelope_to, std::vector<std::string>{"bob@example.com"});
+  EXPECT_EQ(st.size, m1->raw->size());
+  EXPECT_EQ(st.mailbox, "default");
+  EXPECT_FALSE(st.read);
+  EXPECT_EQ(st.attributes.at("spam").at("score").as_double(), 1.5);
+  auto tags = st.tags;
+  std::sort(tags.begin(), tags.end());
+  EXPECT_EQ(tags, (std::vector<std::string>{"Work", "urgent"}));
+
+  auto got = run(s->get(m1->id));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->subject, "first");
+  EXPECT_FALSE(run(s->get("nope")));
+  EXPECT_FALSE(run(s->raw("nope")));
+  EXPECT_EQ(run(s->list({.mailbox = "default", .offset = 1, .limit = 5})).size(), 1u);
+
+  auto fresh = events_->of_type("new");
+  ASSERT_EQ(fresh.size(), 2u);
+  EXPECT_EQ(fresh[0].data.at("ID").as_string(), m1->id);
+  EXPECT_EQ(fresh[0].data.at("Subject").as_string(), "first");
+  EXPECT_EQ(metrics_->counters_["sluice_store_messages_total"].value(), 2);
+  EXPECT_GE(metrics_->histograms_["sluice_store_commit_batch_size"].count_.load(), 1u);
+  EXPECT_GE(metrics_->histograms_["sluice_store_commit_seconds"].count_.load(), 1u);
+}
+
+TEST_F(StoreTest, RawIsByteIdenticalInMemoryAndFileBacked) {
+  for (int level : {0, 1, 19}) {
+    SCOPED_TRACE("compression " + std::to_string(level));
+    store_options o;
+    o.compression_level = level;
+    auto s = open(o);
+    std::vector<std::pair<std::shared_ptr<message>, std::string>> cases;
+    for (bool compressible : {true, false}) {
+      for (std::size_t size : {std::size_t{0}, std::size_t{100}, std::size_t{3} << 20}) {
+        std::string bytes = binary_message(size, compressible);
+        // In memory.
+        cases.emplace_back(make_message(bytes), bytes);
+        // File-backed, as the SMTP listener spills it.
+        body_builder b(dir_, 1024);
+        ASSERT_FALSE(b.append(bytes));
+        std::error_code ec;
+        auto m = make_message("");
+        m->raw = b.finish(ec);
+        ASSERT_FALSE(ec);
+        ASSERT_EQ(m->raw->memory().has_value(), bytes.size() <= 1024);
+        cases.emplace_back(m, bytes);
+      }
+    }
+    for (auto& [m, bytes] : cases)
+      ASSERT_TRUE(put(*s, m).ok());
+    for (auto& [m, bytes] : cases) {
+      auto raw = run(s->raw(m->id, false));
+      ASSERT_TRUE(raw);
+      ASSERT_EQ(raw->size(), bytes.size());
+      EXPECT_TRUE(*raw == bytes);
+      EXPECT_TRUE(*run(s->raw(m->id, true)) == bytes);  // no edits: the same bytes
+    }
+    // Compressible bodies were compressed when asked to, random ones kept plain.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open_v2((dir_ / "store.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+              SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "SELECT sum(compressed), sum(length(raw) < raw_size) FROM message_data",
+                       -1, &st, nullptr);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    if (level == 0) {
+      EXPECT_EQ(sqlite3_column_int(st, 0), 0);
+    } else {
+      EXPECT_GE(sqlite3_column_int(st, 0), 4);  // the compressible 100 B and 3 MiB bodies
+      EXPECT_EQ(sqlite3_column_int(st, 0), sqlite3_column_int(st, 1));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    s.reset();
+    std::filesystem::remove(dir_ / "store.db");
+    std::filesystem::remove(dir_ / "store.db-wal");
+    std::filesystem::remove(dir_ / "store.db-shm");
+  }
+}
+
+TEST_F(StoreTest, RawWithEditsIsTheOutput) {
+  auto s = open();
+  const std::string original = sample_message("old subject", "body\r\n\x00\xff end\r\n");
+  auto m = make_message(original);
+  m->prepend_header("Received", "from client by sluice");
+  m->set_header("Subject", "new subject");
+  m->remove_header("Message-ID");
+  ASSERT_TRUE(put(*s, m).ok());
+  const std::string expected = m->output();
+  ASSERT_NE(expected, original);
+  EXPECT_EQ(*run(s->raw(m->id, true)), expected);
+  EXPECT_EQ(*run(s->raw(m->id, false)), original);
+  auto st = run(s->get(m->id));
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->size, expected.size());
+  EXPECT_EQ(st->subject, "new subject");  // the summary describes what clients see
+  EXPECT_EQ(st->message_id, "");
+}
+
+TEST_F(StoreTest, GroupCommitBatchesConcurrentStores) {
+  auto s = open();
+  constexpr int kMessages = 500;
+  std::atomic<int> ok{0};
+  std::vector<std::future<void>> done;
+  for (int i = 0; i < kMessages; ++i) {
+    auto m = make_message(sample_message("m" + std::to_string(i)));
+    done.push_back(asio::co_spawn(
+        host_->io(),
+        [&, m]() -> asio::awaitable<void> {
+          auto r = co_await s->insert(prepare_message(*m, "default", 1));
+          if (r.ok() && r.n == 1) ok++;
+        },
+        asio::use_future));
+  }
+  for (auto& f : done)
+    f.get();
+  EXPECT_EQ(ok.load(), kMessages);
+  EXPECT_EQ(run(s->count("default")), static_cast<std::uint64_t>(kMessages));
+  const auto st = s->stats();
+  EXPECT_EQ(st.jobs, static_cast<std::uint64_t>(kMessages));
+  EXPECT_LT(st.transactions, static_cast<std::uint64_t>(kMessages) / 4)
+      << "group commit should put many messages in one transaction";
+  EXPECT_GT(st.largest_batch, 1u);
+  EXPECT_LE(st.largest_batch, 256u);  // max_batch
+}
+
+TEST_F(StoreTest, DuplicateIdIsIdempotent) {
+  auto s = open();
+  auto m = make_message(sample_message("dup"));
+  EXPECT_EQ(put(*s, m).n, 1u);
+  EXPECT_EQ(put(*s, m).n, 0u);
+  EXPECT_EQ(run(s->count("default")), 1u);
+  EXPECT_EQ(events_->of_type("new").size(), 1u);
+}
+
+TEST_F(StoreTest, CountRemoveRemoveAllAndSetRead) {
+  auto s = open();
+  std::vector<std::shared_ptr<message>> ms;
+  for (int i = 0; i < 5; ++i) {
+    ms.push_back(make_message(sample_message("x" + std::to_string(i))));
+    ASSERT_TRUE(put(*s, ms.back()).ok());
+  }
+  EXPECT_EQ(run(s->count("default")), 5u);
+
+  EXPECT_TRUE(run(s->set_read(ms[0]->id, true)));
+  EXPECT_TRUE(run(s->get(ms[0]->id))->read);
+  EXPECT_TRUE(run(s->set_read(ms[0]->id, false)));
+  EXPECT_FALSE(run(s->get(ms[0]->id))->read);
+  EXPECT_FALSE(run(s->set_read("missing", true)));
+  EXPECT_EQ(events_->of_type("update").size(), 2u);
+
+  EXPECT_EQ(run(s->remove({ms[1]->id, ms[2]->id, "missing"})), 2u);
+  EXPECT_EQ(run(s->count("default")), 3u);
+  EXPECT_FALSE(run(s->get(ms[1]->id)));
+  EXPECT_FALSE(run(s->raw(ms[2]->id)));
+  auto del = events_->of_type("delete");
+  ASSERT_EQ(del.size(), 1u);
+  EXPECT_EQ(del[0].data.at("IDs").as_array().size(), 2u);
+
+  EXPECT_EQ(run(s->remove_all("default")), 3u);
+  EXPECT_EQ(run(s->count("default")), 0u);
+  EXPECT_EQ(events_->of_type("truncate").size(), 1u);
+  EXPECT_EQ(s->mailboxes(), std::vector<std::string>{"default"});  // still exists, empty
+
+  // The data rows went with their messages (foreign key cascade).
+  sqlite3* db = nullptr;
+  sqlite3_open_v2((dir_ / "store.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM message_data", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(StoreTest, MailboxesAreIsolated) {
+  auto s = open();
+  s->declare_mailbox("declared");
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(put(*s, make_message(sample_message("a")), "a").ok());
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(put(*s, make_message(sample_message("b")), "b").ok());
+  EXPECT_EQ(s->mailboxes(), (std::vector<std::string>{"a", "b", "declared"}));
+  EXPECT_EQ(run(s->count("a")), 3u);
+  EXPECT_EQ(run(s->count("b")), 2u);
+  EXPECT_EQ(run(s->count("declared")), 0u);
+  for (const auto& m : run(s->list({.mailbox = "b"})))
+    EXPECT_EQ(m.mailbox, "b");
+  EXPECT_EQ(run(s->remove_all("a")), 3u);
+  EXPECT_EQ(run(s->count("b")), 2u);
+
+  // Mailboxes survive a re-open.
+  s.reset();
+  s = open();
+  EXPECT_EQ(s->mailboxes(), (std::vector<std::string>{"a", "b", "declared"}));
+}
+
+TEST_F(StoreTest, PrunesByCountPerMailbox) {
+  store_options o;
+  o.max_messages = 5;
+  o.prune_interval = 1h;  // only prune_now() prunes in this test
+  auto s = open(o);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    auto m = make_message(sample_message("p" + std::to_string(i)));
+    m->envelope.received_at = std::chrono::system_clock::now() - std::chrono::minutes(60 - i);
+    ids.push_back(m->id);
+    ASSERT_TRUE(put(*s, m).ok());
+  }
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(put(*s, make_message(sample_message("o")), "other").ok());
+  EXPECT_EQ(run(s->prune_now()), 7u);
+  EXPECT_EQ(run(s->count("default")), 5u);
+  EXPECT_EQ(run(s->count("other")), 3u);
+  auto kept = run(s->list({}));
+  ASSERT_EQ(kept.size(), 5u);
+  for (std::size_t i = 0; i < kept.size(); ++i)
+    EXPECT_EQ(kept[i].id, ids[11 - i]);  // newest
+  auto pr = events_->of_type("prune");
+  ASSERT_EQ(pr.size(), 1u);
+  EXPECT_EQ(pr[0].mailbox, "default");
+  EXPECT_EQ(pr[0].data.at("IDs").as_array().size(), 7u);
+  EXPECT_EQ(s->stats().pruned, 7u);
+  EXPECT_EQ(metrics_->counters_["sluice_store_pruned_total"].value(), 7);
+}
+
+TEST_F(StoreTest, PrunesByAgeInBatches) {
+  store_options o;
+  o.max_age = 1h;
+  o.prune_interval = 1h;
+  o.prune_batch = 4;  // forces several prune transactions
+  auto s = open(o);
+  for (int i = 0; i < 10; ++i) {
+    auto m = make_message(sample_message("old"));
+    m->envelope.received_at = std::chrono::system_clock::now() - 2h;
+    ASSERT_TRUE(put(*s, m).ok());
+  }
+  auto young = make_message(sample_message("young"));
+  ASSERT_TRUE(put(*s, young).ok());
+  EXPECT_EQ(run(s->prune_now()), 10u);
+  auto left = run(s->list({}));
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].id, young->id);
+  EXPECT_EQ(events_->of_type("prune").size(), 3u);  // 4 + 4 + 2
+}
+
+TEST_F(StoreTest, PrunesOnTheTimer) {
+  store_options o;
+  o.max_messages = 2;
+  o.prune_interval = 20ms;
+  auto s = open(o);
+  for (int i = 0; i < 6; ++i)
+    ASSERT_TRUE(put(*s, make_message(sample_message("t"))).ok());
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (run(s->count("default")) > 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(run(s->count("default")), 2u);
+}
+
+TEST_F(StoreTest, MigratesEmptyDatabaseAndKeepsVersionOnReopen) {
+  auto user_version = [&] {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2((dir_ / "store.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr);
+    sqlite3_step(st);
+    int v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  };
+  auto m = make_message(sample_message("persist"));
+  {
+    auto s = open();
+    EXPECT_EQ(user_version(), schema_version());
+    ASSERT_TRUE(put(*s, m).ok());
+  }
+  {
+    auto s = open();  // existing database: no migration, data intact
+    EXPECT_EQ(user_version(), schema_version());
+    EXPECT_EQ(*run(s->raw(m->id, false)), m->raw->to_string());
+    EXPECT_EQ(run(s->get(m->id))->subject, "persist");
+  }
+  {
+    // The header index exists and follows inserts and deletes.
+    database db(dir_ / "store.db", SQLITE_OPEN_READWRITE);
+    EXPECT_EQ(db.query_int("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'persist'"),
+              1);
+    EXPECT_EQ(db.query_int("PRAGMA journal_mode=WAL; "), 0);
+    db.exec("PRAGMA user_version=999");
+  }
+  EXPECT_THROW(open(), std::runtime_error);  // a newer schema is refused, not guessed at
+}
+
+TEST_F(StoreTest, ShutdownDrainsQueuedWrites) {
+  std::vector<std::future<write_result>> pending;
+  std::vector<std::string> ids;
+  {
+    auto s = open();
+    for (int i = 0; i < 300; ++i) {
+      auto m = make_message(sample_message("drain" + std::to_string(i)));
+      ids.push_back(m->id);
+      pending.push_back(asio::co_spawn(host_->io(), s->insert(prepare_message(*m, "default", 1)),
+                                       asio::use_future));
+    }
+    s->stop();  // returns only when every queued write is committed
+  }
+  std::size_t acknowledged = 0;
+  for (auto& f : pending)
+    acknowledged += f.get().ok() ? 1 : 0;
+  auto s = open();
+  // Every acknowledged write is there after a re-open.
+  EXPECT_EQ(run(s->count("default")), acknowledged);
+  EXPECT_GT(acknowledged, 0u);
+}
+
+TEST_F(StoreTest, StopRefusesLateWrites) {
+  auto s = open();
+  s->stop();
+  auto r = run(s->insert(prepare_message(*make_message(sample_message("late")), "default", 1)));
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(verdict_for_failure(r.rc).kind, verdict_kind::tempfail);
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the plugin's own factories, as the kernel uses it.
+
+class StorePluginTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    sluice_plugin_descriptor.register_fn(reg_);
+  }
+  std::shared_ptr<service> make_service(const std::string& yaml, const std::string& name) {
+    auto cfg = config_node::parse(yaml, "test.yaml");
+    instance_context ctx{*host_, cfg, name, logger("store")};
+    auto svc = reg_.services.at("store")(ctx);
+    cfg.check_unknown_keys();
+    return svc;
+  }
+  std::shared_ptr<stage> make_stage(const std::string& yaml) {
+    auto cfg = config_node::parse(yaml, "test.yaml");
+    instance_context ctx{*host_, cfg, "store", logger("store")};
+    auto st = reg_.stages.at("store").first(ctx);
+    cfg.check_unknown_keys();
+    return st;
+  }
+  verdict process(stage& st, std::shared_ptr<message> m) {
+    stage_call call;
+    call.log = logger("test");
+    return run(st.process(std::move(m), call));
+  }
+  fake_registrar reg_;
+};
+
+TEST_F(StorePluginTest, DescriptorAndTraits) {
+  EXPECT_STREQ(sluice_plugin_descriptor.name, "store");
+  EXPECT_EQ(sluice_plugin_descriptor.abi, sdk_abi);
+  ASSERT_TRUE(reg_.stages.count("store"));
+  EXPECT_TRUE(reg_.stages.at("store").second.commits);
+  EXPECT_TRUE(reg_.services.count("store"));
+}
+
+TEST_F(StorePluginTest, StageStoresIntoConfiguredMailbox) {
+  auto svc = make_service(
+      "path: data/mail.db\ncompression: best\nmax_messages: 100\nmax_age: 7d\n"
+      "prune_interval: 30s\nread_connections: 2\ngroup_commit: {max_batch: 64, max_delay: 1ms}\n",
+      "default");
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "data" / "mail.db"));  // relative to config_dir
+  auto mb = host_->services().get<mailbox_service>();
+  ASSERT_EQ(mb, svc);
+  auto st = make_stage("mailbox: inbox\n");
+
+  auto small = make_message(sample_message("via stage"));
+  EXPECT_EQ(process(*st, small).kind, verdict_kind::continue_);
+  // A large body goes through the worker pool.
+  body_builder b(dir_, 1024);
+  const std::string big = binary_message(2 << 20, true);
+  ASSERT_FALSE(b.append(big));
+  std::error_code ec;
+  auto large = make_message("");
+  large->raw = b.finish(ec);
+  large->quarantined = true;
+  EXPECT_EQ(process(*st, large).kind, verdict_kind::continue_);
+
+  EXPECT_EQ(run(mb->count("inbox")), 2u);
+  EXPECT_EQ(run(mb->raw(large->id, false)), big);
+  EXPECT_TRUE(run(mb->get(large->id))->quarantined);
+  EXPECT_EQ(run(mb->get(small->id))->mailbox, "inbox");
+  auto names = mb->mailboxes();
+  EXPECT_NE(std::find(names.begin(), names.end(), "inbox"), names.end());
+}
+
+TEST_F(StorePluginTest, StageTempfailsOnUnreadableBody) {
+  make_service("path: s.db\ncompression: 0\n", "default");
+  auto st = make_stage("{}");
+  const std::string file = (dir_ / "spooled.eml").string();
+  { std::ofstream(file, std::ios::binary) << binary_message(200'000, false); }
+  std::error_code ec;
+  auto m = make_message("");
+  m->raw = message_body::from_file(file, ec);
+  ASSERT_FALSE(ec);
+  std::filesystem::resize_file(file, 1000);  // the spool file lost its tail
+  verdict v = process(*st, m);
+  EXPECT_EQ(v.kind, verdict_kind::tempfail);
+  EXPECT_EQ(v.reply.code, 451);
+  EXPECT_EQ(v.reply.text.find("sqlite"), std::string::npos);
+  EXPECT_EQ(run(host_->services().get<mailbox_service>()->count("default")), 0u);
+}
+
+TEST_F(StorePluginTest, ConfigErrors) {
+  EXPECT_THROW(make_stage("service: nowhere\n"), config_error);  // no store yet
+  EXPECT_THROW(make_service("compression: 99\n", "a"), config_error);
+  EXPECT_THROW(make_service("compression: fast\n", "a"), config_error);
+  EXPECT_THROW(make_service("read_connections: 0\n", "a"), config_error);
+  EXPECT_THROW(make_service("max_messages: -1\n", "a"), config_error);
+  EXPECT_THROW(make_service("group_commit: {max_batch: 0}\n", "a"), config_error);
+  EXPECT_THROW(make_service("bogus_key: 1\n", "a"), config_error);  // unknown key
+  make_service("path: one.db\n", "one");
+  make_service("path: two.db\n", "two");
+  EXPECT_THROW(make_stage("mailbox: \"\"\n"), config_error);  // two stores, none "default"
+  EXPECT_NO_THROW(make_stage("service: two\nmailbox: x\n"));
+}
+
+TEST(StoreOptions, CompressionNames) {
+  auto level = [](const char* v) {
+    auto cfg = config_node::parse(std::string("compression: ") + v + "\n", "t.yaml");
+    return parse_compression(cfg.at("compression"));
+  };
+  EXPECT_EQ(level("0"), 0);
+  EXPECT_EQ(level("off"), 0);
+  EXPECT_EQ(level("fastest"), 1);
+  EXPECT_EQ(level("default"), 3);
+  EXPECT_EQ(level("best"), 9);
+  EXPECT_EQ(level("19"), 19);
+}
+
+TEST(StoreCodec, HeaderSummaryDecodesEncodedWords) {
+  auto h = summarize_headers(
+      "Subject: =?UTF-8?B?SGVsbG8g8J+Mjg==?= =?ISO-8859-1?Q?caf=E9_au_lait?=\r\n"
+      "From: =?utf-8?q?J=C3=B6rg?= <j@example.com>\r\n"
+      "To: a@example.com,\r\n b@example.com\r\n"
+      "Cc: c@example.com\r\n"
+      "Message-ID:\r\n <abc@host>\r\n"
+      "Subject: second subject is ignored\r\n\r\nbody Subject: no\r\n");
+  EXPECT_EQ(h.subject,
+            "Hello \xF0\x9F\x8C\x8E"
+            "caf\xC3\xA9 au lait");
+  EXPECT_EQ(h.from, "J\xC3\xB6rg <j@example.com>");
+  EXPECT_EQ(h.to, "a@example.com, b@example.com");
+  EXPECT_EQ(h.cc, "c@example.com");
+  EXPECT_EQ(h.message_id, "abc@host");
+  // Unknown charsets stay encoded; raw 8-bit that is not UTF-8 becomes U+FFFD.
+  EXPECT_EQ(decode_rfc2047("=?koi8-r?B?8NLJ?= x"), "=?koi8-r?B?8NLJ?= x");
+  EXPECT_EQ(sanitize_utf8("a\xff"
+                          "b"),
+            "a\xEF\xBF\xBD"
+            "b");
+  EXPECT_EQ(sanitize_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+}
+
+TEST(StoreCodec, TagsAndFailureVerdicts) {
+  EXPECT_EQ(clean_tag("  hello, world! "), "hello world");
+  EXPECT_EQ(clean_tag("!!!"), "");
+  EXPECT_EQ(clean_tag(std::string(150, 'a')).size(), 100u);
+  auto full = verdict_for_failure(SQLITE_FULL);
+  EXPECT_EQ(full.kind, verdict_kind::tempfail);
+  EXPECT_EQ(full.reply.code, 452);
+  EXPECT_EQ(full.reply.enhanced, "4.3.1");
+  EXPECT_EQ(verdict_for_failure(SQLITE_IOERR_WRITE).reply.code, 451);
+  EXPECT_EQ(verdict_for_failure(SQLITE_TOOBIG).kind, verdict_kind::reject);
+}
+
+TEST(StoreCodec, EditsRoundTripThroughJson) {
+  std::vector<header_edit> edits{{edit_op::prepend, "Received", "from x"},
+                                 {edit_op::rename, "X-A", "X-B"},
+                                 {edit_op::remove, "Bcc", ""}};
+  auto back = edits_from_json(edits_to_json(edits));
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(back[1].op, edit_op::rename);
+  EXPECT_EQ(back[1].value, "X-B");
+  EXPECT_EQ(back[2].name, "Bcc");
+}

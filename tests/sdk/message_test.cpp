@@ -1,0 +1,147 @@
+// message_test.cpp — bodies (memory and spilled), header edits on output, message ids.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "sluice/message.hpp"
+#include "sluice_test.hpp"
+
+namespace {
+
+using namespace sluice;
+
+TEST(message_body, small_body_stays_in_memory) {
+  sluice::test::temp_dir d;
+  body_builder b(d.path(), 1024);
+  ASSERT_FALSE(b.append("hello "));
+  ASSERT_FALSE(b.append("world"));
+  EXPECT_FALSE(b.spilled());
+  std::error_code ec;
+  auto body = b.finish(ec);
+  ASSERT_FALSE(ec);
+  ASSERT_TRUE(body->memory());
+  EXPECT_EQ(body->to_string(), "hello world");
+  EXPECT_TRUE(std::filesystem::is_empty(d.path()));
+}
+
+TEST(message_body, large_body_spills_and_file_is_removed_with_the_body) {
+  sluice::test::temp_dir d;
+  std::string chunk(1000, 'x');
+  chunk[0] = '\0';  // binary-safe
+  body_builder b(d.path(), 4096);
+  for (int i = 0; i < 10; ++i)
+    ASSERT_FALSE(b.append(chunk));
+  EXPECT_TRUE(b.spilled());
+  std::error_code ec;
+  auto body = b.finish(ec);
+  ASSERT_FALSE(ec);
+  EXPECT_FALSE(body->memory());
+  EXPECT_EQ(body->size(), 10000u);
+  auto path = body->file();
+  EXPECT_TRUE(std::filesystem::exists(path));
+  std::string all;
+  body->for_each_chunk(
+      [&](std::string_view c) {
+        all.append(c);
+        return true;
+      },
+      4096);
+  EXPECT_EQ(all.size(), 10000u);
+  EXPECT_EQ(all.substr(0, 1000), chunk);
+  body.reset();
+  EXPECT_FALSE(std::filesystem::exists(path));
+}
+
+TEST(message_body, reset_drops_spilled_file) {
+  sluice::test::temp_dir d;
+  body_builder b(d.path(), 10);
+  ASSERT_FALSE(b.append(std::string(100, 'a')));
+  b.reset();
+  EXPECT_EQ(b.size(), 0u);
+  EXPECT_TRUE(std::filesystem::is_empty(d.path()));
+}
+
+TEST(message_body, header_block_stops_at_empty_line) {
+  auto b = message_body::from_string("A: 1\r\nB: 2\r\n\r\nbody\r\n\r\nmore");
+  EXPECT_EQ(b->header_block(), "A: 1\r\nB: 2\r\n\r\n");
+  auto lf = message_body::from_string("A: 1\nB: 2\n\nbody");
+  EXPECT_EQ(lf->header_block(), "A: 1\nB: 2\n\n");
+}
+
+TEST(message, no_edits_outputs_raw_bytes_exactly) {
+  message m;
+  std::string raw = "Subject: \xe2\x9c\x93\r\nX:  odd  spacing \r\n\r\nbody\0bin\r\n";
+  m.raw = message_body::from_string(raw);
+  EXPECT_EQ(m.output(), raw);
+}
+
+TEST(message, edits_apply_in_order_and_body_is_untouched) {
+  message m;
+  m.raw = message_body::from_string(
+      "From: a@x\r\nSubject: hi\r\nX-Old: 1\r\nX-Old: 2\r\nBcc: secret\r\n\r\nBody: not a "
+      "header\r\n");
+  m.prepend_header("Received", "from a by b");
+  m.prepend_header("Return-Path", "<a@x>");
+  m.append_header("X-Added", "yes");
+  m.set_header("subject", "new");
+  m.remove_header("BCC");
+  m.rename_header("X-Old", "X-Original-Old");
+  EXPECT_EQ(m.output(),
+            "Return-Path: <a@x>\r\nReceived: from a by b\r\nFrom: a@x\r\nsubject: new\r\n"
+            "X-Original-Old: 1\r\nX-Original-Old: 2\r\nX-Added: yes\r\n\r\nBody: not a header\r\n");
+}
+
+TEST(message, edit_values_cannot_inject_headers) {
+  message m;
+  m.raw = message_body::from_string("A: 1\r\n\r\nb");
+  m.append_header("X", "v\r\nBcc: evil@x\r\n\r\nbody");
+  auto out = m.output();
+  EXPECT_EQ(out.find("\r\nBcc:"), std::string::npos) << out;
+  EXPECT_EQ(out.substr(out.size() - 5), "\r\n\r\nb");
+}
+
+TEST(message, long_values_are_folded) {
+  message m;
+  m.raw = message_body::from_string("A: 1\r\n\r\n");
+  std::string v;
+  for (int i = 0; i < 30; ++i)
+    v += "word" + std::to_string(i) + " ";
+  m.append_header("X-Long", v);
+  auto head = m.output_headers();
+  std::size_t pos = 0, longest = 0;
+  while (pos < head.size()) {
+    auto e = head.find("\r\n", pos);
+    longest = std::max(longest, e - pos);
+    pos = e + 2;
+  }
+  EXPECT_LE(longest, 78u) << head;
+}
+
+TEST(message, edits_on_a_spilled_body_stream_the_rest) {
+  sluice::test::temp_dir d;
+  body_builder b(d.path(), 16);
+  std::string raw = "Subject: s\r\n\r\n" + std::string(100000, 'z');
+  ASSERT_FALSE(b.append(raw));
+  std::error_code ec;
+  message m;
+  m.raw = b.finish(ec);
+  m.prepend_header("Received", "x");
+  EXPECT_EQ(m.output(), "Received: x\r\n" + raw);
+}
+
+TEST(message_id, unique_and_sorted_by_time) {
+  std::set<std::string> ids;
+  std::string prev;
+  for (int i = 0; i < 2000; ++i) {
+    auto id = make_message_id();
+    EXPECT_EQ(id.size(), 22u);
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 2000u);
+  auto a = make_message_id();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3));
+  auto b = make_message_id();
+  EXPECT_LT(a, b);
+}
+
+}  // namespace
