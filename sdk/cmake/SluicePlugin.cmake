@@ -1,4 +1,4 @@
-# sluice_add_plugin(<name> SOURCES <src>... [LINK <lib>...] [OUTPUT_DIR <dir>])
+# sluice_add_plugin(<name> SOURCES <src>... [LINK <lib>...] [OUTPUT_DIR <dir>] [NO_INSTALL])
 #
 # Builds <name>.so, a Sluice plugin, linked against Sluice::sdk. The same function builds
 # every in-tree plugin and every third-party one (find_package(SluiceSDK)).
@@ -9,7 +9,7 @@
 include_guard(GLOBAL)
 
 function(sluice_add_plugin name)
-  cmake_parse_arguments(ARG "" "OUTPUT_DIR" "SOURCES;LINK" ${ARGN})
+  cmake_parse_arguments(ARG "NO_INSTALL" "OUTPUT_DIR" "SOURCES;LINK" ${ARGN})
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "sluice_add_plugin(${name}): SOURCES is required")
   endif()
@@ -30,7 +30,8 @@ function(sluice_add_plugin name)
     LIBRARY_OUTPUT_DIRECTORY ${out})
   # Refuse undefined symbols at link time rather than at dlopen time.
   target_link_options(${target} PRIVATE "LINKER:--no-undefined")
-  if(COMMAND install)
+  # Test-only plugins pass NO_INSTALL so an installation never carries them.
+  if(NOT ARG_NO_INSTALL)
     include(GNUInstallDirs)
     install(TARGETS ${target} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/sluice/plugins)
   endif()
