@@ -36,9 +36,9 @@ MAILDEV_WEB_PORT = 25904
 # rounds (servers interleaved; the best round is reported, all are kept), servers (None = all)
 SCENARIOS = {
     "full": [
-        ("10k x64 (headline)", "10k", 64, 20000, 20, 100, 500, 3, None),
-        ("1k x64", "1k", 64, 20000, 15, 100, 500, 1, None),
-        ("1m x64", "1m", 64, 640, 20, 10, 0, 1, None),
+        ("10k x64 (headline)", "10k", 64, 20000, 15, 100, 500, 3, None),
+        ("1k x64", "1k", 64, 20000, 10, 100, 500, 1, None),
+        ("1m x64", "1m", 64, 640, 15, 10, 0, 1, None),
         ("10m x64 memory", "10m", 64, 64, 60, 1, 0, 1, None),
     ],
     "quick": [
