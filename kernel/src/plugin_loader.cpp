@@ -6,6 +6,8 @@
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
 #include <set>
 
 namespace sluice::kernel {
@@ -50,8 +52,15 @@ bool plugin_loader::load(const std::filesystem::path& path) {
   namespace dll = boost::dll;
   // RTLD_NODELETE: the library stays mapped even if a handle is ever closed.
   auto mode = static_cast<dll::load_mode::type>(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-  // Never destroyed: the handle lives as long as the process (see the header).
-  auto* lib = new dll::shared_library();
+  // Handles live as long as the process (see the header); with RTLD_NODELETE even the
+  // dlclose at exit leaves the code mapped for objects destroyed after it.
+  static std::mutex handles_mu;
+  static std::vector<std::unique_ptr<dll::shared_library>> handles;
+  dll::shared_library* lib;
+  {
+    std::lock_guard lock(handles_mu);
+    lib = handles.emplace_back(std::make_unique<dll::shared_library>()).get();
+  }
   boost::system::error_code ec;
   lib->load(boost::dll::fs::path(path.string()), mode, ec);
   if (ec) {

@@ -1,6 +1,7 @@
 // server.cpp — see server.hpp.
 #include "server.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -318,8 +319,8 @@ void server::impl::start_signals(asio::signal_set& signals) {
 
 int server::run() {
   auto& k = *impl_;
-  asio::signal_set signals(*k.io_ctx, SIGTERM, SIGINT, SIGHUP);
-  k.start_signals(signals);
+  auto signals = std::make_unique<asio::signal_set>(*k.io_ctx, SIGTERM, SIGINT, SIGHUP);
+  k.start_signals(*signals);
   for (auto& [name, l] : k.listeners) {
     l->start();
     for (auto& e : l->endpoints())
@@ -334,7 +335,13 @@ int server::run() {
   k.io_ctx->run();
   for (auto& t : threads)
     t.join();
-  signals.cancel();
+  // From here on the process only tears down: a further SIGTERM/SIGINT must not kill it
+  // half-way. Destroying the signal_set restores the default disposition, so ignore the
+  // signals right after it.
+  signals.reset();
+  ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGINT, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
   k.log.info("stopped");
   return 0;
 }

@@ -13,6 +13,13 @@ function(sluice_add_plugin name)
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "sluice_add_plugin(${name}): SOURCES is required")
   endif()
+  if(DEFINED SLUICE_SDK_CXX_COMPILER_ID AND
+     NOT CMAKE_CXX_COMPILER_ID STREQUAL SLUICE_SDK_CXX_COMPILER_ID)
+    message(FATAL_ERROR "sluice_add_plugin(${name}): this SDK was built with "
+      "${SLUICE_SDK_CXX_COMPILER_ID}, this project uses ${CMAKE_CXX_COMPILER_ID}; sluice refuses "
+      "plugins of another compiler family (build key). Configure with "
+      "-DCMAKE_CXX_COMPILER=${SLUICE_SDK_CXX_COMPILER}")
+  endif()
   set(target sluice_plugin_${name})
   add_library(${target} MODULE ${ARG_SOURCES})
   target_link_libraries(${target} PRIVATE Sluice::sdk ${ARG_LINK})
@@ -28,8 +35,11 @@ function(sluice_add_plugin name)
     PREFIX ""
     OUTPUT_NAME ${name}
     LIBRARY_OUTPUT_DIRECTORY ${out})
-  # Refuse undefined symbols at link time rather than at dlopen time.
-  target_link_options(${target} PRIVATE "LINKER:--no-undefined")
+  # Refuse undefined symbols at link time rather than at dlopen time (except under
+  # sanitizers, whose runtime lives in the executable).
+  if(NOT SLUICE_PLUGIN_ALLOW_UNDEFINED)
+    target_link_options(${target} PRIVATE "LINKER:--no-undefined")
+  endif()
   # Test-only plugins pass NO_INSTALL so an installation never carries them.
   if(NOT ARG_NO_INSTALL)
     include(GNUInstallDirs)

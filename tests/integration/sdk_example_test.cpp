@@ -91,6 +91,8 @@ TEST(SdkExample, HeaderGuardBuiltOutOfTreeAgainstTheInstalledSdk) {
   out.clear();
   rc = run_command("cmake -S " + shell_quote(source) + " -B " + shell_quote(build.string()) +
                        " -G Ninja -DCMAKE_PREFIX_PATH=" + shell_quote(stage.string()) +
+                       // A plugin must be built by the compiler family that built sluice.
+                       " -DCMAKE_CXX_COMPILER=" + shell_quote(SLUICE_CXX_COMPILER) +
                        " && cmake --build " + shell_quote(build.string()),
                    &out, true, slow);
   ASSERT_EQ(rc, 0) << out;

@@ -139,11 +139,6 @@ TEST_F(SendmailIntegration, ThroughASymlinkNamedSendmailWithEnvServer) {
 }
 
 TEST_F(SendmailIntegration, SymfonyStyleDashBs) {
-  // Known defect (issue 2 note): when the whole session, including the message after DATA,
-  // arrives in one burst followed by EOF, the server intermittently ends the session after
-  // its greeting (about half of the runs). Interactive -bs clients (Symfony waits for each
-  // reply) are not affected. Enable with SLUICE_RUN_KNOWN_FLAKY=1 while fixing it.
-  if (!std::getenv("SLUICE_RUN_KNOWN_FLAKY")) GTEST_SKIP() << "known intermittent defect";
   const std::string session =
       "EHLO symfony.local\r\n"
       "MAIL FROM:<app@example.org>\r\n"

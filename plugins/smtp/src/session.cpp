@@ -221,6 +221,10 @@ awaitable<bool> session::read_more() {
     in_.erase(0, in_pos_);
     in_pos_ = 0;
   }
+  // A drain notice that arrived while we were flushing found no read to cancel: honour it
+  // here, before blocking (on_drain runs on this session's executor, so this check and the
+  // read below cannot interleave with it).
+  if (draining_ && waiting_for_command_) co_return false;
   std::size_t old = in_.size();
   in_.resize(old + read_chunk_size);
   arm();
@@ -1226,7 +1230,10 @@ awaitable<void> session::deliver(std::shared_ptr<const message_body> body) {
   env.received_at = std::chrono::system_clock::now();
   msg->raw = body;
 
-  const std::string head = body->header_block();
+  std::string head = body->header_block();
+  // header_block() allocates for its 1 MiB limit; `head` lives in this frame until the
+  // pipeline has finished, so keep only the block's bytes (1 MiB per concurrent message).
+  head.shrink_to_fit();
   received_info ri;
   ri.helo = env.helo;
   ri.client_name = env.client_name;
