@@ -89,6 +89,13 @@ void include_file(kernel_config& cfg, const config_node& at, const std::filesyst
   if (!seen.insert(canonical).second) at.fail("\"" + path.string() + "\" is included twice");
   if (!std::filesystem::exists(path))
     at.fail("included file \"" + path.string() + "\" does not exist");
+  // Only regular files of a sane size: never a device or FIFO that would block or never end.
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    at.fail("included file \"" + path.string() + "\" is not a regular file");
+  }
+  if (std::filesystem::file_size(path, ec) > 4 * 1024 * 1024) {
+    at.fail("included file \"" + path.string() + "\" is larger than 4MB");
+  }
   auto doc = config_node::load_file(path.string());
   if (!doc.is_map()) doc.fail("an included file must be a map");
   read_document(cfg, doc, path.parent_path(), false, seen, depth + 1);

@@ -1,9 +1,12 @@
 // codec.cpp — row preparation, header summary, RFC 2047, zstd (see codec.hpp).
 #include "codec.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <stdexcept>
 #include <system_error>
@@ -160,10 +163,15 @@ zstd_contexts& contexts() {
   return ctx;
 }
 
-// Streams the body through ZSTD_compressStream2. Returns false (and leaves `out` empty)
-// when the frame would not be smaller than kMinSaving × the body: such bodies are stored
-// plain. Throws std::system_error if the body cannot be read.
-bool compress_body(const message_body& body, int level, std::string& out) {
+// Streams the body through ZSTD_compressStream2 into a fixed staging buffer and moves
+// each piece of output on: into `out` while the frame stays within kFrameMemoryLimit,
+// then into a frame_file in scratch_dir (`file`). So compressing holds one input chunk,
+// the staging buffer and at most kFrameMemoryLimit of frame, whatever the body's size.
+// Returns false (leaving `out` and `file` empty) when the frame would not be smaller than
+// kMinSaving × the body: such bodies are stored plain. Throws std::system_error if the
+// body cannot be read or the frame cannot be spilled.
+bool compress_body(const message_body& body, int level, const std::filesystem::path& scratch_dir,
+                   std::string& out, std::shared_ptr<const frame_file>& file) {
   ZSTD_CCtx* cctx = contexts().c;
   if (!cctx) throw std::runtime_error("zstd: cannot allocate a compression context");
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
@@ -173,24 +181,45 @@ bool compress_body(const message_body& body, int level, std::string& out) {
   ZSTD_CCtx_setPledgedSrcSize(cctx, raw_size);  // also records the size in the frame header
   const auto limit = static_cast<std::uint64_t>(static_cast<double>(raw_size) * kMinSaving);
   out.clear();
-  out.resize(std::min<std::size_t>(ZSTD_compressBound(raw_size), 1u << 20));
-  std::size_t used = 0;
+  out.reserve(std::min<std::size_t>(ZSTD_compressBound(raw_size), kFrameMemoryLimit));
+  // One per thread, reused: ZSTD_CStreamOutSize() is enough for zstd to always progress.
+  thread_local std::vector<char> staging(ZSTD_CStreamOutSize());
+  std::unique_ptr<frame_file> spill;
+  std::uint64_t used = 0;
   bool gave_up = false;
   std::string error;
+  std::error_code io_ec;
+  auto emit = [&](std::string_view bytes) -> bool {
+    used += bytes.size();
+    if (used >= limit && raw_size > 0) {
+      gave_up = true;  // not worth it; stop before buffering more than the body's size
+      return false;
+    }
+    if (!spill && out.size() + bytes.size() > kFrameMemoryLimit) {
+      spill = frame_file::create(
+          scratch_dir.empty() ? std::filesystem::temp_directory_path() : scratch_dir, io_ec);
+      if (!spill) return false;
+      io_ec = spill->append(out);
+      out.clear();
+      out.shrink_to_fit();  // from here on the frame lives in the file only
+      if (io_ec) return false;
+    }
+    if (spill) {
+      io_ec = spill->append(bytes);
+      return !io_ec;
+    }
+    out.append(bytes);
+    return true;
+  };
   auto drive = [&](ZSTD_inBuffer& in, ZSTD_EndDirective mode) -> bool {
     for (;;) {
-      if (out.size() - used < ZSTD_CStreamOutSize()) out.resize(out.size() * 2);
-      ZSTD_outBuffer ob{out.data() + used, out.size() - used, 0};
+      ZSTD_outBuffer ob{staging.data(), staging.size(), 0};
       std::size_t r = ZSTD_compressStream2(cctx, &ob, &in, mode);
       if (ZSTD_isError(r)) {
         error = ZSTD_getErrorName(r);
         return false;
       }
-      used += ob.pos;
-      if (used >= limit && raw_size > 0) {
-        gave_up = true;  // not worth it; stop before buffering more than the body's size
-        return false;
-      }
+      if (ob.pos > 0 && !emit(std::string_view(staging.data(), ob.pos))) return false;
       if (mode == ZSTD_e_end ? r == 0 : in.pos == in.size) return true;
     }
   };
@@ -199,20 +228,24 @@ bool compress_body(const message_body& body, int level, std::string& out) {
         ZSTD_inBuffer in{chunk.data(), chunk.size(), 0};
         return drive(in, ZSTD_e_continue);
       },
-      1 << 20);
+      kIoChunk);
   if (ec) throw std::system_error(ec, "read message body");
-  if (!gave_up && error.empty()) {
+  if (!gave_up && error.empty() && !io_ec) {
     ZSTD_inBuffer in{nullptr, 0, 0};
     drive(in, ZSTD_e_end);
   }
   if (!error.empty()) throw std::runtime_error("zstd: " + error);
+  if (io_ec) throw std::system_error(io_ec, "spill compressed message");
   if (gave_up) {
     out.clear();
     out.shrink_to_fit();
-    return false;
+    return false;  // `spill`, if any, is closed here and its file vanishes
   }
-  out.resize(used);
-  out.shrink_to_fit();
+  if (spill) {
+    file = std::move(spill);
+  } else {
+    out.shrink_to_fit();
+  }
   return true;
 }
 
@@ -392,7 +425,72 @@ bool prepare_inline_ok(const message& msg) noexcept {
   return msg.raw && msg.raw->memory() && msg.raw->size() <= kInlinePrepareLimit;
 }
 
-prepared_message prepare_message(const message& msg, std::string mailbox, int zstd_level) {
+std::unique_ptr<frame_file> frame_file::create(const std::filesystem::path& dir,
+                                               std::error_code& ec) {
+  ec.clear();
+  auto open_in = [&] { return ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600); };
+  int fd = open_in();
+  if (fd < 0 && errno == ENOENT) {
+    std::filesystem::create_directories(dir, ec);
+    fd = open_in();
+  }
+  if (fd < 0) {
+    // File systems without O_TMPFILE: a named file, unlinked at once.
+    std::string tmpl = (dir / "frame-XXXXXX").string();
+    fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
+    if (fd < 0) {
+      ec = std::error_code(errno, std::generic_category());
+      return nullptr;
+    }
+    ::unlink(tmpl.c_str());
+  }
+  ec.clear();
+  return std::unique_ptr<frame_file>(new frame_file(fd));
+}
+
+frame_file::~frame_file() {
+  ::close(fd_);
+}
+
+std::error_code frame_file::append(std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = ::pwrite(fd_, bytes.data(), bytes.size(), static_cast<off_t>(size_));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return {errno, std::generic_category()};
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+    size_ += static_cast<std::uint64_t>(n);
+  }
+  return {};
+}
+
+std::size_t frame_file::read(std::uint64_t offset, std::span<char> out,
+                             std::error_code& ec) const noexcept {
+  ec.clear();
+  if (offset >= size_) return 0;
+  const std::size_t want = std::min<std::uint64_t>(out.size(), size_ - offset);
+  std::size_t done = 0;
+  while (done < want) {
+    ssize_t n = ::pread(fd_, out.data() + done, want - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ec = std::error_code(errno, std::generic_category());
+      return done;
+    }
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
+
+std::uint64_t prepared_message::stored_size() const noexcept {
+  if (compressed) return compressed_file ? compressed_file->size() : compressed_data.size();
+  return raw_size;
+}
+
+prepared_message prepare_message(const message& msg, std::string mailbox, int zstd_level,
+                                 const std::filesystem::path& scratch_dir) {
   prepared_message p;
   p.id = msg.id;
   p.mailbox = std::move(mailbox);
@@ -435,7 +533,8 @@ prepared_message prepare_message(const message& msg, std::string mailbox, int zs
     }
   }
 
-  if (zstd_level > 0 && p.raw_size > 0 && compress_body(*body, zstd_level, p.compressed_data)) {
+  if (zstd_level > 0 && p.raw_size > 0 &&
+      compress_body(*body, zstd_level, scratch_dir, p.compressed_data, p.compressed_file)) {
     p.compressed = true;
   } else {
     p.body = std::move(body);  // stored plain: the writer binds or streams it, no copy here

@@ -48,7 +48,7 @@ store_options parse_store_options(const config_node& cfg, const host& h) {
   o.read_connections = static_cast<unsigned>(readers);
 
   if (auto gc = cfg.find("group_commit")) {
-    if (!gc->is_map()) gc->fail("expected a map with max_batch and max_delay");
+    if (!gc->is_map()) gc->fail("expected a map with max_batch, max_delay and max_bytes");
     const std::int64_t max_batch = gc->get_int("max_batch", 256);
     if (max_batch < 1 || max_batch > 100'000) {
       gc->at("max_batch").fail("must be between 1 and 100000");
@@ -59,6 +59,8 @@ store_options parse_store_options(const config_node& cfg, const host& h) {
       gc->at("max_delay").fail("must be between 0 and 1s");
     }
     o.max_delay = delay;
+    o.max_batch_bytes = gc->get_size("max_bytes", o.max_batch_bytes);
+    if (o.max_batch_bytes < 64 * 1024) gc->at("max_bytes").fail("must be at least 64KB");
   }
   o.durability_full = h.durability_full();
   return o;

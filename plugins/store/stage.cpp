@@ -49,7 +49,10 @@ boost::asio::awaitable<verdict> store_stage::process(std::shared_ptr<message> ms
       row = prepare_message(*msg, mailbox, level);
     } else {
       // Reading a spooled body and compressing megabytes is blocking work.
-      auto prepare = [msg, mailbox, level] { return prepare_message(*msg, mailbox, level); };
+      // A large zstd frame is spilled next to the spooled bodies (same file system).
+      auto prepare = [msg, mailbox, level, scratch = host_.spool_dir()] {
+        return prepare_message(*msg, mailbox, level, scratch);
+      };
       row = co_await run_blocking(host_.workers().get_executor(), std::move(prepare));
     }
   } catch (const std::exception& e) {

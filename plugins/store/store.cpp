@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <climits>
 #include <map>
+#include <span>
 #include <stdexcept>
 #include <system_error>
 
@@ -70,6 +71,37 @@ write_result failure(const std::exception& e) {
     return {SQLITE_IOERR, 0, sy->what()};
   }
   return {SQLITE_ERROR, 0, e.what()};
+}
+
+// Data up to this size is bound to the INSERT; larger data is streamed into a zeroblob.
+constexpr std::uint64_t kBindLimit = 256 * 1024;
+
+// Fills the `raw` zeroblob of message_data row `seq` (`size` bytes) in kIoChunk pieces.
+// next(offset, buffer, ec) returns the bytes at offset: a view into `buffer` it filled, or
+// into memory it owns; an empty view before `size` means the source shrank. Runs on the
+// writer thread; the one buffer is reused for every row.
+template <class Next>
+write_result write_blob(database& db, std::int64_t seq, std::uint64_t size, Next&& next) {
+  thread_local std::vector<char> buffer(kIoChunk);
+  sqlite3_blob* blob = nullptr;
+  int rc = sqlite3_blob_open(db.get(), "main", "message_data", "raw", seq, 1, &blob);
+  if (rc != SQLITE_OK) throw_sqlite(db.get(), rc, "blob open");
+  std::uint64_t offset = 0;
+  std::error_code ec;
+  while (offset < size) {
+    std::string_view chunk = next(offset, std::span<char>(buffer), ec);
+    if (ec || chunk.empty()) break;
+    chunk = chunk.substr(0, size - offset);
+    rc = sqlite3_blob_write(blob, chunk.data(), static_cast<int>(chunk.size()),
+                            static_cast<int>(offset));
+    if (rc != SQLITE_OK) break;
+    offset += chunk.size();
+  }
+  sqlite3_blob_close(blob);
+  if (rc != SQLITE_OK) throw_sqlite(db.get(), rc, "blob write");
+  if (ec) throw std::system_error(ec, "read message data");
+  if (offset != size) return {SQLITE_IOERR, 0, "message body changed size while stored"};
+  return {};
 }
 
 }  // namespace
@@ -231,7 +263,11 @@ void sqlite_store::writer_loop() {
             return stopping_ || queue_.size() >= opts_.max_batch || queue_.back().standalone;
           });
         }
+        std::uint64_t batch_bytes = 0;
         while (!queue_.empty() && batch.size() < opts_.max_batch && !queue_.front().standalone) {
+          // The first job always goes, so a message larger than the budget still commits.
+          if (!batch.empty() && batch_bytes + queue_.front().bytes > opts_.max_batch_bytes) break;
+          batch_bytes += queue_.front().bytes;
           batch.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
@@ -395,48 +431,46 @@ write_result sqlite_store::insert_row(database& db, const prepared_message& p) {
   if (db.changes() == 0) return {SQLITE_OK, 0, {}};  // already stored: idempotent retry
   const std::int64_t seq = db.last_insert_rowid();
 
-  std::optional<std::string_view> memory = p.body ? p.body->memory() : std::nullopt;
-  const bool stream = !p.compressed && !memory && p.raw_size > 0;
+  // Where the `raw` bytes come from: memory (a small frame, an in-memory body) or a file
+  // (a spilled frame, a spooled body).
+  const std::uint64_t stored = p.stored_size();
+  std::optional<std::string_view> memory;
+  if (p.compressed && !p.compressed_file) {
+    memory = p.compressed_data;
+  } else if (!p.compressed && p.body) {
+    memory = p.body->memory();
+  }
+  // Binding hands SQLite the bytes, and it builds the whole record (a full copy) in
+  // memory before writing it. Only small data is bound; anything else gets a zeroblob
+  // (SQLite writes its zeros page by page, never holding them) and is then streamed in.
+  const bool stream = stored > 0 && (!memory || stored > kBindLimit);
+  if (stream && stored > static_cast<std::uint64_t>(INT_MAX)) {
+    return {SQLITE_TOOBIG, 0, "message too large for the store"};
+  }
   {
     auto s = db.cached(
         "INSERT INTO message_data(seq, raw, compressed, raw_size) VALUES(?1, ?2, ?3, ?4)");
     s->bind(1, seq);
     // The bound bytes (compressed frame or in-memory body) live in `p` until the job is
     // completed, longer than this statement execution.
-    if (p.compressed) {
-      s->bind_blob_static(2, p.compressed_data);
-    } else if (memory && !memory->empty()) {
+    if (!stream && stored > 0) {
       s->bind_blob_static(2, *memory);
     } else {
-      s->bind_zeroblob(2, stream ? p.raw_size : 0);
+      s->bind_zeroblob(2, stored);
     }
     s->bind(3, p.compressed ? 1 : 0);
     s->bind(4, static_cast<std::int64_t>(p.raw_size));
     s->run();
   }
   if (stream) {
-    // A file-backed body stored plain: stream it from the spool file into the reserved
-    // zeroblob in chunks, never holding the whole body in memory.
-    if (p.raw_size > static_cast<std::uint64_t>(INT_MAX)) {
-      return {SQLITE_TOOBIG, 0, "message too large for the store"};
-    }
-    sqlite3_blob* blob = nullptr;
-    int rc = sqlite3_blob_open(db.get(), "main", "message_data", "raw", seq, 1, &blob);
-    if (rc != SQLITE_OK) throw_sqlite(db.get(), rc, "blob open");
-    std::uint64_t offset = 0;
-    int write_rc = SQLITE_OK;
-    std::error_code ec = p.body->for_each_chunk(
-        [&](std::string_view chunk) {
-          write_rc = sqlite3_blob_write(blob, chunk.data(), static_cast<int>(chunk.size()),
-                                        static_cast<int>(offset));
-          offset += chunk.size();
-          return write_rc == SQLITE_OK;
-        },
-        1 << 20);
-    sqlite3_blob_close(blob);
-    if (write_rc != SQLITE_OK) throw_sqlite(db.get(), write_rc, "blob write");
-    if (ec) throw std::system_error(ec, "read message body");
-    if (offset != p.raw_size) return {SQLITE_IOERR, 0, "message body changed size while stored"};
+    auto next = [&](std::uint64_t off, std::span<char> buf,
+                    std::error_code& ec) -> std::string_view {
+      ec.clear();
+      if (memory) return memory->substr(off, kIoChunk);  // no copy: straight from memory
+      if (p.compressed) return {buf.data(), p.compressed_file->read(off, buf, ec)};
+      return {buf.data(), p.body->read(off, buf, ec)};
+    };
+    if (auto r = write_blob(db, seq, stored, next); !r.ok()) return r;
   }
   for (const auto& tag : p.tags) {
     std::int64_t tag_id = 0;
@@ -462,6 +496,7 @@ write_result sqlite_store::insert_row(database& db, const prepared_message& p) {
 asio::awaitable<write_result> sqlite_store::insert(prepared_message p) {
   auto row = std::make_shared<prepared_message>(std::move(p));
   write_job job;
+  job.bytes = row->stored_size();
   job.run = [this, row](database& db) { return insert_row(db, *row); };
   job.after_commit = [this, row](const write_result& r) {
     if (r.n == 0) return;  // duplicate: nothing new to announce

@@ -2,11 +2,12 @@
 // writer thread and a pool of read-only connections.
 //
 // Writes (new messages, set_read, remove, remove_all, pruning) are jobs queued to the
-// writer thread. The writer takes everything queued (up to max_batch), runs it in one
-// BEGIN IMMEDIATE … COMMIT (each job in a SAVEPOINT, so one bad job fails alone), and then
-// completes every job by posting its handler to the caller's executor. A job is completed
-// as successful only after its COMMIT returned: that is the durability point (WAL with
-// synchronous=NORMAL survives SIGKILL; FULL also survives power loss).
+// writer thread. The writer takes everything queued (up to max_batch jobs and
+// max_batch_bytes of message data), runs it in one BEGIN IMMEDIATE … COMMIT (each job in a
+// SAVEPOINT, so one bad job fails alone), and then completes every job by posting its
+// handler to the caller's executor. A job is completed as successful only after its COMMIT
+// returned: that is the durability point (WAL with synchronous=NORMAL survives SIGKILL;
+// FULL also survives power loss).
 //
 // Reads run on `read_connections` threads of their own, each with a read-only
 // connection (WAL readers never block the writer, and the writer never blocks them).
@@ -54,6 +55,9 @@ struct store_options {
   int compression_level = 1;  // zstd level; 0 = store plain
   unsigned read_connections = 4;
   std::size_t max_batch = 256;
+  // Message data (stored `raw` bytes) per group commit; a batch stops growing past it, so
+  // one transaction never writes an unbounded amount (a single larger job runs alone).
+  std::uint64_t max_batch_bytes = 16 * 1024 * 1024;
   std::chrono::microseconds max_delay{2'000};
   bool durability_full = false;     // synchronous=FULL instead of NORMAL
   std::size_t prune_batch = 5'000;  // messages deleted per prune transaction
@@ -111,6 +115,8 @@ class sqlite_store final : public mailbox_service {
   struct write_job {
     // Standalone jobs manage their own transactions (pruning) and run alone.
     bool standalone = false;
+    // Message data this job writes, counted against max_batch_bytes.
+    std::uint64_t bytes = 0;
     // Runs on the writer thread, inside the batch transaction (unless standalone).
     std::function<write_result(database&)> run;
     // Runs on the writer thread after a successful commit: caches, events, metrics.

@@ -233,13 +233,29 @@ std::string message_body::header_block(std::size_t limit) const {
   std::string head;
   if (auto m = memory()) {
     head.assign(m->substr(0, limit));
-  } else {
-    head.resize(std::min<std::uint64_t>(limit, size()));
-    std::error_code ec;
-    head.resize(read(0, head, ec));
+    std::size_t end = header_block_end(head);
+    if (end != std::string::npos) head.resize(end);
+    return head;
   }
-  std::size_t end = header_block_end(head);
-  if (end != std::string::npos) head.resize(end);
+  // File-backed: read in growing steps and stop at the empty line, so a typical header
+  // costs a few KB, not `limit` bytes per message in flight.
+  std::size_t want = 8 * 1024;
+  std::error_code ec;
+  for (;;) {
+    const std::size_t old = head.size();
+    const std::size_t step = std::min<std::uint64_t>(std::min(want, limit) - old, size() - old);
+    head.resize(old + step);
+    head.resize(old + read(old, std::span<char>(head.data() + old, step), ec));
+    // The terminator may straddle the previous read; header_block_end scans from the start.
+    std::size_t end = header_block_end(head);
+    if (end != std::string::npos) {
+      head.resize(end);
+      break;
+    }
+    if (ec || head.size() == old || head.size() >= limit || head.size() >= size()) break;
+    want *= 4;
+  }
+  head.shrink_to_fit();
   return head;
 }
 

@@ -1,5 +1,6 @@
 // fuzz_config.cpp — libFuzzer target for sluice::config_node (YAML → validated view).
-// Parses the input as "fuzz.yaml", then walks every node calling every accessor. Only
+// Parses the input as "fuzz.yaml", then walks every node calling every accessor, then
+// runs the kernel's configuration loader over the same text. Only
 // sluice::config_error may be thrown; anything else (or a crash) is a finding. The walk is
 // depth-bounded so the harness itself cannot overflow the stack.
 #include <cstddef>
@@ -7,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "kernel_config.hpp"
 #include "sluice/config.hpp"
 
 namespace {
@@ -63,6 +65,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     const auto root = sluice::config_node::parse(text, "fuzz.yaml");
     walk(root, 0);
+  } catch (const sluice::config_error& e) {
+    if (std::string_view(e.what()).empty()) __builtin_trap();
+  }
+  // The kernel's loader on the same text: its keys, names, cross references. Includes
+  // resolve under a directory that does not exist, so no file outside is read.
+  try {
+    (void)sluice::kernel::parse_kernel_config(text, "fuzz.yaml", "/nonexistent-sluice-fuzz");
   } catch (const sluice::config_error& e) {
     if (std::string_view(e.what()).empty()) __builtin_trap();
   }

@@ -56,6 +56,8 @@ const bad_case kernel_cases[] = {
     {"unset_env", "spool:\n  path: ${SLUICE_TEST_SURELY_UNSET}/x\n",
      "t.yaml:2:9: spool.path: environment variable SLUICE_TEST_SURELY_UNSET is not set"},
     {"missing_include", "include: nothere.yaml\n", "t.yaml:1:10: include: included file"},
+    {"device_include", "include: /dev/zero\n",
+     "t.yaml:1:10: include: included file \"/dev/zero\" is not a regular file"},
 };
 
 class kernel_config_errors : public ::testing::TestWithParam<bad_case> {};

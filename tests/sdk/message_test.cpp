@@ -68,6 +68,22 @@ TEST(message_body, header_block_stops_at_empty_line) {
   EXPECT_EQ(lf->header_block(), "A: 1\nB: 2\n\n");
 }
 
+TEST(message_body, header_block_of_a_spilled_body_reads_only_the_header) {
+  sluice::test::temp_dir d;
+  body_builder b(d.path(), 16);
+  std::string fields;
+  for (int i = 0; i < 800; ++i)
+    fields += "X-Field-" + std::to_string(i) + ": value\r\n";  // ~20KB
+  ASSERT_FALSE(b.append(fields + "\r\n" + std::string(3 << 20, 'b')));
+  std::error_code ec;
+  auto body = b.finish(ec);
+  auto head = body->header_block();
+  EXPECT_EQ(head, fields + "\r\n");
+  EXPECT_LT(head.capacity(), 64u * 1024) << "the header copy should not keep a large buffer";
+  auto no_end = message_body::from_string("A: 1\r\nB: 2");  // no empty line at all
+  EXPECT_EQ(no_end->header_block(), "A: 1\r\nB: 2");
+}
+
 TEST(message, no_edits_outputs_raw_bytes_exactly) {
   message m;
   std::string raw = "Subject: \xe2\x9c\x93\r\nX:  odd  spacing \r\n\r\nbody\0bin\r\n";

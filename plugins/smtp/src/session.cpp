@@ -358,13 +358,19 @@ awaitable<bool> session::read_proxy_header() {
       if (!h.local) {
         boost::system::error_code ec;
         auto addr = asio::ip::make_address(h.src_addr, ec);
-        if (ec) {
+        if (!ec) {
+          client_ip_ = trust_ip_ = addr;
+          client_unix_ = trust_unix_ = false;
+          client_port_ = h.src_port;
+        } else if (h.src_port == 0 && h.dst_port == 0) {
+          // PROXY v2 AF_UNIX: the source is a socket path, not an address; the client is
+          // local to the proxy.
+          client_unix_ = trust_unix_ = true;
+          client_port_ = 0;
+        } else {
           log_.warn("PROXY header with a bad source address: closing");
           co_return false;
         }
-        client_ip_ = trust_ip_ = addr;
-        client_unix_ = trust_unix_ = false;
-        client_port_ = h.src_port;
       }
       co_return true;
     }

@@ -419,6 +419,17 @@ std::string proxy_v2_tcp4() {
   h += std::string("\x00\x19", 2);          // 25
   return h;
 }
+// PROXY v2 for a connection the proxy accepted on a unix socket: AF_UNIX, two 108-byte paths.
+std::string proxy_v2_unix() {
+  std::string h("\r\n\r\n\0\r\nQUIT\n", 12);
+  h += '\x21';                      // version 2, PROXY
+  h += '\x31';                      // AF_UNIX, STREAM
+  h += std::string("\x00\xd8", 2);  // 216 bytes of addresses
+  std::string src = "/run/app/client.sock", dst = "/run/proxy/smtp.sock";
+  src.resize(108, '\0');
+  dst.resize(108, '\0');
+  return h + src + dst;
+}
 std::string send_one(client& c) {
   c.send("HELO c.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
   for (int i = 0; i < 4; ++i) {
@@ -453,6 +464,17 @@ TEST(SmtpProxy, V1AndV2HeadersSetTheClientAddress) {
   ASSERT_EQ(m.size(), 2u);
   EXPECT_NE(m[0].find("[198.51.100.9]"), std::string::npos) << m[0];
   EXPECT_NE(m[1].find("[203.0.113.5]"), std::string::npos) << m[1];
+}
+
+TEST(SmtpProxy, V2UnixSourceIsALocalClient) {
+  sluice_server s(base + "    proxy_protocol: true\n");
+  client c(s.endpoints()[0]);
+  c.send(proxy_v2_unix());
+  EXPECT_EQ(c.read_reply().value_or(""), "220 mx.test ESMTP Sluice ready");
+  EXPECT_TRUE(send_one(c).starts_with("250 2.0.0"));
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].find("[/run/app"), std::string::npos) << m[0];  // a path is no IP literal
 }
 
 TEST(SmtpProxy, UntrustedPeerIsDropped) {
