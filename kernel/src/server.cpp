@@ -1,6 +1,7 @@
 // server.cpp — see server.hpp.
 #include "server.hpp"
 
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -43,7 +44,12 @@ class listener_ctx final : public listener_context {
   std::shared_ptr<gate> gate_;
 };
 
+// CPUs this process may run on (taskset, cgroup cpusets), not all CPUs of the machine:
+// one I/O thread per usable core.
 unsigned cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
   return std::max(1u, std::thread::hardware_concurrency());
 }
 

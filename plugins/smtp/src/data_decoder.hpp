@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace sluice::smtp {
@@ -114,11 +115,28 @@ data_decoder::result data_decoder::feed(std::string_view in, Sink&& sink) {
         count_(1, false);
         state_ = state::cr;
         continue;  // reprocess c after a CR
-      case state::text:
-        count_(1, c == '\n');
-        if (c == '\r') state_ = state::cr;
-        ++i;
+      case state::text: {
+        // Fast path: jump to the next CR with memchr (SIMD); bare LFs before it only
+        // end lines for the length count.
+        const char* base = in.data();
+        const void* cr = std::memchr(base + i, '\r', in.size() - i);
+        const std::size_t stop =
+            cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - base) : in.size();
+        std::size_t j = i;
+        while (const void* lf = std::memchr(base + j, '\n', stop - j)) {
+          const auto k = static_cast<std::size_t>(static_cast<const char*>(lf) - base);
+          count_(k - j + 1, true);
+          j = k + 1;
+        }
+        count_(stop - j, false);
+        i = stop;
+        if (i < in.size()) {  // at the CR
+          count_(1, false);
+          state_ = state::cr;
+          ++i;
+        }
         continue;
+      }
       case state::cr:
         count_(1, c == '\n');
         if (c == '\n') {

@@ -225,12 +225,11 @@ awaitable<bool> session::read_more() {
   // here, before blocking (on_drain runs on this session's executor, so this check and the
   // read below cannot interleave with it).
   if (draining_ && waiting_for_command_) co_return false;
-  std::size_t old = in_.size();
-  in_.resize(old + read_chunk_size);
+  char* room = in_.prepare(read_chunk_size);
   arm();
   boost::system::error_code ec;
-  std::size_t n = co_await t_->read_some(asio::buffer(in_.data() + old, read_chunk_size), ec);
-  in_.resize(old + n);
+  std::size_t n = co_await t_->read_some(asio::buffer(room, read_chunk_size), ec);
+  in_.commit(n);
   if (n > 0) inc(st_->metrics.bytes_received, static_cast<double>(n));
   if (ec && n == 0) co_return false;
   co_return true;
