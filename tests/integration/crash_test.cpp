@@ -20,10 +20,8 @@
 #include <set>
 #include <thread>
 
-#include "plugin_loader.hpp"
-#include "services_impl.hpp"
-#include "sluice/mailbox.hpp"
 #include "sluice_test.hpp"
+#include "store_reader.hpp"
 
 namespace {
 
@@ -92,20 +90,6 @@ void client(const std::string& endpoint, int n, std::atomic<int>& budget, std::m
   }
 }
 
-struct test_host final : host {
-  asio::io_context ioc{1};
-  asio::thread_pool pool{2};
-  kernel::registry_impl reg;
-  std::filesystem::path dir;
-  asio::io_context& io() override { return ioc; }
-  asio::thread_pool& workers() override { return pool; }
-  service_registry& services() override { return reg; }
-  const std::filesystem::path& spool_dir() const override { return dir; }
-  const std::filesystem::path& config_dir() const override { return dir; }
-  std::size_t spill_threshold() const override { return 1 << 20; }
-  bool durability_full() const override { return false; }
-};
-
 TEST(crash, sigkill_under_load_loses_nothing_acknowledged) {
   sluice::test::temp_dir dir;
   std::vector<acked> acks;
@@ -142,26 +126,13 @@ TEST(crash, sigkill_under_load_loses_nothing_acknowledged) {
   }
 
   // Read everything back through the store plugin itself.
-  kernel::plugin_loader loader;
-  loader.load_dirs({sluice::test::build_dir() + "/lib/sluice/plugins"});
-  const auto* type = loader.find_service("store");
-  ASSERT_NE(type, nullptr);
-  test_host h;
-  h.dir = dir.path();
-  auto cfg = config_node::parse("path: mail.db\n", "crash.yaml");
-  instance_context ictx{h, cfg, "default", logger("test"), false};
-  auto svc = type->factory(ictx);
-  auto mb = h.reg.get<mailbox_service>();
-  ASSERT_NE(mb, nullptr);
-  auto work = asio::make_work_guard(h.ioc);
-  std::thread runner([&] { h.ioc.run(); });
+  sluice::test::store_reader store(dir.path(), "mail.db");
 
   std::set<std::string> ids;
   std::size_t missing = 0, different = 0;
   for (const auto& a : acks) {
     EXPECT_TRUE(ids.insert(a.id).second) << "acknowledged twice: " << a.id;
-    std::string id = a.id;
-    auto raw = asio::co_spawn(h.ioc, mb->raw(id, false), asio::use_future).get();
+    auto raw = store.raw(a.id, false);
     if (!raw) {
       ++missing;
     } else if (*raw != a.bytes) {
@@ -173,26 +144,13 @@ TEST(crash, sigkill_under_load_loses_nothing_acknowledged) {
 
   // Each message (by its unique Message-ID) is stored at most once.
   std::map<std::string, int> seen;
-  mailbox_query q;
-  q.limit = 1000;
-  for (;;) {
-    auto page = asio::co_spawn(h.ioc, mb->list(q), asio::use_future).get();
-    for (auto& m : page)
-      ++seen[m.message_id];
-    if (page.size() < q.limit) break;
-    q.offset += q.limit;
-  }
+  for (auto& m : store.all())
+    ++seen[m.message_id];
   for (auto& [mid, n] : seen)
     EXPECT_EQ(n, 1) << mid;
   EXPECT_GE(seen.size(), acks.size());
   std::cout << "acknowledged before SIGKILL: " << acks.size()
             << ", stored after restart: " << seen.size() << "\n";
-
-  svc.reset();
-  h.reg.clear();
-  work.reset();
-  runner.join();
-  h.pool.join();
 }
 
 }  // namespace

@@ -526,6 +526,32 @@ TEST(SmtpAuth, CramMd5WithPlainTextEntry) {
   fs::remove_all(dir);
 }
 
+TEST(SmtpAuth, OptionalAcceptsAnonymousMailButRefusesWrongCredentials) {
+  fs::path dir = make_temp_dir("sluice-smtp-optional");
+  fs::path users = make_htpasswd(dir);
+  sluice_server s(base + "    auth: {mode: optional, htpasswd: " + users.string() +
+                  ", allow_insecure: true}\n");
+  // alice:secret in AUTH PLAIN is AGFsaWNlAHNlY3JldA==; alice:wrong is AGFsaWNlAHdyb25n.
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: EHLO c.test\nS: 250-*\nS: 250-*\nS: 250-*\n"
+                                "S: 250-*\nS: 250-*\nS: 250-*\nS: 250-*\nS: 250 AUTH*\n"
+                                "C: MAIL FROM:<anon@example.com>\nS: 250 2.1.0 Ok\n"
+                                "C: RSET\nS: 250*\n"
+                                "C: AUTH PLAIN AGFsaWNlAHdyb25n\nS: 535 5.7.8*\n"
+                                "C: AUTH PLAIN AGFsaWNlAHNlY3JldA==\nS: 235 2.7.0*\n"),
+            "");
+  fs::remove_all(dir);
+}
+
+TEST(SmtpAuth, OffDoesNotAdvertiseOrAcceptAuth) {
+  sluice_server s(base);
+  const auto t = run_transcript_text(s.endpoints()[0],
+                                     "S: 220*\nC: EHLO c.test\nS: 250-*\nS: 250-*\nS: 250-*\n"
+                                     "S: 250-*\nS: 250-*\nS: 250-*\nS: 250 ENHANCEDSTATUSCODES\n"
+                                     "C: AUTH PLAIN AGFsaWNlAHNlY3JldA==\nS: 5*\n");
+  EXPECT_EQ(t, "");
+}
+
 TEST(SmtpAuth, AcceptAnyTakesAnyCredentials) {
   sluice_server s(base + "    auth: {mode: accept-any, allow_insecure: true}\n");
   EXPECT_EQ(run_transcript_text(s.endpoints()[0],
