@@ -13,8 +13,10 @@
 #include <random>
 #include <sstream>
 
-#include "message_json.hpp"
+#include <boost/json.hpp>
 #include "sluice/host.hpp"
+
+#include "sluice/message_json.hpp"
 
 namespace sluice::kernel {
 
@@ -79,8 +81,7 @@ std::chrono::milliseconds backoff(const retry_policy& r, unsigned attempts) {
 spool::spool(asio::io_context& io, asio::thread_pool& workers, std::filesystem::path dir,
              bool durability_full, pipeline_runner& runner, sluice::metrics& m, sluice::events* ev,
              sluice::logger log)
-    : io_(io),
-      workers_(workers),
+    : workers_(workers),
       dir_(std::move(dir)),
       incoming_(dir_ / "incoming"),
       queue_(dir_ / "queue"),

@@ -81,7 +81,6 @@ class spool : public std::enable_shared_from_this<spool> {
   std::filesystem::path eml(const std::string& id) const { return queue_ / (id + ".eml"); }
   std::filesystem::path meta(const std::string& id) const { return queue_ / (id + ".json"); }
 
-  boost::asio::io_context& io_;
   boost::asio::thread_pool& workers_;
   std::filesystem::path dir_, incoming_, queue_;
   bool full_;

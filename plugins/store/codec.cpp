@@ -1,6 +1,9 @@
 // codec.cpp — row preparation, header summary, RFC 2047, zstd (see codec.hpp).
 #include "codec.hpp"
 
+#include "sluice/message_json.hpp"
+#include "sluice/text.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -24,27 +27,6 @@ constexpr std::size_t kMaxMessageId = 1024;
 constexpr std::uint64_t kInlinePrepareLimit = 64 * 1024;
 // A compressed frame must save at least 3 % or the body is stored plain.
 constexpr double kMinSaving = 0.97;
-
-bool ieq(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -102,8 +84,8 @@ bool decode_word(std::string_view charset, char enc, std::string_view text, std:
   if (auto star = charset.find('*'); star != std::string_view::npos) {
     charset = charset.substr(0, star);  // RFC 2231 language suffix
   }
-  const bool utf8 = ieq(charset, "utf-8") || ieq(charset, "us-ascii");
-  const bool latin1 = ieq(charset, "iso-8859-1") || ieq(charset, "latin1");
+  const bool utf8 = sluice::iequals(charset, "utf-8") || sluice::iequals(charset, "us-ascii");
+  const bool latin1 = sluice::iequals(charset, "iso-8859-1") || sluice::iequals(charset, "latin1");
   if (!utf8 && !latin1) return false;
   std::string bytes;
   if (enc == 'B' || enc == 'b') {
@@ -249,29 +231,6 @@ bool compress_body(const message_body& body, int level, const std::filesystem::p
   return true;
 }
 
-std::string_view op_name(edit_op o) {
-  switch (o) {
-    case edit_op::prepend:
-      return "prepend";
-    case edit_op::append:
-      return "append";
-    case edit_op::set:
-      return "set";
-    case edit_op::remove:
-      return "remove";
-    case edit_op::rename:
-      return "rename";
-  }
-  return "append";
-}
-
-boost::json::array params_json(const std::vector<std::pair<std::string, std::string>>& ps) {
-  boost::json::array a;
-  for (const auto& [k, v] : ps)
-    a.push_back(boost::json::array{boost::json::string(k), boost::json::string(v)});
-  return a;
-}
-
 }  // namespace
 
 std::string sanitize_utf8(std::string_view in) {
@@ -373,7 +332,7 @@ header_summary summarize_headers(std::string_view block) {
     std::string_view name = trim(field.substr(0, colon));
     std::string_view raw_value = field.substr(colon + 1);
     auto value = [&] { return std::string(trim(unfold(raw_value))); };
-    if (!have_mid && ieq(name, "Message-ID")) {
+    if (!have_mid && sluice::iequals(name, "Message-ID")) {
       std::string v = value();
       std::string_view s = v;
       if (auto lt = s.find('<'); lt != std::string_view::npos) {
@@ -382,16 +341,16 @@ header_summary summarize_headers(std::string_view block) {
       }
       h.message_id = clip(sanitize_utf8(trim(s)), kMaxMessageId);
       have_mid = true;
-    } else if (!have_subject && ieq(name, "Subject")) {
+    } else if (!have_subject && sluice::iequals(name, "Subject")) {
       h.subject = clip(sanitize_utf8(decode_rfc2047(value())), kMaxSubject);
       have_subject = true;
-    } else if (!have_from && ieq(name, "From")) {
+    } else if (!have_from && sluice::iequals(name, "From")) {
       h.from = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
       have_from = true;
-    } else if (!have_to && ieq(name, "To")) {
+    } else if (!have_to && sluice::iequals(name, "To")) {
       h.to = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
       have_to = true;
-    } else if (!have_cc && ieq(name, "Cc")) {
+    } else if (!have_cc && sluice::iequals(name, "Cc")) {
       h.cc = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
       have_cc = true;
     }
@@ -518,16 +477,16 @@ prepared_message prepare_message(const message& msg, std::string mailbox, int zs
   p.env_from = msg.envelope.mail_from;
   for (const auto& r : msg.envelope.recipients)
     p.env_to.push_back(r.address);
-  p.envelope_json = envelope_to_json(msg.envelope);
+  p.envelope_json = envelope_to_json_text(msg.envelope);
   p.attributes_json = boost::json::serialize(msg.attributes);
-  p.edits_json = edits_to_json(msg.edits);
+  p.edits_json = edits_to_json_text(msg.edits);
   if (const auto* tags = msg.attributes.if_contains("tags"); tags && tags->is_array()) {
     for (const auto& t : tags->get_array()) {
       if (!t.is_string()) continue;
       std::string c = clean_tag(t.get_string());
       if (c.empty()) continue;
       bool dup = std::any_of(p.tags.begin(), p.tags.end(), [&](const std::string& x) {
-        return ieq(x, c);  // tag names are unique case-insensitively
+        return sluice::iequals(x, c);  // tag names are unique case-insensitively
       });
       if (!dup) p.tags.push_back(std::move(c));
     }
@@ -558,67 +517,19 @@ std::string decompress(std::string_view frame, std::uint64_t raw_size) {
   return out;
 }
 
-std::string edits_to_json(const std::vector<header_edit>& edits) {
-  boost::json::array a;
-  a.reserve(edits.size());
-  for (const auto& e : edits) {
-    a.push_back(boost::json::object{{"op", op_name(e.op)}, {"name", e.name}, {"value", e.value}});
-  }
-  return boost::json::serialize(a);
+// The SDK owns the JSON format (shared with the kernel's spool); the store keeps it as text.
+std::string edits_to_json_text(const std::vector<header_edit>& edits) {
+  return boost::json::serialize(sluice::edits_to_json(edits));
 }
 
-std::vector<header_edit> edits_from_json(std::string_view json) {
-  std::vector<header_edit> out;
+std::vector<header_edit> edits_from_json_text(std::string_view json) {
   boost::json::value v = boost::json::parse(json);
-  for (const auto& item : v.as_array()) {
-    const auto& o = item.as_object();
-    header_edit e;
-    std::string_view op = o.at("op").as_string();
-    if (op == "prepend")
-      e.op = edit_op::prepend;
-    else if (op == "append")
-      e.op = edit_op::append;
-    else if (op == "set")
-      e.op = edit_op::set;
-    else if (op == "remove")
-      e.op = edit_op::remove;
-    else if (op == "rename")
-      e.op = edit_op::rename;
-    else
-      throw std::runtime_error("stored edit has an unknown op");
-    e.name = std::string(o.at("name").as_string());
-    e.value = std::string(o.at("value").as_string());
-    out.push_back(std::move(e));
-  }
-  return out;
+  if (!v.is_array()) throw std::runtime_error("stored edits are not a JSON array");
+  return sluice::edits_from_json(v.as_array());
 }
 
-std::string envelope_to_json(const envelope& env) {
-  boost::json::array rcpts;
-  for (const auto& r : env.recipients) {
-    rcpts.push_back(boost::json::object{{"address", r.address}, {"params", params_json(r.params)}});
-  }
-  const auto received_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(env.received_at.time_since_epoch())
-          .count();
-  boost::json::object o{
-      {"mail_from", env.mail_from},
-      {"mail_params", params_json(env.mail_params)},
-      {"recipients", std::move(rcpts)},
-      {"listener", env.listener},
-      {"protocol", env.protocol},
-      {"session_id", env.session_id},
-      {"helo", env.helo},
-      {"client_address", env.client_address},
-      {"client_port", env.client_port},
-      {"client_name", env.client_name},
-      {"local_address", env.local_address},
-      {"auth_user", env.auth_user},
-      {"tls_version", env.tls_version},
-      {"tls_cipher", env.tls_cipher},
-      {"received_at_ms", received_ms},
-  };
-  return boost::json::serialize(o);
+std::string envelope_to_json_text(const envelope& env) {
+  return boost::json::serialize(sluice::envelope_to_json(env));
 }
 
 std::vector<std::string> envelope_recipients(std::string_view envelope_json) {

@@ -116,9 +116,9 @@ bool prepare_inline_ok(const message& msg) noexcept;
 // Decompresses one zstd frame that must hold exactly raw_size bytes.
 std::string decompress(std::string_view frame, std::uint64_t raw_size);
 
-std::string edits_to_json(const std::vector<header_edit>& edits);
-std::vector<header_edit> edits_from_json(std::string_view json);
-std::string envelope_to_json(const envelope& env);
+std::string edits_to_json_text(const std::vector<header_edit>& edits);
+std::vector<header_edit> edits_from_json_text(std::string_view json);
+std::string envelope_to_json_text(const envelope& env);
 // Only the envelope recipients' addresses, from envelope_to_json's output.
 std::vector<std::string> envelope_recipients(std::string_view envelope_json);
 

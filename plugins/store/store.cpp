@@ -789,7 +789,7 @@ asio::awaitable<std::optional<std::string>> sqlite_store::raw(std::string id, bo
     std::string_view edits_json = s->column_text(3);
     if (!with_edits || edits_json.empty() || edits_json == "[]") return bytes;
     message m;
-    m.edits = edits_from_json(edits_json);
+    m.edits = edits_from_json_text(edits_json);
     m.raw = message_body::from_string(std::move(bytes));
     return m.output();
   };

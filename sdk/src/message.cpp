@@ -4,6 +4,7 @@
 // A file-backed body deletes its file when the last reference goes; the spool keeps a
 // message by hard-linking that file into place, so no ownership transfer is needed.
 #include "sluice/message.hpp"
+#include "sluice/text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -74,17 +75,6 @@ class file_body final : public message_body {
   std::uint64_t size_;
   bool owned_;
 };
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 // Offset just past the header block's terminating empty line, or npos if the block has
 // no end within `text` (then everything is header).

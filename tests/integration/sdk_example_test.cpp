@@ -13,6 +13,8 @@
 
 namespace {
 
+using sluice::test::shell_quote;
+
 namespace fs = std::filesystem;
 using sluice::test::run_command;
 using sluice::test::sluice_process;
@@ -40,27 +42,6 @@ constexpr const char* message_text =
     "Subject: sdk example\r\n"
     "\r\n"
     "hello from the sdk example test\r\n";
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "'";
-}
-
-std::vector<std::string> sunk(const fs::path& dir) {
-  std::vector<std::string> out;
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".eml") out.push_back(sluice::test::read_file(e.path()));
-  }
-  return out;
-}
 
 bool has_file_starting_with(const fs::path& dir, const std::string& prefix) {
   if (!fs::exists(dir)) return false;
@@ -107,7 +88,7 @@ TEST(SdkExample, HeaderGuardBuiltOutOfTreeAgainstTheInstalledSdk) {
   std::string accepted =
       sluice::test::smtp_send(endpoint, "sender@example.org", {"ok@example.com"}, message_text);
   EXPECT_TRUE(accepted.starts_with("250")) << accepted << "\n" << proc.log();
-  auto msgs = sunk(proc.dir() / "out");
+  auto msgs = sluice::test::read_eml_files(proc.dir() / "out");
   ASSERT_EQ(msgs.size(), 1u) << proc.log();
   EXPECT_NE(msgs[0].find("X-Header-Guard: checked\r\n"), std::string::npos) << msgs[0];
   EXPECT_NE(msgs[0].find("Subject: sdk example"), std::string::npos) << msgs[0];
@@ -117,7 +98,8 @@ TEST(SdkExample, HeaderGuardBuiltOutOfTreeAgainstTheInstalledSdk) {
   EXPECT_TRUE(refused.starts_with("550")) << refused << "\n" << proc.log();
   EXPECT_NE(refused.find("5.7.1"), std::string::npos) << refused;
   EXPECT_NE(refused.find("Recipient refused by policy"), std::string::npos) << refused;
-  EXPECT_EQ(sunk(proc.dir() / "out").size(), 1u) << "a refused message was stored";
+  EXPECT_EQ(sluice::test::read_eml_files(proc.dir() / "out").size(), 1u)
+      << "a refused message was stored";
 }
 
 }  // namespace

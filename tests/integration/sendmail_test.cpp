@@ -19,6 +19,8 @@
 
 namespace {
 
+using sluice::test::shell_quote;
+
 namespace fs = std::filesystem;
 using sluice::test::run_command;
 using sluice::test::sluice_process;
@@ -37,28 +39,6 @@ pipelines:
       - plugin: test_sink
         dir: ./sink
 )";
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out + "'";
-}
-
-// The messages the sink wrote, contents in no particular order.
-std::vector<std::string> sunk(const fs::path& dir) {
-  std::vector<std::string> out;
-  if (!fs::exists(dir)) return out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".eml") out.push_back(sluice::test::read_file(e.path()));
-  }
-  return out;
-}
 
 // Pipes `input` into `command` (through a file, so the shell does no quoting of it).
 int pipe_into(const fs::path& dir, const std::string& command, const std::string& input,
@@ -102,7 +82,7 @@ TEST_F(SendmailIntegration, PhpStyleDashTDashI) {
       dir_.path(), shell_quote(sluice::test::sluice_binary()) + " sendmail -t -i -S " + server_,
       php_message, &out);
   ASSERT_EQ(rc, 0) << out << "\n" << sluice_->log();
-  const auto msgs = sunk(sink());
+  const auto msgs = sluice::test::read_eml_files(sink());
   ASSERT_EQ(msgs.size(), 1u) << sluice_->log();
   const std::string& m = msgs[0];
   EXPECT_NE(m.find("Subject: sendmail integration"), std::string::npos) << m;
@@ -131,7 +111,7 @@ TEST_F(SendmailIntegration, ThroughASymlinkNamedSendmailWithEnvServer) {
                                " -f sender@example.org carol@example.org",
                            "Subject: via symlink\n\nhello\n.\nnot part of the message\n", &out);
   ASSERT_EQ(rc, 0) << out << "\n" << sluice_->log();
-  const auto msgs = sunk(sink());
+  const auto msgs = sluice::test::read_eml_files(sink());
   ASSERT_EQ(msgs.size(), 1u);
   EXPECT_NE(msgs[0].find("Subject: via symlink"), std::string::npos) << msgs[0];
   EXPECT_NE(msgs[0].find("From: sender@example.org"), std::string::npos) << msgs[0];
@@ -154,7 +134,7 @@ TEST_F(SendmailIntegration, SymfonyStyleDashBs) {
   EXPECT_TRUE(out.starts_with("220")) << out;
   EXPECT_NE(out.find("354"), std::string::npos) << out;
   EXPECT_NE(out.find("221"), std::string::npos) << out;
-  const auto msgs = sunk(sink());
+  const auto msgs = sluice::test::read_eml_files(sink());
   ASSERT_EQ(msgs.size(), 1u);
   EXPECT_NE(msgs[0].find("Subject: over -bs"), std::string::npos) << msgs[0];
 }
@@ -175,7 +155,7 @@ TEST_F(SendmailIntegration, NoServerMeansTempfailExit) {
                            php_message, &out);
   EXPECT_EQ(rc, 75) << out;  // EX_TEMPFAIL
   EXPECT_NE(out.find("sendmail: cannot connect"), std::string::npos) << out;
-  EXPECT_TRUE(sunk(sink()).empty());
+  EXPECT_TRUE(sluice::test::read_eml_files(sink()).empty());
 }
 
 TEST_F(SendmailIntegration, UsageErrorExit) {

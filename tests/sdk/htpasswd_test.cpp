@@ -20,21 +20,11 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice_test.hpp"
 
 namespace {
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('\'');
-  return out;
-}
+using sluice::test::shell_quote;
 
 bool have_tool(const char* name) {
   const std::string cmd = std::string("command -v ") + name + " >/dev/null 2>&1";

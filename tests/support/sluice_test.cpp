@@ -308,6 +308,27 @@ std::string line_client::read_all() {
   }
 }
 
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out + "'";
+}
+
+std::vector<std::string> read_eml_files(const std::filesystem::path& dir) {
+  std::vector<std::string> out;
+  if (!std::filesystem::exists(dir)) return out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".eml") out.push_back(read_file(e.path()));
+  }
+  return out;
+}
+
 int run_command(const std::string& cmd, std::string* out, bool merge_stderr,
                 std::chrono::milliseconds timeout) {
   int pipefd[2];

@@ -107,6 +107,12 @@ class line_client {
   std::chrono::milliseconds timeout_;
 };
 
+// The string as one single-quoted shell word.
+std::string shell_quote(const std::string& s);
+// The contents of the *.eml files in `dir` (as the testkit's test_sink writes them), in no
+// particular order.
+std::vector<std::string> read_eml_files(const std::filesystem::path& dir);
+
 // Runs a shell command (sh -c), returns the exit status; stdout (and stderr, if
 // merge_stderr) appended to *out. Bounded by timeout (the process group is killed).
 int run_command(const std::string& cmd, std::string* out = nullptr, bool merge_stderr = true,

@@ -14,14 +14,6 @@ bool is_blank(char c) noexcept {
   return c == ' ' || c == '\t';
 }
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (is_blank(s.front()) || s.front() == '\r'))
-    s.remove_prefix(1);
-  while (!s.empty() && (is_blank(s.back()) || s.back() == '\r'))
-    s.remove_suffix(1);
-  return s;
-}
-
 struct verb_name {
   std::string_view name;
   verb v;
@@ -166,14 +158,6 @@ bool is_esmtp_keyword(std::string_view k) noexcept {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);

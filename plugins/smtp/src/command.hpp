@@ -8,6 +8,8 @@
 // Malformed input is reported through the return value, never by exception.
 #pragma once
 
+#include "sluice/text.hpp"
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -88,7 +90,7 @@ bool parse_bdat(std::string_view args, bdat_args& out) noexcept;
 // True when s is well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF).
 bool valid_utf8(std::string_view s) noexcept;
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using sluice::iequals;  // ASCII case-insensitive (sluice/text.hpp)
 bool istarts_with(std::string_view s, std::string_view prefix) noexcept;
 
 }  // namespace sluice::smtp

@@ -6,6 +6,8 @@
 // "sendmail: " line on stderr.
 #include "sendmail.hpp"
 
+#include "sluice/text.hpp"
+
 #include <netdb.h>
 #include <poll.h>
 #include <pwd.h>
@@ -39,27 +41,6 @@ void complain(std::string_view msg) {
   line.append(msg);
   line.push_back('\n');
   (void)!::write(2, line.data(), line.size());
-}
-
-bool ascii_iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() &&
-         (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-    s.remove_prefix(1);
-  while (!s.empty() &&
-         (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
 }
 
 bool has_8bit(std::string_view s) {
@@ -641,10 +622,10 @@ prepared_headers prepare_headers(const std::vector<std::string>& lines, bool ext
     const std::size_t colon = first.find(':');
     const std::string_view name =
         trim(std::string_view(first).substr(0, colon == std::string::npos ? 0 : colon));
-    if (ascii_iequal(name, "From")) have_from = true;
-    if (ascii_iequal(name, "Date")) have_date = true;
-    const bool is_bcc = ascii_iequal(name, "Bcc");
-    if (extract_recipients && (ascii_iequal(name, "To") || ascii_iequal(name, "Cc") || is_bcc)) {
+    if (iequals(name, "From")) have_from = true;
+    if (iequals(name, "Date")) have_date = true;
+    const bool is_bcc = iequals(name, "Bcc");
+    if (extract_recipients && (iequals(name, "To") || iequals(name, "Cc") || is_bcc)) {
       std::string value = first.substr(colon + 1);
       for (std::size_t i = 1; i < f.size(); ++i)
         value += " " + f[i];
@@ -770,8 +751,8 @@ int submit(const sendmail_options& opts, int in_fd) {
     for (std::size_t i = 1; i < r.lines.size(); ++i) {
       std::string_view kw = r.lines[i];
       kw = kw.substr(0, kw.find(' '));
-      if (ascii_iequal(kw, "8BITMIME")) eightbit = true;
-      if (ascii_iequal(kw, "SMTPUTF8")) smtputf8 = true;
+      if (iequals(kw, "8BITMIME")) eightbit = true;
+      if (iequals(kw, "SMTPUTF8")) smtputf8 = true;
     }
   } else {
     conn.command("HELO " + local_hostname());

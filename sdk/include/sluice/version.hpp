@@ -39,10 +39,10 @@
 // Clang and GCC share libstdc++ and the Itanium ABI on Linux, so the key names the
 // standard library, not the compiler's major version, except that a plugin built by a
 // different compiler family is still refused: coroutine frame layouts differ.
-#define SLUICE_BUILD_KEY       \
-  SLUICE_DETAIL_COMPILER       \
-      ";" SLUICE_DETAIL_STDLIB \
-      ";boost-" SLUICE_DETAIL_STR(BOOST_VERSION) ";sdk-abi-" SLUICE_DETAIL_STR(SLUICE_SDK_ABI)
+#define SLUICE_BUILD_KEY   \
+  SLUICE_DETAIL_COMPILER   \
+  ";" SLUICE_DETAIL_STDLIB \
+  ";boost-" SLUICE_DETAIL_STR(BOOST_VERSION) ";sdk-abi-" SLUICE_DETAIL_STR(SLUICE_SDK_ABI)
 
 namespace sluice {
 

@@ -853,7 +853,7 @@ TEST(StoreCodec, EditsRoundTripThroughJson) {
   std::vector<header_edit> edits{{edit_op::prepend, "Received", "from x"},
                                  {edit_op::rename, "X-A", "X-B"},
                                  {edit_op::remove, "Bcc", ""}};
-  auto back = edits_from_json(edits_to_json(edits));
+  auto back = edits_from_json_text(edits_to_json_text(edits));
   ASSERT_EQ(back.size(), 3u);
   EXPECT_EQ(back[1].op, edit_op::rename);
   EXPECT_EQ(back[1].value, "X-B");

@@ -1,8 +1,9 @@
-// message_json.cpp — see message_json.hpp. Unknown or missing fields read as defaults,
-// so spool records written by an older version still load.
-#include "message_json.hpp"
+// message_json.cpp — see sluice/message_json.hpp.
+#include "sluice/message_json.hpp"
 
-namespace sluice::kernel {
+#include <boost/json.hpp>
+
+namespace sluice {
 namespace json = boost::json;
 namespace {
 
@@ -127,4 +128,4 @@ std::vector<header_edit> edits_from_json(const json::array& a) {
   return out;
 }
 
-}  // namespace sluice::kernel
+}  // namespace sluice
