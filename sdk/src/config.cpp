@@ -52,7 +52,16 @@ std::string item_path(const std::string& parent, std::size_t i) {
   throw config_error(msg);
 }
 
-void check_duplicates(const YAML::Node& n, const std::string& file, const std::string& path) {
+// Configuration is shallow; anything deeper is a mistake or an alias that contains itself
+// (`a: &x {b: *x}` makes the node graph cyclic), which must not recurse without end.
+constexpr int max_depth = 64;
+
+void check_duplicates(const YAML::Node& n, const std::string& file, const std::string& path,
+                      int depth = 0) {
+  if (depth > max_depth) {
+    throw_at(file, n.Mark(), path,
+             "nested more than 64 levels deep (or an alias that refers to itself)");
+  }
   if (n.IsMap()) {
     std::set<std::string> seen;
     for (auto it = n.begin(); it != n.end(); ++it) {
@@ -63,12 +72,13 @@ void check_duplicates(const YAML::Node& n, const std::string& file, const std::s
       if (!seen.insert(key).second) {
         throw_at(file, it->first.Mark(), child_path(path, key), "duplicate key");
       }
-      check_duplicates(it->second, file, child_path(path, key));
+      check_duplicates(it->second, file, child_path(path, key), depth + 1);
     }
   } else if (n.IsSequence()) {
     std::size_t i = 0;
-    for (auto it = n.begin(); it != n.end(); ++it, ++i)
-      check_duplicates(*it, file, item_path(path, i));
+    for (auto it = n.begin(); it != n.end(); ++it, ++i) {
+      check_duplicates(*it, file, item_path(path, i), depth + 1);
+    }
   }
 }
 

@@ -54,6 +54,24 @@ TEST(config_node, items_in_lists_are_checked) {
   EXPECT_THROW(n.check_unknown_keys(), config_error);
 }
 
+// Found by fuzz_config (tests/fuzz/regressions/fuzz_config/): an alias inside its own
+// anchor makes the node graph cyclic; parsing must fail cleanly, not recurse without end.
+TEST(config_node, self_referencing_alias_is_an_error_not_a_stack_overflow) {
+  try {
+    config_node::parse("x: &a {k: [1, y: *a]}\n", "f.yaml");
+    FAIL() << "accepted a cyclic document";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("an alias that refers to itself"), std::string::npos)
+        << e.what();
+  }
+  std::string deep = "a: ";
+  for (int i = 0; i < 100; ++i)
+    deep += "[";
+  for (int i = 0; i < 100; ++i)
+    deep += "]";
+  EXPECT_THROW(config_node::parse(deep + "\n", "f.yaml"), config_error);
+}
+
 TEST(config_node, env_escape) {
   auto n = config_node::parse("a: $${NOT_SUBSTITUTED}\n", "f");
   EXPECT_EQ(n.at("a").as_string(), "${NOT_SUBSTITUTED}");
