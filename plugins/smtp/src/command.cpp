@@ -6,10 +6,6 @@
 namespace sluice::smtp {
 namespace {
 
-constexpr char lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
-}
-
 bool is_blank(char c) noexcept {
   return c == ' ' || c == '\t';
 }
