@@ -520,7 +520,7 @@ awaitable<void> session::dispatch(const std::string& line) {
       reply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
       break;
     case verb::expn:
-      reply(502, "5.5.1", "EXPN not implemented");
+      reply(502, "5.5.1", "EXPN is disabled: it would expose mailing-list members");
       break;
     case verb::help:
       reply(214, "2.0.0",
