@@ -11,7 +11,7 @@ packages=(
   libssl-dev libsqlite3-dev libyaml-cpp-dev libgmime-3.0-dev libzstd-dev libc-ares-dev
   libcrypt-dev libgtest-dev libgmock-dev
   # real, independent clients and tools the tests drive
-  python3 openssl swaks curl apache2-utils procps
+  python3 python3-dnslib openssl swaks curl apache2-utils procps
 )
 
 missing=()

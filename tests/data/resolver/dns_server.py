@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""dns_server.py -- a tiny authoritative DNS server for the resolver plugin's tests.
+
+Serves the records of a zone file (dnslib's zone syntax: $ORIGIN, $TTL, one RR per line) on
+UDP and TCP on the same loopback port, and logs every query it receives, one line each:
+"<udp|tcp> <qname> <qtype>", flushed at once so the test can count them.
+
+  --servfail NAME   answer SERVFAIL for NAME (any type)
+  --refused NAME    answer REFUSED for NAME (any type)
+  --truncate NAME   answer NAME over UDP with TC=1 and no records, so clients retry over TCP
+
+Names that are absent get NXDOMAIN, names without the asked type NOERROR/empty (NODATA);
+both carry the zone's SOA in the authority section (RFC 2308). Writes the bound port to
+--ready once both sockets listen. Runs until killed. Needs python3-dnslib (Debian).
+"""
+import argparse
+import os
+import sys
+import threading
+import time
+
+from dnslib import QTYPE, RCODE, RR, DNSLabel
+from dnslib.server import BaseResolver, DNSServer
+
+
+class ZoneResolver(BaseResolver):
+    def __init__(self, records, servfail, refused, truncate):
+        self.records = records
+        self.servfail = {DNSLabel(n) for n in servfail}
+        self.refused = {DNSLabel(n) for n in refused}
+        self.truncate = {DNSLabel(n) for n in truncate}
+        self.soa = next((r for r in records if r.rtype == QTYPE.SOA), None)
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        qname, qtype = request.q.qname, request.q.qtype
+        if qname in self.servfail:
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        if qname in self.refused:
+            reply.header.rcode = RCODE.REFUSED
+            return reply
+        if qname in self.truncate and handler.protocol == "udp":
+            reply.header.tc = 1
+            return reply
+        names = [r for r in self.records if r.rname == qname]
+        if not names:
+            reply.header.rcode = RCODE.NXDOMAIN
+        for r in names:
+            if r.rtype == qtype:
+                reply.add_answer(r)
+        if not reply.rr and self.soa is not None:
+            reply.add_auth(self.soa)
+        return reply
+
+
+class QueryLog:
+    """dnslib logger interface: only the received requests are written."""
+
+    def __init__(self, path):
+        self.out = open(path, "a", buffering=1)
+        self.lock = threading.Lock()
+
+    def log_request(self, handler, request):
+        with self.lock:
+            self.out.write("%s %s %s\n" % (handler.protocol, request.q.qname,
+                                           QTYPE[request.q.qtype]))
+            self.out.flush()
+
+    def __getattr__(self, name):  # log_recv, log_send, log_reply, log_error, ...
+        return lambda *args, **kwargs: None
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--zone", required=True)
+    p.add_argument("--ready", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--servfail", action="append", default=[])
+    p.add_argument("--refused", action="append", default=[])
+    p.add_argument("--truncate", action="append", default=[])
+    a = p.parse_args()
+    with open(a.zone) as f:
+        records = RR.fromZone(f.read())
+    resolver = ZoneResolver(records, a.servfail, a.refused, a.truncate)
+    log = QueryLog(a.log)
+    # Bind UDP on a free port, then TCP on the same one; retry if TCP's is taken.
+    for _ in range(50):
+        udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=log)
+        port = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=log)
+        except OSError:
+            udp.server.server_close()
+            continue
+        break
+    else:
+        sys.exit("no free port")
+    udp.start_thread()
+    tcp.start_thread()
+    with open(a.ready + ".tmp", "w") as f:
+        f.write(str(port))
+    os.rename(a.ready + ".tmp", a.ready)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
