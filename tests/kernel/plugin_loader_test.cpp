@@ -7,6 +7,7 @@
 #include <boost/asio/use_future.hpp>
 #include <thread>
 
+#include "plugin_host.hpp"
 #include "plugin_loader.hpp"
 #include "services_impl.hpp"
 #include "sluice_test.hpp"
@@ -63,43 +64,16 @@ TEST(plugin_loader, sluice_plugins_command_reports_refusals) {
   EXPECT_NE(out.find("provides stage test_sink"), std::string::npos) << out;
 }
 
-// A minimal host for running a plugin's stage in this process.
-struct test_host final : host {
-  asio::io_context ioc{2};
-  asio::thread_pool pool{1};
-  registry_impl reg;
-  std::filesystem::path dir = "/tmp";
-  asio::io_context& io() override { return ioc; }
-  asio::thread_pool& workers() override { return pool; }
-  service_registry& services() override { return reg; }
-  const std::filesystem::path& spool_dir() const override { return dir; }
-  const std::filesystem::path& config_dir() const override { return dir; }
-  std::size_t spill_threshold() const override { return 1 << 20; }
-  bool durability_full() const override { return false; }
-};
-
 // DESIGN.md §3: a plugin's timers, strands and sockets run on the kernel's io_context.
 TEST(plugin_loader, plugin_shares_the_kernels_asio) {
-  plugin_loader l;
-  l.load_dirs({sluice::test::test_plugin_dir()});
-  const auto* t = l.find_stage("test_asio");
-  ASSERT_NE(t, nullptr);
-  test_host h;
-  auto cfg = sluice::config_node::parse("{}", "t.yaml");
-  instance_context ictx{h, cfg, "asio", logger("test"), false};
-  auto s = t->factory(ictx);
-  auto work = asio::make_work_guard(h.ioc);
-  std::thread a([&] { h.ioc.run(); }), b([&] { h.ioc.run(); });
+  sluice::test::plugin_host h({sluice::test::test_plugin_dir()});
+  ASSERT_NE(h.loader().find_stage("test_asio"), nullptr);
+  auto s = h.make_stage("test_asio", "{}");
   auto msg = std::make_shared<message>();
   msg->raw = message_body::from_string("Subject: x\r\n\r\n");
-  auto v = asio::co_spawn(h.ioc, s->process(msg, stage_call{}), asio::use_future).get();
+  auto v = h.run(s->process(msg, stage_call{}));
   EXPECT_EQ(v.kind, verdict_kind::continue_) << v.reply.text;
   EXPECT_NE(msg->output().find("X-Test-Asio: ok"), std::string::npos);
-  work.reset();
-  h.ioc.stop();
-  a.join();
-  b.join();
-  h.pool.join();
 }
 
 }  // namespace

@@ -29,6 +29,7 @@
 
 #include <gtest/gtest.h>
 
+#include "plugin_host.hpp"
 #include "plugin_loader.hpp"
 #include "services_impl.hpp"
 #include "sluice/resolver.hpp"
@@ -102,63 +103,29 @@ class dns_server {
   int port_ = 0;
 };
 
-// A minimal host running the real resolver plugin's service on its io_context.
-class resolver_host final : public host {
+// The real resolver plugin's service, running on a test host's io_context.
+class resolver_host {
  public:
   explicit resolver_host(const std::string& yaml, bool check_only = false) {
-    loader_.load_dirs({build_dir() + "/lib/sluice/plugins"});
-    const auto* type = loader_.find_service("resolver");
-    if (!type) throw std::runtime_error("resolver plugin not found");
-    auto cfg = config_node::parse(yaml, "resolver.yaml");
-    instance_context ictx{*this, cfg, "default", logger("resolver"), check_only};
-    svc_ = type->factory(ictx);
-    cfg.check_unknown_keys();
-    resolver_ = reg_.get<resolver>();
-    for (auto& t : runners_)
-      t = std::thread([this] { ioc_.run(); });
-  }
-  ~resolver_host() override {
-    resolver_.reset();
-    svc_.reset();
-    reg_.clear();
-    work_.reset();
-    for (auto& t : runners_)
-      t.join();
-    pool_.join();
+    svc_ = host_.make_service("resolver", yaml, "default", check_only);
+    resolver_ = host_.registry().get<resolver>();
   }
 
-  // Runs one lookup from outside the io_context and waits for it (bounded by
-  // the resolver's own timeout; the future wait is a safety net).
+  // Runs one lookup from outside the io_context and waits for it (bounded by the
+  // resolver's own timeout; the wait limit is a safety net).
   template <class T>
   T wait(asio::awaitable<T> op) {
-    auto f = asio::co_spawn(ioc_, std::move(op), asio::use_future);
-    if (f.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
-      throw std::runtime_error("lookup did not complete in 20 s");
-    }
-    return f.get();
+    return host_.run(std::move(op));
   }
 
   std::shared_ptr<resolver> r() const { return resolver_; }
   std::shared_ptr<service> svc() const { return svc_; }
-
-  asio::io_context& io() override { return ioc_; }
-  asio::thread_pool& workers() override { return pool_; }
-  service_registry& services() override { return reg_; }
-  const std::filesystem::path& spool_dir() const override { return dir_; }
-  const std::filesystem::path& config_dir() const override { return dir_; }
-  std::size_t spill_threshold() const override { return 1 << 20; }
-  bool durability_full() const override { return false; }
+  asio::io_context& io() { return host_.io(); }
 
  private:
-  std::filesystem::path dir_ = std::filesystem::temp_directory_path();
-  kernel::plugin_loader loader_;
-  asio::io_context ioc_{2};
-  asio::thread_pool pool_{1};
-  kernel::registry_impl reg_;
+  plugin_host host_;
   std::shared_ptr<service> svc_;
   std::shared_ptr<resolver> resolver_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(ioc_);
-  std::thread runners_[2];
 };
 
 class resolver_test : public ::testing::Test {
