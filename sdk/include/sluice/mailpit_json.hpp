@@ -1,0 +1,43 @@
+// sluice/mailpit_json.hpp — stored messages in the JSON shapes of Mailpit's API v1.
+//
+// Mailpit's clients (test helpers, the mailpit-api npm client, webhook consumers) rely on
+// exact key sets and casing, so these objects have exactly Mailpit's keys and no others:
+// see ../shared/reference/mailpit-compat.md §2.2. Used by the HTTP API, the WebSocket
+// events, the store's `new` event and webhooks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "sluice/mailbox.hpp"
+#include "sluice/parsed_message.hpp"
+
+namespace sluice::mailpit {
+
+// RFC 3339 with milliseconds in UTC, as Go marshals a time.Time: "2026-12-01T19:50:00.123Z".
+std::string rfc3339(std::int64_t ms_since_epoch);
+
+// {"Name": …, "Address": …}
+boost::json::object address_json(const mail_address& a);
+// [Address…], or null for an empty list when null_if_empty (Mailpit lists do so when the
+// header was absent; WebSocket `new` events normalise to []).
+boost::json::value address_list_json(const std::vector<mail_address>& v, bool null_if_empty);
+
+// MessageSummary: ID, MessageID, Read, From, To, Cc, Bcc, ReplyTo, Subject, Created,
+// Username, Tags, Size, Attachments, Snippet.
+boost::json::object summary_json(const stored_message& m, bool null_empty_lists = true);
+
+// Attachment: PartID, FileName (falls back to ContentID), ContentType, ContentID, Size,
+// Checksums{MD5, SHA1, SHA256}.
+boost::json::object attachment_json(const mime_part& p);
+
+// Message: ID, MessageID, From, To, Cc, Bcc, ReplyTo, ReturnPath, Subject,
+// ListUnsubscribe{Header, Links, Errors, HeaderPost}, Date, Tags, Username, Text, HTML,
+// Size, Inline, Attachments. Needs m.view (an empty view is used when it is missing).
+boost::json::object message_json(const stored_message& m);
+
+}  // namespace sluice::mailpit

@@ -1,0 +1,92 @@
+// sluice/search.hpp — the search language of the mailbox API (Mailpit's, and more).
+//
+// A query is a list of terms, all of which must hold (AND). Terms are separated by
+// whitespace; "double quoted" text is one term (a phrase); a leading `-` or `!` negates a
+// term. Terms:
+//
+//   word, "a phrase"          text anywhere: subject, addresses, body text, file names
+//   from: to: cc: bcc: reply-to:   that address header (name or address)
+//   addressed:                any of From, To, Cc, Bcc, Reply-To
+//   subject: message-id:      that header
+//   tag:                      a tag, exactly (case-insensitive)
+//   header:Name:value         any header called Name whose value contains value;
+//                             header:Name alone: the header is present
+//   is:read is:unread is:tagged
+//   has:attachment(s) has:inline(s)
+//   larger:SIZE smaller:SIZE  size with an optional unit K, KB, M, MB, G, GB (1K = 1024)
+//   before:DATE after:DATE    a date (YYYY-MM-DD, YYYY/MM/DD, with optional time
+//                             HH:MM[:SS]; RFC 3339; RFC 5322 dates; "today", "yesterday")
+//                             in the query's time zone
+//
+// Matching of text is case-insensitive over all of Unicode (Ä matches ä) and by substring,
+// as Mailpit does; a prefix keyword that is not listed above is an ordinary word.
+//
+// parse_search() only parses; a mailbox implementation compiles the terms to its own
+// query language (the SQLite store to FTS5 and SQL).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice {
+
+// A query that cannot be understood; what() is safe to show the client.
+class search_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct search_term {
+  enum class field : std::uint8_t {
+    text,  // value: the word or phrase
+    from,  // value: text to find in the header's names and addresses
+    to,
+    cc,
+    bcc,
+    reply_to,
+    addressed,  // any address header
+    subject,
+    message_id,
+    tag,     // value: the tag name
+    header,  // header_name, value (empty value: present)
+    is_read,
+    is_unread,
+    is_tagged,
+    has_attachment,
+    has_inline,
+    larger,  // size: bytes
+    smaller,
+    before,  // time: a civil time in the query's zone (see civil_time)
+    after,
+  };
+  field kind = field::text;
+  bool negated = false;
+  std::string value;        // lower-case-insensitive text as written (quotes removed)
+  std::string header_name;  // for field::header
+  std::uint64_t size = 0;   // for larger/smaller
+  // before/after: a local date and time in the query's time zone; the mailbox converts
+  // it with the request's tz. before:DATE means created before DATE 00:00 of that day
+  // when no time was given; after:DATE means created after the end of that day.
+  struct civil_time {
+    int year = 1970, month = 1, day = 1, hour = 0, minute = 0, second = 0;
+    bool has_time = false;
+    // Set when the text carried its own offset (RFC 3339, RFC 5322): minutes east of
+    // UTC; the request's tz is then ignored.
+    bool has_offset = false;
+    int offset_minutes = 0;
+  } time;
+};
+
+struct search_query {
+  std::vector<search_term> terms;
+  bool empty() const noexcept { return terms.empty(); }
+};
+
+// Parses a query. Throws search_error for a term it cannot read (a bad size or date, an
+// unterminated quote, a query longer than 4096 bytes or with more than 64 terms).
+search_query parse_search(std::string_view query);
+
+}  // namespace sluice

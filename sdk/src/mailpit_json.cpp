@@ -1,0 +1,131 @@
+// mailpit_json.cpp — see sluice/mailpit_json.hpp.
+#include "sluice/mailpit_json.hpp"
+
+#include <ctime>
+
+#include <boost/json.hpp>
+
+namespace sluice::mailpit {
+namespace json = boost::json;
+namespace {
+
+json::array strings(const std::vector<std::string>& v) {
+  json::array a;
+  for (const auto& s : v)
+    a.emplace_back(s);
+  return a;
+}
+
+json::value from_json(const std::optional<mail_address>& a) {
+  return a ? json::value(address_json(*a)) : json::value(nullptr);
+}
+
+json::array parts(const std::vector<mime_part>& v) {
+  json::array a;
+  for (const auto& p : v)
+    a.push_back(attachment_json(p));
+  return a;
+}
+
+}  // namespace
+
+std::string rfc3339(std::int64_t ms) {
+  std::int64_t secs = ms / 1000;
+  std::int64_t frac = ms % 1000;
+  if (frac < 0) {
+    frac += 1000;
+    secs -= 1;
+  }
+  const std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[48];
+  // Go's RFC3339Nano drops trailing zeros of the fraction, and the fraction entirely
+  // when it is zero.
+  std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string out(buf, n);
+  if (frac != 0) {
+    char f[8];
+    std::snprintf(f, sizeof f, ".%03d", static_cast<int>(frac));
+    std::string fs(f);
+    while (fs.back() == '0')
+      fs.pop_back();
+    out += fs;
+  }
+  out += 'Z';
+  return out;
+}
+
+json::object address_json(const mail_address& a) {
+  return json::object{{"Name", a.name}, {"Address", a.address}};
+}
+
+json::value address_list_json(const std::vector<mail_address>& v, bool null_if_empty) {
+  if (v.empty() && null_if_empty) return nullptr;
+  json::array a;
+  a.reserve(v.size());
+  for (const auto& x : v)
+    a.push_back(address_json(x));
+  return a;
+}
+
+json::object summary_json(const stored_message& m, bool null_empty_lists) {
+  json::object o;
+  o["ID"] = m.id;
+  o["MessageID"] = m.message_id;
+  o["Read"] = m.read;
+  o["From"] = from_json(m.from);
+  o["To"] = address_list_json(m.to, null_empty_lists);
+  o["Cc"] = address_list_json(m.cc, null_empty_lists);
+  o["Bcc"] = address_list_json(m.bcc, null_empty_lists);
+  o["ReplyTo"] = address_list_json(m.reply_to, null_empty_lists);
+  o["Subject"] = m.subject;
+  o["Created"] = rfc3339(m.created_ms);
+  o["Username"] = m.username;
+  o["Tags"] = strings(m.tags);
+  o["Size"] = m.size;
+  o["Attachments"] = m.attachments;
+  o["Snippet"] = m.snippet;
+  return o;
+}
+
+json::object attachment_json(const mime_part& p) {
+  json::object o;
+  o["PartID"] = p.part_id;
+  o["FileName"] = p.file_name.empty() ? p.content_id : p.file_name;
+  o["ContentType"] = p.content_type;
+  o["ContentID"] = p.content_id;
+  o["Size"] = p.size;
+  o["Checksums"] = json::object{{"MD5", p.md5}, {"SHA1", p.sha1}, {"SHA256", p.sha256}};
+  return o;
+}
+
+json::object message_json(const stored_message& m) {
+  static const parsed_message kEmpty;
+  const parsed_message& v = m.view ? *m.view : kEmpty;
+  json::object o;
+  o["ID"] = m.id;
+  o["MessageID"] = m.message_id;
+  o["From"] = from_json(m.from);
+  o["To"] = address_list_json(m.to, false);
+  o["Cc"] = address_list_json(m.cc, false);
+  o["Bcc"] = address_list_json(m.bcc, false);
+  o["ReplyTo"] = address_list_json(m.reply_to, false);
+  o["ReturnPath"] = v.return_path;
+  o["Subject"] = m.subject;
+  o["ListUnsubscribe"] = json::object{{"Header", v.list_unsubscribe.header},
+                                      {"Links", strings(v.list_unsubscribe.links)},
+                                      {"Errors", v.list_unsubscribe.errors},
+                                      {"HeaderPost", v.list_unsubscribe.header_post}};
+  o["Date"] = rfc3339(v.date_ms ? *v.date_ms : m.created_ms);
+  o["Tags"] = strings(m.tags);
+  o["Username"] = m.username;
+  o["Text"] = v.text;
+  o["HTML"] = v.html;
+  o["Size"] = m.size;
+  o["Inline"] = parts(v.inline_parts);
+  o["Attachments"] = parts(v.attachments);
+  return o;
+}
+
+}  // namespace sluice::mailpit
