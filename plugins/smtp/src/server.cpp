@@ -256,6 +256,18 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
     st->users = std::make_shared<const htpasswd>(htpasswd::load(st->cfg.htpasswd.string()));
   }
   register_metrics(*st);
+  auto& services = ctx.host.services();
+  st->events = services.get<sluice::events>();
+  if (!st->cfg.chaos.empty()) {
+    st->chaos = services.get<chaos_service>(st->cfg.chaos);
+    // Services are not built by check-config, so only a running server can tell.
+    if (!st->chaos && !ctx.check_only) {
+      ctx.config.at("chaos").fail("no chaos service named \"" + st->cfg.chaos +
+                                  "\" (add one under services: with plugin: chaos)");
+    }
+  } else if (services.names(chaos_service::kind).size() == 1) {
+    st->chaos = services.get<chaos_service>();
+  }
   return std::make_shared<smtp_listener>(std::move(st));
 }
 

@@ -18,6 +18,8 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "settings.hpp"
+#include "sluice/chaos.hpp"
+#include "sluice/events.hpp"
 #include "sluice/htpasswd.hpp"
 #include "sluice/listener.hpp"
 #include "sluice/log.hpp"
@@ -51,6 +53,8 @@ struct server_state {
   std::shared_ptr<boost::asio::ssl::context> tls;  // null when tls.mode is off
   std::shared_ptr<const sluice::htpasswd> users;   // null without auth.htpasswd
   smtp_metrics metrics;
+  std::shared_ptr<chaos_service> chaos;    // null: no chaos
+  std::shared_ptr<sluice::events> events;  // null: no event bus (error events)
   std::atomic<std::size_t> connections{0};
 };
 

@@ -11,6 +11,9 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/json/object.hpp>
+
+#include "chaos.hpp"
 #include "data_decoder.hpp"
 #include "headers.hpp"
 #include "proxy_protocol.hpp"
@@ -302,6 +305,7 @@ session::line_status session::take_line(std::string& line) {
 }
 
 void session::reply(int code, std::string_view enhanced, std::string_view text) {
+  const std::size_t begin = out_.size();
   out_ += std::to_string(code);
   out_ += ' ';
   if (!enhanced.empty()) {
@@ -309,7 +313,23 @@ void session::reply(int code, std::string_view enhanced, std::string_view text) 
     out_ += ' ';
   }
   out_ += text;
+  if (code >= 400 && st_->events) {
+    // Mailpit's WebSocket `error` event (the UI shows it as a toast).
+    boost::json::object data{{"Level", code >= 500 ? "error" : "warning"},
+                             {"Type", cfg_.lmtp ? "lmtpd" : "smtpd"},
+                             {"IP", client_address_text()},
+                             {"Message", std::string_view(out_).substr(begin)}};
+    st_->events->publish(event{"error", "", std::move(data)});
+  }
   out_ += "\r\n";
+}
+
+bool session::chaos_fired(chaos_service::point p) {
+  if (!st_->chaos) return false;
+  const int code = st_->chaos->roll(p);
+  if (code == 0) return false;
+  reply(code, chaos_enhanced(code, p), chaos_text(p));
+  return true;
 }
 
 void session::reply_lines(int code, const std::vector<std::string>& lines) {
@@ -666,6 +686,7 @@ void session::cmd_mail(const command& c) {
     count_error();
     return;
   }
+  if (chaos_fired(chaos_service::point::sender)) return;
   mail_from_ = std::string(pa.address);
   mail_params_ = std::move(params);
   smtputf8_ = utf8;
@@ -720,6 +741,7 @@ void session::cmd_rcpt(const command& c) {
     reply(452, "4.5.3", "Too many recipients");
     return;
   }
+  if (chaos_fired(chaos_service::point::recipient)) return;
   recipient r;
   r.address = std::string(pa.address);
   rcpts_.push_back(std::move(r));
@@ -1017,6 +1039,7 @@ awaitable<void> session::cmd_auth(const command& c) {
     count_error();
     co_return;
   }
+  if (chaos_fired(chaos_service::point::authentication)) co_return;
   std::string_view args = c.args;
   std::string_view mech = args.substr(0, args.find(' '));
   std::string_view initial;

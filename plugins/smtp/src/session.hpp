@@ -121,6 +121,8 @@ class session : public std::enable_shared_from_this<session> {
   boost::asio::awaitable<bool> read_chunk(std::uint64_t n, bool keep);
   boost::asio::awaitable<void> deliver(std::shared_ptr<const message_body> body);
   void reply_message_too_big();
+  // Rolls the chaos dice for p; when a trigger fires, replies with its error and returns true.
+  bool chaos_fired(chaos_service::point p);
 
   bool tls_required_now() const;
   bool in_transaction() const { return mail_from_.has_value(); }

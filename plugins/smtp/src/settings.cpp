@@ -147,6 +147,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   s.max_connections = positive("max_connections", 1000);
   s.max_errors = static_cast<unsigned>(positive("max_errors", 20));
   s.transcript = cfg.get_bool("transcript", false);
+  s.chaos = cfg.get_string("chaos", "");
 
   auto resolve = [&](const std::string& p) {
     std::filesystem::path path(p);

@@ -58,6 +58,8 @@ struct settings {
   std::size_t max_connections = 1000;
   unsigned max_errors = 20;
   bool transcript = false;
+  // The chaos service to ask at MAIL/RCPT/AUTH: empty = the only one, if exactly one exists.
+  std::string chaos;
 
   tls_mode tls = tls_mode::off;
   std::filesystem::path tls_cert;

@@ -72,12 +72,13 @@ fs::path data_dir() {
 }
 
 sluice_server::sluice_server(const std::string& listener_yaml, const std::string& extra_stages,
-                             std::optional<fs::path> dir) {
+                             std::optional<fs::path> dir, const std::string& services_yaml) {
   dir_ = dir ? *dir : make_temp_dir("sluice-smtp");
   fs::create_directories(dir_ / "out");
   std::string yaml =
       "log: {format: text, level: debug}\n"
-      "spool: {path: ./spool}\n"
+      "spool: {path: ./spool}\n" +
+      (services_yaml.empty() ? std::string() : "services:\n" + services_yaml) +
       "listeners:\n"
       "  - name: smtp\n"
       "    plugin: smtp\n"

@@ -28,9 +28,11 @@ class sluice_server {
  public:
   // listener_yaml: the plugin-owned keys of the smtp listener, indented by 4 spaces
   // (e.g. "    hostname: mx.test\n"). extra_stages: YAML items put before the test_sink
-  // stage in the pipeline, indented by 6 spaces.
+  // stage in the pipeline, indented by 6 spaces. services_yaml: items of a services:
+  // section, indented by 2 spaces.
   explicit sluice_server(const std::string& listener_yaml, const std::string& extra_stages = "",
-                         std::optional<std::filesystem::path> dir = std::nullopt);
+                         std::optional<std::filesystem::path> dir = std::nullopt,
+                         const std::string& services_yaml = "");
   ~sluice_server();
   sluice_server(const sluice_server&) = delete;
   sluice_server& operator=(const sluice_server&) = delete;

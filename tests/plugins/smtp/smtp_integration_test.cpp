@@ -675,3 +675,80 @@ TEST(SmtpDrain, IdleSessionsAreToldBusyOnesFinishFirst) {
   EXPECT_EQ(busy.read_reply().value_or("EOF"), "421 4.3.2 Service shutting down");
   EXPECT_EQ(s.messages().size(), 1u);
 }
+
+// Mailpit's chaos triggers: a chaos service at 100 % makes MAIL / RCPT / AUTH fail with the
+// configured code; at 0 % nothing changes.
+TEST(SmtpChaos, TriggersFireAtTheirCommands) {
+  sluice_server s(base + "    auth: {mode: accept-any, allow_insecure: true}\n", "", std::nullopt,
+                  "  - name: chaos\n"
+                  "    plugin: chaos\n"
+                  "    triggers: \"Sender:451:100\"\n"
+                  "    recipient: {error_code: 550, probability: 0}\n");
+  client c(s.endpoints().at(0));
+  ASSERT_TRUE(c.read_reply());
+  c.send_line("EHLO client.test");
+  ASSERT_TRUE(c.read_reply());
+  c.send_line("MAIL FROM:<a@example.com>");
+  EXPECT_EQ(c.read_reply().value_or(""), "451 4.0.0 Chaos sender error");
+  // The transaction did not start: RCPT needs MAIL first.
+  c.send_line("RCPT TO:<b@example.com>");
+  EXPECT_EQ(c.read_reply().value_or(""), "503 5.5.1 Error: need MAIL command");
+}
+
+TEST(SmtpChaos, RecipientAndAuthentication) {
+  sluice_server s(base + "    auth: {mode: accept-any, allow_insecure: true}\n", "", std::nullopt,
+                  "  - name: chaos\n"
+                  "    plugin: chaos\n"
+                  "    recipient: {error_code: 550, probability: 100}\n"
+                  "    authentication: {error_code: 535, probability: 100}\n");
+  client c(s.endpoints().at(0));
+  ASSERT_TRUE(c.read_reply());
+  c.send_line("EHLO client.test");
+  ASSERT_TRUE(c.read_reply());
+  c.send_line("AUTH PLAIN AGFsaWNlAHNlY3JldA==");
+  EXPECT_EQ(c.read_reply().value_or(""), "535 5.7.0 Chaos authentication error");
+  c.send_line("MAIL FROM:<a@example.com>");
+  EXPECT_EQ(c.read_reply().value_or(""), "250 2.1.0 Ok");
+  c.send_line("RCPT TO:<b@example.com>");
+  EXPECT_EQ(c.read_reply().value_or(""), "550 5.0.0 Chaos recipient error");
+}
+
+TEST(SmtpChaos, UnknownChaosServiceIsAConfigError) {
+  fs::path dir = make_temp_dir("sluice-chaos-cfg");
+  write_file(dir / "sluice.yaml",
+             "listeners:\n"
+             "  - name: smtp\n"
+             "    plugin: smtp\n"
+             "    pipeline: p\n"
+             "    chaos: nope\n"
+             "pipelines:\n"
+             "  - name: p\n"
+             "    stages:\n"
+             "      - plugin: test_sink\n");
+  std::string out;
+  int rc = run_shell(std::string(SLUICE_BINARY) + " serve -c " + (dir / "sluice.yaml").string() +
+                         " --plugin-dir " + SLUICE_TEST_PLUGIN_DIR + " 2>&1",
+                     out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("sluice.yaml:5:12: listeners[0].chaos: no chaos service named \"nope\""),
+            std::string::npos)
+      << out;
+}
+
+TEST(SmtpChaos, BadTriggerIsAConfigError) {
+  fs::path dir = make_temp_dir("sluice-chaos-cfg");
+  write_file(dir / "sluice.yaml",
+             "services:\n"
+             "  - name: chaos\n"
+             "    plugin: chaos\n"
+             "    triggers: \"Sender:700:50\"\n");
+  std::string out;
+  int rc = run_shell(
+      std::string(SLUICE_BINARY) + " check-config -c " + (dir / "sluice.yaml").string() + " 2>&1",
+      out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("sluice.yaml:4:15: services[0].triggers: Sender: error code 700 is not "
+                     "between 400 and 599"),
+            std::string::npos)
+      << out;
+}
