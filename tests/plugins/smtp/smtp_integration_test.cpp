@@ -724,7 +724,8 @@ TEST(SmtpChaos, UnknownChaosServiceIsAConfigError) {
              "pipelines:\n"
              "  - name: p\n"
              "    stages:\n"
-             "      - plugin: test_sink\n");
+             "      - plugin: test_sink\n"
+             "        dir: out\n");
   std::string out;
   int rc = run_shell(std::string(SLUICE_BINARY) + " serve -c " + (dir / "sluice.yaml").string() +
                          " --plugin-dir " + SLUICE_TEST_PLUGIN_DIR + " 2>&1",
