@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer } from 'ws';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const default_webui = path.resolve(here, '../../plugins/http/webui');
+const default_webui = path.resolve(process.env.SLUICE_WEBUI_DIR || path.join(here, '../../plugins/http/webui'));
 
 export const ui_csp =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +

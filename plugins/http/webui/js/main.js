@@ -117,21 +117,27 @@ function render_mailboxes() {
   sel.value = current;
 }
 
+// The counts of every mailbox, refreshed at most once a second while events come in; a
+// change during a fetch schedules one more, so the switcher ends up current.
 let mailboxes_timer = null;
+let mailboxes_busy = false;
+let mailboxes_dirty = false;
 function load_mailboxes(delay = 0) {
-  if (mailboxes_timer) return;
+  if (mailboxes_timer || mailboxes_busy) {
+    mailboxes_dirty = true;
+    return;
+  }
   mailboxes_timer = setTimeout(() => {
     mailboxes_timer = null;
-    api.get_mailboxes().then(
-      (list) => {
-        state.mailboxes = Array.isArray(list) ? list.filter((x) => x && typeof x.Name === 'string') : [];
-        render_mailboxes();
-      },
-      () => {
-        state.mailboxes = [];
-        render_mailboxes();
-      },
-    );
+    mailboxes_busy = true;
+    mailboxes_dirty = false;
+    const done = (list) => {
+      state.mailboxes = Array.isArray(list) ? list.filter((x) => x && typeof x.Name === 'string') : [];
+      render_mailboxes();
+      mailboxes_busy = false;
+      if (mailboxes_dirty) load_mailboxes(1000);
+    };
+    api.get_mailboxes().then(done, () => done([]));
   }, delay);
 }
 
