@@ -264,6 +264,7 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
   const csp_reports = [];
   const requests = [];
   const auth_ids = new Set();
+  let list_delay_ms = 0;
 
   function send(res, status, body, type = 'text/plain; charset=utf-8', extra = {}) {
     res.writeHead(status, { 'Content-Type': type, 'Content-Security-Policy': ui_csp, 'Referrer-Policy': 'no-referrer', 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store', ...extra });
@@ -327,7 +328,16 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
     const method = req.method;
     let mm;
     if (rest === 'api/v1/messages') {
-      if (method === 'GET') return list(res, box, box.messages, q.get('start'), q.get('limit'));
+      if (method === 'GET') {
+        // The snapshot is taken now; delivering it late lets a test race events against it.
+        const snapshot = box.messages.slice();
+        if (list_delay_ms > 0) {
+          const ms = list_delay_ms;
+          list_delay_ms = 0;
+          await new Promise((r) => setTimeout(r, ms));
+        }
+        return list(res, box, snapshot, q.get('start'), q.get('limit'));
+      }
       const text = await read_body(req);
       let body = null;
       try {
@@ -507,6 +517,10 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
     // Closes every WebSocket (the UI must reconnect).
     drop_sockets: () => {
       for (const b of boxes.values()) for (const ws of b.sockets) ws.terminate();
+    },
+    // Delays the answer to the next GET api/v1/messages (its content is taken on arrival).
+    delay_next_list: (ms) => {
+      list_delay_ms = ms;
     },
     socket_count: () => [...boxes.values()].reduce((n, b) => n + b.sockets.size, 0),
     close: () =>

@@ -129,6 +129,10 @@ async function run_base(base, shots) {
 
   const page = await context.newPage();
   const reqs = watch(page);
+  const inflight = new Set();
+  page.on('request', (r) => /api\/v1\/(messages|search)$/.test(new URL(r.url()).pathname) && inflight.add(r));
+  page.on('requestfinished', (r) => inflight.delete(r));
+  page.on('requestfailed', (r) => inflight.delete(r));
   await page.goto(base);
 
   // The list.
@@ -167,12 +171,16 @@ async function run_base(base, shots) {
   check(true, 'title unread count follows stats');
 
   if (mock) {
+    mock.delay_next_list(800);
     mock.drop_sockets();
     await until(async () => (await page.locator('#conn').getAttribute('data-state')) !== 'open', 'the UI noticing the drop');
     await until(async () => (await page.locator('#conn').getAttribute('data-state')) === 'open', 'the reconnect', 10000);
     const again = await send_mail(base, { From: { Email: 'live@push.example' }, Subject: 'After reconnect', Text: 'x' });
     await until(async () => (await page.locator('.msg').first().getAttribute('data-id')) === again, 'a message after reconnecting');
     check(true, 'the WebSocket reconnects and live updates resume');
+    // The reconnect reloads the list; an answer older than the event must not undo it.
+    await until(() => list_gets() > gets_before && inflight.size === 0, 'the reload after reconnecting');
+    check((await page.locator('.msg').first().getAttribute('data-id')) === again, 'the list reload after reconnecting keeps the live message');
   }
 
   if (shots) {

@@ -179,6 +179,9 @@ async function load_list(route, { quiet = false } = {}) {
     state.selected.clear();
   }
   l.loading = true;
+  // Events that arrive while the request is in flight may or may not be in its answer;
+  // they are kept and applied again to the answer (each is idempotent).
+  l.replay = [];
   if (!quiet) draw_list();
   const start = (route.page - 1) * api.page_size;
   try {
@@ -193,6 +196,9 @@ async function load_list(route, { quiet = false } = {}) {
     state.total = Number(r.total) || 0;
     state.unread = Number(r.unread) || 0;
     if (Array.isArray(r.tags)) state.tags = r.tags.filter((x) => typeof x === 'string');
+    const replay = l.replay || [];
+    l.replay = null;
+    for (const [type, data] of replay) apply_to_list(type, data);
     const ids = new Set(l.messages.map((m) => m.ID));
     for (const id of state.selected) if (!ids.has(id)) state.selected.delete(id);
     if (state.active && !ids.has(state.active)) state.active = null;
@@ -202,6 +208,7 @@ async function load_list(route, { quiet = false } = {}) {
   } finally {
     if (list_abort === ac) {
       l.loading = false;
+      l.replay = null;
       list_abort = null;
     }
   }
@@ -555,23 +562,48 @@ main.addEventListener('focusin', (e) => {
 
 // ---- live events ------------------------------------------------------------------------
 
+// Applies a list-changing event to the loaded page; true when a `new` message was added.
+function apply_to_list(type, data) {
+  const l = state.list;
+  if (type === 'new') {
+    if (l.messages.some((m) => m.ID === data.ID)) return false;
+    if (l.route.name === 'list' && l.route.page === 1) {
+      l.messages.unshift(data);
+      if (l.messages.length > api.page_size) l.messages.length = api.page_size;
+      l.messages_count++;
+      return true;
+    }
+    l.pending_new++;
+    return false;
+  }
+  if (type === 'update') {
+    const f = {};
+    if (typeof data.Read === 'boolean') f.Read = data.Read;
+    if (Array.isArray(data.Tags)) f.Tags = data.Tags.filter((t) => typeof t === 'string');
+    patch(data.ID, f);
+  } else if (type === 'delete') {
+    remove(data.ID);
+  } else if (type === 'truncate') {
+    l.messages = [];
+    l.messages_count = 0;
+    state.selected.clear();
+  }
+  return false;
+}
+
 function on_event(type, data) {
   const l = state.list;
+  const valid = data && typeof data === 'object' && typeof data.ID === 'string';
+  if (((type === 'new' || type === 'update' || type === 'delete') && valid) || type === 'truncate') l.replay?.push([type, data]);
   switch (type) {
     case 'new': {
-      if (!data || typeof data.ID !== 'string') return;
-      if (l.messages.some((m) => m.ID === data.ID)) return;
+      if (!valid || l.messages.some((m) => m.ID === data.ID)) return;
       if (!data.Read) state.unread++;
       state.total++;
-      for (const t of Array.isArray(data.Tags) ? data.Tags : []) if (!state.tags.includes(t)) state.tags.push(t);
-      if (l.loaded && l.route.name === 'list' && l.route.page === 1) {
-        l.messages.unshift(data);
-        if (l.messages.length > api.page_size) l.messages.length = api.page_size;
-        l.messages_count++;
-        draw_list(new Set([data.ID]));
-      } else if (l.loaded) {
-        l.pending_new++;
-        draw_list();
+      for (const t of Array.isArray(data.Tags) ? data.Tags : []) if (typeof t === 'string' && !state.tags.includes(t)) state.tags.push(t);
+      if (l.loaded || l.loading) {
+        if (apply_to_list('new', data)) draw_list(new Set([data.ID]));
+        else draw_list();
       }
       update_counts();
       render_tags_nav();
@@ -586,35 +618,32 @@ function on_event(type, data) {
       load_mailboxes(1000);
       break;
     case 'update': {
-      if (!data || typeof data.ID !== 'string') return;
-      const f = {};
-      if (typeof data.Read === 'boolean') f.Read = data.Read;
-      if (Array.isArray(data.Tags)) f.Tags = data.Tags;
-      patch(data.ID, f);
+      if (!valid) return;
+      apply_to_list('update', data);
       if (msg_view?.id === data.ID) {
-        if ('Read' in f) msg_view.set_read(f.Read);
-        if ('Tags' in f) msg_view.set_tags(f.Tags);
+        if (typeof data.Read === 'boolean') msg_view.set_read(data.Read);
+        if (Array.isArray(data.Tags)) msg_view.set_tags(data.Tags.filter((t) => typeof t === 'string'));
       }
-      if ('Tags' in f) load_tags();
+      if (Array.isArray(data.Tags)) load_tags();
       draw_list();
       break;
     }
     case 'delete':
-      if (!data || typeof data.ID !== 'string') return;
-      remove(data.ID);
+      if (!valid) return;
+      apply_to_list('delete', data);
       if (msg_view?.id === data.ID) msg_view.gone('This message has been deleted.');
       draw_list();
+      load_mailboxes(1000);
       break;
     case 'truncate':
-      l.messages = [];
-      l.messages_count = 0;
-      state.selected.clear();
+      apply_to_list('truncate', null);
       state.total = 0;
       state.unread = 0;
       if (msg_view) msg_view.gone('All messages have been deleted.');
       update_counts();
       draw_list();
       load_tags();
+      load_mailboxes(1000);
       break;
     case 'prune':
       reload_list();
