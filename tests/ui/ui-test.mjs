@@ -309,8 +309,24 @@ async function run_base(base, shots) {
     await page.screenshot({ path: path.join(out_dir, `list-${bp.replace(/\W+/g, '_')}.png`) });
   }
 
-  // Delete all (with confirmation).
+  // Bulk: select two rows, delete them; then mark all read.
   await page.goto(base);
+  await until(async () => (await page.locator('.msg').count()) === 50, 'list before the bulk actions');
+  const two = await page.locator('.msg').evaluateAll((els) => els.slice(1, 3).map((e) => e.dataset.id));
+  for (const id of two) await page.locator(`.msg[data-id="${id}"] .sel`).check();
+  check(/2 selected/.test(await page.locator('.bulk').textContent()), 'selecting rows shows the bulk actions');
+  await page.locator('.bulk').getByRole('button', { name: 'Delete' }).click();
+  const bulk = await wait_request(reqs, (r) => r.method === 'DELETE' && r.url.pathname === `${bp}api/v1/messages` && r.body && JSON.parse(r.body).IDs?.length === 2, 'bulk DELETE');
+  check(JSON.stringify(JSON.parse(bulk.body).IDs.sort()) === JSON.stringify([...two].sort()), 'bulk delete sends both IDs');
+  await until(async () => (await page.locator(two.map((id) => `.msg[data-id="${id}"]`).join(', ')).count()) === 0, 'the rows to go');
+  check(true, 'bulk-deleted rows leave the list');
+  await page.locator('#mark-all-read').click();
+  const all_read = await wait_request(reqs, (r) => r.method === 'PUT' && r.url.pathname === `${bp}api/v1/messages` && JSON.parse(r.body || '{}').IDs === undefined, 'PUT api/v1/messages {Read:true}');
+  check(JSON.stringify(JSON.parse(all_read.body)) === JSON.stringify({ Read: true }), 'mark all read sends {Read:true}');
+  await until(async () => (await page.locator('.msg.unread').count()) === 0 && !/^\(/.test(await page.title()), 'no unread rows and no count in the title');
+  check(true, 'mark all read clears the unread rows and the title count');
+
+  // Delete all (with confirmation).
   await until(async () => (await page.locator('.msg').count()) === 50, 'list before delete all');
   await page.locator('#delete-all').click();
   await page.locator('#confirm').waitFor();

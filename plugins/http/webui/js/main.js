@@ -265,6 +265,7 @@ async function delete_ids(ids) {
     for (const id of ids) remove(id);
     state.selected.clear();
     draw_list();
+    refill_soon();
     toast(`Deleted ${plural(ids.length, 'message')}.`);
     return true;
   } catch (e) {
@@ -282,6 +283,17 @@ function patch(id, fields) {
   if (Object.entries(fields).every(([k, v]) => old[k] === v)) return true;
   l.messages[i] = { ...old, ...fields };
   return true;
+}
+
+// After deletions the page may be short while older messages exist: fetch it again.
+let refill_timer = null;
+function refill_soon() {
+  const l = state.list;
+  if (refill_timer || !l.loaded || l.messages.length >= api.page_size || l.messages_count <= l.start + l.messages.length) return;
+  refill_timer = setTimeout(() => {
+    refill_timer = null;
+    if (state.route.name !== 'view') reload_list();
+  }, 300);
 }
 
 function remove(id) {
@@ -633,6 +645,7 @@ function on_event(type, data) {
       apply_to_list('delete', data);
       if (msg_view?.id === data.ID) msg_view.gone('This message has been deleted.');
       draw_list();
+      refill_soon();
       load_mailboxes(1000);
       break;
     case 'truncate':
