@@ -287,6 +287,12 @@ async function run_base(base, shots) {
     check((await page.getByRole('tab', { name: 'Authentication' }).count()) === 0, 'no Authentication tab for a 404 /auth');
   }
 
+  await until(async () => (await page.locator('.view-nav a[aria-label^="Older"]').count()) === 1, 'the older-message arrow on a deep link');
+  const older_href = await page.locator('.view-nav a[aria-label^="Older"]').evaluate((a) => a.href);
+  await page.keyboard.press('j');
+  await until(() => page.url() === older_href, 'j to open the older message');
+  check(true, 'on a deep link the list loads behind the message; j opens the older one');
+
   // The hostile message: escaped headers, no script runs in the sandbox (dialogs fail).
   const evil = ids[evil_subject];
   await page.goto(`${base}view/${evil}`);

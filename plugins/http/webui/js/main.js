@@ -222,6 +222,13 @@ function reload_list() {
 }
 
 function draw_list(fresh) {
+  if (msg_view) {
+    const msgs = state.list.messages;
+    const i = msgs.findIndex((x) => x.ID === msg_view.id);
+    const n = i > 0 ? msgs[i - 1] : null;
+    const o = i >= 0 && i + 1 < msgs.length ? msgs[i + 1] : null;
+    if (n?.ID !== msg_view.newer?.ID || o?.ID !== msg_view.older?.ID) msg_view.set_neighbors(n, o);
+  }
   if (state.route.name === 'view' || !list_view) return;
   render_list(list_view, list_ctx, fresh);
 }
@@ -697,6 +704,11 @@ api.get_webui().then(
 load_mailboxes();
 update_counts();
 show(state.route);
+// Opened on a message: load the inbox behind it too (tags, counts, the way back).
+if (state.route.name === 'view') {
+  load_tags(0);
+  load_list(state.list.route, { quiet: true });
+}
 
 new live_events({
   on_event,

@@ -74,7 +74,7 @@ export function render_message(main, ctx, m) {
 
   const read_btn = h('button', { type: 'button', class: 'btn', onclick: () => ctx.toggle_read(id) });
   const set_read_label = () => {
-    clear(read_btn).append(m.Read ? icon('mail') : icon('open'), m.Read ? 'Mark unread' : 'Mark read');
+    clear(read_btn).append(m.Read ? icon('mail') : icon('open'), h('span', { class: 'btn-label' }, m.Read ? 'Mark unread' : 'Mark read'));
   };
   set_read_label();
 
@@ -86,14 +86,19 @@ export function render_message(main, ctx, m) {
   const toolbar = h(
     'div',
     { class: 'view-toolbar', role: 'toolbar', 'aria-label': 'Message actions' },
-    h('a', { class: 'btn', href: route_url(st.list.route).href, dataset: { nav: '', back: '' } }, icon('back'), 'Back'),
+    h('a', { class: 'btn', href: route_url(st.list.route).href, dataset: { nav: '', back: '' } }, icon('back'), h('span', { class: 'btn-label' }, 'Back')),
     read_btn,
-    h('button', { type: 'button', class: 'btn btn-danger', onclick: () => ctx.delete_current(id) }, icon('trash'), 'Delete'),
-    h('a', { class: 'btn', href: url(`api/v1/message/${encodeURIComponent(id)}/raw`, { dl: 1 }).href, download: `${id}.eml` }, icon('download'), 'Download .eml'),
+    h('button', { type: 'button', class: 'btn btn-danger', onclick: () => ctx.delete_current(id) }, icon('trash'), h('span', { class: 'btn-label' }, 'Delete')),
+    h('a', { class: 'btn', href: url(`api/v1/message/${encodeURIComponent(id)}/raw`, { dl: 1 }).href, download: `${id}.eml` }, icon('download'), h('span', { class: 'btn-label' }, 'Download .eml')),
     h('span', { class: 'spacer' }),
-    nav_btn(newer, 'Newer message (k)', 'up'),
-    nav_btn(older, 'Older message (j)', 'down'),
   );
+  const nav = h('span', { class: 'view-nav' });
+  toolbar.append(nav);
+  const set_neighbors = (n, o) => {
+    handle.newer = n;
+    handle.older = o;
+    clear(nav).append(nav_btn(n, 'Newer message (k)', 'up'), nav_btn(o, 'Older message (j)', 'down'));
+  };
 
   const rows = [];
   const add_row = (label, value, cls) => {
@@ -191,9 +196,10 @@ export function render_message(main, ctx, m) {
     if (ctx.state.last_tab === 'auth') select('auth', false);
   });
 
-  return {
+  const handle = {
     id,
     article,
+    set_neighbors,
     abort: () => ac.abort(),
     set_read(read) {
       m.Read = read;
@@ -209,9 +215,11 @@ export function render_message(main, ctx, m) {
       for (const b of toolbar.querySelectorAll('button')) b.disabled = true;
       for (const b of tag_box.querySelectorAll('button, input')) b.disabled = true;
     },
-    newer,
-    older,
+    newer: null,
+    older: null,
   };
+  set_neighbors(newer, older);
+  return handle;
 }
 
 function render_unsubscribe(lu) {
