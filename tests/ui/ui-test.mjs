@@ -107,6 +107,18 @@ await context.addInitScript(() => {
   document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
 });
 
+// Accessibility: axe-core (evaluated through the DevTools protocol, so the page's CSP does
+// not apply to it) on the current view; serious and critical findings fail the test.
+const axe_source = fs.readFileSync(path.join(here, 'node_modules/axe-core/axe.min.js'), 'utf8');
+async function check_a11y(page, what) {
+  await page.evaluate(axe_source);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'], runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
+    return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  check(found.length === 0, `no serious accessibility findings (axe) in ${what}${found.length ? ':\n  ' + found.join('\n  ') : ''}`);
+}
+
 async function csp_violations(page) {
   return page.evaluate(() => window.__csp || []).catch(() => []);
 }
@@ -184,8 +196,10 @@ async function run_base(base, shots) {
   }
 
   if (shots) {
+    await check_a11y(page, 'the list (light)');
     await page.screenshot({ path: path.join(out_dir, 'list-light.png') });
     await page.emulateMedia({ colorScheme: 'dark' });
+    await check_a11y(page, 'the list (dark)');
     await page.screenshot({ path: path.join(out_dir, 'list-dark.png') });
     await page.emulateMedia({ colorScheme: 'light' });
   }
@@ -236,7 +250,10 @@ async function run_base(base, shots) {
     check((await page.getByRole('tab', { name: 'Authentication' }).count()) === 0, 'no Authentication tab when /auth is not 200');
   }
   await page.getByRole('tab', { name: 'HTML', exact: true }).click();
-  if (shots) await page.screenshot({ path: path.join(out_dir, 'message-light.png') });
+  if (shots) {
+    await check_a11y(page, 'the message view');
+    await page.screenshot({ path: path.join(out_dir, 'message-light.png') });
+  }
 
   // Tags.
   await page.getByLabel('Add a tag').fill('urgent');

@@ -155,14 +155,14 @@ function render_pager(nav, l, ctx) {
   const page = Math.floor(l.start / page_size) + 1;
   if (pages <= 1) return;
   const r = l.route;
-  const link = (p, label, text, disabled) =>
+  const link = (p, title, text, disabled) =>
     disabled
       ? h('span', { class: 'btn btn-small', 'aria-disabled': 'true' }, text)
-      : h('a', { class: 'btn btn-small', href: route_url({ ...r, page: p }).href, dataset: { nav: '' }, 'aria-label': label }, text);
+      : h('a', { class: 'btn btn-small', href: route_url({ ...r, page: p }).href, dataset: { nav: '' }, title }, text);
   nav.append(
-    link(page - 1, 'Previous page (newer)', '‹ Newer', page <= 1),
+    link(page - 1, `Page ${page - 1}`, [h('span', { 'aria-hidden': 'true' }, '‹ '), 'Newer'], page <= 1),
     h('span', { class: 'page-no' }, `Page ${page} of ${pages}`),
-    link(page + 1, 'Next page (older)', 'Older ›', page >= pages),
+    link(page + 1, `Page ${page + 1}`, ['Older', h('span', { 'aria-hidden': 'true' }, ' ›')], page >= pages),
   );
 }
 

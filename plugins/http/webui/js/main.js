@@ -202,6 +202,12 @@ async function load_list(route, { quiet = false } = {}) {
     const ids = new Set(l.messages.map((m) => m.ID));
     for (const id of state.selected) if (!ids.has(id)) state.selected.delete(id);
     if (state.active && !ids.has(state.active)) state.active = null;
+    // A page past the end (messages were deleted meanwhile): show the last one instead.
+    const last = Math.max(1, Math.ceil(l.messages_count / api.page_size));
+    if (!l.messages.length && route.page > last && state.route.name === route.name && same_list(state.route, route)) {
+      navigate({ ...route, page: last }, { replace: true });
+      return;
+    }
   } catch (e) {
     if (ac.signal.aborted) return;
     l.error = e.message;
@@ -602,6 +608,10 @@ function apply_to_list(type, data) {
     patch(data.ID, f);
   } else if (type === 'delete') {
     remove(data.ID);
+  } else if (type === 'stats' && data) {
+    // Newer than the counts in a list answer that was under way when it came.
+    state.total = Number(data.Total) || 0;
+    state.unread = Number(data.Unread) || 0;
   } else if (type === 'truncate') {
     l.messages = [];
     l.messages_count = 0;
@@ -613,7 +623,7 @@ function apply_to_list(type, data) {
 function on_event(type, data) {
   const l = state.list;
   const valid = data && typeof data === 'object' && typeof data.ID === 'string';
-  if (((type === 'new' || type === 'update' || type === 'delete') && valid) || type === 'truncate') l.replay?.push([type, data]);
+  if (((type === 'new' || type === 'update' || type === 'delete') && valid) || type === 'truncate' || type === 'stats') l.replay?.push([type, data]);
   switch (type) {
     case 'new': {
       if (!valid || l.messages.some((m) => m.ID === data.ID)) return;
