@@ -276,8 +276,11 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
 
   function index(res, base) {
     const html = fs.readFileSync(path.join(webui, 'index.html'), 'utf8');
-    // The contract (README.md): the first <base href="./"> becomes the page's base.
-    send(res, 200, html.replace('<base href="./">', `<base href="${base.replace(/[&"<>]/g, '')}">`), mime_types['.html']);
+    // The contract (webui/README.md): {{base}} becomes the page's base, HTML-escaped; the
+    // other placeholders the real server fills are filled too.
+    const esc = (x) => x.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    const fill = { base, webroot: '/', mailbox: base === '/' ? 'default' : decodeURIComponent(base.split('/')[2]), version: 'mock', label: 'mock', nonce: '' };
+    send(res, 200, html.replace(/\{\{(base|webroot|mailbox|version|label|nonce)\}\}/g, (_, k) => esc(fill[k])), mime_types['.html']);
   }
 
   function static_file(res, rel) {

@@ -10,9 +10,9 @@ function compute_base() {
   u.hash = '';
   let p = u.pathname;
   if (!p.endsWith('/')) p = p.slice(0, p.lastIndexOf('/') + 1);
-  // The server did not rewrite <base href="./"> and this is a deep link: the document's
-  // directory is <base>view/; the base is one level up.
-  if (document.querySelector('base')?.getAttribute('href') === './' && p.endsWith('/view/')) {
+  // The server did not fill in <base href="{{base}}"> (the file served as is) and this is
+  // a deep link: the document's directory is <base>view/; the base is one level up.
+  if (document.querySelector('base')?.getAttribute('href')?.startsWith('{{') && p.endsWith('/view/')) {
     p = p.slice(0, -'view/'.length);
   }
   u.pathname = p;
