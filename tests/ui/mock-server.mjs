@@ -521,6 +521,8 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
     drop_sockets: () => {
       for (const b of boxes.values()) for (const ws of b.sockets) ws.terminate();
     },
+    // Sends an event to every WebSocket of a mailbox.
+    broadcast: (name, type, data) => boxes.get(name)?.broadcast(type, data),
     // Delays the answer to the next GET api/v1/messages (its content is taken on arrival).
     delay_next_list: (ms) => {
       list_delay_ms = ms;

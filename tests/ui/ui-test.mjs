@@ -182,7 +182,22 @@ async function run_base(base, shots) {
   await until(async () => (await page.title()).startsWith(`(${total + 1}) `), 'title unread count after new');
   check(true, 'title unread count follows stats');
 
+  // Changes made by another client arrive as `update` and `delete` events.
+  const other = await page.locator('.msg').nth(10).getAttribute('data-id'); // a filler
+  await api(base, 'PUT', 'api/v1/messages', { IDs: [other], Read: true });
+  await until(async () => !(await page.locator(`.msg[data-id="${other}"]`).getAttribute('class')).includes('unread'), 'the row to turn read');
+  check(true, 'an `update` event (read elsewhere) un-bolds the row');
+  await api(base, 'DELETE', 'api/v1/messages', { IDs: [other] });
+  await until(async () => (await page.locator(`.msg[data-id="${other}"]`).count()) === 0, 'the row to go');
+  check(true, 'a `delete` event (deleted elsewhere) removes the row');
+  await until(async () => (await page.locator('.msg').count()) === 50, 'the page refilled to 50');
+  check(true, 'the short page is refilled after a delete');
+
   if (mock) {
+    const mb = /\/mailbox\/([^/]+)\/$/.exec(bp)?.[1] ?? 'default';
+    mock.broadcast(mb, 'error', { Level: 'warning', Type: 'smtpd', IP: '127.0.0.1', Message: '<b>550</b> <img src=x onerror=alert(9)> rejected' });
+    await until(async () => (await page.locator('.toast', { hasText: '<b>550</b> <img src=x onerror=alert(9)> rejected' }).count()) === 1, 'the error toast');
+    check((await page.locator('.toast img, .toast b').count()) === 0, 'an `error` event shows a toast, as text');
     mock.delay_next_list(800);
     mock.drop_sockets();
     await until(async () => (await page.locator('#conn').getAttribute('data-state')) !== 'open', 'the UI noticing the drop');

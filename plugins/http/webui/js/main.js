@@ -461,6 +461,7 @@ $('search-help-btn').addEventListener('click', () => {
 });
 
 document.addEventListener('click', (e) => {
+  if ($('sidebar').classList.contains('open') && !e.target.closest('#sidebar, #nav-toggle')) close_sidebar();
   const p = $('search-help');
   if (!p.hidden && !e.target.closest('#search-help, #search-help-btn')) {
     p.hidden = true;
@@ -537,6 +538,11 @@ function move_active(delta) {
 }
 
 document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape' && $('sidebar').classList.contains('open')) {
+    close_sidebar();
+    $('nav-toggle').focus();
+    return;
+  }
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   const t = e.target;
   if (t.closest('input, textarea, select, [contenteditable], dialog')) {
