@@ -17,5 +17,8 @@ chromium=${CHROMIUM:-/usr/bin/chromium}
 mkdir -p "$work/run"
 cp "$src/package.json" "$src/package-lock.json" "$src/mock-server.mjs" "$src/ui-test.mjs" "$work/run/"
 cd "$work/run"
-npm ci --no-audit --no-fund --loglevel=error
+npm ci --no-audit --no-fund --loglevel=error || {
+  echo "FAIL: npm ci could not install tests/ui/package-lock.json (is the npm registry reachable?)"
+  exit 1
+}
 CHROMIUM=$chromium SLUICE_WEBUI_DIR=$webui UI_TEST_OUT=${UI_TEST_OUT:-$work/out} exec node ui-test.mjs
