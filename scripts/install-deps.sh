@@ -12,7 +12,13 @@ packages=(
   libcrypt-dev libgtest-dev libgmock-dev
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
+  # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
+  chromium
 )
+
+# Node.js for the web UI test (tests/ui): Debian's own unless a node is already installed
+# (e.g. from NodeSource, whose nodejs package bundles npm and conflicts with Debian's npm).
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
