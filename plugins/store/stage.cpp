@@ -124,7 +124,8 @@ stage_options parse_stage_options(const config_node& cfg) {
             tags.is_sequence() ? tags.as_string_list() : std::vector<std::string>{};
         if (tags.is_scalar()) {
           // "A, B" as Mailpit's tags config writes it.
-          std::string_view rest = tags.as_string();
+          const std::string list = tags.as_string();
+          std::string_view rest = list;
           while (!rest.empty()) {
             auto comma = rest.find(',');
             names.emplace_back(trim(rest.substr(0, comma)));

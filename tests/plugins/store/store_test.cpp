@@ -1350,6 +1350,13 @@ TEST_F(StorePluginTest, MailboxTemplatesStoreOneCopyPerMailbox) {
   EXPECT_EQ(process(*user, anon).kind, verdict_kind::continue_);
   EXPECT_TRUE(run(mb->get("default", anon->id)));  // no AUTH: the fallback
 
+  // Mailpit's "A, B" form of a rule's tags.
+  auto listed =
+      make_stage("tags: {rules: [{match: \"subject:\\\"y\\\"\", tags: \"Alpha, Beta\"}]}\n");
+  auto b = make_message(sample_message("y"));
+  EXPECT_EQ(process(*listed, b).kind, verdict_kind::continue_);
+  EXPECT_EQ(run(mb->get("default", b->id))->tags, (std::vector<std::string>{"Alpha", "Beta"}));
+
   EXPECT_THROW(make_stage("mailbox: \"{nope}\"\n"), config_error);
   EXPECT_THROW(make_stage("mailbox: \"{auth_user\"\n"), config_error);
   EXPECT_THROW(make_stage("tags: {rules: [{match: \"larger:x\", tags: [A]}]}\n"), config_error);
