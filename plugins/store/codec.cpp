@@ -605,9 +605,23 @@ void summary_from_headers(prepared_message& p, const header_summary& h) {
   ix.message_id = m.message_id;
 }
 
-std::string encode_view(boost::json::object view_json, int zstd_level, bool& compressed) {
-  view_json.erase("search_text");  // indexed, not kept
-  std::string text = boost::json::serialize(view_json);
+// Serializes an object without the members named in `skip`, copying no member value.
+std::string serialize_without(const boost::json::object& o,
+                              std::initializer_list<std::string_view> skip) {
+  std::string out = "{";
+  for (const auto& kv : o) {
+    if (std::find(skip.begin(), skip.end(), kv.key()) != skip.end()) continue;
+    if (out.size() > 1) out += ',';
+    out += boost::json::serialize(boost::json::string_view(kv.key()));
+    out += ':';
+    out += boost::json::serialize(kv.value());
+  }
+  out += '}';
+  return out;
+}
+
+std::string encode_view(const boost::json::object& view_json, int zstd_level, bool& compressed) {
+  std::string text = serialize_without(view_json, {"search_text"});  // indexed, not kept
   compressed = false;
   if (zstd_level <= 0 || text.size() < 512) return text;
   ZSTD_CCtx* cctx = contexts().c;
@@ -744,21 +758,24 @@ prepared_message prepare_message(const message& msg, std::string mailbox, int zs
     p.index.headers += '\n';
   }
 
-  boost::json::object attrs = msg.attributes;
-  if (auto* mime = attrs.if_contains("mime"); mime && mime->is_object()) {
-    const parsed_message view = parsed_message_from_json(mime->get_object());
-    summary_from_view(p, view);
-    p.view_blob = encode_view(std::move(mime->get_object()), zstd_level, p.view_compressed);
+  // The view may hold megabytes of decoded text and HTML: it is read and serialized from
+  // the message's own attribute, never copied whole.
+  if (const auto* mime = msg.attributes.if_contains("mime"); mime && mime->is_object()) {
+    boost::json::object light;  // the view without its bodies: the summary needs none
+    for (const auto& kv : mime->get_object()) {
+      if (kv.key() != "text" && kv.key() != "html") light.emplace(kv.key(), kv.value());
+    }
+    summary_from_view(p, parsed_message_from_json(light));
+    p.view_blob = encode_view(mime->get_object(), zstd_level, p.view_compressed);
   } else {
     summary_from_headers(p, h);
   }
-  attrs.erase("mime");  // kept apart, as the view
 
   m.envelope_from = msg.envelope.mail_from;
   for (const auto& r : msg.envelope.recipients)
     m.envelope_to.push_back(r.address);
   p.envelope_json = envelope_to_json_text(msg.envelope);
-  p.attributes_json = boost::json::serialize(attrs);
+  p.attributes_json = serialize_without(msg.attributes, {"mime"});  // kept apart, as the view
   p.edits_json = edits_to_json_text(msg.edits);
 
   if (const auto* tags = msg.attributes.if_contains("tags"); tags && tags->is_array()) {

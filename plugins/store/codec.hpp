@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -165,7 +166,10 @@ void summary_from_headers(prepared_message& p, const header_summary& h);
 
 // Serializes the view for storage (without search_text), compressed when worthwhile;
 // and back.
-std::string encode_view(boost::json::object view_json, int zstd_level, bool& compressed);
+std::string encode_view(const boost::json::object& view_json, int zstd_level, bool& compressed);
+// JSON text of an object without the listed members (their values are not copied).
+std::string serialize_without(const boost::json::object& o,
+                              std::initializer_list<std::string_view> skip);
 parsed_message decode_view(std::string_view blob, bool compressed);
 
 // Whether prepare_message is cheap enough to run on an I/O thread for this message.

@@ -780,7 +780,7 @@ asio::awaitable<void> sqlite_store::rename_tag(std::string mailbox, std::string 
   const std::string target = clean_tag(to);
   if (target.empty()) throw std::invalid_argument("invalid tag name");
   write_job job;
-  job.run = [this, mailbox, from, target](database& db) {
+  job.run = [mailbox, from, target](database& db) {
     std::int64_t from_id = 0;
     {
       auto s = db.cached("SELECT id FROM tags WHERE mailbox = ?1 AND name = ?2");
