@@ -10,6 +10,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev libyaml-cpp-dev libgmime-3.0-dev libzstd-dev libc-ares-dev
   libcrypt-dev libgtest-dev libgmock-dev
+  libglib2.0-dev  # store search: GTimeZone for before:/after:, Unicode case folding
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
