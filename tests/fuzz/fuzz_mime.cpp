@@ -19,8 +19,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   mime::parse_limits limits;
   const std::uint8_t knob = data[0];
-  limits.structure.max_depth = 1 + (knob & 0x0f);       // 1..16
-  limits.structure.max_parts = 1 + ((knob >> 4) * 8);   // 1..121
+  limits.structure.max_depth = 1 + (knob & 0x0f);      // 1..16
+  limits.structure.max_parts = 1 + ((knob >> 4) * 8);  // 1..121
   limits.structure.max_header_bytes = 1024;
   limits.max_text_bytes = 1024 + (knob & 0x3f);
   std::string raw(reinterpret_cast<const char*>(data) + 1, size - 1);

@@ -9,6 +9,8 @@
 
 #include <boost/url/parse.hpp>
 
+#include "text.hpp"
+
 #include <string>
 #include <vector>
 
@@ -31,13 +33,15 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Shown in an error: at most 80 bytes, no control characters.
+// Shown in an error: at most 80 bytes, cut on a character boundary (the input is valid
+// UTF-8 and must stay so), no control characters.
 std::string shown(std::string_view s) {
   std::string out;
-  for (char c : s.substr(0, 80)) {
+  for (char c : s) {
     out += static_cast<unsigned char>(c) < 0x20 ? '?' : c;
   }
-  if (s.size() > 80) out += "...";
+  truncate_utf8(out, 80);
+  if (s.size() > out.size()) out += "...";
   return out;
 }
 

@@ -465,6 +465,22 @@ TEST(mime_unsubscribe, rules_of_rfc_2369_and_8058) {
   EXPECT_EQ(r.links.size(), 2u);
 }
 
+// fuzz_mime found it (tests/fuzz/regressions/fuzz_mime/list-unsubscribe-cut-utf8): an
+// error quoting 80 bytes of a field cut a UTF-8 sequence in two.
+TEST(mime_unsubscribe, errors_quoting_long_non_ascii_text_stay_valid_utf8) {
+  std::string junk = "x";
+  for (int i = 0; i < 60; ++i)
+    junk += "ü";
+  const auto r = mime::check_list_unsubscribe(junk + ", <" + junk + ">", "");
+  EXPECT_TRUE(mime::valid_utf8(r.errors)) << r.errors;
+  EXPECT_NE(r.errors.find("text outside angle brackets"), std::string::npos);
+  const std::string raw =
+      test::read_file(std::string(SLUICE_SOURCE_DIR) +
+                      "/tests/fuzz/regressions/fuzz_mime/list-unsubscribe-cut-utf8");
+  const parsed_message v = parse_string(raw.substr(1));
+  EXPECT_TRUE(mime::valid_utf8(boost::json::serialize(to_json(v))));
+}
+
 TEST(mime_headers, header_fields_come_from_the_headers_with_the_edits_applied) {
   const std::string raw =
       "From: a@example.org\r\nTo: b@example.org\r\nSubject: original\r\n\r\nbody\r\n";
