@@ -457,7 +457,7 @@ struct leaf {
 };
 
 // Decodes a part's content from the stream: digests and size always, and up to
-// `keep` decoded bytes into `bytes`. Returns false if the content could not be read.
+// `keep` decoded bytes into `bytes`. A read error shows in the stream source's error.
 void decode(leaf& l, bool hash, std::size_t keep, std::string* bytes, problems& out) {
   GMimeDataWrapper* w = g_mime_part_get_content(l.part);
   if (!w) return;
@@ -536,14 +536,6 @@ std::string message_file_name(const std::string& head, const char** charsets,
 }
 
 }  // namespace
-
-void init_libraries() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    g_mime_init();
-    xmlInitParser();
-  });
-}
 
 parse_result parse(const std::shared_ptr<const message_body>& raw,
                    const std::vector<header_edit>& edits, const parse_limits& limits) {

@@ -21,6 +21,7 @@
 #include "prescan.hpp"
 #include "sluice/message.hpp"
 #include "sluice/parsed_message.hpp"
+#include "text.hpp"  // init_libraries
 
 namespace sluice::mime {
 
@@ -34,8 +35,6 @@ struct parse_result {
   parsed_message view;
   std::error_code io_error;
 };
-
-void init_libraries();
 
 parse_result parse(const std::shared_ptr<const message_body>& raw,
                    const std::vector<header_edit>& edits, const parse_limits& limits);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace sluice::mime {
@@ -60,6 +61,7 @@ struct iconv_handle {
 // iconv's name for a MIME charset name (GMime's alias table: "latin1", "ks_c_5601-1987",
 // "x-unknown" …), or the name itself.
 std::string iconv_name(std::string_view charset) {
+  init_libraries();  // GMime's alias table
   const std::string name(charset);
   const char* mapped = g_mime_charset_iconv_name(name.c_str());
   return mapped ? std::string(mapped) : name;
@@ -104,6 +106,14 @@ bool is_utf8_name(const std::string& c) {
 }
 
 }  // namespace
+
+void init_libraries() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    g_mime_init();
+    xmlInitParser();
+  });
+}
 
 bool valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
@@ -249,6 +259,7 @@ class text_writer {
 
 std::string html_to_text(std::string_view html) {
   if (html.empty()) return {};
+  init_libraries();
   const int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
                    HTML_PARSE_NONET | HTML_PARSE_NOIMPLIED | HTML_PARSE_COMPACT;
   // The input is UTF-8 already (the body was converted); a <meta charset> must not

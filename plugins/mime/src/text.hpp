@@ -1,7 +1,6 @@
 // text.hpp — text helpers of the MIME stage: charsets to UTF-8, HTML to text, snippets.
 //
-// Threading: pure functions (iconv descriptors are opened per call; libxml2 must have
-// been initialised once, see init_libraries in parse.hpp). Failure: never throws for bad
+// Threading: pure functions (iconv descriptors are opened per call). Failure: never throws for bad
 // input; conversions replace what they cannot read by U+FFFD and say so.
 #pragma once
 
@@ -10,6 +9,10 @@
 #include <string_view>
 
 namespace sluice::mime {
+
+// Initialises GMime and libxml2 once per process (thread-safe, idempotent); neither is
+// ever shut down, as plugins are never unloaded. Every function here calls it.
+void init_libraries();
 
 bool valid_utf8(std::string_view s);
 // Replaces every invalid sequence by U+FFFD; returns how many were replaced.

@@ -688,7 +688,7 @@ TEST(mime_parse, read_error_of_the_body_is_reported) {
 
 namespace {
 
-struct stage_fixture : ::testing::Test {
+struct mime_stage : ::testing::Test {
   test::plugin_host host{{test::build_dir() + "/lib/sluice/plugins"}};
   stage_call call{phase::inline_, 1, "test", logger("mime-test")};
 
@@ -702,7 +702,7 @@ struct stage_fixture : ::testing::Test {
 
 }  // namespace
 
-TEST_F(stage_fixture, stage_attaches_the_view_for_memory_and_spooled_bodies) {
+TEST_F(mime_stage, stage_attaches_the_view_for_memory_and_spooled_bodies) {
   auto stage = host.make_stage("mime", "max_depth: 10\ninline_parse_max: 1KB\n");
   const std::string raw = corpus("mixed_attachments.eml");
   // In memory, small: parsed on the I/O thread.
@@ -732,7 +732,7 @@ TEST_F(stage_fixture, stage_attaches_the_view_for_memory_and_spooled_bodies) {
   EXPECT_EQ(fview.attachments.at(0).offset, view.attachments.at(0).offset);
 }
 
-TEST_F(stage_fixture, malformed_message_continues_and_read_error_throws) {
+TEST_F(mime_stage, malformed_message_continues_and_read_error_throws) {
   auto stage = host.make_stage("mime", "");
   auto bad = message_from(message_body::from_string(corpus("missing_boundary.eml")));
   EXPECT_EQ(host.run(stage->process(bad, call)).kind, verdict_kind::continue_);
@@ -743,7 +743,7 @@ TEST_F(stage_fixture, malformed_message_continues_and_read_error_throws) {
   EXPECT_FALSE(broken->attributes.contains("mime"));
 }
 
-TEST_F(stage_fixture, configuration_is_validated) {
+TEST_F(mime_stage, configuration_is_validated) {
   EXPECT_THROW(host.make_stage("mime", "max_depth: 0\n"), config_error);
   EXPECT_THROW(host.make_stage("mime", "max_parts: 1000000\n"), config_error);
   EXPECT_THROW(host.make_stage("mime", "max_header_bytes: 10\n"), config_error);
@@ -755,7 +755,7 @@ TEST_F(stage_fixture, configuration_is_validated) {
                                   "inline_parse_max: 0\n"));
 }
 
-TEST_F(stage_fixture, concurrent_parses_on_several_stage_instances) {
+TEST_F(mime_stage, concurrent_parses_on_several_stage_instances) {
   auto a = host.make_stage("mime", "inline_parse_max: 0\n");
   auto b = host.make_stage("mime", "");
   std::vector<std::shared_ptr<message>> msgs;
