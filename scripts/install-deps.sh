@@ -11,6 +11,8 @@ packages=(
   libssl-dev libsqlite3-dev libyaml-cpp-dev libgmime-3.0-dev libzstd-dev libc-ares-dev
   libcrypt-dev libgtest-dev libgmock-dev
   libglib2.0-dev  # store search: GTimeZone for before:/after:, Unicode case folding
+  # libxml2's HTML parser: the mime stage turns HTML bodies into text for search and snippets
+  libxml2-dev
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
