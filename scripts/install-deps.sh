@@ -15,6 +15,8 @@ packages=(
   libxml2-dev
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
+  # swaks needs these for STARTTLS (recommended, not required, by its package)
+  libnet-ssleay-perl libio-socket-ssl-perl
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
 )
