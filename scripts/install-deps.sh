@@ -10,8 +10,10 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev libyaml-cpp-dev libgmime-3.0-dev libzstd-dev libc-ares-dev
   libcrypt-dev libgtest-dev libgmock-dev
+  zlib1g-dev  # gzip for HTTP responses (plugins/http)
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
+  python3-websocket  # WebSocket client for the HTTP event-stream tests
 )
 
 missing=()

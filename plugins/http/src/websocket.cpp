@@ -42,6 +42,27 @@ std::shared_ptr<const std::string> frame_of(std::string_view type, const boost::
   return std::make_shared<const std::string>(boost::json::serialize(o));
 }
 
+// Mailpit's frames for one bus event: "delete" is one {"ID"} frame per message (a store may
+// publish one event listing "IDs"), "truncate" and "prune" carry null.
+std::vector<std::shared_ptr<const std::string>> frames_of(const event& e) {
+  std::vector<std::shared_ptr<const std::string>> out;
+  if (e.type == "delete") {
+    if (const auto* o = e.data.if_object()) {
+      if (const auto* ids = o->if_contains("IDs"); ids && ids->is_array()) {
+        for (const auto& id : ids->get_array())
+          out.push_back(frame_of("delete", boost::json::object{{"ID", id}}));
+        return out;
+      }
+    }
+  }
+  if (e.type == "truncate" || e.type == "prune") {
+    out.push_back(frame_of(e.type, nullptr));
+    return out;
+  }
+  out.push_back(frame_of(e.type, e.data));
+  return out;
+}
+
 template <class Stream>
 class ws_session final : public ws_client, public std::enable_shared_from_this<ws_session<Stream>> {
  public:
@@ -335,9 +356,10 @@ void ws_hub::on_event(const event& e) {
     }
   }
   if (!targets.empty()) {
-    auto f = frame_of(e.type, e.data);
-    for (auto& c : targets)
-      c->deliver(f);
+    for (auto& f : frames_of(e)) {
+      for (auto& c : targets)
+        c->deliver(f);
+    }
   }
   if (is_change(e.type) && !e.mailbox.empty()) schedule_stats(e.mailbox);
 }
