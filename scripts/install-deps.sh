@@ -10,6 +10,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev libyaml-cpp-dev libgmime-3.0-dev libzstd-dev libc-ares-dev
   libcrypt-dev libgtest-dev libgmock-dev
+  # HTTP API: attachment thumbnails (PNG/JPEG/GIF/BMP decode, JPEG encode)
+  libgdk-pixbuf-2.0-dev
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
 )
