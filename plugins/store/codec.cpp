@@ -27,6 +27,8 @@ constexpr std::size_t kMaxMessageId = 1024;
 constexpr std::uint64_t kInlinePrepareLimit = 64 * 1024;
 // A compressed frame must save at least 3 % or the body is stored plain.
 constexpr double kMinSaving = 0.97;
+// Tags on one message, from all sources together.
+constexpr std::size_t kMaxTagsPerMessage = 100;
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -309,12 +311,18 @@ std::string decode_rfc2047(std::string_view in) {
   return out;
 }
 
-header_summary summarize_headers(std::string_view block) {
-  header_summary h;
-  bool have_mid = false, have_subject = false, have_from = false, have_to = false, have_cc = false;
+namespace {
+
+// Calls fn(name, raw_value) for each field of a header block (a field is its first line
+// and every continuation line starting with WSP). Stops at the empty line.
+template <class Fn>
+void for_each_field(std::string_view block, Fn&& fn) {
   std::size_t pos = 0;
   while (pos < block.size()) {
-    // One field: its first line and every continuation line (starting with WSP).
+    if (block[pos] == '\n' ||
+        (block[pos] == '\r' && pos + 1 < block.size() && block[pos + 1] == '\n')) {
+      return;  // the empty line ends the header block
+    }
     std::size_t end = pos;
     for (;;) {
       std::size_t nl = block.find('\n', end);
@@ -328,10 +336,26 @@ header_summary summarize_headers(std::string_view block) {
     std::string_view field = block.substr(pos, end - pos);
     pos = end;
     std::size_t colon = field.find(':');
-    if (colon == std::string_view::npos) continue;  // the empty line or junk
+    if (colon == std::string_view::npos) continue;  // junk line
     std::string_view name = trim(field.substr(0, colon));
-    std::string_view raw_value = field.substr(colon + 1);
+    if (name.empty()) continue;
+    if (!fn(name, field.substr(colon + 1))) return;
+  }
+}
+
+}  // namespace
+
+header_summary summarize_headers(std::string_view block) {
+  header_summary h;
+  bool have_mid = false, have_subject = false, have_from = false, have_to = false, have_cc = false,
+       have_bcc = false, have_reply_to = false, have_return_path = false;
+  for_each_field(block, [&](std::string_view name, std::string_view raw_value) {
     auto value = [&] { return std::string(trim(unfold(raw_value))); };
+    auto address = [&](bool& have, std::string& out) {
+      if (have) return;
+      out = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
+      have = true;
+    };
     if (!have_mid && sluice::iequals(name, "Message-ID")) {
       std::string v = value();
       std::string_view s = v;
@@ -344,18 +368,112 @@ header_summary summarize_headers(std::string_view block) {
     } else if (!have_subject && sluice::iequals(name, "Subject")) {
       h.subject = clip(sanitize_utf8(decode_rfc2047(value())), kMaxSubject);
       have_subject = true;
-    } else if (!have_from && sluice::iequals(name, "From")) {
-      h.from = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
-      have_from = true;
-    } else if (!have_to && sluice::iequals(name, "To")) {
-      h.to = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
-      have_to = true;
-    } else if (!have_cc && sluice::iequals(name, "Cc")) {
-      h.cc = clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
-      have_cc = true;
+    } else if (sluice::iequals(name, "From")) {
+      address(have_from, h.from);
+    } else if (sluice::iequals(name, "To")) {
+      address(have_to, h.to);
+    } else if (sluice::iequals(name, "Cc")) {
+      address(have_cc, h.cc);
+    } else if (sluice::iequals(name, "Bcc")) {
+      address(have_bcc, h.bcc);
+    } else if (sluice::iequals(name, "Reply-To")) {
+      address(have_reply_to, h.reply_to);
+    } else if (!have_return_path && sluice::iequals(name, "Return-Path")) {
+      std::string v = value();
+      std::string_view s = trim(v);
+      if (s.starts_with('<')) s.remove_prefix(1);
+      if (s.ends_with('>')) s.remove_suffix(1);
+      h.return_path = clip(sanitize_utf8(s), kMaxMessageId);
+      have_return_path = true;
+    } else if (sluice::iequals(name, "X-Tags") && h.x_tags.size() < kMaxAddressField) {
+      if (!h.x_tags.empty()) h.x_tags += ',';
+      h.x_tags += clip(sanitize_utf8(decode_rfc2047(value())), kMaxAddressField);
     }
-  }
+    return true;
+  });
   return h;
+}
+
+std::vector<std::pair<std::string, std::string>> header_fields(std::string_view block) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for_each_field(block, [&](std::string_view name, std::string_view raw_value) {
+    out.emplace_back(clip(sanitize_utf8(name), 256),
+                     clip(sanitize_utf8(trim(unfold(raw_value))), kMaxHeaderValue));
+    return out.size() < kMaxHeaderFields;
+  });
+  return out;
+}
+
+std::vector<mail_address> parse_address_list(std::string_view in) {
+  std::vector<mail_address> out;
+  // Split at commas that are outside "…", <…> and (…); a ':' outside them ends a group
+  // name, a ';' a group.
+  std::vector<std::string> items;
+  std::string cur;
+  bool quoted = false;
+  int angle = 0, comment = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (quoted) {
+      if (c == '\\' && i + 1 < in.size()) {
+        cur.push_back(in[++i]);
+        continue;
+      }
+      if (c == '"') quoted = false;
+      cur.push_back(c);
+      continue;
+    }
+    if (c == '"') {
+      quoted = true;
+    } else if (c == '(') {
+      ++comment;
+    } else if (c == ')' && comment > 0) {
+      --comment;
+    } else if (comment == 0 && c == '<') {
+      ++angle;
+    } else if (comment == 0 && c == '>' && angle > 0) {
+      --angle;
+    } else if (comment == 0 && angle == 0 && (c == ',' || c == ';')) {
+      items.push_back(std::move(cur));
+      cur.clear();
+      continue;
+    } else if (comment == 0 && angle == 0 && c == ':') {
+      cur.clear();  // "group name:" — the members follow
+      continue;
+    }
+    cur.push_back(c);
+  }
+  items.push_back(std::move(cur));
+  for (auto& item : items) {
+    std::string_view t = trim(item);
+    if (t.empty()) continue;
+    mail_address a;
+    std::string name;
+    auto lt = t.rfind('<');
+    auto gt = lt == std::string_view::npos ? std::string_view::npos : t.find('>', lt);
+    if (lt != std::string_view::npos && gt != std::string_view::npos) {
+      a.address = std::string(trim(t.substr(lt + 1, gt - lt - 1)));
+      name = std::string(trim(t.substr(0, lt)));
+    } else {
+      // addr-spec, possibly followed by a (comment) holding the name.
+      std::string_view spec = t;
+      if (auto p = t.find('('); p != std::string_view::npos) {
+        auto q = t.rfind(')');
+        if (q != std::string_view::npos && q > p)
+          name = std::string(trim(t.substr(p + 1, q - p - 1)));
+        spec = trim(t.substr(0, p));
+      }
+      a.address = std::string(spec);
+    }
+    if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+      name = name.substr(1, name.size() - 2);
+    }
+    a.name = std::string(trim(name));
+    if (a.address.empty() && a.name.empty()) continue;
+    out.push_back(std::move(a));
+    if (out.size() >= 1000) break;  // bounded
+  }
+  return out;
 }
 
 std::string clean_tag(std::string_view tag) {
@@ -378,6 +496,148 @@ std::string clean_tag(std::string_view tag) {
       out.pop_back();
   }
   return out;
+}
+
+void add_tag(std::vector<std::string>& tags, std::string_view tag, bool title_case) {
+  std::string c = clean_tag(tag);
+  if (c.empty()) return;
+  if (title_case) {
+    bool start = true;
+    for (char& ch : c) {
+      if (start && ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
+      start = ch == ' ';
+    }
+  }
+  bool dup = std::any_of(tags.begin(), tags.end(), [&](const std::string& x) {
+    return sluice::iequals(x, c);  // tag names are unique case-insensitively
+  });
+  if (!dup && tags.size() < kMaxTagsPerMessage) tags.push_back(std::move(c));
+}
+
+void sort_tags(std::vector<std::string>& tags) {
+  std::sort(tags.begin(), tags.end(), [](const std::string& a, const std::string& b) {
+    const std::string la = sluice::to_lower_ascii(a), lb = sluice::to_lower_ascii(b);
+    return la != lb ? la < lb : a < b;
+  });
+}
+
+std::vector<std::string> plus_address_tags(std::string_view address) {
+  std::vector<std::string> out;
+  const auto at = address.rfind('@');
+  std::string_view local = address.substr(0, at == std::string_view::npos ? address.size() : at);
+  auto plus = local.find('+');
+  if (plus == std::string_view::npos || at == std::string_view::npos) return out;
+  local.remove_prefix(plus + 1);
+  while (!local.empty()) {
+    auto next = local.find('+');
+    std::string_view t = local.substr(0, next);
+    if (!t.empty()) out.emplace_back(t);
+    if (next == std::string_view::npos) break;
+    local.remove_prefix(next + 1);
+  }
+  return out;
+}
+
+namespace {
+
+std::string join_addresses(const std::vector<mail_address>& v) {
+  std::string out;
+  for (const auto& a : v) {
+    if (!out.empty()) out += ", ";
+    if (!a.name.empty()) out += a.name + " ";
+    out += "<" + a.address + ">";
+  }
+  return out;
+}
+
+}  // namespace
+
+void summary_from_view(prepared_message& p, const parsed_message& v) {
+  stored_message& m = p.meta;
+  m.message_id = clip(v.message_id, kMaxMessageId);
+  m.subject = clip(v.subject, kMaxSubject);
+  m.from = v.from;
+  m.to = v.to;
+  m.cc = v.cc;
+  m.bcc = v.bcc;
+  m.reply_to = v.reply_to;
+  m.snippet = v.snippet;
+  m.attachments = static_cast<std::uint32_t>(v.attachments.size());
+  m.inline_parts = static_cast<std::uint32_t>(v.inline_parts.size());
+  index_text& ix = p.index;
+  ix.subject = m.subject;
+  ix.from = m.from ? join_addresses({*m.from}) : std::string();
+  ix.to = join_addresses(m.to);
+  ix.cc = join_addresses(m.cc);
+  ix.bcc = join_addresses(m.bcc);
+  ix.reply_to = join_addresses(m.reply_to);
+  ix.return_path = v.return_path;
+  ix.message_id = m.message_id;
+  ix.body = clip(v.search_text, kMaxIndexedBody);
+  ix.files.clear();
+  for (const auto* parts : {&v.attachments, &v.inline_parts}) {
+    for (const auto& part : *parts) {
+      if (part.file_name.empty()) continue;
+      ix.files += part.file_name;
+      ix.files += '\n';
+    }
+  }
+}
+
+void summary_from_headers(prepared_message& p, const header_summary& h) {
+  stored_message& m = p.meta;
+  m.message_id = h.message_id;
+  m.subject = h.subject;
+  auto from = parse_address_list(h.from);
+  if (!from.empty()) m.from = from.front();
+  m.to = parse_address_list(h.to);
+  m.cc = parse_address_list(h.cc);
+  m.bcc = parse_address_list(h.bcc);
+  m.reply_to = parse_address_list(h.reply_to);
+  index_text& ix = p.index;
+  ix.subject = m.subject;
+  ix.from = h.from;
+  ix.to = h.to;
+  ix.cc = h.cc;
+  ix.bcc = h.bcc;
+  ix.reply_to = h.reply_to;
+  ix.return_path = h.return_path;
+  ix.message_id = m.message_id;
+}
+
+std::string encode_view(boost::json::object view_json, int zstd_level, bool& compressed) {
+  view_json.erase("search_text");  // indexed, not kept
+  std::string text = boost::json::serialize(view_json);
+  compressed = false;
+  if (zstd_level <= 0 || text.size() < 512) return text;
+  ZSTD_CCtx* cctx = contexts().c;
+  if (!cctx) return text;
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, zstd_level);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+  std::string out(ZSTD_compressBound(text.size()), '\0');
+  std::size_t n = ZSTD_compress2(cctx, out.data(), out.size(), text.data(), text.size());
+  if (ZSTD_isError(n) || n >= text.size() * kMinSaving) return text;
+  out.resize(n);
+  compressed = true;
+  return out;
+}
+
+parsed_message decode_view(std::string_view blob, bool compressed) {
+  std::string text;
+  if (compressed) {
+    const unsigned long long declared = ZSTD_getFrameContentSize(blob.data(), blob.size());
+    if (declared == ZSTD_CONTENTSIZE_ERROR || declared == ZSTD_CONTENTSIZE_UNKNOWN ||
+        declared > (1ull << 31)) {
+      throw std::runtime_error("stored message view is corrupt (zstd frame header)");
+    }
+    text = decompress(blob, declared);
+    blob = text;
+  }
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(blob, ec);
+  if (ec || !v.is_object()) throw std::runtime_error("stored message view is not a JSON object");
+  return parsed_message_from_json(v.get_object());
 }
 
 bool prepare_inline_ok(const message& msg) noexcept {
@@ -449,48 +709,85 @@ std::uint64_t prepared_message::stored_size() const noexcept {
 }
 
 prepared_message prepare_message(const message& msg, std::string mailbox, int zstd_level,
-                                 const std::filesystem::path& scratch_dir) {
+                                 const std::filesystem::path& scratch_dir,
+                                 const tag_sources& sources) {
   prepared_message p;
-  p.id = msg.id;
-  p.mailbox = std::move(mailbox);
-  p.quarantined = msg.quarantined;
+  stored_message& m = p.meta;
+  m.id = msg.id;
+  p.mailboxes.push_back(std::move(mailbox));
+  m.quarantined = msg.quarantined;
   const auto received = msg.envelope.received_at;
   const auto when =
       received.time_since_epoch().count() != 0 ? received : std::chrono::system_clock::now();
-  p.created_ms =
+  m.created_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(when.time_since_epoch()).count();
+  m.username = clip(sanitize_utf8(msg.envelope.auth_user), kMaxMessageId);
 
   std::shared_ptr<const message_body> body =
       msg.raw ? msg.raw : message_body::from_string(std::string());
   p.raw_size = body->size();
   const std::string original_head = body->header_block();
+  std::string edited_head;
   if (msg.edits.empty()) {
-    p.size = p.raw_size;
-    p.headers = summarize_headers(original_head);
+    m.size = p.raw_size;
   } else {
     // Output = edited header block + the untouched rest (message::write_output).
-    const std::string head = msg.output_headers();
-    p.size = p.raw_size - original_head.size() + head.size();
-    p.headers = summarize_headers(head);
+    edited_head = msg.output_headers();
+    m.size = p.raw_size - original_head.size() + edited_head.size();
+  }
+  const std::string& head = msg.edits.empty() ? original_head : edited_head;
+  const header_summary h = summarize_headers(head);
+  p.headers = header_fields(head);
+  for (const auto& [name, value] : p.headers) {
+    if (p.index.headers.size() > kMaxIndexedBody) break;
+    p.index.headers += value;
+    p.index.headers += '\n';
   }
 
-  p.env_from = msg.envelope.mail_from;
+  boost::json::object attrs = msg.attributes;
+  if (auto* mime = attrs.if_contains("mime"); mime && mime->is_object()) {
+    const parsed_message view = parsed_message_from_json(mime->get_object());
+    summary_from_view(p, view);
+    p.view_blob = encode_view(std::move(mime->get_object()), zstd_level, p.view_compressed);
+  } else {
+    summary_from_headers(p, h);
+  }
+  attrs.erase("mime");  // kept apart, as the view
+
+  m.envelope_from = msg.envelope.mail_from;
   for (const auto& r : msg.envelope.recipients)
-    p.env_to.push_back(r.address);
+    m.envelope_to.push_back(r.address);
   p.envelope_json = envelope_to_json_text(msg.envelope);
-  p.attributes_json = boost::json::serialize(msg.attributes);
+  p.attributes_json = boost::json::serialize(attrs);
   p.edits_json = edits_to_json_text(msg.edits);
+
   if (const auto* tags = msg.attributes.if_contains("tags"); tags && tags->is_array()) {
     for (const auto& t : tags->get_array()) {
-      if (!t.is_string()) continue;
-      std::string c = clean_tag(t.get_string());
-      if (c.empty()) continue;
-      bool dup = std::any_of(p.tags.begin(), p.tags.end(), [&](const std::string& x) {
-        return sluice::iequals(x, c);  // tag names are unique case-insensitively
-      });
-      if (!dup) p.tags.push_back(std::move(c));
+      if (t.is_string()) add_tag(p.tags, t.get_string());
     }
   }
+  if (sources.x_tags && !h.x_tags.empty()) {
+    std::string_view rest = h.x_tags;
+    while (!rest.empty()) {
+      auto comma = rest.find(',');
+      add_tag(p.tags, trim(rest.substr(0, comma)), sources.title_case);
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (sources.plus_addresses) {
+    auto from_list = [&](const std::vector<mail_address>& v) {
+      for (const auto& a : v) {
+        for (const auto& t : plus_address_tags(a.address))
+          add_tag(p.tags, t, sources.title_case);
+      }
+    };
+    if (m.from) from_list({*m.from});
+    from_list(m.to);
+    from_list(m.cc);
+    from_list(m.bcc);
+  }
+  if (sources.username && !m.username.empty()) add_tag(p.tags, m.username);
 
   if (zstd_level > 0 && p.raw_size > 0 &&
       compress_body(*body, zstd_level, scratch_dir, p.compressed_data, p.compressed_file)) {

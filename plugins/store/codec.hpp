@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -36,11 +37,26 @@ struct header_summary {
   std::string from;
   std::string to;
   std::string cc;
+  std::string bcc;
+  std::string reply_to;
+  std::string return_path;
+  std::string x_tags;  // X-Tags, every occurrence joined with ","
 };
 
-// Reads Message-ID, Subject, From, To and Cc from a header block (first occurrence of
-// each, unfolded, encoded words decoded where cheap, invalid UTF-8 replaced).
+// Reads Message-ID, Subject, From, To, Cc, Bcc, Reply-To, Return-Path (first occurrence
+// of each) and X-Tags from a header block (unfolded, encoded words decoded where cheap,
+// invalid UTF-8 replaced).
 header_summary summarize_headers(std::string_view header_block);
+// The header fields of a block in order: names as written, values unfolded (CR/LF
+// removed), leading/trailing white space trimmed, not decoded, invalid UTF-8 replaced.
+// At most kMaxHeaderFields fields; values clipped to kMaxHeaderValue bytes.
+inline constexpr std::size_t kMaxHeaderFields = 2'000;
+inline constexpr std::size_t kMaxHeaderValue = 64 * 1024;
+std::vector<std::pair<std::string, std::string>> header_fields(std::string_view header_block);
+// A minimal address-list parser for messages without the MIME view: splits on commas
+// outside quotes, angle brackets and comments, takes <addr> or the bare addr-spec, the
+// rest as the (unquoted) display name; groups are flattened. Never fails.
+std::vector<mail_address> parse_address_list(std::string_view decoded_value);
 // Decodes RFC 2047 encoded words in UTF-8/US-ASCII/ISO-8859-1; others are kept as is.
 std::string decode_rfc2047(std::string_view in);
 // Replaces invalid UTF-8 sequences with U+FFFD.
@@ -77,20 +93,35 @@ class frame_file {
   std::uint64_t size_ = 0;
 };
 
+// The text the search index holds for one stored message (see README "Search").
+struct index_text {
+  std::string subject, from, to, cc, bcc, reply_to, return_path, message_id;
+  std::string body;     // the view's search_text, at most kMaxIndexedBody bytes
+  std::string files;    // attachment and inline file names, one a line
+  std::string headers;  // every header value, one a line
+};
+inline constexpr std::size_t kMaxIndexedBody = 4 * 1024 * 1024;
+
 struct prepared_message {
-  std::string id;
-  std::string mailbox;
-  std::int64_t created_ms = 0;
-  std::uint64_t size = 0;  // output size
+  // The summary as search results show it: id, created_ms, size (output), message_id,
+  // subject, addresses, username, snippet, part counts, quarantined, tags, envelope.
+  // meta.mailbox is unused: the copies go to `mailboxes`.
+  stored_message meta;
+  std::vector<std::string> mailboxes;  // distinct, valid names; one stored copy each
   std::uint64_t raw_size = 0;
-  header_summary headers;
-  std::string env_from;
-  std::vector<std::string> env_to;
   std::string envelope_json;
-  std::string attributes_json;
+  std::string attributes_json;  // every attribute but "mime"
   std::string edits_json;
+  // The "mime" attribute without search_text, serialized (zstd-compressed when that
+  // saves space); empty when the message has no view.
+  std::string view_blob;
+  bool view_compressed = false;
+  std::vector<std::pair<std::string, std::string>> headers;  // of the output
+  index_text index;
+  // Tag candidates from the message itself, cleaned and unique case-insensitively:
+  // the "tags" attribute, then X-Tags and plus-addresses and the username when those
+  // sources are enabled (tag_sources). Rule tags are added by the store on insert.
   std::vector<std::string> tags;
-  bool quarantined = false;
 
   // Exactly one of these holds the data: a zstd frame (in memory, or in a file when it
   // is larger than kFrameMemoryLimit), or (compressed == false) the body itself, to be
@@ -104,11 +135,37 @@ struct prepared_message {
   std::uint64_t stored_size() const noexcept;
 };
 
+// Which parts of a message become tags (the store stage's `tags:` keys).
+struct tag_sources {
+  bool x_tags = true;          // the X-Tags header (comma list)
+  bool plus_addresses = true;  // user+t1+t2@domain in From/To/Cc/Bcc
+  bool username = false;       // the authenticated submitter
+  bool title_case = false;     // "shop" → "Shop" for X-Tags and plus-address tags
+};
+
 // zstd level (>= 1) or 0 for no compression. Bodies that do not shrink are kept plain.
 // A large frame is spilled into an anonymous file in `scratch_dir` (empty: the system's
-// temporary directory).
+// temporary directory). The summary comes from the "mime" attribute when there is one,
+// else from the output header block.
 prepared_message prepare_message(const message& msg, std::string mailbox, int zstd_level,
-                                 const std::filesystem::path& scratch_dir = {});
+                                 const std::filesystem::path& scratch_dir = {},
+                                 const tag_sources& sources = {});
+
+// Adds a tag (cleaned; skipped when empty or already present case-insensitively).
+void add_tag(std::vector<std::string>& tags, std::string_view tag, bool title_case = false);
+// Sorts tags case-insensitively (the order stored_message::tags has).
+void sort_tags(std::vector<std::string>& tags);
+// The tags a plus-address carries: "user+a+b@d" → {"a", "b"}.
+std::vector<std::string> plus_address_tags(std::string_view address);
+
+// Fills `p.index` and the summary fields of p.meta from a view / from header_summary.
+void summary_from_view(prepared_message& p, const parsed_message& view);
+void summary_from_headers(prepared_message& p, const header_summary& h);
+
+// Serializes the view for storage (without search_text), compressed when worthwhile;
+// and back.
+std::string encode_view(boost::json::object view_json, int zstd_level, bool& compressed);
+parsed_message decode_view(std::string_view blob, bool compressed);
 
 // Whether prepare_message is cheap enough to run on an I/O thread for this message.
 bool prepare_inline_ok(const message& msg) noexcept;

@@ -7,12 +7,19 @@
 #include <stdexcept>
 #include <string>
 
+#include <boost/json.hpp>
+
+#include "codec.hpp"
+#include "index.hpp"
+
 namespace sluice::store {
 namespace {
 
 struct migration {
   std::int64_t version;
   const char* sql;
+  // Runs after `sql`, in the same transaction: data work SQL cannot do (parsing).
+  void (*after)(database&) = nullptr;
 };
 
 // Version 1: messages with their header summary, raw data apart (so listing never reads
@@ -93,9 +100,185 @@ CREATE TRIGGER messages_fts_au AFTER UPDATE OF subject, from_hdr, to_hdr, cc_hdr
 END;
 )sql";
 
+// Version 2: mailbox v2. A message is keyed by (mailbox, id); one message delivered to
+// several mailboxes is several `messages` rows sharing one `message_data` row (its bytes,
+// view, header fields and index entry are stored once; triggers remove them with the
+// last row that uses them). The summary gets address lists as JSON, the username,
+// snippet and part counts; the parsed view and the output header fields get tables of
+// their own; the FTS5 index is rebuilt with the trigram tokenizer over the summary, body
+// text, file names and header values (README "Search").
+//
+// The v1 tables are rebuilt: data_id takes over v1's seq, so message_data keeps its rows.
+// The address JSON, header fields and index of the old rows are filled by
+// backfill_v2() from each message's stored header block.
+constexpr const char* kV2 = R"sql(
+DROP TRIGGER messages_fts_ai;
+DROP TRIGGER messages_fts_ad;
+DROP TRIGGER messages_fts_au;
+DROP TABLE messages_fts;
+
+CREATE TABLE message_data_v2(
+  id         INTEGER PRIMARY KEY,
+  raw        BLOB NOT NULL,                -- one zstd frame if compressed, else the bytes
+  compressed INTEGER NOT NULL,
+  raw_size   INTEGER NOT NULL
+);
+INSERT INTO message_data_v2(id, raw, compressed, raw_size)
+  SELECT seq, raw, compressed, raw_size FROM message_data;
+
+CREATE TABLE messages_v2(
+  seq          INTEGER PRIMARY KEY,
+  id           TEXT NOT NULL,
+  mailbox      TEXT NOT NULL,
+  data_id      INTEGER NOT NULL REFERENCES message_data_v2(id),
+  created      INTEGER NOT NULL,            -- ms since the Unix epoch
+  size         INTEGER NOT NULL,            -- output size (raw + header edits)
+  message_id   TEXT NOT NULL DEFAULT '',
+  subject      TEXT NOT NULL DEFAULT '',
+  from_addr    TEXT NOT NULL DEFAULT 'null', -- JSON {"name","address"} or null
+  to_addr      TEXT NOT NULL DEFAULT '[]',   -- JSON [{"name","address"}…]
+  cc_addr      TEXT NOT NULL DEFAULT '[]',
+  bcc_addr     TEXT NOT NULL DEFAULT '[]',
+  reply_to     TEXT NOT NULL DEFAULT '[]',
+  username     TEXT NOT NULL DEFAULT '',
+  snippet      TEXT NOT NULL DEFAULT '',
+  attachments  INTEGER NOT NULL DEFAULT 0,
+  inline_parts INTEGER NOT NULL DEFAULT 0,
+  env_from     TEXT NOT NULL DEFAULT '',
+  envelope     TEXT NOT NULL DEFAULT '{}',  -- JSON
+  attributes   TEXT NOT NULL DEFAULT '{}',  -- JSON, without "mime"
+  edits        TEXT NOT NULL DEFAULT '[]',  -- JSON
+  read         INTEGER NOT NULL DEFAULT 0,
+  quarantined  INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(mailbox, id)
+);
+INSERT INTO messages_v2(seq, id, mailbox, data_id, created, size, message_id, subject,
+                        env_from, envelope, attributes, edits, read, quarantined)
+  SELECT seq, id, mailbox, seq, created, size, message_id, subject,
+         env_from, envelope, attributes, edits, read, quarantined FROM messages;
+
+-- Tags belong to a mailbox (renaming or deleting one in a mailbox leaves the others).
+CREATE TABLE tags_v2(
+  id      INTEGER PRIMARY KEY,
+  mailbox TEXT NOT NULL,
+  name    TEXT NOT NULL COLLATE NOCASE,
+  UNIQUE(mailbox, name)
+);
+INSERT INTO tags_v2(mailbox, name)
+  SELECT DISTINCT m.mailbox, t.name FROM message_tags mt
+  JOIN tags t ON t.id = mt.tag_id JOIN messages m ON m.seq = mt.seq;
+
+CREATE TABLE message_tags_v2(
+  seq    INTEGER NOT NULL REFERENCES messages_v2(seq) ON DELETE CASCADE,
+  tag_id INTEGER NOT NULL REFERENCES tags_v2(id) ON DELETE CASCADE,
+  PRIMARY KEY(seq, tag_id)
+) WITHOUT ROWID;
+INSERT INTO message_tags_v2(seq, tag_id)
+  SELECT mt.seq, t2.id FROM message_tags mt
+  JOIN tags t ON t.id = mt.tag_id JOIN messages m ON m.seq = mt.seq
+  JOIN tags_v2 t2 ON t2.mailbox = m.mailbox AND t2.name = t.name;
+
+DROP TABLE message_tags;
+DROP TABLE tags;
+DROP TABLE message_data;
+DROP TABLE messages;
+ALTER TABLE messages_v2 RENAME TO messages;
+ALTER TABLE message_data_v2 RENAME TO message_data;
+ALTER TABLE tags_v2 RENAME TO tags;
+ALTER TABLE message_tags_v2 RENAME TO message_tags;
+CREATE INDEX messages_mailbox_created ON messages(mailbox, created);
+CREATE INDEX messages_created ON messages(created);
+CREATE INDEX messages_data ON messages(data_id);
+CREATE INDEX message_tags_tag ON message_tags(tag_id);
+
+-- The parsed view (the "mime" attribute without search_text), JSON, maybe zstd.
+CREATE TABLE message_views(
+  data_id    INTEGER PRIMARY KEY REFERENCES message_data(id) ON DELETE CASCADE,
+  view       BLOB NOT NULL,
+  compressed INTEGER NOT NULL
+);
+
+-- The header fields of the output (edits applied), in order.
+CREATE TABLE message_headers(
+  data_id INTEGER NOT NULL REFERENCES message_data(id) ON DELETE CASCADE,
+  pos     INTEGER NOT NULL,
+  name    TEXT NOT NULL,
+  value   TEXT NOT NULL,
+  PRIMARY KEY(data_id, pos)
+) WITHOUT ROWID;
+CREATE INDEX message_headers_name ON message_headers(name COLLATE NOCASE, data_id);
+
+-- rowid = message_data.id. Case-insensitive substring search (trigram).
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+  subject, from_t, to_t, cc_t, bcc_t, reply_to_t, return_path, message_id, body, files,
+  headers, tokenize='trigram'
+);
+
+-- The last stored copy of a message takes its data, view, header fields and index entry.
+CREATE TRIGGER messages_last_copy AFTER DELETE ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages WHERE data_id = old.data_id) BEGIN
+  DELETE FROM messages_fts WHERE rowid = old.data_id;
+  DELETE FROM message_data WHERE id = old.data_id;
+END;
+)sql";
+
+void backfill_v2(database& db);
+
 constexpr migration kMigrations[] = {
     {1, kV1},
+    {2, kV2, backfill_v2},
 };
+
+// Fills what v1 did not store, for every migrated row, from its stored bytes: address
+// lists, Bcc/Reply-To, header fields, the index entry. One message in memory at a time.
+void backfill_v2(database& db) {
+  std::vector<std::int64_t> ids;
+  {
+    statement s(db.get(), "SELECT id FROM message_data ORDER BY id");
+    while (s.step())
+      ids.push_back(s.column_int(0));
+  }
+  for (const std::int64_t data_id : ids) {
+    std::string edits_json;
+    std::string raw;
+    {
+      statement s(db.get(),
+                  "SELECT d.raw, d.compressed, d.raw_size, m.edits FROM message_data d"
+                  " JOIN messages m ON m.data_id = d.id WHERE d.id = ?1 LIMIT 1");
+      s.bind(1, data_id);
+      if (!s.step()) continue;
+      const auto raw_size = static_cast<std::uint64_t>(s.column_int(2));
+      raw = s.column_int(1) != 0 ? decompress(s.column_blob(0), raw_size)
+                                 : std::string(s.column_blob(0));
+      edits_json = std::string(s.column_text(3));
+    }
+    message msg;
+    msg.raw = message_body::from_string(std::move(raw));
+    try {
+      msg.edits = edits_from_json_text(edits_json);
+    } catch (const std::exception&) {
+      msg.edits.clear();  // unreadable edits: summarize the original header block
+    }
+    // Only the summary matters here; no compression, the data row stays as it is.
+    prepared_message p = prepare_message(msg, "default", 0);
+    {
+      statement s(db.get(),
+                  "UPDATE messages SET message_id = ?2, subject = ?3, from_addr = ?4,"
+                  " to_addr = ?5, cc_addr = ?6, bcc_addr = ?7, reply_to = ?8 WHERE data_id = ?1");
+      s.bind(1, data_id);
+      s.bind(2, p.meta.message_id);
+      s.bind(3, p.meta.subject);
+      s.bind(4, address_json_text(p.meta.from));
+      s.bind(5, address_list_json_text(p.meta.to));
+      s.bind(6, address_list_json_text(p.meta.cc));
+      s.bind(7, address_list_json_text(p.meta.bcc));
+      s.bind(8, address_list_json_text(p.meta.reply_to));
+      s.run();
+    }
+    write_headers(db, data_id, p.headers);
+    write_index(db, data_id, p.index);
+  }
+}
 
 }  // namespace
 
@@ -122,6 +305,7 @@ std::int64_t migrate(database& db) {
       // Re-check under the write lock: another process may have migrated meanwhile.
       if (db.query_int("PRAGMA user_version") < m.version) {
         db.exec(m.sql);
+        if (m.after) m.after(db);
         db.exec("PRAGMA user_version=" + std::to_string(m.version));
       }
       db.exec("COMMIT");

@@ -17,14 +17,21 @@
 #include <boost/json.hpp>
 
 #include "async.hpp"
+#include "index.hpp"
+#include "query.hpp"
 #include "schema.hpp"
+#include "sluice/mailpit_json.hpp"
+#include "sluice/text.hpp"
 
 namespace asio = boost::asio;
 
 namespace sluice::store {
 namespace {
 
-constexpr std::uint64_t kMaxListLimit = 10'000;
+// A page of search results holds at most this many messages (limit 0 = "all" included).
+constexpr std::uint64_t kMaxListLimit = 100'000;
+// Most ids one bulk call (remove, set_read, set_tags) takes.
+constexpr std::size_t kMaxSelectorIds = 100'000;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -33,12 +40,17 @@ std::int64_t now_ms() {
 }
 
 // The columns every stored_message is read from, in the order row_to_message expects.
+
+// The columns every stored_message is read from, in the order row_to_message expects.
 constexpr const char* kSelectMessage =
-    "SELECT m.id, m.mailbox, m.created, m.size, m.message_id, m.subject, m.from_hdr, "
-    "m.env_from, m.envelope, m.read, m.quarantined, m.attributes, "
-    "(SELECT json_group_array(t.name) FROM message_tags mt JOIN tags t ON t.id = mt.tag_id "
-    " WHERE mt.seq = m.seq) "
+    "SELECT m.id, m.mailbox, m.created, m.size, m.message_id, m.subject, m.from_addr,"
+    " m.to_addr, m.cc_addr, m.bcc_addr, m.reply_to, m.username, m.snippet, m.attachments,"
+    " m.inline_parts, m.env_from, m.envelope, m.read, m.quarantined,"
+    " (SELECT json_group_array(t.name) FROM message_tags mt JOIN tags t ON t.id = mt.tag_id"
+    "  WHERE mt.seq = m.seq), m.seq, m.data_id "
     "FROM messages m ";
+constexpr int kColSeq = 20;
+constexpr int kColDataId = 21;
 
 stored_message row_to_message(const statement& s) {
   stored_message m;
@@ -48,20 +60,27 @@ stored_message row_to_message(const statement& s) {
   m.size = static_cast<std::uint64_t>(s.column_int(3));
   m.message_id = s.column_text(4);
   m.subject = s.column_text(5);
-  m.from = s.column_text(6);
-  m.envelope_from = s.column_text(7);
-  m.envelope_to = envelope_recipients(s.column_text(8));
-  m.read = s.column_int(9) != 0;
-  m.quarantined = s.column_int(10) != 0;
+  m.from = address_from_json_text(s.column_text(6));
+  m.to = address_list_from_json_text(s.column_text(7));
+  m.cc = address_list_from_json_text(s.column_text(8));
+  m.bcc = address_list_from_json_text(s.column_text(9));
+  m.reply_to = address_list_from_json_text(s.column_text(10));
+  m.username = s.column_text(11);
+  m.snippet = s.column_text(12);
+  m.attachments = static_cast<std::uint32_t>(s.column_int(13));
+  m.inline_parts = static_cast<std::uint32_t>(s.column_int(14));
+  m.envelope_from = s.column_text(15);
+  m.envelope_to = envelope_recipients(s.column_text(16));
+  m.read = s.column_int(17) != 0;
+  m.quarantined = s.column_int(18) != 0;
   boost::system::error_code ec;
-  auto attrs = boost::json::parse(s.column_text(11), ec);
-  if (!ec && attrs.is_object()) m.attributes = std::move(attrs.get_object());
-  auto tags = boost::json::parse(s.column_text(12), ec);
+  auto tags = boost::json::parse(s.column_text(19), ec);
   if (!ec && tags.is_array()) {
     for (const auto& t : tags.get_array()) {
       if (t.is_string()) m.tags.emplace_back(t.get_string());
     }
   }
+  sort_tags(m.tags);
   return m;
 }
 
@@ -105,7 +124,6 @@ write_result write_blob(database& db, std::int64_t seq, std::uint64_t size, Next
 }
 
 }  // namespace
-
 struct sqlite_store::reader_lease {
   sqlite_store* store;
   std::unique_ptr<database> db;
@@ -144,6 +162,7 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
   db.exec(
       "PRAGMA foreign_keys=ON; PRAGMA secure_delete=FAST; PRAGMA temp_store=MEMORY;"
       "PRAGMA cache_size=-16384; PRAGMA journal_size_limit=67108864;");
+  register_functions(db);  // tag rules run searches on the writer
   const std::int64_t found = migrate(db);
   if (found != schema_version()) {
     log_.info("store schema migrated", {{"from", found}, {"to", std::int64_t{schema_version()}}});
@@ -398,39 +417,62 @@ void sqlite_store::run_standalone(write_job& job) {
   job.complete(std::move(r));
 }
 
-write_result sqlite_store::insert_row(database& db, const prepared_message& p) {
-  {
-    auto s =
-        db.cached("INSERT INTO mailboxes(name, created) VALUES(?1, ?2) ON CONFLICT DO NOTHING");
-    s->bind(1, p.mailbox);
-    s->bind(2, now_ms());
-    s->run();
-  }
-  {
-    auto s = db.cached(
-        "INSERT INTO messages(id, mailbox, created, size, message_id, subject, from_hdr, to_hdr,"
-        " cc_hdr, env_from, envelope, attributes, edits, read, quarantined)"
-        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14)"
-        " ON CONFLICT(id) DO NOTHING");
-    s->bind(1, p.id);
-    s->bind(2, p.mailbox);
-    s->bind(3, p.created_ms);
-    s->bind(4, static_cast<std::int64_t>(p.size));
-    s->bind(5, p.headers.message_id);
-    s->bind(6, p.headers.subject);
-    s->bind(7, p.headers.from);
-    s->bind(8, p.headers.to);
-    s->bind(9, p.headers.cc);
-    s->bind(10, p.env_from);
-    s->bind(11, p.envelope_json);
-    s->bind(12, p.attributes_json);
-    s->bind(13, p.edits_json);
-    s->bind(14, p.quarantined ? 1 : 0);
-    s->run();
-  }
-  if (db.changes() == 0) return {SQLITE_OK, 0, {}};  // already stored: idempotent retry
-  const std::int64_t seq = db.last_insert_rowid();
+namespace {
 
+// A read transaction around several statements, so counts and the page agree.
+class read_txn {
+ public:
+  explicit read_txn(database& db) : db_(db) { db_.exec("BEGIN"); }
+  ~read_txn() {
+    try {
+      if (db_.in_transaction()) db_.exec("COMMIT");
+    } catch (...) {
+    }
+  }
+  read_txn(const read_txn&) = delete;
+  read_txn& operator=(const read_txn&) = delete;
+
+ private:
+  database& db_;
+};
+
+// Until the search parser lands in the SDK: the empty query only.
+search_query parse_search(std::string_view q) {
+  if (!sluice::trim(q).empty())
+    throw search_error("search terms are not supported by this build yet");
+  return {};
+}
+
+// The filter selecting what a bulk call applies to (see message_selector).
+sql_filter selector_filter(const std::string& mailbox, const message_selector& which) {
+  if (!which.ids.empty()) {
+    if (which.ids.size() > kMaxSelectorIds) {
+      throw std::invalid_argument("too many message ids in one request (at most " +
+                                  std::to_string(kMaxSelectorIds) + ")");
+    }
+    boost::json::array ids;
+    for (const auto& id : which.ids)
+      ids.emplace_back(id);
+    sql_filter f;
+    f.where = "m.mailbox = ? AND m.id IN (SELECT value FROM json_each(?))";
+    f.binds = {mailbox, boost::json::serialize(ids)};
+    return f;
+  }
+  if (which.query) return compile_filter(parse_search(*which.query), mailbox, which.tz);
+  return compile_filter({}, mailbox, which.tz);
+}
+
+boost::json::array json_strings(const std::vector<std::string>& v) {
+  boost::json::array a;
+  for (const auto& s : v)
+    a.emplace_back(s);
+  return a;
+}
+
+}  // namespace
+
+write_result sqlite_store::write_data(database& db, const prepared_message& p,
+                                      std::int64_t& data_id) {
   // Where the `raw` bytes come from: memory (a small frame, an in-memory body) or a file
   // (a spilled frame, a spooled body).
   const std::uint64_t stored = p.stored_size();
@@ -448,20 +490,19 @@ write_result sqlite_store::insert_row(database& db, const prepared_message& p) {
     return {SQLITE_TOOBIG, 0, "message too large for the store"};
   }
   {
-    auto s = db.cached(
-        "INSERT INTO message_data(seq, raw, compressed, raw_size) VALUES(?1, ?2, ?3, ?4)");
-    s->bind(1, seq);
+    auto s = db.cached("INSERT INTO message_data(raw, compressed, raw_size) VALUES(?1, ?2, ?3)");
     // The bound bytes (compressed frame or in-memory body) live in `p` until the job is
     // completed, longer than this statement execution.
     if (!stream && stored > 0) {
-      s->bind_blob_static(2, *memory);
+      s->bind_blob_static(1, *memory);
     } else {
-      s->bind_zeroblob(2, stored);
+      s->bind_zeroblob(1, stored);
     }
-    s->bind(3, p.compressed ? 1 : 0);
-    s->bind(4, static_cast<std::int64_t>(p.raw_size));
+    s->bind(2, p.compressed ? 1 : 0);
+    s->bind(3, static_cast<std::int64_t>(p.raw_size));
     s->run();
   }
+  data_id = db.last_insert_rowid();
   if (stream) {
     auto next = [&](std::uint64_t off, std::span<char> buf,
                     std::error_code& ec) -> std::string_view {
@@ -470,55 +511,154 @@ write_result sqlite_store::insert_row(database& db, const prepared_message& p) {
       if (p.compressed) return {buf.data(), p.compressed_file->read(off, buf, ec)};
       return {buf.data(), p.body->read(off, buf, ec)};
     };
-    if (auto r = write_blob(db, seq, stored, next); !r.ok()) return r;
+    if (auto r = write_blob(db, data_id, stored, next); !r.ok()) return r;
   }
-  for (const auto& tag : p.tags) {
-    std::int64_t tag_id = 0;
+  if (!p.view_blob.empty()) {
+    auto s = db.cached("INSERT INTO message_views(data_id, view, compressed) VALUES(?1, ?2, ?3)");
+    s->bind(1, data_id);
+    s->bind_blob_static(2, p.view_blob);
+    s->bind(3, p.view_compressed ? 1 : 0);
+    s->run();
+  }
+  write_headers(db, data_id, p.headers);
+  write_index(db, data_id, p.index);
+  return {};
+}
+
+std::vector<std::string> sqlite_store::tag_rows(database& db, std::int64_t seq,
+                                                const std::string& mailbox,
+                                                const std::vector<std::string>& tags) {
+  std::vector<std::string> names;
+  for (const auto& tag : tags) {
     {
-      auto s = db.cached("INSERT INTO tags(name) VALUES(?1) ON CONFLICT(name) DO NOTHING");
-      s->bind(1, tag);
+      auto s = db.cached(
+          "INSERT INTO tags(mailbox, name) VALUES(?1, ?2) ON CONFLICT(mailbox, name) DO NOTHING");
+      s->bind(1, mailbox);
+      s->bind(2, tag);
       s->run();
     }
+    std::int64_t tag_id = 0;
     {
-      auto s = db.cached("SELECT id FROM tags WHERE name = ?1");
-      s->bind(1, tag);
-      if (!s->step()) return {SQLITE_ERROR, 0, "tag vanished"};
+      auto s = db.cached("SELECT id, name FROM tags WHERE mailbox = ?1 AND name = ?2");
+      s->bind(1, mailbox);
+      s->bind(2, tag);
+      if (!s->step()) throw std::runtime_error("tag vanished");
       tag_id = s->column_int(0);
+      names.emplace_back(s->column_text(1));  // the spelling the mailbox already uses
     }
     auto s = db.cached("INSERT OR IGNORE INTO message_tags(seq, tag_id) VALUES(?1, ?2)");
     s->bind(1, seq);
     s->bind(2, tag_id);
     s->run();
   }
-  return {SQLITE_OK, 1, {}};
+  return names;
 }
 
-asio::awaitable<write_result> sqlite_store::insert(prepared_message p) {
-  auto row = std::make_shared<prepared_message>(std::move(p));
-  write_job job;
-  job.bytes = row->stored_size();
-  job.run = [this, row](database& db) { return insert_row(db, *row); };
-  job.after_commit = [this, row](const write_result& r) {
-    if (r.n == 0) return;  // duplicate: nothing new to announce
+void sqlite_store::prune_unused_tags(database& db) {
+  db.exec("DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM message_tags WHERE tag_id = tags.id)");
+}
+
+write_result sqlite_store::insert_rows(database& db, prepared_message& p, const insert_options& o,
+                                       std::vector<stored_copy>& added) {
+  std::vector<std::string> fresh;
+  for (const auto& mailbox : p.mailboxes) {
+    auto s = db.cached("SELECT 1 FROM messages WHERE mailbox = ?1 AND id = ?2");
+    s->bind(1, mailbox);
+    s->bind(2, p.meta.id);
+    if (!s->step()) fresh.push_back(mailbox);  // else: already stored (idempotent retry)
+  }
+  if (fresh.empty()) return {SQLITE_OK, 0, {}};
+  std::int64_t data_id = 0;
+  if (auto r = write_data(db, p, data_id); !r.ok()) return r;
+  const stored_message& m = p.meta;
+  for (const auto& mailbox : fresh) {
     {
-      std::lock_guard lk(mu_);
-      mailboxes_.insert(row->mailbox);
+      auto s =
+          db.cached("INSERT INTO mailboxes(name, created) VALUES(?1, ?2) ON CONFLICT DO NOTHING");
+      s->bind(1, mailbox);
+      s->bind(2, now_ms());
+      s->run();
     }
-    if (m_messages_) m_messages_->inc();
-    boost::json::array tags;
-    for (const auto& t : row->tags)
-      tags.emplace_back(t);
-    publish("new", row->mailbox,
-            boost::json::object{{"ID", row->id},
-                                {"Mailbox", row->mailbox},
-                                {"MessageID", row->headers.message_id},
-                                {"Subject", row->headers.subject},
-                                {"From", row->headers.from},
-                                {"Size", row->size},
-                                {"Created", row->created_ms},
-                                {"Read", false},
-                                {"Quarantined", row->quarantined},
-                                {"Tags", std::move(tags)}});
+    {
+      auto s = db.cached(
+          "INSERT INTO messages(id, mailbox, data_id, created, size, message_id, subject,"
+          " from_addr, to_addr, cc_addr, bcc_addr, reply_to, username, snippet, attachments,"
+          " inline_parts, env_from, envelope, attributes, edits, read, quarantined)"
+          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,"
+          " ?18, ?19, ?20, 0, ?21)");
+      s->bind(1, m.id);
+      s->bind(2, mailbox);
+      s->bind(3, data_id);
+      s->bind(4, m.created_ms);
+      s->bind(5, static_cast<std::int64_t>(m.size));
+      s->bind(6, m.message_id);
+      s->bind(7, m.subject);
+      s->bind(8, address_json_text(m.from));
+      s->bind(9, address_list_json_text(m.to));
+      s->bind(10, address_list_json_text(m.cc));
+      s->bind(11, address_list_json_text(m.bcc));
+      s->bind(12, address_list_json_text(m.reply_to));
+      s->bind(13, m.username);
+      s->bind(14, m.snippet);
+      s->bind(15, static_cast<std::int64_t>(m.attachments));
+      s->bind(16, static_cast<std::int64_t>(m.inline_parts));
+      s->bind(17, m.envelope_from);
+      s->bind(18, p.envelope_json);
+      s->bind(19, p.attributes_json);
+      s->bind(20, p.edits_json);
+      s->bind(21, m.quarantined ? 1 : 0);
+      s->run();
+    }
+    const std::int64_t seq = db.last_insert_rowid();
+    std::vector<std::string> names = tag_rows(db, seq, mailbox, p.tags);
+    // Rules see the row as stored so far (its own tags included): the same SQL as a search.
+    std::vector<std::string> rule_tags;
+    for (const auto& rule : o.rules) {
+      const sql_filter f = compile_filter(rule.query, mailbox, std::string());
+      statement s(db.get(), "SELECT 1 FROM messages m WHERE m.seq = ? AND " + f.where);
+      s.bind(1, seq);
+      bind_filter(s, f, 2);
+      if (s.step()) {
+        for (const auto& t : rule.tags)
+          add_tag(rule_tags, t);
+      }
+    }
+    if (!rule_tags.empty()) {
+      for (auto& n : tag_rows(db, seq, mailbox, rule_tags))
+        add_tag(names, n);
+    }
+    sort_tags(names);
+    added.push_back({mailbox, std::move(names)});
+  }
+  return {SQLITE_OK, fresh.size(), {}};
+}
+
+asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_options o) {
+  struct state {
+    prepared_message row;
+    insert_options options;
+    std::vector<stored_copy> added;
+  };
+  auto st = std::make_shared<state>(state{std::move(p), std::move(o), {}});
+  write_job job;
+  job.bytes = st->row.stored_size();
+  job.run = [this, st](database& db) {
+    st->added.clear();  // a retried savepoint starts over
+    return insert_rows(db, st->row, st->options, st->added);
+  };
+  job.after_commit = [this, st](const write_result& r) {
+    if (r.n == 0) return;  // duplicate: nothing new to announce
+    for (const auto& copy : st->added) {
+      stored_message meta = st->row.meta;
+      meta.mailbox = copy.mailbox;
+      meta.tags = copy.tags;
+      {
+        std::lock_guard lk(mu_);
+        mailboxes_.insert(meta.mailbox);
+      }
+      if (m_messages_) m_messages_->inc();
+      publish("new", meta.mailbox, sluice::mailpit::summary_json(meta, false));
+    }
   };
   co_return co_await submit(std::move(job));
 }
@@ -544,77 +684,176 @@ void sqlite_store::declare_mailbox(const std::string& mailbox) {
   enqueue(std::move(job));
 }
 
-asio::awaitable<bool> sqlite_store::set_read(std::string id, bool read) {
-  auto mailbox = std::make_shared<std::string>();  // filled by run, read by after_commit
-  write_job job;
-  job.run = [id, read, mailbox](database& db) {
-    auto s = db.cached("UPDATE messages SET read = ?1 WHERE id = ?2 RETURNING mailbox");
-    s->bind(1, read ? 1 : 0);
-    s->bind(2, id);
-    write_result r;
-    if (s->step()) {
-      r.n = 1;
-      *mailbox = s->column_text(0);
-    }
-    return r;
-  };
-  job.after_commit = [this, id, read, mailbox](const write_result& r) {
-    if (r.n > 0) publish("update", *mailbox, boost::json::object{{"ID", id}, {"Read", read}});
-  };
+asio::awaitable<write_result> sqlite_store::submit_checked(write_job job, const char* what) {
   write_result r = co_await submit(std::move(job));
-  if (!r.ok()) throw std::runtime_error("store: set_read failed: " + r.error);
-  co_return r.n > 0;
+  if (!r.ok()) throw std::runtime_error(std::string("store: ") + what + " failed: " + r.error);
+  co_return r;
 }
 
-asio::awaitable<std::uint64_t> sqlite_store::remove(std::vector<std::string> ids) {
-  auto removed = std::make_shared<std::map<std::string, boost::json::array>>();
+asio::awaitable<std::uint64_t> sqlite_store::set_read(std::string mailbox, message_selector which,
+                                                      bool read) {
+  // Compiled here, so a bad query reaches the caller as search_error.
+  auto f = std::make_shared<sql_filter>(selector_filter(mailbox, which));
+  auto changed = std::make_shared<std::vector<std::string>>();
   write_job job;
-  job.run = [ids = std::move(ids), removed](database& db) {
-    write_result r;
+  job.run = [f, read, changed](database& db) {
+    changed->clear();
+    statement s(db.get(),
+                "UPDATE messages SET read = ? WHERE read != ? AND seq IN"
+                " (SELECT m.seq FROM messages m WHERE " +
+                    f->where + ") RETURNING id");
+    s.bind(1, read ? 1 : 0);
+    s.bind(2, read ? 1 : 0);
+    bind_filter(s, *f, 3);
+    while (s.step())
+      changed->emplace_back(s.column_text(0));
+    return write_result{SQLITE_OK, changed->size(), {}};
+  };
+  job.after_commit = [this, mailbox, read, changed](const write_result&) {
+    for (const auto& id : *changed)
+      publish("update", mailbox, boost::json::object{{"ID", id}, {"Read", read}});
+  };
+  co_return (co_await submit_checked(std::move(job), "set_read")).n;
+}
+
+asio::awaitable<std::uint64_t> sqlite_store::remove(std::string mailbox, message_selector which) {
+  const bool everything = which.ids.empty() && !which.query;
+  auto f = std::make_shared<sql_filter>(selector_filter(mailbox, which));
+  auto removed = std::make_shared<std::vector<std::string>>();
+  write_job job;
+  job.run = [this, f, removed](database& db) {
+    removed->clear();
+    statement s(db.get(), "DELETE FROM messages WHERE seq IN (SELECT m.seq FROM messages m WHERE " +
+                              f->where + ") RETURNING id");
+    bind_filter(s, *f, 1);
+    while (s.step())
+      removed->emplace_back(s.column_text(0));
+    s.reset();
+    if (!removed->empty()) prune_unused_tags(db);
+    return write_result{SQLITE_OK, removed->size(), {}};
+  };
+  job.after_commit = [this, mailbox, removed, everything](const write_result& r) {
+    deleted_.fetch_add(r.n, std::memory_order_relaxed);
+    if (everything) {
+      publish("truncate", mailbox, nullptr);
+      return;
+    }
+    for (const auto& id : *removed)
+      publish("delete", mailbox, boost::json::object{{"ID", id}});
+  };
+  co_return (co_await submit_checked(std::move(job), "remove")).n;
+}
+
+asio::awaitable<void> sqlite_store::set_tags(std::string mailbox, std::vector<std::string> ids,
+                                             std::vector<std::string> tags) {
+  if (ids.size() > kMaxSelectorIds) throw std::invalid_argument("too many message ids");
+  std::vector<std::string> cleaned;
+  for (const auto& t : tags)
+    add_tag(cleaned, t);
+  auto changed = std::make_shared<std::vector<std::pair<std::string, std::vector<std::string>>>>();
+  write_job job;
+  job.run = [this, mailbox, ids = std::move(ids), cleaned, changed](database& db) {
+    changed->clear();
     for (const auto& id : ids) {
-      auto s = db.cached("DELETE FROM messages WHERE id = ?1 RETURNING mailbox");
-      s->bind(1, id);
-      if (s->step()) {
-        (*removed)[std::string(s->column_text(0))].emplace_back(id);
-        ++r.n;
+      std::int64_t seq = 0;
+      {
+        auto s = db.cached("SELECT seq FROM messages WHERE mailbox = ?1 AND id = ?2");
+        s->bind(1, mailbox);
+        s->bind(2, id);
+        if (!s->step()) continue;
+        seq = s->column_int(0);
       }
+      {
+        auto s = db.cached("DELETE FROM message_tags WHERE seq = ?1");
+        s->bind(1, seq);
+        s->run();
+      }
+      auto names = tag_rows(db, seq, mailbox, cleaned);
+      sort_tags(names);
+      changed->emplace_back(id, std::move(names));
     }
-    return r;
+    prune_unused_tags(db);
+    return write_result{SQLITE_OK, changed->size(), {}};
   };
-  job.after_commit = [this, removed](const write_result&) {
-    for (auto& [mailbox, list] : *removed) {
-      publish("delete", mailbox, boost::json::object{{"IDs", std::move(list)}});
-    }
+  job.after_commit = [this, mailbox, changed](const write_result&) {
+    for (const auto& [id, names] : *changed)
+      publish("update", mailbox, boost::json::object{{"ID", id}, {"Tags", json_strings(names)}});
   };
-  write_result r = co_await submit(std::move(job));
-  if (!r.ok()) throw std::runtime_error("store: remove failed: " + r.error);
-  co_return r.n;
+  co_await submit_checked(std::move(job), "set_tags");
 }
 
-asio::awaitable<std::uint64_t> sqlite_store::remove_all(std::string mailbox) {
+asio::awaitable<void> sqlite_store::rename_tag(std::string mailbox, std::string from,
+                                               std::string to) {
+  const std::string target = clean_tag(to);
+  if (target.empty()) throw std::invalid_argument("invalid tag name");
   write_job job;
-  job.run = [mailbox](database& db) {
-    auto s = db.cached("DELETE FROM messages WHERE mailbox = ?1");
+  job.run = [this, mailbox, from, target](database& db) {
+    std::int64_t from_id = 0;
+    {
+      auto s = db.cached("SELECT id FROM tags WHERE mailbox = ?1 AND name = ?2");
+      s->bind(1, mailbox);
+      s->bind(2, from);
+      if (!s->step()) return write_result{SQLITE_OK, 0, {}};
+      from_id = s->column_int(0);
+    }
+    std::int64_t to_id = 0;
+    {
+      auto s = db.cached("SELECT id FROM tags WHERE mailbox = ?1 AND name = ?2");
+      s->bind(1, mailbox);
+      s->bind(2, target);
+      if (s->step()) to_id = s->column_int(0);
+    }
+    if (to_id == 0 || to_id == from_id) {
+      // A new name, or the same tag spelled differently: rename in place.
+      auto s = db.cached("UPDATE tags SET name = ?2 WHERE id = ?1");
+      s->bind(1, from_id);
+      s->bind(2, target);
+      s->run();
+    } else {
+      // Merge into the existing tag.
+      {
+        auto s = db.cached(
+            "INSERT OR IGNORE INTO message_tags(seq, tag_id)"
+            " SELECT seq, ?2 FROM message_tags WHERE tag_id = ?1");
+        s->bind(1, from_id);
+        s->bind(2, to_id);
+        s->run();
+      }
+      auto s = db.cached("DELETE FROM tags WHERE id = ?1");
+      s->bind(1, from_id);
+      s->run();
+    }
+    return write_result{SQLITE_OK, 1, {}};
+  };
+  job.after_commit = [this, mailbox](const write_result& r) {
+    if (r.n > 0) publish("prune", mailbox, nullptr);
+  };
+  co_await submit_checked(std::move(job), "rename_tag");
+}
+
+asio::awaitable<void> sqlite_store::delete_tag(std::string mailbox, std::string tag) {
+  write_job job;
+  job.run = [mailbox, tag](database& db) {
+    auto s = db.cached("DELETE FROM tags WHERE mailbox = ?1 AND name = ?2");
     s->bind(1, mailbox);
-    s->run();
+    s->bind(2, tag);
+    s->run();  // message_tags rows go with it (ON DELETE CASCADE)
     return write_result{SQLITE_OK, static_cast<std::uint64_t>(db.changes()), {}};
   };
   job.after_commit = [this, mailbox](const write_result& r) {
-    publish("truncate", mailbox, boost::json::object{{"Deleted", r.n}});
+    if (r.n > 0) publish("prune", mailbox, nullptr);
   };
-  write_result r = co_await submit(std::move(job));
-  if (!r.ok()) throw std::runtime_error("store: remove_all failed: " + r.error);
-  co_return r.n;
+  co_await submit_checked(std::move(job), "delete_tag");
 }
 
 std::uint64_t sqlite_store::prune_step(bool& more) {
   more = false;
   database& db = *writer_db_;
-  std::map<std::string, boost::json::array> removed;
+  std::set<std::string> mailboxes;
   std::uint64_t budget = opts_.prune_batch;
   auto take = [&](statement& s) {
     while (s.step()) {
-      removed[std::string(s.column_text(1))].emplace_back(s.column_text(0));
+      mailboxes.emplace(s.column_text(1));
       --budget;
     }
   };
@@ -649,6 +888,7 @@ std::uint64_t sqlite_store::prune_step(bool& more) {
         take(*s);
       }
     }
+    if (budget < opts_.prune_batch) prune_unused_tags(db);
     db.exec("COMMIT");
   } catch (...) {
     if (db.in_transaction()) db.exec("ROLLBACK");
@@ -657,11 +897,10 @@ std::uint64_t sqlite_store::prune_step(bool& more) {
   const std::uint64_t total = opts_.prune_batch - budget;
   more = budget == 0;  // the batch was full: there may be more to remove
   pruned_.fetch_add(total, std::memory_order_relaxed);
+  deleted_.fetch_add(total, std::memory_order_relaxed);
   if (m_pruned_ && total > 0) m_pruned_->inc(static_cast<double>(total));
-  for (auto& [mailbox, ids] : removed) {
-    const auto n = ids.size();
-    publish("prune", mailbox, boost::json::object{{"IDs", std::move(ids)}, {"Deleted", n}});
-  }
+  for (const auto& mailbox : mailboxes)
+    publish("prune", mailbox, nullptr);
   if (total > 0) log_.debug("store pruned messages", {{"count", total}});
   return total;
 }
@@ -669,7 +908,6 @@ std::uint64_t sqlite_store::prune_step(bool& more) {
 void sqlite_store::prune_housekeeping() {
   database& db = *writer_db_;
   try {
-    db.exec("DELETE FROM tags WHERE id NOT IN (SELECT tag_id FROM message_tags)");
     // Give freed pages back in bounded steps so a big prune does not stall writers.
     if (db.query_int("PRAGMA freelist_count") > 1024) db.exec("PRAGMA incremental_vacuum(4096)");
   } catch (const std::exception& e) {
@@ -702,7 +940,7 @@ void sqlite_store::publish(std::string type, std::string mailbox, boost::json::v
   }
 }
 
-store_stats sqlite_store::stats() const {
+store_stats sqlite_store::write_stats() const {
   return {transactions_.load(), jobs_.load(), largest_batch_.load(), pruned_.load()};
 }
 
@@ -713,6 +951,7 @@ std::unique_ptr<database> sqlite_store::open_reader() {
   auto db = std::make_unique<database>(opts_.path, SQLITE_OPEN_READONLY);
   db->exec("PRAGMA busy_timeout=" + std::to_string(opts_.busy_timeout.count()));
   db->exec("PRAGMA query_only=1; PRAGMA cache_size=-8192;");
+  register_functions(*db);
   return db;
 }
 
@@ -740,47 +979,134 @@ std::vector<std::string> sqlite_store::mailboxes() const {
   return {mailboxes_.begin(), mailboxes_.end()};
 }
 
-asio::awaitable<std::vector<stored_message>> sqlite_store::list(mailbox_query q) {
-  auto fn = [q = std::move(q)](database& db) {
-    std::vector<stored_message> out;
-    auto s =
-        db.cached(std::string(kSelectMessage) +
-                  "WHERE m.mailbox = ?1 ORDER BY m.created DESC, m.seq DESC LIMIT ?2 OFFSET ?3");
-    s->bind(1, q.mailbox);
-    s->bind(2, static_cast<std::int64_t>(std::min(q.limit, kMaxListLimit)));
-    s->bind(3, static_cast<std::int64_t>(std::min<std::uint64_t>(q.offset, INT64_MAX)));
-    while (s->step())
-      out.push_back(row_to_message(*s));
+asio::awaitable<search_result> sqlite_store::search(search_request r) {
+  // Parsed and compiled on the caller's thread: a bad query throws search_error here.
+  sql_filter f = compile_filter(parse_search(r.query), r.mailbox, r.tz);
+  if (r.before_ms) {
+    f.where += " AND m.created < ?";
+    f.binds.emplace_back(*r.before_ms);
+  }
+  auto fn = [r = std::move(r), f = std::move(f)](database& db) {
+    search_result out;
+    read_txn txn(db);
+    {
+      auto s =
+          db.cached("SELECT count(*), coalesce(sum(read = 0), 0) FROM messages WHERE mailbox = ?1");
+      s->bind(1, r.mailbox);
+      if (s->step()) {
+        out.total = static_cast<std::uint64_t>(s->column_int(0));
+        out.unread = static_cast<std::uint64_t>(s->column_int(1));
+      }
+    }
+    {
+      statement s(db.get(),
+                  "SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE " + f.where);
+      bind_filter(s, f);
+      if (s.step()) {
+        out.matched = static_cast<std::uint64_t>(s.column_int(0));
+        out.matched_unread = static_cast<std::uint64_t>(s.column_int(1));
+      }
+    }
+    const std::uint64_t limit = r.limit == 0 ? kMaxListLimit : std::min(r.limit, kMaxListLimit);
+    if (r.offset < out.matched) {
+      statement s(db.get(), std::string(kSelectMessage) + "WHERE " + f.where +
+                                " ORDER BY m.created DESC, m.seq DESC LIMIT ? OFFSET ?");
+      int next = bind_filter(s, f);
+      s.bind(next, static_cast<std::int64_t>(limit));
+      s.bind(next + 1, static_cast<std::int64_t>(std::min<std::uint64_t>(r.offset, INT64_MAX)));
+      while (s.step())
+        out.messages.push_back(row_to_message(s));
+    }
+    {
+      auto s = db.cached("SELECT name FROM tags WHERE mailbox = ?1 ORDER BY name COLLATE NOCASE");
+      s->bind(1, r.mailbox);
+      while (s->step())
+        out.tags.emplace_back(s->column_text(0));
+    }
     return out;
   };
   co_return co_await read(std::move(fn));
 }
 
-asio::awaitable<std::uint64_t> sqlite_store::count(std::string mailbox) {
-  auto fn = [mailbox = std::move(mailbox)](database& db) {
-    auto s = db.cached("SELECT count(*) FROM messages WHERE mailbox = ?1");
-    s->bind(1, mailbox);
-    return s->step() ? static_cast<std::uint64_t>(s->column_int(0)) : std::uint64_t{0};
+asio::awaitable<std::optional<std::string>> sqlite_store::latest(std::string mailbox,
+                                                                 std::string query,
+                                                                 std::string tz) {
+  sql_filter f = compile_filter(parse_search(query), mailbox, tz);
+  auto fn = [f = std::move(f)](database& db) -> std::optional<std::string> {
+    statement s(db.get(), "SELECT m.id FROM messages m WHERE " + f.where +
+                              " ORDER BY m.created DESC, m.seq DESC LIMIT 1");
+    bind_filter(s, f);
+    if (!s.step()) return std::nullopt;
+    return std::string(s.column_text(0));
   };
   co_return co_await read(std::move(fn));
 }
 
-asio::awaitable<std::optional<stored_message>> sqlite_store::get(std::string id) {
-  auto fn = [id = std::move(id)](database& db) -> std::optional<stored_message> {
-    auto s = db.cached(std::string(kSelectMessage) + "WHERE m.id = ?1");
-    s->bind(1, id);
-    if (!s->step()) return std::nullopt;
-    return row_to_message(*s);
+asio::awaitable<bool> sqlite_store::matches(std::string mailbox, std::string id, std::string query,
+                                            std::string tz) {
+  sql_filter f = compile_filter(parse_search(query), mailbox, tz);
+  auto fn = [f = std::move(f), id = std::move(id)](database& db) {
+    statement s(db.get(), "SELECT 1 FROM messages m WHERE m.id = ? AND " + f.where);
+    s.bind(1, id);
+    bind_filter(s, f, 2);
+    return s.step();
   };
   co_return co_await read(std::move(fn));
 }
 
-asio::awaitable<std::optional<std::string>> sqlite_store::raw(std::string id, bool with_edits) {
-  auto fn = [id = std::move(id), with_edits](database& db) -> std::optional<std::string> {
+asio::awaitable<std::optional<stored_message>> sqlite_store::get(std::string mailbox,
+                                                                 std::string id) {
+  auto fn = [mailbox = std::move(mailbox),
+             id = std::move(id)](database& db) -> std::optional<stored_message> {
+    read_txn txn(db);
+    std::int64_t seq = 0, data_id = 0;
+    std::optional<stored_message> m;
+    {
+      auto s = db.cached(std::string(kSelectMessage) + "WHERE m.mailbox = ?1 AND m.id = ?2");
+      s->bind(1, mailbox);
+      s->bind(2, id);
+      if (!s->step()) return std::nullopt;
+      m = row_to_message(*s);
+      seq = s->column_int(kColSeq);
+      data_id = s->column_int(kColDataId);
+    }
+    {
+      auto s = db.cached("SELECT attributes FROM messages WHERE seq = ?1");
+      s->bind(1, seq);
+      if (s->step()) {
+        boost::system::error_code ec;
+        auto attrs = boost::json::parse(s->column_text(0), ec);
+        if (!ec && attrs.is_object()) m->attributes = std::move(attrs.get_object());
+      }
+    }
+    {
+      auto s = db.cached("SELECT view, compressed FROM message_views WHERE data_id = ?1");
+      s->bind(1, data_id);
+      if (s->step()) {
+        m->view = decode_view(s->column_blob(0), s->column_int(1) != 0);
+        m->attributes["mime"] = to_json(*m->view);  // every stage result, as documented
+      }
+    }
+    {
+      auto s = db.cached("SELECT name, value FROM message_headers WHERE data_id = ?1 ORDER BY pos");
+      s->bind(1, data_id);
+      while (s->step())
+        m->headers.emplace_back(s->column_text(0), s->column_text(1));
+    }
+    return m;
+  };
+  co_return co_await read(std::move(fn));
+}
+
+asio::awaitable<std::optional<std::string>> sqlite_store::raw(std::string mailbox, std::string id,
+                                                              bool with_edits) {
+  auto fn = [mailbox = std::move(mailbox), id = std::move(id),
+             with_edits](database& db) -> std::optional<std::string> {
     auto s = db.cached(
         "SELECT d.raw, d.compressed, d.raw_size, m.edits FROM messages m"
-        " JOIN message_data d ON d.seq = m.seq WHERE m.id = ?1");
-    s->bind(1, id);
+        " JOIN message_data d ON d.id = m.data_id WHERE m.mailbox = ?1 AND m.id = ?2");
+    s->bind(1, mailbox);
+    s->bind(2, id);
     if (!s->step()) return std::nullopt;
     const auto raw_size = static_cast<std::uint64_t>(s->column_int(2));
     std::string bytes = s->column_int(1) != 0 ? decompress(s->column_blob(0), raw_size)
@@ -792,6 +1118,65 @@ asio::awaitable<std::optional<std::string>> sqlite_store::raw(std::string id, bo
     m.edits = edits_from_json_text(edits_json);
     m.raw = message_body::from_string(std::move(bytes));
     return m.output();
+  };
+  co_return co_await read(std::move(fn));
+}
+
+asio::awaitable<std::optional<part_content>> sqlite_store::part(std::string mailbox, std::string id,
+                                                                std::string part_id) {
+  (void)mailbox;
+  (void)id;
+  (void)part_id;
+  co_return std::nullopt;  // step 5
+}
+
+asio::awaitable<std::vector<std::string>> sqlite_store::tags(std::string mailbox) {
+  auto fn = [mailbox = std::move(mailbox)](database& db) {
+    std::vector<std::string> out;
+    auto s = db.cached("SELECT name FROM tags WHERE mailbox = ?1 ORDER BY name COLLATE NOCASE");
+    s->bind(1, mailbox);
+    while (s->step())
+      out.emplace_back(s->column_text(0));
+    return out;
+  };
+  co_return co_await read(std::move(fn));
+}
+
+asio::awaitable<mailbox_stats> sqlite_store::stats(std::string mailbox) {
+  auto fn = [mailbox = std::move(mailbox)](database& db) {
+    mailbox_stats out;
+    read_txn txn(db);
+    {
+      auto s =
+          db.cached("SELECT count(*), coalesce(sum(read = 0), 0) FROM messages WHERE mailbox = ?1");
+      s->bind(1, mailbox);
+      if (s->step()) {
+        out.total = static_cast<std::uint64_t>(s->column_int(0));
+        out.unread = static_cast<std::uint64_t>(s->column_int(1));
+      }
+    }
+    auto s = db.cached(
+        "SELECT t.name, count(mt.seq) FROM tags t JOIN message_tags mt ON mt.tag_id = t.id"
+        " WHERE t.mailbox = ?1 GROUP BY t.id");
+    s->bind(1, mailbox);
+    while (s->step())
+      out.tags[std::string(s->column_text(0))] = static_cast<std::uint64_t>(s->column_int(1));
+    return out;
+  };
+  co_return co_await read(std::move(fn));
+}
+
+asio::awaitable<store_info> sqlite_store::info() {
+  auto fn = [this](database&) {
+    store_info out;
+    out.location = opts_.path.string();
+    std::error_code ec;
+    for (const char* suffix : {"", "-wal"}) {
+      auto n = std::filesystem::file_size(opts_.path.string() + suffix, ec);
+      if (!ec) out.size_bytes += n;
+    }
+    out.deleted_total = deleted_.load(std::memory_order_relaxed);
+    return out;
   };
   co_return co_await read(std::move(fn));
 }

@@ -1,7 +1,7 @@
 // store.hpp — the SQLite store: a sluice::mailbox_service with one group-committing
 // writer thread and a pool of read-only connections.
 //
-// Writes (new messages, set_read, remove, remove_all, pruning) are jobs queued to the
+// Writes (new messages, set_read, remove, tag changes, pruning) are jobs queued to the
 // writer thread. The writer takes everything queued (up to max_batch jobs and
 // max_batch_bytes of message data), runs it in one BEGIN IMMEDIATE … COMMIT (each job in a
 // SAVEPOINT, so one bad job fails alone), and then completes every job by posting its
@@ -71,6 +71,18 @@ struct write_result {
   bool ok() const noexcept { return rc == SQLITE_OK; }
 };
 
+// A tag rule of a store stage: messages matching `query` get `tags`. The query is parsed
+// once (at startup) and compiled per insert (dates such as "today" move).
+struct tag_rule {
+  search_query query;
+  std::vector<std::string> tags;  // cleaned
+};
+
+// What the stage asks of one insert beyond the prepared row.
+struct insert_options {
+  std::vector<tag_rule> rules;
+};
+
 struct store_stats {
   std::uint64_t transactions = 0;  // group commits (batch transactions) so far
   std::uint64_t jobs = 0;          // write jobs committed or failed in them
@@ -88,24 +100,40 @@ class sqlite_store final : public mailbox_service {
 
   // mailbox_service
   std::vector<std::string> mailboxes() const override;
-  boost::asio::awaitable<std::vector<stored_message>> list(mailbox_query q) override;
-  boost::asio::awaitable<std::uint64_t> count(std::string mailbox) override;
-  boost::asio::awaitable<std::optional<stored_message>> get(std::string id) override;
-  boost::asio::awaitable<std::optional<std::string>> raw(std::string id,
+  boost::asio::awaitable<search_result> search(search_request r) override;
+  boost::asio::awaitable<std::optional<std::string>> latest(std::string mailbox, std::string query,
+                                                            std::string tz) override;
+  boost::asio::awaitable<bool> matches(std::string mailbox, std::string id, std::string query,
+                                       std::string tz) override;
+  boost::asio::awaitable<std::optional<stored_message>> get(std::string mailbox,
+                                                            std::string id) override;
+  boost::asio::awaitable<std::optional<std::string>> raw(std::string mailbox, std::string id,
                                                          bool with_edits = true) override;
-  boost::asio::awaitable<bool> set_read(std::string id, bool read) override;
-  boost::asio::awaitable<std::uint64_t> remove(std::vector<std::string> ids) override;
-  boost::asio::awaitable<std::uint64_t> remove_all(std::string mailbox) override;
+  boost::asio::awaitable<std::optional<part_content>> part(std::string mailbox, std::string id,
+                                                           std::string part_id) override;
+  boost::asio::awaitable<std::uint64_t> set_read(std::string mailbox, message_selector which,
+                                                 bool read) override;
+  boost::asio::awaitable<std::uint64_t> remove(std::string mailbox,
+                                               message_selector which) override;
+  boost::asio::awaitable<std::vector<std::string>> tags(std::string mailbox) override;
+  boost::asio::awaitable<void> set_tags(std::string mailbox, std::vector<std::string> ids,
+                                        std::vector<std::string> tags) override;
+  boost::asio::awaitable<void> rename_tag(std::string mailbox, std::string from,
+                                          std::string to) override;
+  boost::asio::awaitable<void> delete_tag(std::string mailbox, std::string tag) override;
+  boost::asio::awaitable<mailbox_stats> stats(std::string mailbox) override;
+  boost::asio::awaitable<store_info> info() override;
 
-  // Stores a prepared message; completes once it is committed (or failed). Storing an id
-  // that is already stored is a successful no-op (n == 0), so retries are idempotent.
-  boost::asio::awaitable<write_result> insert(prepared_message p);
+  // Stores a prepared message into each of p.mailboxes, all copies in one transaction;
+  // completes once it is committed (or failed). n is the number of new copies: a copy
+  // whose (mailbox, id) is already stored is skipped, so retries are idempotent.
+  boost::asio::awaitable<write_result> insert(prepared_message p, insert_options o = {});
   // Makes a mailbox exist (listed by mailboxes()) before it holds any message.
   void declare_mailbox(const std::string& mailbox);
   // Runs pruning to completion now; returns how many messages it removed.
   boost::asio::awaitable<std::uint64_t> prune_now();
 
-  store_stats stats() const;
+  store_stats write_stats() const;
   const store_options& options() const noexcept { return opts_; }
   const std::string& name() const noexcept { return name_; }
   // Drains the write queue and joins every thread. Idempotent; called by the destructor.
@@ -135,7 +163,18 @@ class sqlite_store final : public mailbox_service {
   // limit and more may be due. Returns how many it removed.
   std::uint64_t prune_step(bool& more);
   void prune_housekeeping();
-  write_result insert_row(database& db, const prepared_message& p);
+  struct stored_copy {
+    std::string mailbox;
+    std::vector<std::string> tags;  // as stored, sorted
+  };
+  write_result insert_rows(database& db, prepared_message& p, const insert_options& o,
+                           std::vector<stored_copy>& added);
+  write_result write_data(database& db, const prepared_message& p, std::int64_t& data_id);
+  std::vector<std::string> tag_rows(database& db, std::int64_t seq, const std::string& mailbox,
+                                    const std::vector<std::string>& tags);
+  void prune_unused_tags(database& db);
+  // submit(), throwing std::runtime_error for a failed job.
+  boost::asio::awaitable<write_result> submit_checked(write_job job, const char* what);
   void publish(std::string type, std::string mailbox, boost::json::value data);
 
   template <class F>
@@ -170,7 +209,8 @@ class sqlite_store final : public mailbox_service {
   std::atomic<std::uint64_t> jobs_{0};
   std::atomic<std::uint64_t> largest_batch_{0};
   std::atomic<std::uint64_t> pruned_{0};
-  std::size_t last_batch_size_ = 0;  // writer thread only
+  std::atomic<std::uint64_t> deleted_{0};  // API/POP3 deletes and pruning, since start
+  std::size_t last_batch_size_ = 0;        // writer thread only
 
   std::once_flag stop_once_;
   // Declared last: threads start after every member above is constructed and are joined

@@ -16,20 +16,25 @@ class store_reader {
     mailbox_ = host_.registry().get<mailbox_service>();
   }
 
-  std::optional<std::string> raw(std::string id, bool with_edits) {
-    return host_.run(mailbox_->raw(std::move(id), with_edits));
+  std::optional<std::string> raw(std::string id, bool with_edits, std::string mailbox = "default") {
+    return host_.run(mailbox_->raw(std::move(mailbox), std::move(id), with_edits));
   }
   std::vector<stored_message> all(const std::string& mailbox = "default") {
     std::vector<stored_message> out;
-    mailbox_query q;
+    search_request q;
     q.mailbox = mailbox;
     q.limit = 1000;
     for (;;) {
-      auto page = host_.run(mailbox_->list(q));
+      auto page = host_.run(mailbox_->search(q)).messages;
       out.insert(out.end(), page.begin(), page.end());
       if (page.size() < q.limit) return out;
       q.offset += q.limit;
     }
+  }
+  mailbox_service& service() { return *mailbox_; }
+  template <class T>
+  T run(boost::asio::awaitable<T> a) {
+    return host_.run(std::move(a));
   }
 
  private:

@@ -231,6 +231,12 @@ class StoreTest : public ::testing::Test {
                    const std::string& mailbox = "default") {
     return run(s.insert(prepare_message(*m, mailbox, s.options().compression_level)));
   }
+  std::uint64_t count(mailbox_service& s, const std::string& mailbox) {
+    return run(s.search({.mailbox = mailbox, .limit = 1})).total;
+  }
+  std::vector<stored_message> list(mailbox_service& s, search_request r = {}) {
+    return run(s.search(std::move(r))).messages;
+  }
 
   std::filesystem::path dir_;
   std::unique_ptr<fake_host> host_;
@@ -263,30 +269,37 @@ TEST_F(StoreTest, StoresListsAndGets) {
   auto m2 = make_message(sample_message("second"));
   ASSERT_TRUE(put(*s, m2).ok());
 
-  auto list = run(s->list({}));
-  ASSERT_EQ(list.size(), 2u);
-  EXPECT_EQ(list[0].id, m2->id);  // newest first
-  EXPECT_EQ(list[1].id, m1->id);
-  const auto& st = list[1];
+  auto page = list(*s);
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].id, m2->id);  // newest first
+  EXPECT_EQ(page[1].id, m1->id);
+  const auto& st = page[1];
   EXPECT_EQ(st.subject, "first");
-  EXPECT_EQ(st.from, "Alice <alice@example.com>");
+  ASSERT_TRUE(st.from);
+  EXPECT_EQ(st.from->name, "Alice");
+  EXPECT_EQ(st.from->address, "alice@example.com");
+  ASSERT_EQ(st.to.size(), 1u);
+  EXPECT_EQ(st.to[0].address, "bob@example.com");
   EXPECT_EQ(st.message_id, "first@example.com");
   EXPECT_EQ(st.envelope_from, "alice@example.com");
   EXPECT_EQ(st.envelope_to, std::vector<std::string>{"bob@example.com"});
   EXPECT_EQ(st.size, m1->raw->size());
   EXPECT_EQ(st.mailbox, "default");
   EXPECT_FALSE(st.read);
-  EXPECT_EQ(st.attributes.at("spam").at("score").as_double(), 1.5);
-  auto tags = st.tags;
-  std::sort(tags.begin(), tags.end());
-  EXPECT_EQ(tags, (std::vector<std::string>{"Work", "urgent"}));
+  EXPECT_TRUE(st.attributes.empty());                                // get() only
+  EXPECT_EQ(st.tags, (std::vector<std::string>{"urgent", "Work"}));  // case-insensitive order
 
-  auto got = run(s->get(m1->id));
+  auto got = run(s->get("default", m1->id));
   ASSERT_TRUE(got);
   EXPECT_EQ(got->subject, "first");
-  EXPECT_FALSE(run(s->get("nope")));
-  EXPECT_FALSE(run(s->raw("nope")));
-  EXPECT_EQ(run(s->list({.mailbox = "default", .offset = 1, .limit = 5})).size(), 1u);
+  EXPECT_EQ(got->attributes.at("spam").at("score").as_double(), 1.5);
+  EXPECT_FALSE(got->view);  // no "mime" attribute: the summary comes from the headers
+  ASSERT_GE(got->headers.size(), 4u);
+  EXPECT_EQ(got->headers[0],
+            (std::pair<std::string, std::string>{"From", "Alice <alice@example.com>"}));
+  EXPECT_FALSE(run(s->get("default", "nope")));
+  EXPECT_FALSE(run(s->raw("default", "nope")));
+  EXPECT_EQ(list(*s, {.mailbox = "default", .offset = 1, .limit = 5}).size(), 1u);
 
   auto fresh = events_->of_type("new");
   ASSERT_EQ(fresh.size(), 2u);
@@ -323,11 +336,11 @@ TEST_F(StoreTest, RawIsByteIdenticalInMemoryAndFileBacked) {
     for (auto& [m, bytes] : cases)
       ASSERT_TRUE(put(*s, m).ok());
     for (auto& [m, bytes] : cases) {
-      auto raw = run(s->raw(m->id, false));
+      auto raw = run(s->raw("default", m->id, false));
       ASSERT_TRUE(raw);
       ASSERT_EQ(raw->size(), bytes.size());
       EXPECT_TRUE(*raw == bytes);
-      EXPECT_TRUE(*run(s->raw(m->id, true)) == bytes);  // no edits: the same bytes
+      EXPECT_TRUE(*run(s->raw("default", m->id, true)) == bytes);  // no edits: the same bytes
     }
     // Compressible bodies were compressed when asked to, random ones kept plain.
     sqlite3* db = nullptr;
@@ -427,11 +440,11 @@ TEST_F(StoreTest, LargeBodiesAreSpilledStreamedAndByteIdentical) {
   // Anonymous files: nothing is left behind in the scratch directory.
   ASSERT_TRUE(std::filesystem::is_directory(scratch));
   EXPECT_TRUE(std::filesystem::is_empty(scratch));
-  EXPECT_EQ(s->stats().largest_batch, 1u);
-  EXPECT_EQ(s->stats().transactions, items.size());
+  EXPECT_EQ(s->write_stats().largest_batch, 1u);
+  EXPECT_EQ(s->write_stats().transactions, items.size());
 
   for (auto& it : items) {
-    auto raw = run(s->raw(it.msg->id, false));
+    auto raw = run(s->raw("default", it.msg->id, false));
     ASSERT_TRUE(raw);
     ASSERT_EQ(raw->size(), it.bytes.size());
     EXPECT_TRUE(*raw == it.bytes);
@@ -463,9 +476,9 @@ TEST_F(StoreTest, RawWithEditsIsTheOutput) {
   ASSERT_TRUE(put(*s, m).ok());
   const std::string expected = m->output();
   ASSERT_NE(expected, original);
-  EXPECT_EQ(*run(s->raw(m->id, true)), expected);
-  EXPECT_EQ(*run(s->raw(m->id, false)), original);
-  auto st = run(s->get(m->id));
+  EXPECT_EQ(*run(s->raw("default", m->id, true)), expected);
+  EXPECT_EQ(*run(s->raw("default", m->id, false)), original);
+  auto st = run(s->get("default", m->id));
   ASSERT_TRUE(st);
   EXPECT_EQ(st->size, expected.size());
   EXPECT_EQ(st->subject, "new subject");  // the summary describes what clients see
@@ -490,8 +503,8 @@ TEST_F(StoreTest, GroupCommitBatchesConcurrentStores) {
   for (auto& f : done)
     f.get();
   EXPECT_EQ(ok.load(), kMessages);
-  EXPECT_EQ(run(s->count("default")), static_cast<std::uint64_t>(kMessages));
-  const auto st = s->stats();
+  EXPECT_EQ(count(*s, "default"), static_cast<std::uint64_t>(kMessages));
+  const auto st = s->write_stats();
   EXPECT_EQ(st.jobs, static_cast<std::uint64_t>(kMessages));
   EXPECT_LT(st.transactions, static_cast<std::uint64_t>(kMessages) / 4)
       << "group commit should put many messages in one transaction";
@@ -504,7 +517,7 @@ TEST_F(StoreTest, DuplicateIdIsIdempotent) {
   auto m = make_message(sample_message("dup"));
   EXPECT_EQ(put(*s, m).n, 1u);
   EXPECT_EQ(put(*s, m).n, 0u);
-  EXPECT_EQ(run(s->count("default")), 1u);
+  EXPECT_EQ(count(*s, "default"), 1u);
   EXPECT_EQ(events_->of_type("new").size(), 1u);
 }
 
@@ -515,29 +528,40 @@ TEST_F(StoreTest, CountRemoveRemoveAllAndSetRead) {
     ms.push_back(make_message(sample_message("x" + std::to_string(i))));
     ASSERT_TRUE(put(*s, ms.back()).ok());
   }
-  EXPECT_EQ(run(s->count("default")), 5u);
+  EXPECT_EQ(count(*s, "default"), 5u);
 
-  EXPECT_TRUE(run(s->set_read(ms[0]->id, true)));
-  EXPECT_TRUE(run(s->get(ms[0]->id))->read);
-  EXPECT_TRUE(run(s->set_read(ms[0]->id, false)));
-  EXPECT_FALSE(run(s->get(ms[0]->id))->read);
-  EXPECT_FALSE(run(s->set_read("missing", true)));
-  EXPECT_EQ(events_->of_type("update").size(), 2u);
+  EXPECT_EQ(run(s->set_read("default", {.ids = {ms[0]->id}}, true)), 1u);
+  EXPECT_TRUE(run(s->get("default", ms[0]->id))->read);
+  EXPECT_EQ(run(s->set_read("default", {.ids = {ms[0]->id}}, true)), 0u);  // already read
+  EXPECT_EQ(run(s->set_read("default", {.ids = {ms[0]->id}}, false)), 1u);
+  EXPECT_FALSE(run(s->get("default", ms[0]->id))->read);
+  EXPECT_EQ(run(s->set_read("default", {.ids = {"missing"}}, true)), 0u);
+  EXPECT_EQ(run(s->set_read("other", {.ids = {ms[0]->id}}, true)), 0u);  // wrong mailbox
+  auto updates = events_->of_type("update");
+  ASSERT_EQ(updates.size(), 2u);
+  EXPECT_EQ(updates[0].data, (boost::json::value{{"ID", ms[0]->id}, {"Read", true}}));
+  EXPECT_EQ(updates[0].mailbox, "default");
+  EXPECT_EQ(run(s->set_read("default", {}, true)), 5u);  // all
+  EXPECT_EQ(run(s->search({})).unread, 0u);
 
-  EXPECT_EQ(run(s->remove({ms[1]->id, ms[2]->id, "missing"})), 2u);
-  EXPECT_EQ(run(s->count("default")), 3u);
-  EXPECT_FALSE(run(s->get(ms[1]->id)));
-  EXPECT_FALSE(run(s->raw(ms[2]->id)));
+  EXPECT_EQ(run(s->remove("default", {.ids = {ms[1]->id, ms[2]->id, "missing"}})), 2u);
+  EXPECT_EQ(count(*s, "default"), 3u);
+  EXPECT_FALSE(run(s->get("default", ms[1]->id)));
+  EXPECT_FALSE(run(s->raw("default", ms[2]->id)));
   auto del = events_->of_type("delete");
-  ASSERT_EQ(del.size(), 1u);
-  EXPECT_EQ(del[0].data.at("IDs").as_array().size(), 2u);
+  ASSERT_EQ(del.size(), 2u);  // one per message
+  EXPECT_EQ(del[0].data, (boost::json::value{{"ID", ms[1]->id}}));
+  EXPECT_EQ(del[1].data, (boost::json::value{{"ID", ms[2]->id}}));
 
-  EXPECT_EQ(run(s->remove_all("default")), 3u);
-  EXPECT_EQ(run(s->count("default")), 0u);
-  EXPECT_EQ(events_->of_type("truncate").size(), 1u);
+  EXPECT_EQ(run(s->remove("default", {})), 3u);
+  EXPECT_EQ(count(*s, "default"), 0u);
+  auto trunc = events_->of_type("truncate");
+  ASSERT_EQ(trunc.size(), 1u);
+  EXPECT_TRUE(trunc[0].data.is_null());
+  EXPECT_EQ(run(s->info()).deleted_total, 5u);
   EXPECT_EQ(s->mailboxes(), std::vector<std::string>{"default"});  // still exists, empty
 
-  // The data rows went with their messages (foreign key cascade).
+  // The data rows went with their last message (trigger and foreign key cascade).
   sqlite3* db = nullptr;
   sqlite3_open_v2((dir_ / "store.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   sqlite3_stmt* st = nullptr;
@@ -556,13 +580,13 @@ TEST_F(StoreTest, MailboxesAreIsolated) {
   for (int i = 0; i < 2; ++i)
     ASSERT_TRUE(put(*s, make_message(sample_message("b")), "b").ok());
   EXPECT_EQ(s->mailboxes(), (std::vector<std::string>{"a", "b", "declared"}));
-  EXPECT_EQ(run(s->count("a")), 3u);
-  EXPECT_EQ(run(s->count("b")), 2u);
-  EXPECT_EQ(run(s->count("declared")), 0u);
-  for (const auto& m : run(s->list({.mailbox = "b"})))
+  EXPECT_EQ(count(*s, "a"), 3u);
+  EXPECT_EQ(count(*s, "b"), 2u);
+  EXPECT_EQ(count(*s, "declared"), 0u);
+  for (const auto& m : list(*s, {.mailbox = "b"}))
     EXPECT_EQ(m.mailbox, "b");
-  EXPECT_EQ(run(s->remove_all("a")), 3u);
-  EXPECT_EQ(run(s->count("b")), 2u);
+  EXPECT_EQ(run(s->remove("a", {})), 3u);
+  EXPECT_EQ(count(*s, "b"), 2u);
 
   // Mailboxes survive a re-open.
   s.reset();
@@ -585,17 +609,17 @@ TEST_F(StoreTest, PrunesByCountPerMailbox) {
   for (int i = 0; i < 3; ++i)
     ASSERT_TRUE(put(*s, make_message(sample_message("o")), "other").ok());
   EXPECT_EQ(run(s->prune_now()), 7u);
-  EXPECT_EQ(run(s->count("default")), 5u);
-  EXPECT_EQ(run(s->count("other")), 3u);
-  auto kept = run(s->list({}));
+  EXPECT_EQ(count(*s, "default"), 5u);
+  EXPECT_EQ(count(*s, "other"), 3u);
+  auto kept = list(*s);
   ASSERT_EQ(kept.size(), 5u);
   for (std::size_t i = 0; i < kept.size(); ++i)
     EXPECT_EQ(kept[i].id, ids[11 - i]);  // newest
   auto pr = events_->of_type("prune");
   ASSERT_EQ(pr.size(), 1u);
   EXPECT_EQ(pr[0].mailbox, "default");
-  EXPECT_EQ(pr[0].data.at("IDs").as_array().size(), 7u);
-  EXPECT_EQ(s->stats().pruned, 7u);
+  EXPECT_TRUE(pr[0].data.is_null());
+  EXPECT_EQ(s->write_stats().pruned, 7u);
   EXPECT_EQ(metrics_->counters_["sluice_store_pruned_total"].value(), 7);
 }
 
@@ -613,7 +637,7 @@ TEST_F(StoreTest, PrunesByAgeInBatches) {
   auto young = make_message(sample_message("young"));
   ASSERT_TRUE(put(*s, young).ok());
   EXPECT_EQ(run(s->prune_now()), 10u);
-  auto left = run(s->list({}));
+  auto left = list(*s);
   ASSERT_EQ(left.size(), 1u);
   EXPECT_EQ(left[0].id, young->id);
   EXPECT_EQ(events_->of_type("prune").size(), 3u);  // 4 + 4 + 2
@@ -627,10 +651,10 @@ TEST_F(StoreTest, PrunesOnTheTimer) {
   for (int i = 0; i < 6; ++i)
     ASSERT_TRUE(put(*s, make_message(sample_message("t"))).ok());
   const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (run(s->count("default")) > 2 && std::chrono::steady_clock::now() < deadline) {
+  while (count(*s, "default") > 2 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
   }
-  EXPECT_EQ(run(s->count("default")), 2u);
+  EXPECT_EQ(count(*s, "default"), 2u);
 }
 
 TEST_F(StoreTest, MigratesEmptyDatabaseAndKeepsVersionOnReopen) {
@@ -654,8 +678,8 @@ TEST_F(StoreTest, MigratesEmptyDatabaseAndKeepsVersionOnReopen) {
   {
     auto s = open();  // existing database: no migration, data intact
     EXPECT_EQ(user_version(), schema_version());
-    EXPECT_EQ(*run(s->raw(m->id, false)), m->raw->to_string());
-    EXPECT_EQ(run(s->get(m->id))->subject, "persist");
+    EXPECT_EQ(*run(s->raw("default", m->id, false)), m->raw->to_string());
+    EXPECT_EQ(run(s->get("default", m->id))->subject, "persist");
   }
   {
     // The header index exists and follows inserts and deletes.
@@ -666,6 +690,164 @@ TEST_F(StoreTest, MigratesEmptyDatabaseAndKeepsVersionOnReopen) {
     db.exec("PRAGMA user_version=999");
   }
   EXPECT_THROW(open(), std::runtime_error);  // a newer schema is refused, not guessed at
+}
+
+// The schema of version 1 as it shipped (a copy: the migration must keep reading it).
+constexpr const char* kShippedV1 = R"sql(
+CREATE TABLE mailboxes(
+  name    TEXT PRIMARY KEY,
+  created INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE messages(
+  seq         INTEGER PRIMARY KEY,
+  id          TEXT NOT NULL UNIQUE,
+  mailbox     TEXT NOT NULL,
+  created     INTEGER NOT NULL,            -- ms since the Unix epoch
+  size        INTEGER NOT NULL,            -- output size (raw + header edits)
+  message_id  TEXT NOT NULL DEFAULT '',
+  subject     TEXT NOT NULL DEFAULT '',
+  from_hdr    TEXT NOT NULL DEFAULT '',
+  to_hdr      TEXT NOT NULL DEFAULT '',
+  cc_hdr      TEXT NOT NULL DEFAULT '',
+  env_from    TEXT NOT NULL DEFAULT '',
+  envelope    TEXT NOT NULL DEFAULT '{}',  -- JSON
+  attributes  TEXT NOT NULL DEFAULT '{}',  -- JSON
+  edits       TEXT NOT NULL DEFAULT '[]',  -- JSON
+  read        INTEGER NOT NULL DEFAULT 0,
+  quarantined INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX messages_mailbox_created ON messages(mailbox, created);
+CREATE INDEX messages_created ON messages(created);
+CREATE INDEX messages_message_id ON messages(message_id);
+
+CREATE TABLE message_data(
+  seq        INTEGER PRIMARY KEY REFERENCES messages(seq) ON DELETE CASCADE,
+  raw        BLOB NOT NULL,                -- one zstd frame if compressed, else the bytes
+  compressed INTEGER NOT NULL,
+  raw_size   INTEGER NOT NULL
+);
+
+CREATE TABLE tags(
+  id   INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE COLLATE NOCASE
+);
+CREATE TABLE message_tags(
+  seq    INTEGER NOT NULL REFERENCES messages(seq) ON DELETE CASCADE,
+  tag_id INTEGER NOT NULL REFERENCES tags(id) ON DELETE CASCADE,
+  PRIMARY KEY(seq, tag_id)
+) WITHOUT ROWID;
+CREATE INDEX message_tags_tag ON message_tags(tag_id);
+
+CREATE TABLE settings(
+  key   TEXT PRIMARY KEY,
+  value TEXT
+) WITHOUT ROWID;
+
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+  subject, from_hdr, to_hdr, cc_hdr,
+  content='messages', content_rowid='seq',
+  tokenize='unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN
+  INSERT INTO messages_fts(rowid, subject, from_hdr, to_hdr, cc_hdr)
+  VALUES (new.seq, new.subject, new.from_hdr, new.to_hdr, new.cc_hdr);
+END;
+CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN
+  INSERT INTO messages_fts(messages_fts, rowid, subject, from_hdr, to_hdr, cc_hdr)
+  VALUES ('delete', old.seq, old.subject, old.from_hdr, old.to_hdr, old.cc_hdr);
+END;
+CREATE TRIGGER messages_fts_au AFTER UPDATE OF subject, from_hdr, to_hdr, cc_hdr ON messages BEGIN
+  INSERT INTO messages_fts(messages_fts, rowid, subject, from_hdr, to_hdr, cc_hdr)
+  VALUES ('delete', old.seq, old.subject, old.from_hdr, old.to_hdr, old.cc_hdr);
+  INSERT INTO messages_fts(rowid, subject, from_hdr, to_hdr, cc_hdr)
+  VALUES (new.seq, new.subject, new.from_hdr, new.to_hdr, new.cc_hdr);
+END;
+)sql";
+
+TEST_F(StoreTest, MigratesVersion1DatabaseWithDataIntact) {
+  const std::string raw1 =
+      "From: \"Shop, Inc.\" <shop@example.com>\r\nTo: a@example.com, B <b+promo@example.com>\r\n"
+      "Cc: c@example.com\r\nBcc: hidden@example.com\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
+      "Message-ID: <m1@example.com>\r\nX-Custom: Hello World\r\n\r\nbody one\r\n";
+  const std::string raw2 = sample_message("second");
+  {
+    database db(dir_ / "store.db", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    db.exec("PRAGMA journal_mode=WAL");
+    db.exec(kShippedV1);
+    db.exec("PRAGMA user_version=1");
+    db.exec("INSERT INTO mailboxes VALUES('default', 1), ('other', 2)");
+    auto add = [&](int seq, const char* id, const char* mailbox, const std::string& raw,
+                   const char* edits, int read) {
+      statement s(db.get(),
+                  "INSERT INTO messages(seq, id, mailbox, created, size, message_id, subject,"
+                  " from_hdr, env_from, envelope, attributes, edits, read)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, 'old', 'old', 'old', 'env@example.com',"
+                  " '{\"recipients\":[{\"address\":\"a@example.com\"}]}', '{\"spam\":1}', ?6, ?7)");
+      s.bind(1, seq);
+      s.bind(2, std::string_view(id));
+      s.bind(3, std::string_view(mailbox));
+      s.bind(4, 1000 * seq);
+      s.bind(5, static_cast<std::int64_t>(raw.size()));
+      s.bind(6, std::string_view(edits));
+      s.bind(7, read);
+      s.run();
+      statement d(db.get(),
+                  "INSERT INTO message_data(seq, raw, compressed, raw_size) VALUES(?1, ?2, 0, ?3)");
+      d.bind(1, seq);
+      d.bind_blob_static(2, raw);
+      d.bind(3, static_cast<std::int64_t>(raw.size()));
+      d.run();
+    };
+    add(1, "id-one", "default", raw1, "[]", 1);
+    add(2, "id-two", "other", raw2, R"([{"op":"prepend","name":"Received","value":"from x"}])", 0);
+    db.exec("INSERT INTO tags(id, name) VALUES(1, 'Work'), (2, 'Unused')");
+    db.exec("INSERT INTO message_tags VALUES(1, 1), (2, 1)");
+  }
+  auto s = open();
+  EXPECT_EQ(s->mailboxes(), (std::vector<std::string>{"default", "other"}));
+  auto one = run(s->get("default", "id-one"));
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->subject,
+            "Gr\xC3\xBC\xC3\x9F"
+            "e");  // re-read from the stored header block
+  EXPECT_EQ(one->message_id, "m1@example.com");
+  ASSERT_TRUE(one->from);
+  EXPECT_EQ(one->from->name, "Shop, Inc.");
+  EXPECT_EQ(one->from->address, "shop@example.com");
+  ASSERT_EQ(one->to.size(), 2u);
+  EXPECT_EQ(one->to[1], (mail_address{"B", "b+promo@example.com"}));
+  ASSERT_EQ(one->bcc.size(), 1u);
+  EXPECT_TRUE(one->read);
+  EXPECT_EQ(one->created_ms, 1000);
+  EXPECT_EQ(one->envelope_from, "env@example.com");
+  EXPECT_EQ(one->attributes.at("spam").as_int64(), 1);
+  EXPECT_EQ(one->tags, std::vector<std::string>{"Work"});
+  ASSERT_EQ(one->headers.size(), 7u);
+  EXPECT_EQ(one->headers[6], (std::pair<std::string, std::string>{"X-Custom", "Hello World"}));
+  EXPECT_TRUE(*run(s->raw("default", "id-one", false)) == raw1);
+  // The edited message keeps its edits; its summary describes the output.
+  auto two = run(s->get("other", "id-two"));
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->subject, "second");
+  EXPECT_EQ(two->headers.front().first, "Received");
+  EXPECT_EQ(*run(s->raw("other", "id-two", true)), "Received: from x\r\n" + raw2);
+  EXPECT_EQ(two->tags, std::vector<std::string>{"Work"});  // tags are per mailbox now
+  EXPECT_EQ(run(s->tags("default")), std::vector<std::string>{"Work"});
+  EXPECT_EQ(run(s->tags("other")), std::vector<std::string>{"Work"});
+  EXPECT_FALSE(run(s->get("default", "id-two")));
+  {
+    database db(dir_ / "store.db", SQLITE_OPEN_READONLY);
+    EXPECT_EQ(db.query_int("PRAGMA user_version"), schema_version());
+    EXPECT_EQ(db.query_int("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'shop'"), 1);
+    EXPECT_EQ(db.query_int("SELECT count(*) FROM tags"), 2);  // one per mailbox, unused gone
+    EXPECT_EQ(db.query_int("PRAGMA foreign_key_check"), 0);
+  }
+  // Deleting the last copy removes its data.
+  EXPECT_EQ(run(s->remove("default", {.ids = {"id-one"}})), 1u);
+  database db(dir_ / "store.db", SQLITE_OPEN_READONLY);
+  EXPECT_EQ(db.query_int("SELECT count(*) FROM message_data"), 1);
+  EXPECT_EQ(db.query_int("SELECT count(*) FROM message_headers WHERE data_id = 1"), 0);
 }
 
 TEST_F(StoreTest, ShutdownDrainsQueuedWrites) {
@@ -690,7 +872,7 @@ TEST_F(StoreTest, ShutdownDrainsQueuedWrites) {
     acknowledged += f.get().ok() ? 1 : 0;
   auto s = open();
   // Every acknowledged write is there after a re-open.
-  EXPECT_EQ(run(s->count("default")), acknowledged);
+  EXPECT_EQ(count(*s, "default"), acknowledged);
   EXPECT_GE(acknowledged, 10u);
 }
 
@@ -764,10 +946,11 @@ TEST_F(StorePluginTest, StageStoresIntoConfiguredMailbox) {
   large->quarantined = true;
   EXPECT_EQ(process(*st, large).kind, verdict_kind::continue_);
 
-  EXPECT_EQ(run(mb->count("inbox")), 2u);
-  EXPECT_EQ(run(mb->raw(large->id, false)), big);
-  EXPECT_TRUE(run(mb->get(large->id))->quarantined);
-  EXPECT_EQ(run(mb->get(small->id))->mailbox, "inbox");
+  EXPECT_EQ(count(*mb, "inbox"), 2u);
+  EXPECT_TRUE(run(mb->raw("inbox", large->id, false)) == big);
+  EXPECT_FALSE(run(mb->raw("default", large->id, false)));  // (mailbox, id) is the key
+  EXPECT_TRUE(run(mb->get("inbox", large->id))->quarantined);
+  EXPECT_EQ(run(mb->get("inbox", small->id))->mailbox, "inbox");
   auto names = mb->mailboxes();
   EXPECT_NE(std::find(names.begin(), names.end(), "inbox"), names.end());
 }
@@ -786,7 +969,7 @@ TEST_F(StorePluginTest, StageTempfailsOnUnreadableBody) {
   EXPECT_EQ(v.kind, verdict_kind::tempfail);
   EXPECT_EQ(v.reply.code, 451);
   EXPECT_EQ(v.reply.text.find("sqlite"), std::string::npos);
-  EXPECT_EQ(run(host_->services().get<mailbox_service>()->count("default")), 0u);
+  EXPECT_EQ(count(*host_->services().get<mailbox_service>(), "default"), 0u);
 }
 
 TEST_F(StorePluginTest, ConfigErrors) {

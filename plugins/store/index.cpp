@@ -1,0 +1,99 @@
+// index.cpp — derived rows and address JSON (see index.hpp).
+#include "index.hpp"
+
+#include <boost/json.hpp>
+
+namespace sluice::store {
+namespace json = boost::json;
+namespace {
+
+json::object to_obj(const mail_address& a) {
+  return json::object{{"name", a.name}, {"address", a.address}};
+}
+
+mail_address from_obj(const json::value& v) {
+  mail_address a;
+  if (!v.is_object()) return a;
+  const auto& o = v.get_object();
+  if (auto* n = o.if_contains("name"); n && n->is_string()) a.name = n->get_string();
+  if (auto* n = o.if_contains("address"); n && n->is_string()) a.address = n->get_string();
+  return a;
+}
+
+}  // namespace
+
+std::string address_json_text(const std::optional<mail_address>& a) {
+  return a ? json::serialize(to_obj(*a)) : std::string("null");
+}
+
+std::string address_list_json_text(const std::vector<mail_address>& v) {
+  json::array arr;
+  arr.reserve(v.size());
+  for (const auto& a : v)
+    arr.push_back(to_obj(a));
+  return json::serialize(arr);
+}
+
+std::optional<mail_address> address_from_json_text(std::string_view text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return from_obj(v);
+}
+
+std::vector<mail_address> address_list_from_json_text(std::string_view text) {
+  std::vector<mail_address> out;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_array()) return out;
+  for (const auto& x : v.get_array())
+    out.push_back(from_obj(x));
+  return out;
+}
+
+void write_headers(database& db, std::int64_t data_id,
+                   const std::vector<std::pair<std::string, std::string>>& headers) {
+  {
+    auto s = db.cached("DELETE FROM message_headers WHERE data_id = ?1");
+    s->bind(1, data_id);
+    s->run();
+  }
+  auto s =
+      db.cached("INSERT INTO message_headers(data_id, pos, name, value) VALUES(?1, ?2, ?3, ?4)");
+  std::int64_t pos = 0;
+  for (const auto& [name, value] : headers) {
+    s->bind(1, data_id);
+    s->bind(2, pos++);
+    s->bind(3, name);
+    s->bind(4, value);
+    s->run();
+    s->reset();
+  }
+}
+
+void write_index(database& db, std::int64_t data_id, const index_text& ix) {
+  {
+    auto s = db.cached("DELETE FROM messages_fts WHERE rowid = ?1");
+    s->bind(1, data_id);
+    s->run();
+  }
+  auto s = db.cached(
+      "INSERT INTO messages_fts(rowid, subject, from_t, to_t, cc_t, bcc_t, reply_to_t,"
+      " return_path, message_id, body, files, headers)"
+      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
+  s->bind(1, data_id);
+  s->bind(2, ix.subject);
+  s->bind(3, ix.from);
+  s->bind(4, ix.to);
+  s->bind(5, ix.cc);
+  s->bind(6, ix.bcc);
+  s->bind(7, ix.reply_to);
+  s->bind(8, ix.return_path);
+  s->bind(9, ix.message_id);
+  s->bind(10, ix.body);
+  s->bind(11, ix.files);
+  s->bind(12, ix.headers);
+  s->run();
+}
+
+}  // namespace sluice::store
