@@ -1,9 +1,11 @@
-# openapi.cmake — embeds plugins/http/openapi/openapi.json into the HTTP plugin (and into
-# tests that compile the API sources) as the header <sluice_http_openapi.hpp>:
+# openapi.cmake — what a target compiling the API handler sources (the HTTP plugin, the
+# handler tests) needs besides the server core:
 #
 #   include(${PROJECT_SOURCE_DIR}/plugins/http/openapi/openapi.cmake)
-#   sluice_http_embed_openapi(<target>)
+#   sluice_http_api_setup(<target>)   # GMime, gdk-pixbuf, OpenSSL, embedded OpenAPI
 #
+# sluice_http_embed_openapi(<target>) alone embeds openapi.json as the header
+# <sluice_http_openapi.hpp>.
 # The header is regenerated when openapi.json changes; api_misc.cpp serves it at
 # GET /api/v1/swagger.json with the server URL of the requested mailbox.
 set(SLUICE_HTTP_OPENAPI_DIR ${CMAKE_CURRENT_LIST_DIR} CACHE INTERNAL "")
@@ -19,4 +21,10 @@ function(sluice_http_embed_openapi target)
     VERBATIM)
   target_sources(${target} PRIVATE ${out})
   target_include_directories(${target} PRIVATE ${out_dir})
+endfunction()
+
+function(sluice_http_api_setup target)
+  pkg_check_modules(GDK_PIXBUF REQUIRED IMPORTED_TARGET gdk-pixbuf-2.0)
+  target_link_libraries(${target} PRIVATE PkgConfig::GMIME PkgConfig::GDK_PIXBUF OpenSSL::Crypto)
+  sluice_http_embed_openapi(${target})
 endfunction()
