@@ -12,6 +12,8 @@ packages=(
   libcrypt-dev libgtest-dev libgmock-dev
   # HTTP API: attachment thumbnails (PNG/JPEG/GIF/BMP decode, JPEG encode)
   libgdk-pixbuf-2.0-dev
+  # libxml2's HTML parser: the mime stage turns HTML bodies into text for search and snippets
+  libxml2-dev
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
 )
