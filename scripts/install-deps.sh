@@ -11,6 +11,10 @@ packages=(
   libssl-dev libsqlite3-dev libyaml-cpp-dev libgmime-3.0-dev libzstd-dev libc-ares-dev
   libcrypt-dev libgtest-dev libgmock-dev
   zlib1g-dev  # gzip for HTTP responses (plugins/http)
+  # HTTP API: attachment thumbnails (PNG/JPEG/GIF/BMP decode, JPEG encode)
+  libgdk-pixbuf-2.0-dev
+  # libxml2's HTML parser: the mime stage turns HTML bodies into text for search and snippets
+  libxml2-dev
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
   python3-websocket  # WebSocket client for the HTTP event-stream tests

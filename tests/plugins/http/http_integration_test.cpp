@@ -560,3 +560,28 @@ TEST(http_core, drain_closes_idle_connections_and_websockets) {
   // Well before the kernel's shutdown timeout: nothing held the gate.
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
 }
+
+TEST(http_core, websocket_update_delete_truncate_through_the_api) {
+  fixture f;
+  ASSERT_NO_FATAL_FAILURE(f.start(""));
+  std::string host = f.proc->host("http") + ":" + std::to_string(f.proc->port("http"));
+  std::string out;
+  int rc = run_command(python + " " + ws_script + " changes " +
+                           shell_quote("ws://" + host + "/api/events") + " " +
+                           shell_quote("http://" + host + "/") + " " + f.proc->host("smtp") + " " +
+                           std::to_string(f.proc->port("smtp")),
+                       &out, true, std::chrono::seconds(60));
+  ASSERT_EQ(rc, 0) << out << f.proc->log();
+  auto v = boost::json::parse(out).as_object();
+  std::string id(v["id"].as_string());
+  EXPECT_EQ(v["put"].at(0), 200);
+  ASSERT_EQ(v["update"].as_array().size(), 1u) << out;
+  EXPECT_EQ(v["update"].at(0).at("Data"), (boost::json::object{{"ID", id}, {"Read", true}}));
+  ASSERT_EQ(v["delete"].as_array().size(), 1u) << out;
+  EXPECT_EQ(v["delete"].at(0).at("Data"), (boost::json::object{{"ID", id}}));
+  ASSERT_EQ(v["truncate"].as_array().size(), 1u) << out;
+  EXPECT_TRUE(v["truncate"].at(0).at("Data").is_null());
+  ASSERT_FALSE(v["last_stats"].as_array().empty()) << out;
+  EXPECT_EQ(v["last_stats"].as_array().back().at("Data").at("Total"), 0);
+  EXPECT_EQ(f.proc->stop(), 0) << f.proc->log();
+}

@@ -9,6 +9,10 @@ client). Prints one JSON object with what it saw; every wait is bounded.
   ws_client.py drain URL HTTP_HOST HTTP_PORT PID
       connect, open an idle keep-alive HTTP connection, SIGTERM the server, report the
       WebSocket close code and whether the idle connection was closed.
+  ws_client.py changes URL HTTP_BASE SMTP_HOST SMTP_PORT
+      after a message arrives ("new"), mark it read and delete it over the REST API
+      (urllib), then send two more and delete everything: report the update, delete and
+      truncate frames.
   ws_client.py origin URL ORIGIN
       try the upgrade with that Origin; report the handshake status.
 """
@@ -64,6 +68,49 @@ def events(url, smtp_host, smtp_port, other=None):
     print(json.dumps(out))
 
 
+def send_one(smtp_host, smtp_port, subject):
+    m = EmailMessage()
+    m["From"] = "ws@example.org"
+    m["To"] = "rcpt@example.org"
+    m["Subject"] = subject
+    m.set_content("body\n")
+    with smtplib.SMTP(smtp_host, int(smtp_port), timeout=10) as s:
+        s.send_message(m)
+
+
+def api(base, method, path, body):
+    import urllib.request
+    req = urllib.request.Request(base + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read().decode()
+
+
+def changes(url, base, smtp_host, smtp_port):
+    ws = websocket.create_connection(url, timeout=10)
+    ws.recv()  # stats
+    send_one(smtp_host, smtp_port, "first")
+    got = frames_until(ws, lambda g: any(f["Type"] == "new" for f in g), time.time() + 10)
+    new = [f for f in got if f["Type"] == "new"][0]["Data"]
+    out = {"id": new["ID"]}
+    out["put"] = api(base, "PUT", "api/v1/messages", {"IDs": [new["ID"]], "Read": True})
+    got = frames_until(ws, lambda g: any(f["Type"] == "update" for f in g), time.time() + 10)
+    out["update"] = [f for f in got if f["Type"] == "update"]
+    out["delete_call"] = api(base, "DELETE", "api/v1/messages", {"IDs": [new["ID"]]})
+    got = frames_until(ws, lambda g: any(f["Type"] == "delete" for f in g), time.time() + 10)
+    out["delete"] = [f for f in got if f["Type"] == "delete"]
+    send_one(smtp_host, smtp_port, "second")
+    send_one(smtp_host, smtp_port, "third")
+    frames_until(ws, lambda g: sum(f["Type"] == "new" for f in g) >= 2, time.time() + 10)
+    out["truncate_call"] = api(base, "DELETE", "api/v1/messages", None)
+    got = frames_until(ws, lambda g: any(f["Type"] == "truncate" for f in g), time.time() + 10)
+    out["truncate"] = [f for f in got if f["Type"] == "truncate"]
+    got = frames_until(ws, lambda g: any(f["Type"] == "stats" for f in g), time.time() + 10)
+    out["last_stats"] = [f for f in got if f["Type"] == "stats"]
+    print(json.dumps(out))
+
+
 def drain(url, host, port, pid):
     ws = websocket.create_connection(url, timeout=10)
     ws.recv()  # stats
@@ -105,6 +152,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "events":
         events(*sys.argv[2:])
+    elif mode == "changes":
+        changes(*sys.argv[2:])
     elif mode == "drain":
         drain(*sys.argv[2:])
     elif mode == "origin":

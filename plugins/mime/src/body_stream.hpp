@@ -1,0 +1,44 @@
+// body_stream.hpp — a GMime stream over a sluice::message_body, with same-length patches.
+//
+// GMime parses with a persistent stream: leaf parts keep a substream of the source rather
+// than a copy, and the bounds of that substream (bound_start, bound_end) are byte offsets
+// in this stream. This stream reads the raw message through message_body::read (pread
+// for a spooled file, memcpy for an in-memory body), so a big message is parsed from its
+// spool file without a second copy, and offsets are offsets in the raw message as
+// received. The prescan (prescan.hpp) may ask for a few bytes to be presented differently
+// (patches of the same length, so offsets never shift) and for the stream to end early.
+//
+// Threading: a stream and its substreams share one source and are used by one parse on
+// one thread. Ownership: every stream holds a shared_ptr to the source, which holds the
+// body. Failure: a read error of the body makes read() return -1 (GMime then sees the end
+// of its input) and is recorded in source::error, which the caller must check.
+#pragma once
+
+#include <gmime/gmime.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "sluice/message.hpp"
+
+namespace sluice::mime {
+
+struct byte_patch {
+  std::uint64_t offset = 0;
+  std::string bytes;  // replaces raw[offset, offset + bytes.size())
+};
+
+struct stream_source {
+  std::shared_ptr<const message_body> body;
+  std::vector<byte_patch> patches;  // sorted by offset, non-overlapping
+  std::uint64_t end = 0;            // the stream ends here (<= body->size())
+  std::error_code error;            // first read error of the body
+};
+
+// A new reference to a stream over [0, source->end).
+GMimeStream* new_body_stream(std::shared_ptr<stream_source> source);
+
+}  // namespace sluice::mime
