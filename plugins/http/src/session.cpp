@@ -29,14 +29,15 @@ using asio::awaitable;
 
 void set_security_headers(bhttp::fields& f, const server_state& st, std::string_view nonce) {
   if (f.find("Content-Security-Policy") == f.end()) {
-    std::string csp = "default-src 'self'; script-src 'self'";
+    // The UI's documents load only their own scripts, styles and images and talk only to
+    // their own origin (the WebSocket included); nothing may frame them. Handlers that
+    // serve other documents (message views, parts) set their own policy.
+    std::string csp = "default-src 'none'; script-src 'self'";
     if (!nonce.empty()) csp += " 'nonce-" + std::string(nonce) + "'";
-    csp += st.cfg.block_remote_css_and_fonts
-               ? "; style-src 'self' 'unsafe-inline'; font-src 'self' data:"
-               : "; style-src 'self' 'unsafe-inline' https:; font-src 'self' data: https:";
     csp +=
-        "; frame-src 'self'; img-src * data: blob: cid:; media-src 'self'; connect-src 'self' "
-        "ws: wss:; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'";
+        "; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+        "frame-src 'self'; manifest-src 'self'; base-uri 'self'; form-action 'self'; "
+        "frame-ancestors 'none'";
     f.set("Content-Security-Policy", csp);
   }
   if (f.find("Referrer-Policy") == f.end()) {

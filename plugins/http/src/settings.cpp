@@ -211,7 +211,6 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   if (s.max_send_bytes == 0) cfg.at("max_send_size").fail("must be positive");
   s.disable_compression = cfg.get_bool("disable_compression", false);
   s.compress_min_bytes = cfg.get_size("compress_min_size", s.compress_min_bytes);
-  s.block_remote_css_and_fonts = cfg.get_bool("block_remote_css_and_fonts", false);
   if (auto l = cfg.find("limits")) {
     auto& lim = s.limits;
     auto positive_size = [&](std::string_view key, std::size_t fallback) -> std::size_t {

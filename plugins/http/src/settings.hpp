@@ -70,7 +70,6 @@ struct settings {
   std::uint64_t max_send_bytes = 50ull << 20;
   bool disable_compression = false;
   std::size_t compress_min_bytes = 1024;
-  bool block_remote_css_and_fonts = false;
   http::limits limits;
 };
 
