@@ -11,6 +11,9 @@ packages=(
   libssl-dev libsqlite3-dev libyaml-cpp-dev libgmime-3.0-dev libzstd-dev libc-ares-dev
   libcrypt-dev libgtest-dev libgmock-dev
   libglib2.0-dev  # store search: GTimeZone for before:/after:, Unicode case folding
+  zlib1g-dev  # gzip for HTTP responses (plugins/http)
+  # HTTP API: attachment thumbnails (PNG/JPEG/GIF/BMP decode, JPEG encode)
+  libgdk-pixbuf-2.0-dev
   # libxml2's HTML parser: the mime stage turns HTML bodies into text for search and snippets
   libxml2-dev
   # real, independent clients and tools the tests drive
@@ -19,6 +22,7 @@ packages=(
   libnet-ssleay-perl libio-socket-ssl-perl
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
+  python3-websocket  # WebSocket client for the HTTP event-stream tests
 )
 
 # Node.js for the web UI test (tests/ui): Debian's own unless a node is already installed

@@ -1,0 +1,325 @@
+// api_messages.cpp — Mailpit's message endpoints: list, search, mark read, delete, one
+// message, its headers, raw source, parts, thumbnails, release, and the checks Sluice does
+// not offer yet.
+//
+// Each handler awaits the mailbox service (which does its blocking work on its own
+// threads) and answers with Mailpit's status codes, texts and JSON key sets
+// (mailpit-compat.md §2). Thumbnails are decoded on the host's worker pool. Bad input is
+// answered 400; a store failure escapes as an exception (the core answers 500).
+#include <map>
+#include <string>
+#include <vector>
+
+#include <boost/json/array.hpp>
+
+#include "api.hpp"
+#include "api_util.hpp"
+#include "sluice/mailpit_json.hpp"
+#include "sluice/text.hpp"
+#include "thumb.hpp"
+
+namespace sluice::http::api {
+namespace {
+
+using bhttp::verb;
+using boost::asio::awaitable;
+
+// A file name for a quoted Content-Disposition parameter: no quotes, backslashes or
+// control characters (they would end or split the header), at most 255 bytes.
+std::string safe_filename(std::string_view name) {
+  std::string out;
+  for (unsigned char c : name) {
+    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+      out += '_';
+    } else {
+      out += static_cast<char>(c);
+    }
+    if (out.size() >= 255) break;
+  }
+  return out;
+}
+
+bool is_ascii(std::string_view s) {
+  for (unsigned char c : s)
+    if (c >= 0x80) return false;
+  return true;
+}
+
+// RFC 8187 ext-value: UTF-8'' followed by percent-encoded octets outside attr-char.
+std::string ext_value(std::string_view s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out = "UTF-8''";
+  for (unsigned char c : s) {
+    const bool attr =
+        (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+        std::string_view("!#$&+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
+    if (attr) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+std::string content_disposition(std::string_view kind, std::string_view filename) {
+  std::string v(kind);
+  if (filename.empty()) return v;
+  const std::string safe = safe_filename(filename);
+  if (is_ascii(safe)) return v + "; filename=\"" + safe + "\"";
+  // Non-ASCII: an ASCII fallback for old clients plus the exact name (RFC 6266 §4.3).
+  std::string fallback;
+  for (unsigned char c : safe)
+    fallback += c < 0x80 ? static_cast<char>(c) : '_';
+  return v + "; filename=\"" + fallback + "\"; filename*=" + ext_value(safe);
+}
+
+// Fills a search request from the common parameters (tz, before).
+std::optional<std::string> read_search_params(const request_context& ctx, search_request& sr) {
+  sr.mailbox = ctx.mailbox;
+  if (const auto* tz = ctx.param("tz")) sr.tz = *tz;
+  if (const auto* b = ctx.param("before"); b && !b->empty()) {
+    auto ms = parse_time_ms(*b);
+    if (!ms) return "invalid before: " + *b + " (RFC 3339 time, YYYY-MM-DD or milliseconds)";
+    sr.before_ms = *ms;
+  }
+  page p;
+  if (auto e = read_page(ctx, p)) return e;
+  sr.offset = p.start;
+  sr.limit = p.limit;
+  return std::nullopt;
+}
+
+// GET /api/v1/messages
+awaitable<response> list_messages(request_context& ctx) {
+  search_request sr;
+  if (auto e = read_search_params(ctx, sr)) co_return bad_request(ctx.req, *e);
+  auto res = co_await ctx.env.store->search(sr);
+  co_return json_response(ctx.req, messages_summary_json(res, sr.offset));
+}
+
+// GET /api/v1/search
+awaitable<response> search_messages(request_context& ctx) {
+  const std::string* q = ctx.param("query");
+  if (!q || trim(*q).empty()) co_return bad_request(ctx.req, "Error: no search query");
+  search_request sr;
+  if (auto e = read_search_params(ctx, sr)) co_return bad_request(ctx.req, *e);
+  sr.query = *q;
+  auto res = co_await ctx.env.store->search(sr);
+  co_return json_response(ctx.req, messages_summary_json(res, sr.offset));
+}
+
+// DELETE /api/v1/search
+awaitable<response> delete_search(request_context& ctx) {
+  const std::string* q = ctx.param("query");
+  if (!q || trim(*q).empty()) co_return bad_request(ctx.req, "Error: no search query");
+  message_selector sel;
+  sel.query = *q;
+  if (const auto* tz = ctx.param("tz")) sel.tz = *tz;
+  co_await ctx.env.store->remove(ctx.mailbox, std::move(sel));
+  co_return ok_response(ctx.req);
+}
+
+// PUT /api/v1/messages: {"IDs": [...]} or {"Search": "..."} with "Read"; neither: all.
+awaitable<response> set_read(request_context& ctx) {
+  auto body = parse_json_body(ctx.req);
+  if (body.too_large) {
+    co_return text_response(ctx.req, bhttp::status::payload_too_large, body.error);
+  }
+  if (!body) co_return bad_request(ctx.req, body.error);
+  const auto& o = body.value.get_object();
+  std::string error;
+  message_selector sel;
+  bool read = false;
+  std::string search;
+  if (!read_string_array(o, "IDs", sel.ids, error) || !read_string(o, "Search", search, error) ||
+      !read_bool(o, "Read", read, error)) {
+    co_return bad_request(ctx.req, error);
+  }
+  if (!sel.ids.empty() && !search.empty()) {
+    co_return bad_request(ctx.req, "You may specify either IDs or Search query, not both");
+  }
+  if (!search.empty()) {
+    sel.query = search;
+    if (const auto* tz = ctx.param("tz")) sel.tz = *tz;
+  }
+  co_await ctx.env.store->set_read(ctx.mailbox, std::move(sel), read);
+  co_return ok_response(ctx.req);
+}
+
+// DELETE /api/v1/messages: {"IDs": [...]}; an empty, missing or unparseable body deletes
+// every message of the mailbox (Mailpit's behaviour). A body over the limit is refused
+// instead: a truncated list must never turn into "delete everything".
+awaitable<response> delete_messages(request_context& ctx) {
+  auto body = parse_json_body(ctx.req);
+  if (body.too_large) {
+    co_return text_response(ctx.req, bhttp::status::payload_too_large, body.error);
+  }
+  message_selector sel;
+  if (body) {
+    std::string error;
+    if (!read_string_array(body.value.get_object(), "IDs", sel.ids, error)) sel.ids.clear();
+  }
+  co_await ctx.env.store->remove(ctx.mailbox, std::move(sel));
+  co_return ok_response(ctx.req);
+}
+
+// GET /api/v1/message/{ID}: the Message object; marks the message read.
+awaitable<response> get_message(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
+  if (!m) co_return not_found(ctx.req);
+  if (!m->read) {
+    message_selector sel;
+    sel.ids.push_back(*id);
+    co_await ctx.env.store->set_read(ctx.mailbox, std::move(sel), true);
+  }
+  co_return json_response(ctx.req, mailpit::message_json(*m));
+}
+
+// GET /api/v1/message/{ID}/headers: {"Canonical-Key": [values…]}, keys sorted as Go
+// marshals a map.
+awaitable<response> get_headers(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
+  if (!m) co_return not_found(ctx.req);
+  std::map<std::string, json::array> by_key;
+  for (const auto& [name, value] : m->headers)
+    by_key[go_canonical_header_key(name)].emplace_back(std::string(trim(value)));
+  json::object o;
+  o.reserve(by_key.size());
+  for (auto& [k, v] : by_key)
+    o[k] = std::move(v);
+  co_return json_response(ctx.req, o);
+}
+
+// GET /api/v1/message/{ID}/raw[?dl=1]
+awaitable<response> get_raw(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto raw = co_await ctx.env.store->raw(ctx.mailbox, *id, true);
+  if (!raw) co_return not_found(ctx.req);
+  auto r = bytes_response(ctx.req, "text/plain; charset=utf-8", std::move(*raw));
+  if (const auto* dl = ctx.param("dl"); dl && (*dl == "1" || *dl == "true")) {
+    r.set(bhttp::field::content_disposition, content_disposition("attachment", *id + ".eml"));
+  }
+  co_return r;
+}
+
+// GET /api/v1/message/{ID}/part/{PartID}
+awaitable<response> get_part(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  if (ctx.params.size() < 2 || ctx.params[1].size() > kMaxIdLength) co_return not_found(ctx.req);
+  auto p = co_await ctx.env.store->part(ctx.mailbox, *id, ctx.params[1]);
+  if (!p) co_return not_found(ctx.req);
+  std::string type =
+      p->part.content_type.empty() ? "application/octet-stream" : p->part.content_type;
+  if (!p->part.charset.empty() && type.starts_with("text/")) {
+    type += "; charset=" + p->part.charset;
+  }
+  const std::string& name = p->part.file_name.empty() ? p->part.content_id : p->part.file_name;
+  auto r = bytes_response(ctx.req, type, std::move(p->data));
+  r.set(bhttp::field::content_disposition, content_disposition("inline", name));
+  // A part is the sender's content served from our origin: never let a browser run it
+  // (an HTML or SVG attachment opened directly would otherwise script the API).
+  r.set("X-Content-Type-Options", "nosniff");
+  r.set("Content-Security-Policy",
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox");
+  co_return r;
+}
+
+// GET /api/v1/message/{ID}/part/{PartID}/thumb
+awaitable<response> get_thumb(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  if (ctx.params.size() < 2 || ctx.params[1].size() > kMaxIdLength) co_return not_found(ctx.req);
+  auto p = co_await ctx.env.store->part(ctx.mailbox, *id, ctx.params[1]);
+  if (!p) co_return not_found(ctx.req);
+  thumb_result t;
+  if (ctx.env.host) {
+    t = co_await offload(*ctx.env.host,
+                         [data = std::move(p->data)] { return make_thumbnail(data); });
+  } else {
+    t = make_thumbnail(p->data);
+  }
+  if (t.status == thumb_status::refused || t.status == thumb_status::failed) {
+    ctx.env.log.info("thumbnail not made", {{"id", *id},
+                                            {"part", ctx.params[1]},
+                                            {"status", std::string(to_string(t.status))},
+                                            {"reason", t.reason}});
+  }
+  auto r = bytes_response(ctx.req, "image/jpeg", std::move(t.jpeg));
+  // Which thumbnail this is (the image, or the blank one and why), for clients and tests.
+  r.set("X-Sluice-Thumbnail", std::string(to_string(t.status)));
+  co_return r;
+}
+
+// POST /api/v1/message/{ID}/release: relaying is a later stage; until it exists the
+// endpoint says so (Mailpit answers 400 for every release problem).
+awaitable<response> release_message(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
+  if (!m) co_return not_found(ctx.req);
+  co_return bad_request(ctx.req, "message relay is not configured");
+}
+
+// sa-check, html-check, link-check: features Sluice does not have yet. Mailpit registers
+// sa-check only when SpamAssassin is enabled, so the request falls through to its file
+// server: 404 "File not found". The same answer for the two checks keeps clients (and
+// the web UI) treating them as "not available".
+awaitable<response> not_available(request_context& ctx) {
+  co_return text_response(ctx.req, bhttp::status::not_found, "File not found");
+}
+
+}  // namespace
+
+json::object messages_summary_json(const search_result& r, std::uint64_t start) {
+  json::object o;
+  o["total"] = r.total;
+  o["unread"] = r.unread;
+  o["count"] = r.messages.size();
+  o["messages_count"] = r.matched;
+  o["messages_unread"] = r.matched_unread;
+  o["start"] = start;
+  json::array tags;
+  for (const auto& t : r.tags)
+    tags.emplace_back(t);
+  o["tags"] = std::move(tags);
+  json::array msgs;
+  msgs.reserve(r.messages.size());
+  for (const auto& m : r.messages)
+    msgs.push_back(mailpit::summary_json(m, true));
+  o["messages"] = std::move(msgs);
+  return o;
+}
+
+void add_message_routes(router& r) {
+  r.add(verb::get, "/api/v1/messages", guarded(list_messages));
+  r.add(verb::put, "/api/v1/messages", guarded(set_read));
+  r.add(verb::delete_, "/api/v1/messages", guarded(delete_messages));
+  r.add(verb::get, "/api/v1/search", guarded(search_messages));
+  r.add(verb::delete_, "/api/v1/search", guarded(delete_search));
+  r.add(verb::get, "/api/v1/message/{ID}", guarded(get_message));
+  r.add(verb::get, "/api/v1/message/{ID}/headers", guarded(get_headers));
+  r.add(verb::get, "/api/v1/message/{ID}/raw", guarded(get_raw));
+  r.add(verb::get, "/api/v1/message/{ID}/part/{PartID}", guarded(get_part));
+  r.add(verb::get, "/api/v1/message/{ID}/part/{PartID}/thumb", guarded(get_thumb));
+  r.add(verb::post, "/api/v1/message/{ID}/release", guarded(release_message));
+  r.add(verb::get, "/api/v1/message/{ID}/sa-check", guarded(not_available));
+  r.add(verb::get, "/api/v1/message/{ID}/html-check", guarded(not_available));
+  r.add(verb::get, "/api/v1/message/{ID}/link-check", guarded(not_available));
+}
+
+}  // namespace sluice::http::api

@@ -1,0 +1,504 @@
+// plugins/http/src/server.cpp — the listener: startup (settings, TLS, credentials, services,
+// routes, metrics), binding, accept loops, stop; the core routes (probes, metrics,
+// api/events). See server.hpp.
+#include "server.hpp"
+
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <fstream>
+#include <system_error>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "session.hpp"
+#include "sluice/version.hpp"
+#include "websocket.hpp"
+
+namespace sluice::http {
+namespace asio = boost::asio;
+using asio::awaitable;
+using tcp = asio::ip::tcp;
+using unix_proto = asio::local::stream_protocol;
+
+std::filesystem::path default_ui_dir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&default_ui_dir), &info) == 0 || !info.dli_fname) {
+    return {};
+  }
+  std::error_code ec;
+  auto so = std::filesystem::weakly_canonical(info.dli_fname, ec);
+  if (ec) so = info.dli_fname;
+  // <prefix>/lib/sluice/plugins/http.so -> <prefix>/share/sluice/webui
+  return (so.parent_path() / ".." / ".." / ".." / "share" / "sluice" / "webui").lexically_normal();
+}
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::shared_ptr<asio::ssl::context> make_tls_context(const settings& s) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(s.tls_cert.string(), ec);
+  if (ec) {
+    throw config_error("tls.cert: cannot load " + s.tls_cert.string() + ": " + ec.message());
+  }
+  ctx->use_private_key_file(s.tls_key.string(), asio::ssl::context::pem, ec);
+  if (ec) throw config_error("tls.key: cannot load " + s.tls_key.string() + ": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw config_error("tls.key does not match tls.cert");
+  }
+  // HTTP/1.1 only: say so in ALPN, so clients never try h2 on this port.
+  SSL_CTX_set_alpn_select_cb(
+      ctx->native_handle(),
+      [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+         unsigned int inlen, void*) -> int {
+        static const unsigned char h11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+        unsigned char* selected = nullptr;
+        if (SSL_select_next_proto(&selected, outlen, h11, sizeof h11, in, inlen) !=
+            OPENSSL_NPN_NEGOTIATED) {
+          return SSL_TLSEXT_ERR_NOACK;
+        }
+        *out = selected;
+        return SSL_TLSEXT_ERR_OK;
+      },
+      nullptr);
+  return ctx;
+}
+
+void register_metrics(server_state& st) {
+  auto m = st.env.metrics;
+  if (!m) return;
+  metric_labels l{{"listener", st.name}};
+  auto& mm = st.metrics;
+  mm.connections = &m->get_counter("sluice_http_connections_total", "HTTP connections accepted", l);
+  mm.connections_refused = &m->get_counter("sluice_http_connections_refused_total",
+                                           "HTTP connections refused (limit)", l);
+  mm.connections_active =
+      &m->get_gauge("sluice_http_connections_active", "HTTP connections open", l);
+  static const char* classes[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (int i = 0; i < 6; ++i) {
+    metric_labels lc = l;
+    lc.emplace_back("code", classes[i]);
+    mm.requests[i] = &m->get_counter("sluice_http_requests_total",
+                                     "HTTP requests answered, by status class", lc);
+  }
+  mm.duration = &m->get_histogram(
+      "sluice_http_request_duration_seconds", "Time from request header to response written", l,
+      {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+  mm.auth_failures =
+      &m->get_counter("sluice_http_auth_failures_total", "Requests refused with 401", l);
+  mm.cors_refused =
+      &m->get_counter("sluice_http_cors_refused_total", "Requests refused for their Origin", l);
+  mm.timeouts = &m->get_counter("sluice_http_timeouts_total", "HTTP reads that timed out", l);
+  mm.websockets_active =
+      &m->get_gauge("sluice_http_websockets_active", "WebSocket event clients connected", l);
+  mm.websocket_frames =
+      &m->get_counter("sluice_http_websocket_frames_total", "WebSocket frames sent", l);
+  mm.websocket_slow_disconnects =
+      &m->get_counter("sluice_http_websocket_slow_disconnects_total",
+                      "WebSocket clients dropped because their queue was full", l);
+}
+
+// Refuses a unix socket path that a live server uses; removes a stale socket file.
+void prepare_unix_path(const listen_address& a) {
+  std::error_code ec;
+  auto status = std::filesystem::symlink_status(a.path, ec);
+  if (ec || !std::filesystem::exists(status)) return;
+  if (!std::filesystem::is_socket(status)) {
+    throw config_error("listen " + a.text + ": " + a.path.string() + " exists and is not a socket");
+  }
+  asio::io_context probe_io;
+  unix_proto::socket probe(probe_io);
+  boost::system::error_code bec;
+  probe.connect(unix_proto::endpoint(a.path.string()), bec);
+  if (!bec) {
+    throw config_error("listen " + a.text + ": another server is listening on " + a.path.string());
+  }
+  std::filesystem::remove(a.path, ec);  // stale: nobody answers
+  if (ec) {
+    throw std::system_error(ec,
+                            "listen " + a.text + ": cannot remove stale socket " + a.path.string());
+  }
+}
+
+// Over max_connections: a short 503 instead of a silent close, then the socket goes.
+template <class Socket>
+void refuse(std::shared_ptr<server_state> st, Socket sock) {
+  if (st->metrics.connections_refused) st->metrics.connections_refused->inc();
+  auto s = std::make_shared<Socket>(std::move(sock));
+  static const std::string reply =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+      "Content-Length: 20\r\nConnection: close\r\n\r\ntoo many connections";
+  asio::async_write(*s, asio::buffer(reply), [s](boost::system::error_code, std::size_t) {
+    boost::system::error_code ec;
+    s->shutdown(asio::socket_base::shutdown_both, ec);
+    s->close(ec);
+  });
+}
+
+class http_listener final : public listener {
+ public:
+  explicit http_listener(std::shared_ptr<server_state> st)
+      : st_(std::move(st)), strand_(asio::make_strand(st_->host.io())) {}
+
+  ~http_listener() override { remove_unix_files(); }
+
+  void start() override {
+    for (const auto& a : st_->cfg.listen) {
+      if (a.unix_socket) {
+        prepare_unix_path(a);
+        auto acc = std::make_shared<unix_proto::acceptor>(strand_);
+        acc->open();
+        acc->bind(unix_proto::endpoint(a.path.string()));
+        unix_files_.push_back(a.path);
+        // The mode is set before listen(): no client can connect while it is wrong.
+        if (::chmod(a.path.c_str(), a.mode) != 0) {
+          throw std::system_error(errno, std::generic_category(),
+                                  "listen " + a.text + ": chmod " + a.path.string());
+        }
+        acc->listen(asio::socket_base::max_listen_connections);
+        endpoints_.push_back("unix:" + a.path.string());
+        unix_acceptors_.push_back(acc);
+      } else {
+        tcp::endpoint ep(asio::ip::make_address(a.host), a.port);
+        auto acc = std::make_shared<tcp::acceptor>(strand_);
+        acc->open(ep.protocol());
+        acc->set_option(asio::socket_base::reuse_address(true));
+        if (ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true));
+        try {
+          acc->bind(ep);
+        } catch (const boost::system::system_error& e) {
+          throw std::system_error(e.code().value(), std::generic_category(), "listen " + a.text);
+        }
+        acc->listen(asio::socket_base::max_listen_connections);
+        auto bound = acc->local_endpoint();
+        std::string host = bound.address().to_string();
+        if (bound.address().is_v6()) host = "[" + host + "]";
+        endpoints_.push_back(host + ":" + std::to_string(bound.port()));
+        tcp_acceptors_.push_back(acc);
+      }
+    }
+    for (auto& acc : tcp_acceptors_)
+      asio::co_spawn(strand_, accept_tcp(st_, acc), asio::detached);
+    for (auto& acc : unix_acceptors_)
+      asio::co_spawn(strand_, accept_unix(st_, acc), asio::detached);
+    st_->hub->start();
+    st_->ready = true;
+    std::string eps;
+    for (const auto& e : endpoints_)
+      eps += (eps.empty() ? "" : " ") + e;
+    st_->log.info("listening", {{"endpoints", eps},
+                                {"tls", st_->tls != nullptr},
+                                {"webroot", st_->cfg.webroot},
+                                {"auth", st_->ui_auth != nullptr},
+                                {"ui_dir", st_->ui ? st_->ui->root().string() : ""}});
+  }
+
+  std::vector<std::string> endpoints() const override { return endpoints_; }
+
+  void stop() override {
+    st_->ready = false;
+    st_->stopping = true;
+    auto tcps = tcp_acceptors_;
+    auto unixes = unix_acceptors_;
+    // Acceptors live on strand_; close them there (Asio objects are not thread-safe).
+    asio::dispatch(strand_, [tcps, unixes] {
+      boost::system::error_code ec;
+      for (auto& a : tcps)
+        a->close(ec);
+      for (auto& a : unixes)
+        a->close(ec);
+    });
+    remove_unix_files();
+    st_->hub->stop();
+  }
+
+ private:
+  void remove_unix_files() {
+    for (const auto& p : unix_files_) {
+      std::error_code ec;
+      std::filesystem::remove(p, ec);
+    }
+    unix_files_.clear();
+  }
+
+  template <class Acceptor>
+  static awaitable<bool> accept_failed(Acceptor& acc, server_state& st,
+                                       const boost::system::error_code& ec) {
+    st.log.warn("accept failed", {{"error", ec.message()}});
+    // EMFILE and friends: back off briefly instead of spinning.
+    asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
+    boost::system::error_code ignored;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+    co_return acc.is_open();
+  }
+
+  static awaitable<void> accept_tcp(std::shared_ptr<server_state> st,
+                                    std::shared_ptr<tcp::acceptor> acc) {
+    while (acc->is_open()) {
+      auto strand = asio::make_strand(st->host.io());
+      tcp::socket sock(strand);
+      boost::system::error_code ec;
+      co_await acc->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
+      if (ec) {
+        if (!co_await accept_failed(*acc, *st, ec)) co_return;
+        continue;
+      }
+      if (st->metrics.connections) st->metrics.connections->inc();
+      if (st->connections.load() >= st->cfg.limits.max_connections) {
+        refuse(st, std::move(sock));
+        continue;
+      }
+      peer_info peer;
+      boost::system::error_code e1;
+      auto remote = sock.remote_endpoint(e1);
+      if (e1) continue;  // the client is already gone
+      peer.address = (remote.address().is_v6() ? "[" + remote.address().to_string() + "]"
+                                               : remote.address().to_string()) +
+                     ":" + std::to_string(remote.port());
+      sock.set_option(tcp::no_delay(true), e1);
+      start_session(st, std::move(sock), std::move(peer));
+    }
+  }
+
+  static awaitable<void> accept_unix(std::shared_ptr<server_state> st,
+                                     std::shared_ptr<unix_proto::acceptor> acc) {
+    while (acc->is_open()) {
+      auto strand = asio::make_strand(st->host.io());
+      unix_proto::socket sock(strand);
+      boost::system::error_code ec;
+      co_await acc->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
+      if (ec) {
+        if (!co_await accept_failed(*acc, *st, ec)) co_return;
+        continue;
+      }
+      if (st->metrics.connections) st->metrics.connections->inc();
+      if (st->connections.load() >= st->cfg.limits.max_connections) {
+        refuse(st, std::move(sock));
+        continue;
+      }
+      start_session(st, std::move(sock), peer_info{"unix"});
+    }
+  }
+
+  std::shared_ptr<server_state> st_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  std::vector<std::shared_ptr<tcp::acceptor>> tcp_acceptors_;
+  std::vector<std::shared_ptr<unix_proto::acceptor>> unix_acceptors_;
+  std::vector<std::string> endpoints_;
+  std::vector<std::filesystem::path> unix_files_;
+};
+
+// ---- /metrics ----
+
+// Sums the samples of `name` in a Prometheus text page whose label set contains every
+// `want` pair.
+double sum_samples(std::string_view page, std::string_view name,
+                   std::initializer_list<std::string_view> want) {
+  double total = 0;
+  std::size_t pos = 0;
+  while (pos < page.size()) {
+    auto eol = page.find('\n', pos);
+    if (eol == std::string_view::npos) eol = page.size();
+    std::string_view line = page.substr(pos, eol - pos);
+    pos = eol + 1;
+    if (!line.starts_with(name) || line.size() <= name.size()) continue;
+    char next = line[name.size()];
+    if (next != '{' && next != ' ') continue;
+    std::string_view labels;
+    if (next == '{') {
+      auto close = line.find('}');
+      if (close == std::string_view::npos) continue;
+      labels = line.substr(name.size() + 1, close - name.size() - 1);
+    }
+    bool ok = true;
+    for (auto w : want)
+      ok = ok && labels.find(w) != std::string_view::npos;
+    if (!ok) continue;
+    auto sp = line.rfind(' ');
+    total += std::strtod(std::string(line.substr(sp + 1)).c_str(), nullptr);
+  }
+  return total;
+}
+
+std::string number(double v) {
+  if (v == static_cast<double>(static_cast<std::int64_t>(v))) {
+    return std::to_string(static_cast<std::int64_t>(v));
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string label_value(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::uint64_t resident_bytes() {
+  std::ifstream f("/proc/self/statm");
+  std::uint64_t size = 0, resident = 0;
+  if (!(f >> size >> resident)) return 0;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+awaitable<std::string> render_metrics(const server_state& st, std::string mailbox) {
+  std::string page = st.env.metrics ? st.env.metrics->render_prometheus() : std::string();
+  auto stats = co_await st.env.store->stats(mailbox);
+  auto info = co_await st.env.store->info();
+  auto [accepted_n, accepted_bytes] = st.hub->accepted(mailbox);
+  std::string out = page;
+  auto metric = [&](std::string_view name, std::string_view type, std::string_view help,
+                    const std::string& value) {
+    out += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
+           std::string(name) + " " + std::string(type) + "\n" + std::string(name) + " " + value +
+           "\n";
+  };
+  // Mailpit's names (its integrated /metrics), for dashboards written against Mailpit.
+  metric("mailpit_messages", "gauge", "Total number of messages in the mailbox",
+         std::to_string(stats.total));
+  metric("mailpit_messages_unread", "gauge", "Number of unread messages in the mailbox",
+         std::to_string(stats.unread));
+  metric("mailpit_messages_deleted_total", "counter", "Messages deleted since start",
+         std::to_string(info.deleted_total));
+  metric("mailpit_smtp_accepted_total", "counter", "SMTP messages accepted",
+         number(sum_samples(page, "sluice_smtp_messages_total", {"result=\"accepted\""})));
+  metric("mailpit_smtp_rejected_total", "counter", "SMTP messages rejected (5xx and 4xx)",
+         number(sum_samples(page, "sluice_smtp_messages_total", {"result=\"rejected\""}) +
+                sum_samples(page, "sluice_smtp_messages_total", {"result=\"tempfail\""}) +
+                sum_samples(page, "sluice_smtp_messages_total", {"result=\"too_big\""})));
+  metric("mailpit_smtp_ignored_total", "counter", "Messages accepted but dropped (discard)",
+         number(sum_samples(page, "sluice_stage_verdicts_total", {"verdict=\"discard\""})));
+  metric("mailpit_smtp_accepted_size_bytes_total", "counter",
+         "Total size of messages stored in the mailbox since start",
+         std::to_string(accepted_bytes));
+  (void)accepted_n;
+  metric("mailpit_database_size_bytes", "gauge", "Size of the store",
+         std::to_string(info.size_bytes));
+  metric("mailpit_uptime_seconds", "gauge", "Seconds since start",
+         std::to_string((now_ms() - st.env.started_ms) / 1000));
+  metric("mailpit_memory_usage_bytes", "gauge", "Resident memory of the process",
+         std::to_string(resident_bytes()));
+  out +=
+      "# HELP mailpit_tag_messages Number of messages per tag\n# TYPE mailpit_tag_messages "
+      "gauge\n";
+  for (const auto& [tag, n] : stats.tags) {
+    out += "mailpit_tag_messages{tag=\"" + label_value(tag) + "\"} " + std::to_string(n) + "\n";
+  }
+  co_return out;
+}
+
+void add_core_routes(std::shared_ptr<server_state> sp) {
+  // Handlers hold a plain pointer: the state owns the router, and a request only runs
+  // while its connection holds the state.
+  server_state* st = sp.get();
+  st->routes.add(bhttp::verb::get, "/livez",
+                 [](request_context& c) -> awaitable<response> { co_return ok_response(c.req); });
+  st->routes.add(bhttp::verb::get, "/readyz", [st](request_context& c) -> awaitable<response> {
+    if (!st->ready.load()) {
+      co_return text_response(c.req, bhttp::status::service_unavailable, "Service Unavailable\n");
+    }
+    try {
+      (void)co_await st->env.store->info();
+    } catch (const std::exception& e) {
+      st->log.warn("readyz: store unreachable", {{"error", e.what()}});
+      co_return text_response(c.req, bhttp::status::service_unavailable, "Service Unavailable\n");
+    }
+    co_return ok_response(c.req);
+  });
+  st->routes.add(bhttp::verb::get, "/metrics", [st](request_context& c) -> awaitable<response> {
+    std::string page = co_await render_metrics(*st, c.mailbox);
+    auto res = text_response(c.req, bhttp::status::ok, std::move(page));
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    co_return res;
+  });
+  // The upgrade itself is taken over before routing; a plain GET is a client error.
+  st->routes.add(bhttp::verb::get, "/api/events", [](request_context& c) -> awaitable<response> {
+    co_return text_response(c.req, bhttp::status::bad_request,
+                            "Bad Request: WebSocket upgrade expected\n");
+  });
+}
+
+std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context& lctx) {
+  auto st = std::make_shared<server_state>(ctx.host, lctx);
+  st->name = ctx.name;
+  st->log = ctx.log;
+  st->cfg = load_settings(ctx.config, ctx.host.config_dir());
+  if (ctx.check_only) return std::make_shared<http_listener>(std::move(st));
+
+  auto& services = ctx.host.services();
+  st->env.host = &ctx.host;
+  st->env.log = ctx.log;
+  st->env.store = services.get<mailbox_service>(st->cfg.store);
+  if (!st->env.store) {
+    auto where = ctx.config.has("store") ? ctx.config.at("store") : ctx.config;
+    where.fail(st->cfg.store.empty()
+                   ? "no mailbox service: add a store service (services: - plugin: store)"
+                   : "no mailbox service named \"" + st->cfg.store + "\"");
+  }
+  st->env.events = services.get<sluice::events>();
+  st->env.metrics = services.get<sluice::metrics>();
+  if (!services.names(chaos_service::kind).empty()) {
+    st->env.chaos = services.get<chaos_service>();
+  }
+  st->env.submit = lctx.pipeline().empty() ? nullptr : &lctx;
+  st->env.default_mailbox = st->cfg.default_mailbox;
+  st->env.label = st->cfg.label;
+  st->env.max_send_bytes = st->cfg.max_send_bytes;
+  st->env.version = SLUICE_SDK_VERSION_STRING;
+  st->env.started_ms = now_ms();
+
+  if (!st->cfg.tls_cert.empty()) st->tls = make_tls_context(st->cfg);
+  st->ui_auth = credential_set::load(st->cfg.auth_file, st->cfg.auth_pairs, st->cfg.auth_cache_ttl);
+  st->send_auth =
+      credential_set::load(st->cfg.send_auth_file, st->cfg.send_auth_pairs, st->cfg.auth_cache_ttl);
+  auto ui_dir = st->cfg.ui_dir ? *st->cfg.ui_dir : default_ui_dir();
+  st->ui = std::make_shared<static_files>(ui_dir);
+  if (!st->ui->available()) {
+    st->log.warn("web UI directory not found; only the API is served",
+                 {{"ui_dir", ui_dir.string()}});
+  }
+  add_api_routes(st->routes);
+  add_core_routes(st);
+  st->hub = std::make_shared<ws_hub>(ctx.host, st->env, st->cfg.limits.max_ws_clients);
+  register_metrics(*st);
+  return std::make_shared<http_listener>(std::move(st));
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,244 @@
+// plugins/http/src/settings.cpp — see settings.hpp.
+#include "settings.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "sluice/text.hpp"
+
+namespace sluice::http {
+namespace {
+
+bool all_octal(std::string_view s) {
+  if (s.empty() || s.size() > 4) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '7'; });
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+// One --api-cors item as Mailpit reads it: an optional scheme, then host[:port]; the path
+// is ignored. Returns "host[:port]" in lower case, or empty when it is not a host.
+std::string cors_host(std::string_view item) {
+  if (item.starts_with("http://"))
+    item.remove_prefix(7);
+  else if (item.starts_with("https://"))
+    item.remove_prefix(8);
+  item = item.substr(0, item.find_first_of("/?#"));
+  if (item.empty() || item.find('*') != std::string_view::npos) return {};
+  if (auto at = item.find('@'); at != std::string_view::npos) return {};  // no userinfo
+  for (char c : item) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+    if (!ok) return {};
+  }
+  if (item.front() == ':') return {};
+  return lower(std::string(item));
+}
+
+}  // namespace
+
+bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
+                          listen_address& out, std::string& why) {
+  out = listen_address{};
+  out.text = text;
+  std::string_view t = text;
+  if (t.starts_with("unix:")) {
+    t.remove_prefix(5);
+    out.unix_socket = true;
+    if (auto colon = t.rfind(':');
+        colon != std::string_view::npos && all_octal(t.substr(colon + 1))) {
+      out.mode = static_cast<unsigned>(std::stoul(std::string(t.substr(colon + 1)), nullptr, 8));
+      t = t.substr(0, colon);
+    }
+    if (t.empty()) {
+      why = "unix socket path is empty";
+      return false;
+    }
+    std::filesystem::path p(t);
+    out.path = p.is_absolute() ? p : base_dir / p;
+    if (out.path.native().size() >= 100) {  // sockaddr_un.sun_path is 108 bytes
+      why = "unix socket path is too long (max 100 bytes)";
+      return false;
+    }
+    return true;
+  }
+  std::string_view host;
+  std::string_view port;
+  if (t.starts_with("[")) {
+    auto close = t.find(']');
+    if (close == std::string_view::npos || close + 1 >= t.size() || t[close + 1] != ':') {
+      why = "expected [ipv6]:port";
+      return false;
+    }
+    host = t.substr(1, close - 1);
+    port = t.substr(close + 2);
+  } else {
+    auto colon = t.rfind(':');
+    if (colon == std::string_view::npos) {
+      why = "expected host:port or unix:/path[:mode]";
+      return false;
+    }
+    host = t.substr(0, colon);
+    port = t.substr(colon + 1);
+  }
+  unsigned p = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p > 65535) {
+    why = "bad port \"" + std::string(port) + "\"";
+    return false;
+  }
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code bec;
+  boost::asio::ip::make_address(std::string(host), bec);
+  if (bec) {
+    why = "not an IP address: \"" + std::string(host) + "\"";
+    return false;
+  }
+  out.host = std::string(host);
+  out.port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+bool valid_webroot(std::string_view w) {
+  return std::all_of(w.begin(), w.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' ||
+           c == '_' || c == '.' || c == '@' || c == '-';
+  });
+}
+
+std::string normalise_webroot(std::string_view w) {
+  std::string s(w);
+  if (s.empty() || s.front() != '/') s.insert(s.begin(), '/');
+  if (s.back() != '/') s.push_back('/');
+  // Collapse "//" so that the prefix itself is a clean path.
+  std::string out;
+  for (char c : s) {
+    if (c == '/' && !out.empty() && out.back() == '/') continue;
+    out.push_back(c);
+  }
+  return out;
+}
+
+settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir) {
+  settings s;
+  auto resolve = [&](const std::string& p) {
+    std::filesystem::path path(p);
+    return path.is_absolute() ? path : config_dir / path;
+  };
+  {
+    std::optional<config_node> node = cfg.find("listen");
+    std::vector<std::string> items =
+        node ? node->as_string_list() : std::vector<std::string>{"127.0.0.1:8025"};
+    if (items.empty()) (node ? *node : cfg).fail("at least one address is needed");
+    for (const auto& item : items) {
+      listen_address a;
+      std::string why;
+      if (!parse_listen_address(item, config_dir, a, why)) {
+        (node ? *node : cfg).fail(why + ": \"" + item + "\"");
+      }
+      s.listen.push_back(std::move(a));
+    }
+  }
+  if (auto tls = cfg.find("tls")) {
+    std::string cert = tls->get_string("cert", "");
+    std::string key = tls->get_string("key", "");
+    if (cert.empty() != key.empty()) tls->fail("tls needs both cert and key");
+    if (!cert.empty()) {
+      s.tls_cert = resolve(cert);
+      s.tls_key = resolve(key);
+    }
+  }
+  {
+    std::string w = cfg.get_string("webroot", "/");
+    if (!valid_webroot(w)) {
+      cfg.at("webroot").fail("may contain only A-Z a-z 0-9 / _ . @ - (got \"" + w + "\")");
+    }
+    if (w.find("..") != std::string::npos) cfg.at("webroot").fail("may not contain \"..\"");
+    s.webroot = normalise_webroot(w);
+  }
+  if (auto f = cfg.get_string("auth_file", ""); !f.empty()) s.auth_file = resolve(f);
+  s.auth_pairs = cfg.get_string("auth", "");
+  if (auto f = cfg.get_string("send_auth_file", ""); !f.empty()) s.send_auth_file = resolve(f);
+  s.send_auth_pairs = cfg.get_string("send_auth", "");
+  s.send_auth_accept_any = cfg.get_bool("send_auth_accept_any", false);
+  if (s.send_auth_accept_any && (!s.send_auth_file.empty() || !s.send_auth_pairs.empty())) {
+    cfg.at("send_auth_accept_any")
+        .fail("send_auth_accept_any and send_auth_file/send_auth exclude each other");
+  }
+  s.auth_cache_ttl = cfg.get_duration("auth_cache_ttl", s.auth_cache_ttl);
+  if (auto node = cfg.find("api_cors")) {
+    s.cors_configured = true;
+    for (const auto& entry : node->as_string_list()) {
+      // Mailpit: items separated by commas or spaces; "*" allows every origin.
+      std::string item;
+      auto flush = [&] {
+        if (item.empty()) return;
+        if (item == "*") {
+          s.api_cors = {"*"};
+        } else if (s.api_cors != std::vector<std::string>{"*"}) {
+          std::string h = cors_host(item);
+          if (h.empty()) node->fail("not an origin host (host[:port] or *): \"" + item + "\"");
+          s.api_cors.push_back(std::move(h));
+        }
+        item.clear();
+      };
+      for (char c : entry) {
+        if (c == ',' || c == ' ' || c == '\t') {
+          flush();
+        } else {
+          item.push_back(c);
+        }
+      }
+      flush();
+    }
+    std::sort(s.api_cors.begin(), s.api_cors.end());
+    s.api_cors.erase(std::unique(s.api_cors.begin(), s.api_cors.end()), s.api_cors.end());
+    if (s.api_cors.empty()) s.cors_configured = false;
+  }
+  if (auto d = cfg.get_string("ui_dir", ""); !d.empty()) s.ui_dir = resolve(d);
+  s.default_mailbox = cfg.get_string("default_mailbox", "default");
+  if (s.default_mailbox.empty()) cfg.at("default_mailbox").fail("must not be empty");
+  s.store = cfg.get_string("store", "");
+  s.label = cfg.get_string("label", "");
+  s.max_send_bytes = cfg.get_size("max_send_size", s.max_send_bytes);
+  if (s.max_send_bytes == 0) cfg.at("max_send_size").fail("must be positive");
+  s.disable_compression = cfg.get_bool("disable_compression", false);
+  s.compress_min_bytes = cfg.get_size("compress_min_size", s.compress_min_bytes);
+  if (auto l = cfg.find("limits")) {
+    auto& lim = s.limits;
+    auto positive_size = [&](std::string_view key, std::size_t fallback) -> std::size_t {
+      auto v = l->get_size(key, fallback);
+      if (v == 0) l->at(key).fail("must be positive");
+      return static_cast<std::size_t>(v);
+    };
+    auto positive_int = [&](std::string_view key, std::size_t fallback) -> std::size_t {
+      auto v = l->get_int(key, static_cast<std::int64_t>(fallback));
+      if (v <= 0) l->at(key).fail("must be a positive number");
+      return static_cast<std::size_t>(v);
+    };
+    auto positive_time = [&](std::string_view key, std::chrono::milliseconds fallback) {
+      auto v = l->get_duration(key, fallback);
+      if (v.count() <= 0) l->at(key).fail("must be positive");
+      return v;
+    };
+    lim.max_header_bytes = positive_size("max_header_size", lim.max_header_bytes);
+    if (lim.max_header_bytes < 1024) l->at("max_header_size").fail("must be at least 1KB");
+    lim.max_body_bytes = positive_size("max_body_size", lim.max_body_bytes);
+    lim.max_connections = positive_int("max_connections", lim.max_connections);
+    lim.idle_timeout = positive_time("idle_timeout", lim.idle_timeout);
+    lim.read_timeout = positive_time("read_timeout", lim.read_timeout);
+    lim.write_timeout = positive_time("write_timeout", lim.write_timeout);
+    lim.max_ws_queue = positive_int("websocket_queue", lim.max_ws_queue);
+    lim.max_ws_clients = positive_int("max_websockets", lim.max_ws_clients);
+  }
+  return s;
+}
+
+}  // namespace sluice::http

@@ -1,0 +1,78 @@
+// plugins/http/src/settings.hpp — the http listener's configuration, read once at startup.
+//
+// load_settings() reads every key of the listener's config map through config_node (so
+// unknown keys are reported by the kernel) and checks each value; a bad value throws
+// config_error naming the file, line and key. The result is immutable afterwards and is
+// shared read-only by all connections.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/config.hpp"
+
+namespace sluice::http {
+
+struct listen_address {
+  bool unix_socket = false;
+  std::string host;  // TCP: IP literal
+  std::uint16_t port = 0;
+  std::filesystem::path path;  // unix: socket file (absolute)
+  unsigned mode = 0660;        // unix: permission bits
+  std::string text;            // as configured, for messages
+};
+
+// Parses "127.0.0.1:8025", "[::1]:8025", "unix:/run/http.sock" or "unix:/run/http.sock:666"
+// (Mailpit's form). Relative unix paths resolve against base_dir. False (with why) when bad.
+bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
+                          listen_address& out, std::string& why);
+
+// True for a web root Mailpit accepts: characters [A-Za-z0-9/_.@-]. normalise_webroot()
+// makes it start and end with '/' ("mail" -> "/mail/", "" -> "/").
+bool valid_webroot(std::string_view w);
+std::string normalise_webroot(std::string_view w);
+
+struct limits {
+  std::size_t max_header_bytes = 64 * 1024;  // request line + header fields
+  std::size_t max_body_bytes = 5u << 20;     // JSON and other request bodies (Mailpit: 5 MB)
+  std::size_t max_connections = 1000;
+  std::chrono::milliseconds idle_timeout{30000};   // keep-alive wait for the next request
+  std::chrono::milliseconds read_timeout{30000};   // one request, header and body
+  std::chrono::milliseconds write_timeout{30000};  // one response
+  std::size_t max_ws_queue = 256;                  // WebSocket frames waiting for a slow client
+  std::size_t max_ws_clients = 1000;
+};
+
+struct settings {
+  std::vector<listen_address> listen;
+  std::filesystem::path tls_cert;  // both empty: plain HTTP
+  std::filesystem::path tls_key;
+  std::string webroot = "/";  // always starts and ends with '/'
+  // UI/API credentials: an htpasswd file and/or Mailpit-style "user:pass" pairs.
+  std::filesystem::path auth_file;
+  std::string auth_pairs;
+  // Send API (POST /api/v1/send): its own credentials, or none at all.
+  std::filesystem::path send_auth_file;
+  std::string send_auth_pairs;
+  bool send_auth_accept_any = false;
+  std::chrono::milliseconds auth_cache_ttl{60000};
+  // Allowed Origin hosts ("host[:port]", lower case) besides the request's own Host; "*" = any.
+  std::vector<std::string> api_cors;
+  bool cors_configured = false;  // api_cors was given (OPTIONS then skips auth, as Mailpit)
+  std::optional<std::filesystem::path> ui_dir;  // nullopt: found next to the plugin
+  std::string default_mailbox = "default";
+  std::string store;  // mailbox service instance name; empty: the default one
+  std::string label;
+  std::uint64_t max_send_bytes = 50ull << 20;
+  bool disable_compression = false;
+  std::size_t compress_min_bytes = 1024;
+  http::limits limits;
+};
+
+settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir);
+
+}  // namespace sluice::http
