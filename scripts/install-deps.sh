@@ -14,6 +14,7 @@ packages=(
   libgdk-pixbuf-2.0-dev
   # libxml2's HTML parser: the mime stage turns HTML bodies into text for search and snippets
   libxml2-dev
+  libglib2.0-dev  # store search: GTimeZone for before:/after:, Unicode case folding
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
 )

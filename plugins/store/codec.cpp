@@ -798,6 +798,134 @@ prepared_message prepare_message(const message& msg, std::string mailbox, int zs
   return p;
 }
 
+std::string decode_transfer(std::string_view encoding, std::string_view data) {
+  const std::string enc = to_lower_ascii(trim(encoding));
+  std::string out;
+  if (enc == "base64") {
+    out.reserve(data.size() / 4 * 3 + 3);
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : data) {
+      int v = -1;
+      if (c >= 'A' && c <= 'Z')
+        v = c - 'A';
+      else if (c >= 'a' && c <= 'z')
+        v = c - 'a' + 26;
+      else if (c >= '0' && c <= '9')
+        v = c - '0' + 52;
+      else if (c == '+')
+        v = 62;
+      else if (c == '/')
+        v = 63;
+      else if (c == '=')
+        break;              // padding ends the data
+      if (v < 0) continue;  // line breaks, white space, junk (RFC 2045 §6.8)
+      acc = (acc << 6) | static_cast<unsigned>(v);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        out.push_back(static_cast<char>((acc >> bits) & 0xff));
+      }
+    }
+    return out;
+  }
+  if (enc == "quoted-printable") {
+    out.reserve(data.size());
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      const char c = data[i];
+      if (c != '=') {
+        out.push_back(c);
+        continue;
+      }
+      // Soft line break: "=" then optional transport padding then CRLF or LF.
+      std::size_t j = i + 1;
+      while (j < data.size() && (data[j] == ' ' || data[j] == '\t'))
+        ++j;
+      if (j < data.size() && (data[j] == '\r' || data[j] == '\n')) {
+        if (data[j] == '\r' && j + 1 < data.size() && data[j + 1] == '\n') ++j;
+        i = j;
+        continue;
+      }
+      if (j >= data.size()) break;  // "=" at the very end
+      if (i + 2 < data.size() && hex_value(data[i + 1]) >= 0 && hex_value(data[i + 2]) >= 0) {
+        out.push_back(static_cast<char>(hex_value(data[i + 1]) * 16 + hex_value(data[i + 2])));
+        i += 2;
+      } else {
+        out.push_back(c);  // a literal "=" (RFC 2045 §6.7 note 1: be liberal)
+      }
+    }
+    return out;
+  }
+  if (enc == "x-uuencode" || enc == "uuencode" || enc == "x-uue") {
+    bool in_body = false;
+    std::size_t pos = 0;
+    while (pos < data.size()) {
+      std::size_t nl = data.find('\n', pos);
+      std::string_view line = data.substr(pos, nl == std::string_view::npos ? nl : nl - pos);
+      pos = nl == std::string_view::npos ? data.size() : nl + 1;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (!in_body) {
+        in_body = line.starts_with("begin ");
+        continue;
+      }
+      if (line == "end") break;
+      if (line.empty()) continue;
+      const int n = (line[0] - 0x20) & 0x3f;
+      if (n == 0) continue;  // the "`" line before "end"
+      auto val = [&](std::size_t k) {
+        return k < line.size() ? static_cast<unsigned>((line[k] - 0x20) & 0x3f) : 0u;
+      };
+      int written = 0;
+      for (std::size_t k = 1; written < n; k += 4) {
+        const unsigned v = (val(k) << 18) | (val(k + 1) << 12) | (val(k + 2) << 6) | val(k + 3);
+        for (int b = 2; b >= 0 && written < n; --b, ++written)
+          out.push_back(static_cast<char>((v >> (8 * b)) & 0xff));
+        if (k > line.size()) break;
+      }
+    }
+    return out;
+  }
+  return std::string(data);  // 7bit, 8bit, binary: the bytes are the content
+}
+
+std::string decompress_slice(const std::function<std::size_t(std::span<char>)>& next,
+                             std::uint64_t offset, std::uint64_t length) {
+  ZSTD_DCtx* dctx = contexts().d;
+  if (!dctx) throw std::runtime_error("zstd: cannot allocate a decompression context");
+  ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
+  std::string out;
+  out.reserve(length);
+  thread_local std::vector<char> in_buf(ZSTD_DStreamInSize());
+  thread_local std::vector<char> out_buf(ZSTD_DStreamOutSize());
+  std::uint64_t pos = 0;  // decompressed bytes seen so far
+  const std::uint64_t end = offset + length;
+  bool finished = false;
+  while (pos < end && !finished) {
+    const std::size_t got = next(std::span<char>(in_buf));
+    if (got == 0) break;
+    ZSTD_inBuffer in{in_buf.data(), got, 0};
+    while (in.pos < in.size && pos < end) {
+      ZSTD_outBuffer ob{out_buf.data(), out_buf.size(), 0};
+      const std::size_t r = ZSTD_decompressStream(dctx, &ob, &in);
+      if (ZSTD_isError(r)) {
+        throw std::runtime_error(std::string("stored message data is corrupt: ") +
+                                 ZSTD_getErrorName(r));
+      }
+      // Keep only the part of this window that falls into [offset, end).
+      const std::uint64_t w0 = pos, w1 = pos + ob.pos;
+      const std::uint64_t a = std::max(w0, offset), b = std::min(w1, end);
+      if (a < b) out.append(out_buf.data() + (a - w0), static_cast<std::size_t>(b - a));
+      pos = w1;
+      if (r == 0) {
+        finished = true;
+        break;
+      }
+    }
+  }
+  if (out.size() != length) throw std::runtime_error("stored message data is truncated");
+  return out;
+}
+
 std::string decompress(std::string_view frame, std::uint64_t raw_size) {
   const unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR || declared != raw_size) {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -169,6 +170,17 @@ parsed_message decode_view(std::string_view blob, bool compressed);
 
 // Whether prepare_message is cheap enough to run on an I/O thread for this message.
 bool prepare_inline_ok(const message& msg) noexcept;
+
+// Decodes a part's content: base64, quoted-printable, x-uuencode (uuencode, x-uue);
+// 7bit, 8bit, binary, empty and unknown encodings are passed through. Tolerant of bad
+// input (skips what it cannot decode), never throws but std::bad_alloc.
+std::string decode_transfer(std::string_view encoding, std::string_view data);
+
+// Reads bytes [offset, offset + length) of the raw message from a zstd frame, streaming:
+// holds at most the slice and one window of decompressed data. next(buffer) fills the
+// buffer with the next frame bytes and returns how many (0 at the end).
+std::string decompress_slice(const std::function<std::size_t(std::span<char>)>& next,
+                             std::uint64_t offset, std::uint64_t length);
 
 // Decompresses one zstd frame that must hold exactly raw_size bytes.
 std::string decompress(std::string_view frame, std::uint64_t raw_size);

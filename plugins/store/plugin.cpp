@@ -7,6 +7,7 @@
 // Factories run at startup and throw config_error for bad configuration or a database
 // that cannot be opened; nothing throws across the boundary at run time.
 #include <memory>
+#include <stdexcept>
 
 #include "options.hpp"
 #include "sluice/events.hpp"
@@ -48,11 +49,16 @@ std::shared_ptr<stage> make_store_stage(instance_context& ctx) {
     at.fail("no store service named \"" + shown +
             "\" (add one under services: with plugin: store)");
   }
-  const std::string mailbox = ctx.config.get_string("mailbox", "default");
-  if (!valid_mailbox_name(mailbox)) {
-    ctx.config.at("mailbox").fail("expected a mailbox name of 1 to 200 printable characters");
+  stage_options opts = parse_stage_options(ctx.config);
+  try {
+    mailbox_template check(opts.mailbox);
+    if (check.fixed() && !valid_mailbox_name(opts.mailbox)) {
+      throw std::invalid_argument("expected a mailbox name of 1 to 200 printable characters");
+    }
+  } catch (const std::invalid_argument& e) {
+    ctx.config.at("mailbox").fail(e.what());
   }
-  return std::make_shared<store_stage>(ctx.host, std::move(store), mailbox);
+  return std::make_shared<store_stage>(ctx.host, std::move(store), std::move(opts));
 }
 
 void register_store(registrar& r) {

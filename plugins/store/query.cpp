@@ -1,14 +1,356 @@
-// query.cpp — search query → SQL (see query.hpp).
+// query.cpp — search query → SQL (see query.hpp and README "Search").
+//
+// Every positive text term of three or more characters goes into one FTS5 MATCH (terms
+// ANDed), every negated one into one NOT IN MATCH (terms ORed); the trigram index answers
+// both. Shorter terms, header names and the exact header check run per candidate row.
 #include "query.hpp"
 
-namespace sluice::store {
+#include <glib.h>
 
-sql_filter compile_filter(const search_query& q, const std::string& mailbox, const std::string&,
-                          std::chrono::system_clock::time_point) {
-  if (!q.empty()) throw search_error("search terms are not supported by this build yet");
+#include <memory>
+
+#include "sluice/text.hpp"
+
+namespace sluice::store {
+namespace {
+
+using field = search_term::field;
+
+// The FTS5 columns a text term searches.
+const char* fts_columns(field f) {
+  switch (f) {
+    case field::text:
+      return "{subject from_t to_t cc_t bcc_t reply_to_t return_path body files}";
+    case field::from:
+      return "from_t";
+    case field::to:
+      return "to_t";
+    case field::cc:
+      return "cc_t";
+    case field::bcc:
+      return "bcc_t";
+    case field::reply_to:
+      return "reply_to_t";
+    case field::addressed:
+      return "{from_t to_t cc_t bcc_t reply_to_t}";
+    case field::subject:
+      return "subject";
+    case field::message_id:
+      return "message_id";
+    case field::header:
+      return "headers";
+    default:
+      return nullptr;
+  }
+}
+
+// The same columns as one SQL text for the per-row check of short terms.
+const char* row_columns(field f) {
+  switch (f) {
+    case field::text:
+      return "f.subject || char(10) || f.from_t || char(10) || f.to_t || char(10) || f.cc_t ||"
+             " char(10) || f.bcc_t || char(10) || f.reply_to_t || char(10) || f.return_path ||"
+             " char(10) || f.body || char(10) || f.files";
+    case field::from:
+      return "f.from_t";
+    case field::to:
+      return "f.to_t";
+    case field::cc:
+      return "f.cc_t";
+    case field::bcc:
+      return "f.bcc_t";
+    case field::reply_to:
+      return "f.reply_to_t";
+    case field::addressed:
+      return "f.from_t || char(10) || f.to_t || char(10) || f.cc_t || char(10) || f.bcc_t ||"
+             " char(10) || f.reply_to_t";
+    case field::subject:
+      return "f.subject";
+    case field::message_id:
+      return "f.message_id";
+    default:
+      return nullptr;
+  }
+}
+
+std::size_t code_points(std::string_view s) {
+  std::size_t n = 0;
+  for (unsigned char c : s) {
+    if ((c & 0xC0) != 0x80) ++n;
+  }
+  return n;
+}
+
+// An FTS5 string: "…" with inner quotes doubled; a trigram index then matches it as a
+// substring anywhere in the column.
+std::string fts_string(std::string_view v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+struct gtz_deleter {
+  void operator()(GTimeZone* z) const { g_time_zone_unref(z); }
+};
+struct gdt_deleter {
+  void operator()(GDateTime* d) const { g_date_time_unref(d); }
+};
+
+// IANA names only: GLib also takes file paths, which a query must never reach.
+bool valid_zone_name(std::string_view tz) {
+  if (tz.size() > 64 || tz.front() == '/' || tz.find("..") != std::string_view::npos) {
+    return false;
+  }
+  for (char c : tz) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '/' ||
+          c == '_' || c == '-' || c == '+')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::unique_ptr<GTimeZone, gtz_deleter> open_zone(const std::string& tz) {
+  if (tz.empty()) return std::unique_ptr<GTimeZone, gtz_deleter>(g_time_zone_new_local());
+  if (!valid_zone_name(tz) || iequals(tz, "local")) {
+    throw search_error("unknown time zone \"" + tz.substr(0, 64) + "\"");
+  }
+  if (iequals(tz, "UTC") || iequals(tz, "Z")) {
+    return std::unique_ptr<GTimeZone, gtz_deleter>(g_time_zone_new_utc());
+  }
+  GTimeZone* z = g_time_zone_new_identifier(tz.c_str());
+  if (!z) throw search_error("unknown time zone \"" + tz + "\"");
+  return std::unique_ptr<GTimeZone, gtz_deleter>(z);
+}
+
+std::int64_t days_from_civil(int y, unsigned m, unsigned d) {
+  // Howard Hinnant's algorithm: days since 1970-01-01 of a proleptic Gregorian date.
+  y -= m <= 2;
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return static_cast<std::int64_t>(era) * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+// The civil date `days` after t's date (t.days_ago resolved by the caller).
+search_term::civil_time add_days(search_term::civil_time t, int days) {
+  std::unique_ptr<GDateTime, gdt_deleter> d(g_date_time_new_utc(t.year, t.month, t.day, 0, 0, 0));
+  if (!d) throw search_error("invalid date");
+  std::unique_ptr<GDateTime, gdt_deleter> n(g_date_time_add_days(d.get(), days));
+  if (!n) throw search_error("date out of range");
+  g_date_time_get_ymd(n.get(), &t.year, &t.month, &t.day);
+  return t;
+}
+
+// Unicode simple lower-casing of UTF-8 (the per-row check of short terms).
+std::string fold(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  const char* p = s.data();
+  const char* end = s.data() + s.size();
+  while (p < end) {
+    auto c = static_cast<unsigned char>(*p);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+      ++p;
+      continue;
+    }
+    gunichar u = g_utf8_get_char_validated(p, end - p);
+    if (u == static_cast<gunichar>(-1) || u == static_cast<gunichar>(-2)) {
+      out.push_back(static_cast<char>(c));  // not UTF-8: compare the byte as it is
+      ++p;
+      continue;
+    }
+    char buf[6];
+    const int n = g_unichar_to_utf8(g_unichar_tolower(u), buf);
+    out.append(buf, static_cast<std::size_t>(n));
+    p = g_utf8_next_char(p);
+  }
+  return out;
+}
+
+void contains_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  if (argc != 2 || sqlite3_value_type(argv[0]) == SQLITE_NULL ||
+      sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+    sqlite3_result_int(ctx, 0);
+    return;
+  }
+  auto text = [](sqlite3_value* v) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(v));
+    return std::string_view(p ? p : "", static_cast<std::size_t>(sqlite3_value_bytes(v)));
+  };
+  try {
+    // The needle is the same for every row of a statement: fold it once.
+    auto* needle = static_cast<std::string*>(sqlite3_get_auxdata(ctx, 1));
+    if (!needle) {
+      needle = new std::string(fold(text(argv[1])));
+      sqlite3_set_auxdata(ctx, 1, needle, [](void* p) { delete static_cast<std::string*>(p); });
+      needle = static_cast<std::string*>(sqlite3_get_auxdata(ctx, 1));
+      if (!needle) {  // SQLite could not keep it (out of memory): fold per call
+        const std::string n = fold(text(argv[1]));
+        sqlite3_result_int(ctx, fold(text(argv[0])).find(n) != std::string::npos);
+        return;
+      }
+    }
+    sqlite3_result_int(ctx, fold(text(argv[0])).find(*needle) != std::string::npos);
+  } catch (const std::bad_alloc&) {
+    sqlite3_result_error_nomem(ctx);
+  }
+}
+
+}  // namespace
+
+std::int64_t civil_to_ms(const search_term::civil_time& t, const std::string& tz) {
+  if (t.has_offset) {
+    const std::int64_t days =
+        days_from_civil(t.year, static_cast<unsigned>(t.month), static_cast<unsigned>(t.day));
+    const std::int64_t secs = days * 86400 + t.hour * 3600 + t.minute * 60 + t.second -
+                              static_cast<std::int64_t>(t.offset_minutes) * 60;
+    return secs * 1000;
+  }
+  auto zone = open_zone(tz);
+  std::unique_ptr<GDateTime, gdt_deleter> d(
+      g_date_time_new(zone.get(), t.year, t.month, t.day, t.hour, t.minute, t.second));
+  if (!d) throw search_error("date out of range");
+  return static_cast<std::int64_t>(g_date_time_to_unix(d.get())) * 1000;
+}
+
+sql_filter compile_filter(const search_query& q, const std::string& mailbox, const std::string& tz,
+                          std::chrono::system_clock::time_point now) {
   sql_filter f;
   f.where = "m.mailbox = ?";
   f.binds.emplace_back(mailbox);
+  std::vector<std::string> match_all, match_none;  // FTS5 expressions
+  std::string rest;  // further " AND …" conditions, bound after the FTS ones
+  std::vector<std::variant<std::int64_t, std::string>> rest_binds;
+  auto cond = [&](const search_term& t, const std::string& sql) {
+    rest += t.negated ? " AND NOT (" + sql + ")" : " AND (" + sql + ")";
+  };
+  // Today's date in the request's zone, for "today"/"yesterday".
+  auto today = [&]() {
+    auto zone = open_zone(tz);
+    std::unique_ptr<GDateTime, gdt_deleter> d(g_date_time_new_from_unix_utc(
+        std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()));
+    std::unique_ptr<GDateTime, gdt_deleter> local(g_date_time_to_timezone(d.get(), zone.get()));
+    search_term::civil_time c;
+    g_date_time_get_ymd(local.get(), &c.year, &c.month, &c.day);
+    return c;
+  };
+  for (const search_term& t : q.terms) {
+    switch (t.kind) {
+      case field::text:
+      case field::from:
+      case field::to:
+      case field::cc:
+      case field::bcc:
+      case field::reply_to:
+      case field::addressed:
+      case field::subject:
+      case field::message_id: {
+        if (code_points(t.value) >= 3) {
+          const std::string e = std::string(fts_columns(t.kind)) + " : " + fts_string(t.value);
+          (t.negated ? match_none : match_all).push_back(e);
+        } else {
+          // A trigram index cannot find fewer than three characters: check each candidate.
+          cond(t, std::string("EXISTS (SELECT 1 FROM messages_fts f WHERE f.rowid = m.data_id"
+                              " AND sluice_contains(") +
+                      row_columns(t.kind) + ", ?))");
+          rest_binds.emplace_back(t.value);
+        }
+        break;
+      }
+      case field::header: {
+        // The exact check: a field of that name whose value contains the text.
+        std::string sql =
+            "EXISTS (SELECT 1 FROM message_headers h WHERE h.data_id = m.data_id"
+            " AND h.name = ? COLLATE NOCASE";
+        rest_binds.emplace_back(t.header_name);
+        if (!t.value.empty()) {
+          sql += " AND sluice_contains(h.value, ?)";
+          rest_binds.emplace_back(t.value);
+          // The index narrows the candidates first (a positive term only: a negated one
+          // excludes by name and value together).
+          if (!t.negated && code_points(t.value) >= 3) {
+            match_all.push_back(std::string("headers : ") + fts_string(t.value));
+          }
+        }
+        cond(t, sql + ")");
+        break;
+      }
+      case field::tag:
+        cond(t,
+             "m.seq IN (SELECT mt.seq FROM tags t JOIN message_tags mt ON mt.tag_id = t.id"
+             " WHERE t.mailbox = ? AND t.name = ?)");
+        rest_binds.emplace_back(mailbox);
+        rest_binds.emplace_back(t.value);
+        break;
+      case field::is_read:
+        cond(t, "m.read = 1");
+        break;
+      case field::is_unread:
+        cond(t, "m.read = 0");
+        break;
+      case field::is_tagged:
+        cond(t, "EXISTS (SELECT 1 FROM message_tags mt WHERE mt.seq = m.seq)");
+        break;
+      case field::has_attachment:
+        cond(t, "m.attachments > 0");
+        break;
+      case field::has_inline:
+        cond(t, "m.inline_parts > 0");
+        break;
+      case field::larger:
+        cond(t, "m.size > ?");
+        rest_binds.emplace_back(static_cast<std::int64_t>(t.size));
+        break;
+      case field::smaller:
+        cond(t, "m.size < ?");
+        rest_binds.emplace_back(static_cast<std::int64_t>(t.size));
+        break;
+      case field::before:
+      case field::after: {
+        search_term::civil_time c = t.time;
+        if (c.days_ago >= 0) c = add_days(today(), -c.days_ago);
+        std::int64_t at = 0;
+        if (t.kind == field::before) {
+          at = civil_to_ms(c, tz);  // before the day starts (or before the given time)
+          cond(t, "m.created < ?");
+        } else if (c.has_time) {
+          at = civil_to_ms(c, tz);
+          cond(t, "m.created > ?");
+        } else {
+          at = civil_to_ms(add_days(c, 1), tz);  // after the end of that day
+          cond(t, "m.created >= ?");
+        }
+        rest_binds.emplace_back(at);
+        break;
+      }
+    }
+  }
+  auto join = [](const std::vector<std::string>& v, const char* op) {
+    std::string out;
+    for (const auto& e : v) {
+      if (!out.empty()) out += op;
+      out += "(" + e + ")";
+    }
+    return out;
+  };
+  if (!match_all.empty()) {
+    f.where += " AND m.data_id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)";
+    f.binds.emplace_back(join(match_all, " AND "));
+  }
+  if (!match_none.empty()) {
+    f.where += " AND m.data_id NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)";
+    f.binds.emplace_back(join(match_none, " OR "));
+  }
+  f.where += rest;
+  for (auto& b : rest_binds)
+    f.binds.push_back(std::move(b));
   return f;
 }
 
@@ -24,6 +366,11 @@ int bind_filter(statement& s, const sql_filter& f, int first) {
   return i;
 }
 
-void register_functions(database&) {}
+void register_functions(database& db) {
+  const int rc =
+      sqlite3_create_function_v2(db.get(), "sluice_contains", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                 nullptr, contains_fn, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(db.get(), rc, "register sluice_contains");
+}
 
 }  // namespace sluice::store

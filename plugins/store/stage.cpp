@@ -1,21 +1,162 @@
 // stage.cpp — the `store` stage (see stage.hpp).
 #include "stage.hpp"
 
+#include <algorithm>
 #include <exception>
+#include <stdexcept>
 
 #include "async.hpp"
 #include "sluice/host.hpp"
+#include "sluice/text.hpp"
 
 namespace sluice::store {
 
-store_stage::store_stage(sluice::host& host, std::shared_ptr<sqlite_store> store,
-                         std::string mailbox)
-    : host_(host), store_(std::move(store)), mailbox_(std::move(mailbox)) {
-  store_->declare_mailbox(mailbox_);
+mailbox_template::mailbox_template(std::string_view text) {
+  std::string literal;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '{') {
+      literal.push_back(text[i++]);
+      continue;
+    }
+    const std::size_t close = text.find('}', i);
+    if (close == std::string_view::npos) throw std::invalid_argument("unclosed { in mailbox");
+    const std::string_view name = text.substr(i + 1, close - i - 1);
+    piece p;
+    if (name == "auth_user") {
+      p = piece::auth_user;
+    } else if (name == "rcpt_domain") {
+      p = piece::rcpt_domain;
+    } else if (name == "rcpt_local") {
+      p = piece::rcpt_local;
+    } else if (name == "listener") {
+      p = piece::listener;
+    } else {
+      throw std::invalid_argument("unknown placeholder {" + std::string(name) +
+                                  "} in mailbox (expected {auth_user}, {rcpt_domain}, "
+                                  "{rcpt_local} or {listener})");
+    }
+    if (!literal.empty()) parts_.emplace_back(piece::text, std::move(literal));
+    literal.clear();
+    parts_.emplace_back(p, std::string());
+    has_fields_ = true;
+    per_recipient_ = per_recipient_ || p == piece::rcpt_domain || p == piece::rcpt_local;
+    i = close + 1;
+  }
+  if (!literal.empty()) parts_.emplace_back(piece::text, std::move(literal));
 }
 
-std::string store_stage::choose_mailbox(const message& /*msg*/) const {
-  return mailbox_;
+std::vector<std::string> mailbox_template::expand(const message& msg,
+                                                  const std::string& fallback) const {
+  std::vector<std::string> out;
+  auto one = [&](std::string_view rcpt) {
+    const auto at = rcpt.rfind('@');
+    const std::string_view local = rcpt.substr(0, at);
+    const std::string_view domain =
+        at == std::string_view::npos ? std::string_view() : rcpt.substr(at + 1);
+    std::string name;
+    bool empty_field = false;
+    for (const auto& [p, text] : parts_) {
+      std::string_view v;
+      switch (p) {
+        case piece::text:
+          name += text;
+          continue;
+        case piece::auth_user:
+          v = msg.envelope.auth_user;
+          break;
+        case piece::rcpt_domain:
+          name += to_lower_ascii(domain);  // domains are case-insensitive
+          empty_field = empty_field || domain.empty();
+          continue;
+        case piece::rcpt_local:
+          v = local;
+          break;
+        case piece::listener:
+          v = msg.envelope.listener;
+          break;
+      }
+      empty_field = empty_field || v.empty();
+      name += v;
+    }
+    // A placeholder with nothing to put in (no AUTH, no recipient) means the fallback.
+    if (empty_field || !valid_mailbox_name(name)) name = fallback;
+    if (std::find(out.begin(), out.end(), name) == out.end()) out.push_back(std::move(name));
+  };
+  if (per_recipient_ && !msg.envelope.recipients.empty()) {
+    for (const auto& r : msg.envelope.recipients)
+      one(r.address);
+  } else {
+    one(std::string_view());
+  }
+  return out;
+}
+
+stage_options parse_stage_options(const config_node& cfg) {
+  stage_options o;
+  o.mailbox = cfg.get_string("mailbox", "default");
+  o.fallback_mailbox = cfg.get_string("fallback_mailbox", "default");
+  if (!valid_mailbox_name(o.fallback_mailbox)) {
+    cfg.at("fallback_mailbox").fail("expected a mailbox name of 1 to 200 printable characters");
+  }
+  if (auto t = cfg.find("tags")) {
+    if (!t->is_map()) {
+      t->fail("expected a map with rules, x_tags, plus_addresses, username, title_case");
+    }
+    o.tags.x_tags = t->get_bool("x_tags", true);
+    o.tags.plus_addresses = t->get_bool("plus_addresses", true);
+    o.tags.username = t->get_bool("username", false);
+    o.tags.title_case = t->get_bool("title_case", false);
+    if (auto rules = t->find("rules")) {
+      if (!rules->is_sequence()) rules->fail("expected a list of {match, tags}");
+      for (const auto& r : rules->items()) {
+        if (!r.is_map()) r.fail("expected {match: <search>, tags: [names]}");
+        tag_rule rule;
+        const config_node match = r.at("match");
+        try {
+          rule.query = parse_search(match.as_string());
+        } catch (const search_error& e) {
+          match.fail(e.what());
+        }
+        if (rule.query.empty()) match.fail("must not be empty (it would tag every message)");
+        const config_node tags = r.at("tags");
+        std::vector<std::string> names =
+            tags.is_sequence() ? tags.as_string_list() : std::vector<std::string>{};
+        if (tags.is_scalar()) {
+          // "A, B" as Mailpit's tags config writes it.
+          std::string_view rest = tags.as_string();
+          while (!rest.empty()) {
+            auto comma = rest.find(',');
+            names.emplace_back(trim(rest.substr(0, comma)));
+            if (comma == std::string_view::npos) break;
+            rest.remove_prefix(comma + 1);
+          }
+        }
+        for (const auto& n : names) {
+          if (clean_tag(n).empty()) tags.fail("tag \"" + n + "\" is empty after cleaning");
+          add_tag(rule.tags, n);
+        }
+        if (rule.tags.empty()) tags.fail("expected at least one tag");
+        o.rules.push_back(std::move(rule));
+      }
+    }
+  }
+  return o;
+}
+
+store_stage::store_stage(sluice::host& host, std::shared_ptr<sqlite_store> store,
+                         stage_options opts)
+    : host_(host), store_(std::move(store)), opts_(std::move(opts)), template_(opts_.mailbox) {
+  if (template_.fixed()) {
+    store_->declare_mailbox(opts_.mailbox);
+  } else {
+    store_->declare_mailbox(opts_.fallback_mailbox);
+  }
+}
+
+std::vector<std::string> store_stage::choose_mailboxes(const message& msg) const {
+  if (template_.fixed()) return {opts_.mailbox};
+  return template_.expand(msg, opts_.fallback_mailbox);
 }
 
 verdict verdict_for_failure(int rc) {
@@ -42,30 +183,31 @@ boost::asio::awaitable<verdict> store_stage::process(std::shared_ptr<message> ms
   // Copies: this frame may outlive the call (timeout), and must keep what it touches.
   std::shared_ptr<sqlite_store> store = store_;
   const int level = store->options().compression_level;
-  const std::string mailbox = choose_mailbox(*msg);
+  std::vector<std::string> mailboxes = choose_mailboxes(*msg);
+  const tag_sources sources = opts_.tags;
   prepared_message row;
   try {
     if (prepare_inline_ok(*msg)) {
-      row = prepare_message(*msg, mailbox, level);
+      row = prepare_message(*msg, mailboxes.front(), level, {}, sources);
     } else {
       // Reading a spooled body and compressing megabytes is blocking work.
       // A large zstd frame is spilled next to the spooled bodies (same file system).
-      auto prepare = [msg, mailbox, level, scratch = host_.spool_dir()] {
-        return prepare_message(*msg, mailbox, level, scratch);
-      };
+      auto prepare = [msg, mailbox = mailboxes.front(), level, scratch = host_.spool_dir(),
+                      sources] { return prepare_message(*msg, mailbox, level, scratch, sources); };
       row = co_await run_blocking(host_.workers().get_executor(), std::move(prepare));
     }
   } catch (const std::exception& e) {
     call.log.warn("store could not read the message", {{"error", e.what()}});
     co_return verdict_for_failure(SQLITE_IOERR);
   }
-  const write_result r = co_await store->insert(std::move(row));
+  row.mailboxes = mailboxes;
+  const write_result r = co_await store->insert(std::move(row), insert_options{opts_.rules});
   if (!r.ok()) {
     call.log.warn("store failed to commit the message",
                   {{"rc", r.rc}, {"error", r.error}, {"store", store->name()}});
     co_return verdict_for_failure(r.rc);
   }
-  call.log.debug("message stored", {{"store", store->name()}, {"mailbox", mailbox}});
+  call.log.debug("message stored", {{"store", store->name()}, {"copies", r.n}});
   co_return verdict::next();
 }
 

@@ -436,13 +436,6 @@ class read_txn {
   database& db_;
 };
 
-// Until the search parser lands in the SDK: the empty query only.
-search_query parse_search(std::string_view q) {
-  if (!sluice::trim(q).empty())
-    throw search_error("search terms are not supported by this build yet");
-  return {};
-}
-
 // The filter selecting what a bulk call applies to (see message_selector).
 sql_filter selector_filter(const std::string& mailbox, const message_selector& which) {
   if (!which.ids.empty()) {
@@ -1124,10 +1117,78 @@ asio::awaitable<std::optional<std::string>> sqlite_store::raw(std::string mailbo
 
 asio::awaitable<std::optional<part_content>> sqlite_store::part(std::string mailbox, std::string id,
                                                                 std::string part_id) {
-  (void)mailbox;
-  (void)id;
-  (void)part_id;
-  co_return std::nullopt;  // step 5
+  auto fn = [mailbox = std::move(mailbox), id = std::move(id),
+             part_id = std::move(part_id)](database& db) -> std::optional<part_content> {
+    read_txn txn(db);
+    std::int64_t data_id = 0;
+    std::optional<parsed_message> view;
+    {
+      auto s = db.cached(
+          "SELECT m.data_id, v.view, v.compressed FROM messages m"
+          " JOIN message_views v ON v.data_id = m.data_id WHERE m.mailbox = ?1 AND m.id = ?2");
+      s->bind(1, mailbox);
+      s->bind(2, id);
+      if (!s->step()) return std::nullopt;  // no such message, or no view to find parts in
+      data_id = s->column_int(0);
+      view = decode_view(s->column_blob(1), s->column_int(2) != 0);
+    }
+    const mime_part* found = nullptr;
+    for (const auto* list : {&view->attachments, &view->inline_parts}) {
+      for (const auto& p : *list) {
+        if (p.part_id == part_id) found = &p;
+      }
+    }
+    if (!found) return std::nullopt;
+    bool compressed = false;
+    std::uint64_t raw_size = 0;
+    {
+      auto s = db.cached("SELECT compressed, raw_size FROM message_data WHERE id = ?1");
+      s->bind(1, data_id);
+      if (!s->step()) return std::nullopt;
+      compressed = s->column_int(0) != 0;
+      raw_size = static_cast<std::uint64_t>(s->column_int(1));
+    }
+    if (found->offset > raw_size || found->length > raw_size - found->offset) {
+      throw std::runtime_error("stored part lies outside its message");
+    }
+    // Only the part's bytes are read (plain) or kept (compressed: streamed through zstd).
+    sqlite3_blob* blob = nullptr;
+    int rc = sqlite3_blob_open(db.get(), "main", "message_data", "raw", data_id, 0, &blob);
+    if (rc != SQLITE_OK) throw_sqlite(db.get(), rc, "blob open");
+    std::string encoded;
+    try {
+      const auto blob_size = static_cast<std::uint64_t>(sqlite3_blob_bytes(blob));
+      if (!compressed) {
+        if (found->offset + found->length > blob_size) {
+          throw std::runtime_error("stored message data is truncated");
+        }
+        encoded.resize(found->length);
+        rc = sqlite3_blob_read(blob, encoded.data(), static_cast<int>(found->length),
+                               static_cast<int>(found->offset));
+        if (rc != SQLITE_OK) throw_sqlite(db.get(), rc, "blob read");
+      } else {
+        std::uint64_t at = 0;
+        auto next = [&](std::span<char> buf) -> std::size_t {
+          const std::size_t n = std::min<std::uint64_t>(buf.size(), blob_size - at);
+          if (n == 0) return 0;
+          int r = sqlite3_blob_read(blob, buf.data(), static_cast<int>(n), static_cast<int>(at));
+          if (r != SQLITE_OK) throw_sqlite(db.get(), r, "blob read");
+          at += n;
+          return n;
+        };
+        encoded = decompress_slice(next, found->offset, found->length);
+      }
+    } catch (...) {
+      sqlite3_blob_close(blob);
+      throw;
+    }
+    sqlite3_blob_close(blob);
+    part_content out;
+    out.part = *found;
+    out.data = decode_transfer(found->transfer_encoding, encoded);
+    return out;
+  };
+  co_return co_await read(std::move(fn));
 }
 
 asio::awaitable<std::vector<std::string>> sqlite_store::tags(std::string mailbox) {

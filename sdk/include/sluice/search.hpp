@@ -77,6 +77,9 @@ struct search_term {
     // UTC; the request's tz is then ignored.
     bool has_offset = false;
     int offset_minutes = 0;
+    // "today" (0) and "yesterday" (1): that many days before the current date in the
+    // request's zone, which only the mailbox knows; -1 for a written date.
+    int days_ago = -1;
   } time;
 };
 

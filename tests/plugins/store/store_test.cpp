@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -26,6 +27,7 @@
 #include "codec.hpp"
 #include "options.hpp"
 #include "schema.hpp"
+#include "sluice/mailpit_json.hpp"
 #include "sluice/sdk.hpp"
 #include "stage.hpp"
 #include "store.hpp"
@@ -1045,4 +1047,312 @@ TEST(StoreCodec, EditsRoundTripThroughJson) {
   EXPECT_EQ(back[1].op, edit_op::rename);
   EXPECT_EQ(back[1].value, "X-B");
   EXPECT_EQ(back[2].name, "Bcc");
+}
+
+// ---------------------------------------------------------------------------------------
+// Search, tags, templates and parts against real stored rows.
+
+namespace {
+
+// A message with a hand-made MIME view (what the MIME stage attaches).
+std::shared_ptr<message> with_view(const std::string& raw, parsed_message v) {
+  auto m = make_message(raw);
+  m->attributes["mime"] = to_json(v);
+  return m;
+}
+
+parsed_message view_of(std::string subject, std::string body, mail_address from) {
+  parsed_message v;
+  v.subject = std::move(subject);
+  v.from = std::move(from);
+  v.to = {{"Bob", "bob@example.com"}};
+  v.text = body;
+  v.search_text = std::move(body);
+  v.snippet = v.text.substr(0, 200);
+  return v;
+}
+
+std::set<std::string> ids_of(const search_result& r) {
+  std::set<std::string> out;
+  for (const auto& m : r.messages)
+    out.insert(m.id);
+  return out;
+}
+
+}  // namespace
+
+TEST_F(StoreTest, SearchEveryTermOverTheIndex) {
+  auto s = open();
+  const std::string head =
+      "From: x@example.com\r\nSubject: s\r\nX-Mailer: Acme Mail 2.0\r\n"
+      "List-Id: <news.example.com>\r\n\r\n";
+  auto de = with_view(head + "body", view_of("Grüße aus Äpfelstadt", "Die ÄPFEL sind reif",
+                                             {"Jörg Müller", "joerg@example.de"}));
+  auto ru =
+      with_view("From: r@example.ru\r\nSubject: s\r\n\r\nbody",
+                view_of("Привет мир", "Съешь же ещё этих мягких булок", {"", "ivan@example.ru"}));
+  auto jp = with_view("From: t@example.jp\r\nSubject: s\r\n\r\nbody",
+                      view_of("東京の天気", "明日は晴れるでしょう", {"山田", "yamada@example.jp"}));
+  parsed_message att =
+      view_of("Invoice 42", "Please find the invoice attached", {"Shop", "shop@example.com"});
+  mime_part pdf;
+  pdf.part_id = "2";
+  pdf.file_name = "rechnung-2024.pdf";
+  pdf.content_type = "application/pdf";
+  att.attachments.push_back(pdf);
+  att.cc = {{"", "accounts@example.org"}};
+  att.message_id = "inv42@shop.example.com";
+  auto inv =
+      with_view("From: shop@example.com\r\nX-Priority: 1\r\n\r\n" + std::string(5000, 'x'), att);
+  inv->attributes["tags"] = boost::json::array{"Billing"};
+  for (auto* m : {&de, &ru, &jp, &inv}) {
+    ASSERT_TRUE(put(*s, *m).ok());
+  }
+  ASSERT_EQ(run(s->set_read("default", {.ids = {ru->id}}, true)), 1u);
+  auto q = [&](const std::string& query, const std::string& tz = "UTC") {
+    return ids_of(run(s->search({.mailbox = "default", .query = query, .tz = tz, .limit = 0})));
+  };
+  using ids = std::set<std::string>;
+  EXPECT_EQ(q("äpfel"), (ids{de->id}));  // Ä in subject and body, folded
+  EXPECT_EQ(q("ÄPFELSTADT"), (ids{de->id}));
+  EXPECT_EQ(q("from:müller"), (ids{de->id}));
+  EXPECT_EQ(q("ПРИВЕТ"), (ids{ru->id}));  // Cyrillic, case-insensitive
+  EXPECT_EQ(q("булок"), (ids{ru->id}));
+  EXPECT_EQ(q("東京の"), (ids{jp->id}));  // CJK substring (trigram)
+  EXPECT_EQ(q("晴れ"), (ids{jp->id}));    // two characters: the per-row check
+  EXPECT_EQ(q("from:山田"), (ids{jp->id}));
+  EXPECT_EQ(q("ü"), (ids{de->id}));  // one character
+  EXPECT_EQ(q("Ü"), (ids{de->id}));
+  EXPECT_EQ(q("invoice"), (ids{inv->id}));
+  EXPECT_EQ(q("rechnung"), (ids{inv->id}));  // attachment file names
+  EXPECT_EQ(q("\"the invoice attached\""), (ids{inv->id}));
+  EXPECT_EQ(q("\"invoice the\""), (ids{}));  // a phrase is one substring
+  EXPECT_EQ(q("cc:accounts"), (ids{inv->id}));
+  EXPECT_EQ(q("to:bob"), (ids{de->id, ru->id, jp->id, inv->id}));
+  EXPECT_EQ(q("addressed:accounts@"), (ids{inv->id}));
+  EXPECT_EQ(q("subject:invoice -subject:nothing"), (ids{inv->id}));
+  EXPECT_EQ(q("message-id:inv42@"), (ids{inv->id}));
+  EXPECT_EQ(q("tag:billing"), (ids{inv->id}));  // case-insensitive, exact
+  EXPECT_EQ(q("tag:bill"), (ids{}));
+  EXPECT_EQ(q("is:tagged"), (ids{inv->id}));
+  EXPECT_EQ(q("is:read"), (ids{ru->id}));
+  EXPECT_EQ(q("is:unread -is:tagged"), (ids{de->id, jp->id}));
+  EXPECT_EQ(q("has:attachment"), (ids{inv->id}));
+  EXPECT_EQ(q("!has:attachment has:inline"), (ids{}));
+  EXPECT_EQ(q("larger:4K"), (ids{inv->id}));
+  EXPECT_EQ(q("smaller:4K").size(), 3u);
+  EXPECT_EQ(q("-äpfel -булок -東京"), (ids{inv->id}));  // negation, long and short
+  EXPECT_EQ(q("-ü"), (ids{ru->id, jp->id, inv->id}));
+  EXPECT_EQ(q("header:X-Mailer:acme"), (ids{de->id}));  // any header, by name and value
+  EXPECT_EQ(q("header:x-mailer:\"mail 2.0\""), (ids{de->id}));
+  EXPECT_EQ(q("header:List-Id:Acme"), (ids{}));       // the value must be in that header
+  EXPECT_EQ(q("header:X-Priority"), (ids{inv->id}));  // present
+  EXPECT_EQ(q("-header:X-Priority").size(), 3u);
+  EXPECT_EQ(q("header:X-Priority:1"), (ids{inv->id}));  // short value
+  EXPECT_EQ(q("before:2000-01-01"), (ids{}));
+  EXPECT_EQ(q("after:2000-01-01").size(), 4u);
+  EXPECT_EQ(q("after:today"), (ids{}));  // after the end of today
+  EXPECT_THROW(q("before:tomorrow"), search_error);
+  EXPECT_THROW(q("before:2024-13-01"), search_error);
+  EXPECT_THROW(q("after:2024-01-01", "Mars/Olympus"), search_error);
+  EXPECT_THROW(q("after:2024-01-01", "/etc/localtime"), search_error);
+
+  auto all = run(s->search({.mailbox = "default", .query = "-is:read", .limit = 2}));
+  EXPECT_EQ(all.total, 4u);
+  EXPECT_EQ(all.unread, 3u);
+  EXPECT_EQ(all.matched, 3u);
+  EXPECT_EQ(all.matched_unread, 3u);
+  EXPECT_EQ(all.messages.size(), 2u);
+  EXPECT_EQ(all.tags, std::vector<std::string>{"Billing"});
+  EXPECT_EQ(*run(s->latest("default", "", "")), inv->id);
+  EXPECT_EQ(*run(s->latest("default", "булок", "")), ru->id);
+  EXPECT_FALSE(run(s->latest("default", "nothing-like-this", "")));
+  EXPECT_TRUE(run(s->matches("default", jp->id, "東京", "")));
+  EXPECT_FALSE(run(s->matches("default", jp->id, "булок", "")));
+  EXPECT_FALSE(run(s->matches("other", jp->id, "", "")));
+  // Bulk operations by query.
+  EXPECT_EQ(run(s->set_read("default", {.query = "has:attachment"}, true)), 1u);
+  EXPECT_EQ(run(s->remove("default", {.query = "is:read"})), 2u);
+  EXPECT_EQ(count(*s, "default"), 2u);
+  EXPECT_THROW(run(s->remove("default", {.query = "\"open"})), search_error);
+}
+
+TEST_F(StoreTest, BeforeAndAfterUseTheRequestTimeZone) {
+  auto s = open();
+  // 2024-06-01 23:30 UTC is 2024-06-02 01:30 in Berlin (CEST, +02:00).
+  auto m = make_message(sample_message("tz"));
+  m->envelope.received_at = std::chrono::system_clock::time_point(std::chrono::seconds(1717284600));
+  ASSERT_TRUE(put(*s, m).ok());
+  auto n = [&](const std::string& query, const std::string& tz) {
+    return run(s->search({.mailbox = "default", .query = query, .tz = tz})).matched;
+  };
+  EXPECT_EQ(n("after:2024-06-01", "UTC"), 0u);  // not after the end of June 1st in UTC
+  EXPECT_EQ(n("after:2024-06-01", "Europe/Berlin"), 1u);
+  EXPECT_EQ(n("before:2024-06-02", "UTC"), 1u);
+  EXPECT_EQ(n("before:2024-06-02", "Europe/Berlin"), 0u);
+  EXPECT_EQ(n("after:\"2024-06-01 23:00\"", "UTC"), 1u);
+  EXPECT_EQ(n("after:\"2024-06-01 23:00\"", "Europe/Berlin"), 1u);
+  EXPECT_EQ(n("before:2024-06-02T01:00:00+02:00", "UTC"), 0u);  // its own offset wins
+  EXPECT_EQ(n("before:2024-06-02T02:00:00+02:00", "UTC"), 1u);
+  EXPECT_EQ(n("after:\"Sat, 1 Jun 2024 23:29:00 +0000\"", "Asia/Tokyo"), 1u);
+}
+
+TEST_F(StoreTest, TagsFromEverySourceRulesRenameDelete) {
+  auto s = open();
+  auto m = make_message(
+      "From: Shop <shop+promo@example.com>\r\nTo: me+inbox+news@example.com\r\n"
+      "X-Tags: urgent, Follow up,  \r\nSubject: deal\r\n\r\nbuy now\r\n");
+  m->envelope.auth_user = "robot";
+  m->attributes["tags"] = boost::json::array{"From attribute"};
+  prepared_message p = prepare_message(
+      *m, "default", 1, {},
+      tag_sources{.x_tags = true, .plus_addresses = true, .username = true, .title_case = true});
+  insert_options o;
+  o.rules.push_back({parse_search("from:shop+promo@"), {"Shop"}});
+  o.rules.push_back({parse_search("subject:deal tag:urgent"), {"Deals"}});  // sees the tags
+  o.rules.push_back({parse_search("nothing-matches"), {"Never"}});
+  ASSERT_EQ(run(s->insert(std::move(p), std::move(o))).n, 1u);
+  auto got = run(s->get("default", m->id));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->username, "robot");
+  EXPECT_EQ(got->tags, (std::vector<std::string>{"Deals", "Follow Up", "From attribute", "Inbox",
+                                                 "News", "Promo", "robot", "Shop", "Urgent"}));
+  auto fresh = events_->of_type("new");
+  ASSERT_EQ(fresh.size(), 1u);
+  EXPECT_EQ(fresh[0].data, boost::json::value(mailpit::summary_json(
+                               [&] {
+                                 auto c = *got;
+                                 c.attributes = {};
+                                 c.headers = {};
+                                 return c;
+                               }(),
+                               false)));
+  EXPECT_EQ(fresh[0].data.at("Username").as_string(), "robot");
+  // X-Tags and plus-addresses can be switched off.
+  auto plain =
+      prepare_message(*m, "default", 1, {}, tag_sources{.x_tags = false, .plus_addresses = false});
+  EXPECT_EQ(plain.tags, std::vector<std::string>{"From attribute"});
+
+  run(s->set_tags("default", {m->id}, {"one", "Two!", "one"}));
+  EXPECT_EQ(run(s->get("default", m->id))->tags, (std::vector<std::string>{"one", "Two"}));
+  auto upd = events_->of_type("update");
+  ASSERT_EQ(upd.size(), 1u);
+  EXPECT_EQ(upd[0].data, (boost::json::value{{"ID", m->id}, {"Tags", {"one", "Two"}}}));
+  EXPECT_EQ(run(s->tags("default")), (std::vector<std::string>{"one", "Two"}));  // unused pruned
+  auto m2 = make_message(sample_message("second"));
+  m2->attributes["tags"] = boost::json::array{"Two", "three"};
+  ASSERT_TRUE(put(*s, m2).ok());
+  ASSERT_TRUE(put(*s, m2, "other").ok());
+  run(s->rename_tag("default", "two", "Zwei"));
+  EXPECT_EQ(run(s->tags("default")), (std::vector<std::string>{"one", "three", "Zwei"}));
+  EXPECT_EQ(run(s->tags("other")), (std::vector<std::string>{"three", "Two"}));  // untouched
+  run(s->rename_tag("default", "one", "three"));  // merge into an existing tag
+  EXPECT_EQ(run(s->get("default", m->id))->tags, (std::vector<std::string>{"three", "Zwei"}));
+  EXPECT_THROW(run(s->rename_tag("default", "three", "!!!")), std::invalid_argument);
+  run(s->delete_tag("default", "zwei"));
+  EXPECT_EQ(run(s->tags("default")), std::vector<std::string>{"three"});
+  EXPECT_EQ(events_->of_type("prune").size(), 3u);
+  auto st = run(s->stats("default"));
+  EXPECT_EQ(st.total, 2u);
+  EXPECT_EQ(st.unread, 2u);
+  EXPECT_EQ(st.tags, (std::map<std::string, std::uint64_t>{{"three", 2}}));
+  run(s->set_tags("default", {m->id, m2->id}, {}));
+  EXPECT_TRUE(run(s->tags("default")).empty());
+  auto info = run(s->info());
+  EXPECT_EQ(info.location, (dir_ / "store.db").string());
+  EXPECT_GT(info.size_bytes, 0u);
+}
+
+TEST_F(StoreTest, PartsAreSlicedAndDecoded) {
+  const std::string pdf_bytes = std::string("%PDF-1.4\n\x00\x01\xff binary", 19);
+  const std::string b64 = "JVBERi0xLjQKAAH/IGJpbmFyeQ==";
+  const std::string qp_text = "caf=C3=A9 =\r\nsoft break=3D";
+  const std::string uu = "begin 644 a.txt\r\n#86)C\r\n`\r\nend\r\n";
+  const std::string head =
+      "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n";
+  std::string raw = head + "--b\r\n\r\n";
+  auto part_at = [&](const std::string& id, const std::string& enc, const std::string& content) {
+    mime_part p;
+    p.part_id = id;
+    p.transfer_encoding = enc;
+    p.offset = raw.size();
+    p.length = content.size();
+    raw += content + "\r\n--b\r\n\r\n";
+    return p;
+  };
+  parsed_message v;
+  v.attachments.push_back(part_at("2", "base64", b64));
+  v.attachments.push_back(part_at("3", "quoted-printable", qp_text));
+  v.inline_parts.push_back(part_at("4", "x-uuencode", uu));
+  v.attachments.push_back(part_at("5", "", "plain 7bit"));
+  raw += std::string(300'000, 'z');  // compressible: stored as a zstd frame at level 1
+  for (int level : {0, 1}) {
+    SCOPED_TRACE(level);
+    store_options o;
+    o.compression_level = level;
+    auto s = open(o);
+    auto m = with_view(raw, v);
+    ASSERT_TRUE(put(*s, m).ok());
+    auto p2 = run(s->part("default", m->id, "2"));
+    ASSERT_TRUE(p2);
+    EXPECT_EQ(p2->data, pdf_bytes);
+    EXPECT_EQ(p2->part.part_id, "2");
+    EXPECT_EQ(run(s->part("default", m->id, "3"))->data, "caf\xC3\xA9 soft break=");
+    EXPECT_EQ(run(s->part("default", m->id, "4"))->data, "abc");
+    EXPECT_EQ(run(s->part("default", m->id, "5"))->data, "plain 7bit");
+    EXPECT_FALSE(run(s->part("default", m->id, "9")));
+    EXPECT_FALSE(run(s->part("other", m->id, "2")));
+    auto got = run(s->get("default", m->id));
+    ASSERT_TRUE(got->view);
+    EXPECT_EQ(got->attachments, 3u);
+    EXPECT_EQ(got->inline_parts, 1u);
+    EXPECT_TRUE(got->view->search_text.empty());  // indexed, not kept
+    s.reset();
+    std::filesystem::remove(dir_ / "store.db");
+    std::filesystem::remove(dir_ / "store.db-wal");
+    std::filesystem::remove(dir_ / "store.db-shm");
+  }
+  EXPECT_EQ(decode_transfer("BASE64", "aGVs\r\nbG8="), "hello");
+  EXPECT_EQ(decode_transfer("binary", std::string("\0a", 2)), std::string("\0a", 2));
+}
+
+TEST_F(StorePluginTest, MailboxTemplatesStoreOneCopyPerMailbox) {
+  make_service("path: t.db\n", "default");
+  auto mb = host_->services().get<mailbox_service>();
+  auto st = make_stage(
+      "mailbox: \"{rcpt_domain}\"\nfallback_mailbox: lost\n"
+      "tags: {rules: [{match: \"subject:hello\", tags: [Greeting]}], username: true}\n");
+  auto m = make_message(sample_message("hello"));
+  m->envelope.recipients = {
+      {"a@One.example", {}}, {"b@one.example", {}}, {"c@two.example", {}}, {"nodomain", {}}};
+  m->envelope.auth_user = "sender";
+  EXPECT_EQ(process(*st, m).kind, verdict_kind::continue_);
+  for (const char* name : {"one.example", "two.example", "lost"}) {
+    SCOPED_TRACE(name);
+    auto got = run(mb->get(name, m->id));
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->tags, (std::vector<std::string>{"Greeting", "sender"}));
+  }
+  EXPECT_EQ(count(*mb, "one.example"), 1u);  // distinct mailboxes only
+  // A retry stores nothing twice; deleting one copy keeps the others' data.
+  EXPECT_EQ(process(*st, m).kind, verdict_kind::continue_);
+  EXPECT_EQ(count(*mb, "two.example"), 1u);
+  EXPECT_EQ(run(mb->remove("one.example", {})), 1u);
+  EXPECT_TRUE(run(mb->raw("two.example", m->id, false)) == m->raw->to_string());
+
+  auto user = make_stage("mailbox: \"in-{auth_user}-{listener}\"\n");
+  auto a = make_message(sample_message("x"));
+  a->envelope.auth_user = "joe";
+  a->envelope.listener = "smtp";
+  EXPECT_EQ(process(*user, a).kind, verdict_kind::continue_);
+  EXPECT_TRUE(run(mb->get("in-joe-smtp", a->id)));
+  auto anon = make_message(sample_message("y"));
+  EXPECT_EQ(process(*user, anon).kind, verdict_kind::continue_);
+  EXPECT_TRUE(run(mb->get("default", anon->id)));  // no AUTH: the fallback
+
+  EXPECT_THROW(make_stage("mailbox: \"{nope}\"\n"), config_error);
+  EXPECT_THROW(make_stage("mailbox: \"{auth_user\"\n"), config_error);
+  EXPECT_THROW(make_stage("tags: {rules: [{match: \"larger:x\", tags: [A]}]}\n"), config_error);
+  EXPECT_THROW(make_stage("tags: {rules: [{match: \"a\", tags: [\"!!\"]}]}\n"), config_error);
+  EXPECT_THROW(make_stage("tags: {bogus: 1}\n"), config_error);
 }

@@ -1,0 +1,415 @@
+// search.cpp — the search language parser (see sluice/search.hpp).
+//
+// Pure functions, no state. Failure: search_error with a message naming the term, safe
+// to show to the client (the term is clipped and printed as written).
+#include "sluice/search.hpp"
+
+#include <cctype>
+#include <cmath>
+#include <optional>
+#include <utility>
+
+#include "sluice/text.hpp"
+
+namespace sluice {
+namespace {
+
+constexpr std::size_t kMaxQuery = 4096;
+constexpr std::size_t kMaxTerms = 64;
+
+struct token {
+  std::string text;                             // quotes removed
+  std::size_t quoted_from = std::string::npos;  // where the first quoted part starts in text
+};
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+std::string shown(std::string_view s) {
+  if (s.size() > 64) return std::string(s.substr(0, 64)) + "...";
+  return std::string(s);
+}
+
+std::vector<token> tokenize(std::string_view q) {
+  std::vector<token> out;
+  std::size_t i = 0;
+  while (i < q.size()) {
+    while (i < q.size() && is_space(q[i]))
+      ++i;
+    if (i >= q.size()) break;
+    token t;
+    bool quoted = false;
+    for (; i < q.size(); ++i) {
+      const char c = q[i];
+      if (c == '"') {
+        if (!quoted && t.quoted_from == std::string::npos) t.quoted_from = t.text.size();
+        quoted = !quoted;
+        continue;
+      }
+      if (!quoted && is_space(c)) break;
+      t.text.push_back(c);
+    }
+    if (quoted) throw search_error("unterminated quote in search: " + shown(q));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+std::optional<search_term::field> prefix_field(std::string_view key) {
+  using f = search_term::field;
+  static const std::pair<std::string_view, f> kPrefixes[] = {
+      {"from", f::from},
+      {"to", f::to},
+      {"cc", f::cc},
+      {"bcc", f::bcc},
+      {"reply-to", f::reply_to},
+      {"addressed", f::addressed},
+      {"subject", f::subject},
+      {"message-id", f::message_id},
+      {"tag", f::tag},
+      {"header", f::header},
+      {"is", f::is_read},
+      {"has", f::has_attachment},
+      {"larger", f::larger},
+      {"smaller", f::smaller},
+      {"before", f::before},
+      {"after", f::after},
+  };
+  for (const auto& [name, field] : kPrefixes) {
+    if (iequals(key, name)) return field;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t parse_size(std::string_view term, std::string_view v) {
+  std::size_t i = 0;
+  double number = 0;
+  bool digits = false;
+  while (i < v.size() && v[i] >= '0' && v[i] <= '9') {
+    number = number * 10 + (v[i] - '0');
+    digits = true;
+    ++i;
+  }
+  if (i < v.size() && v[i] == '.') {
+    ++i;
+    double scale = 0.1;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9') {
+      number += (v[i] - '0') * scale;
+      scale /= 10;
+      digits = true;
+      ++i;
+    }
+  }
+  const std::string unit = to_lower_ascii(v.substr(i));
+  double mult = 0;
+  if (unit.empty() || unit == "b") {
+    mult = 1;
+  } else if (unit == "k" || unit == "kb") {
+    mult = 1024.0;
+  } else if (unit == "m" || unit == "mb") {
+    mult = 1024.0 * 1024;
+  } else if (unit == "g" || unit == "gb") {
+    mult = 1024.0 * 1024 * 1024;
+  }
+  const double bytes = number * mult;
+  if (!digits || mult == 0 || bytes > 9.0e15) {
+    throw search_error("bad size in " + shown(term) +
+                       ": expected a number with an optional unit K, KB, M, MB, G or GB");
+  }
+  return static_cast<std::uint64_t>(std::llround(bytes));
+}
+
+int days_in_month(int y, int m) {
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) return 29;
+  return kDays[m - 1];
+}
+
+// A small cursor over the date text.
+struct cursor {
+  std::string_view s;
+  std::size_t i = 0;
+  bool done() const { return i >= s.size(); }
+  bool eat(char c) {
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  }
+  void spaces() {
+    while (i < s.size() && is_space(s[i]))
+      ++i;
+  }
+  // Exactly n digits when n > 0, else 1..4 digits.
+  std::optional<int> number(int n) {
+    std::size_t start = i;
+    int v = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9' &&
+           (n == 0 ? i - start < 4 : i - start < static_cast<std::size_t>(n))) {
+      v = v * 10 + (s[i] - '0');
+      ++i;
+    }
+    const std::size_t len = i - start;
+    if (len == 0 || (n > 0 && len != static_cast<std::size_t>(n))) {
+      i = start;
+      return std::nullopt;
+    }
+    return v;
+  }
+  std::string_view word() {
+    std::size_t start = i;
+    while (i < s.size() && std::isalpha(static_cast<unsigned char>(s[i])))
+      ++i;
+    return s.substr(start, i - start);
+  }
+};
+
+// [T| ]HH:MM[:SS[.frac]]
+bool parse_clock(cursor& c, search_term::civil_time& t) {
+  auto h = c.number(2);
+  if (!h || !c.eat(':')) return false;
+  auto mi = c.number(2);
+  if (!mi) return false;
+  int sec = 0;
+  if (c.eat(':')) {
+    auto se = c.number(2);
+    if (!se) return false;
+    sec = *se;
+    if (c.eat('.') || c.eat(',')) {
+      while (!c.done() && c.s[c.i] >= '0' && c.s[c.i] <= '9')
+        ++c.i;  // fractions of a second are dropped
+    }
+  }
+  if (*h > 23 || *mi > 59 || sec > 60) return false;
+  t.hour = *h;
+  t.minute = *mi;
+  t.second = sec == 60 ? 59 : sec;  // a leap second reads as the second before it
+  t.has_time = true;
+  return true;
+}
+
+// Z, +HH:MM, +HHMM, -HH, or an RFC 5322 obsolete zone name.
+bool parse_zone(cursor& c, search_term::civil_time& t) {
+  c.spaces();
+  if (c.done()) return true;
+  if (c.eat('Z') || c.eat('z')) {
+    t.has_offset = true;
+    t.offset_minutes = 0;
+    return true;
+  }
+  if (c.s[c.i] == '+' || c.s[c.i] == '-') {
+    const int sign = c.s[c.i] == '-' ? -1 : 1;
+    ++c.i;
+    auto hh = c.number(2);
+    if (!hh) return false;
+    c.eat(':');
+    int mm = 0;
+    if (!c.done()) {
+      auto m = c.number(2);
+      if (!m) return false;
+      mm = *m;
+    }
+    if (*hh > 23 || mm > 59) return false;
+    t.has_offset = true;
+    t.offset_minutes = sign * (*hh * 60 + mm);
+    return true;
+  }
+  static const std::pair<std::string_view, int> kZones[] = {
+      {"UT", 0},        {"UTC", 0},       {"GMT", 0},       {"EST", -5 * 60},
+      {"EDT", -4 * 60}, {"CST", -6 * 60}, {"CDT", -5 * 60}, {"MST", -7 * 60},
+      {"MDT", -6 * 60}, {"PST", -8 * 60}, {"PDT", -7 * 60}};
+  std::string_view w = c.word();
+  for (const auto& [name, off] : kZones) {
+    if (iequals(w, name)) {
+      t.has_offset = true;
+      t.offset_minutes = off;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool valid_date(const search_term::civil_time& t) {
+  return t.year >= 1 && t.year <= 9999 && t.month >= 1 && t.month <= 12 && t.day >= 1 &&
+         t.day <= days_in_month(t.year, t.month);
+}
+
+// YYYY-MM-DD / YYYY/MM/DD [T or space HH:MM[:SS]] [zone]
+bool parse_iso(std::string_view v, search_term::civil_time& t) {
+  cursor c{v};
+  auto y = c.number(4);
+  if (!y) return false;
+  char sep = c.eat('-') ? '-' : (c.eat('/') ? '/' : 0);
+  if (!sep) return false;
+  auto mo = c.number(0);
+  if (!mo || !c.eat(sep)) return false;
+  auto d = c.number(0);
+  if (!d || *mo > 12 || *d > 31) return false;
+  t.year = *y;
+  t.month = *mo;
+  t.day = *d;
+  if (!c.done()) {
+    if (!(c.eat('T') || c.eat('t') || c.eat(' '))) return false;
+    c.spaces();
+    if (!parse_clock(c, t)) return false;
+    if (!parse_zone(c, t)) return false;
+    c.spaces();
+  }
+  return c.done() && valid_date(t);
+}
+
+// [Day,] D Mon YYYY [HH:MM[:SS]] [zone]   (RFC 5322 §3.3)
+bool parse_rfc5322(std::string_view v, search_term::civil_time& t) {
+  static const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                  "jul", "aug", "sep", "oct", "nov", "dec"};
+  cursor c{v};
+  c.spaces();
+  std::size_t save = c.i;
+  std::string_view w = c.word();
+  if (!w.empty()) {
+    c.spaces();
+    if (!c.eat(',')) c.i = save;  // not a day name after all
+    c.spaces();
+  }
+  auto d = c.number(0);
+  if (!d) return false;
+  c.spaces();
+  std::string_view mon = c.word();
+  int month = 0;
+  for (int k = 0; k < 12; ++k) {
+    if (mon.size() >= 3 && iequals(mon.substr(0, 3), kMonths[k])) month = k + 1;
+  }
+  if (month == 0) return false;
+  c.spaces();
+  auto y = c.number(4);
+  if (!y) return false;
+  t.year = *y;
+  t.month = month;
+  t.day = *d;
+  c.spaces();
+  if (!c.done()) {
+    if (!parse_clock(c, t)) return false;
+    if (!parse_zone(c, t)) return false;
+    c.spaces();
+  }
+  return c.done() && valid_date(t);
+}
+
+search_term::civil_time parse_date(std::string_view term, std::string_view v) {
+  search_term::civil_time t;
+  if (iequals(v, "today")) {
+    t.days_ago = 0;
+    return t;
+  }
+  if (iequals(v, "yesterday")) {
+    t.days_ago = 1;
+    return t;
+  }
+  if (parse_iso(v, t)) return t;
+  t = {};
+  if (parse_rfc5322(v, t)) return t;
+  throw search_error("bad date in " + shown(term) +
+                     ": expected YYYY-MM-DD or YYYY/MM/DD with an optional time HH:MM[:SS], an "
+                     "RFC 3339 or RFC 5322 date, today or yesterday");
+}
+
+bool valid_header_name(std::string_view n) {
+  if (n.empty() || n.size() > 128) return false;
+  for (unsigned char c : n) {
+    if (c <= 32 || c >= 127 || c == ':') return false;  // RFC 5322 ftext
+  }
+  return true;
+}
+
+}  // namespace
+
+search_query parse_search(std::string_view query) {
+  if (query.size() > kMaxQuery) {
+    throw search_error("search is too long (at most " + std::to_string(kMaxQuery) + " bytes)");
+  }
+  search_query out;
+  for (token& tok : tokenize(query)) {
+    std::string_view text = tok.text;
+    std::size_t quoted_from = tok.quoted_from;
+    search_term term;
+    // A leading - or ! (outside quotes) negates the rest.
+    if (text.size() > 1 && (text[0] == '-' || text[0] == '!') && quoted_from != 0) {
+      term.negated = true;
+      text.remove_prefix(1);
+      if (quoted_from != std::string::npos) --quoted_from;
+    }
+    const std::string_view written = tok.text;
+    const std::size_t colon = text.find(':');
+    std::optional<search_term::field> field;
+    // A prefix counts only outside quotes: "from:x" in quotes is a phrase.
+    if (colon != std::string_view::npos && colon > 0 &&
+        (quoted_from == std::string::npos || colon < quoted_from)) {
+      field = prefix_field(text.substr(0, colon));
+    }
+    if (!field) {
+      if (text.empty() || (term.negated && text.empty())) continue;
+      term.kind = search_term::field::text;
+      term.value = std::string(text);
+    } else {
+      std::string_view value = text.substr(colon + 1);
+      using f = search_term::field;
+      term.kind = *field;
+      switch (*field) {
+        case f::is_read:
+          if (iequals(value, "read")) {
+            term.kind = f::is_read;
+          } else if (iequals(value, "unread")) {
+            term.kind = f::is_unread;
+          } else if (iequals(value, "tagged")) {
+            term.kind = f::is_tagged;
+          } else {
+            throw search_error("unknown " + shown(written) +
+                               ": expected is:read, is:unread or is:tagged");
+          }
+          break;
+        case f::has_attachment:
+          if (iequals(value, "attachment") || iequals(value, "attachments")) {
+            term.kind = f::has_attachment;
+          } else if (iequals(value, "inline") || iequals(value, "inlines")) {
+            term.kind = f::has_inline;
+          } else {
+            throw search_error("unknown " + shown(written) +
+                               ": expected has:attachment or has:inline");
+          }
+          break;
+        case f::larger:
+        case f::smaller:
+          term.size = parse_size(written, value);
+          break;
+        case f::before:
+        case f::after:
+          term.time = parse_date(written, value);
+          break;
+        case f::header: {
+          const std::size_t c2 = value.find(':');
+          const std::string_view name = value.substr(0, c2);
+          if (!valid_header_name(name)) {
+            throw search_error("bad " + shown(written) +
+                               ": expected header:Name or header:Name:value");
+          }
+          term.header_name = std::string(name);
+          if (c2 != std::string_view::npos) term.value = std::string(value.substr(c2 + 1));
+          break;
+        }
+        default:
+          if (value.empty()) continue;  // "from:" alone matches everything, as in Mailpit
+          term.value = std::string(value);
+          break;
+      }
+    }
+    if (out.terms.size() == kMaxTerms) {
+      throw search_error("search has too many terms (at most " + std::to_string(kMaxTerms) + ")");
+    }
+    out.terms.push_back(std::move(term));
+  }
+  return out;
+}
+
+}  // namespace sluice
