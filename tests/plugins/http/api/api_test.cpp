@@ -371,6 +371,37 @@ TEST_F(ApiTest, PartsAndThumbnails) {
   EXPECT_EQ(jpeg_size(r.body()), (std::pair<int, int>{180, 120}));
 }
 
+std::string make_jpeg(int w, int h) {
+  GdkPixbuf* pb = gdk_pixbuf_new(GDK_COLORSPACE_RGB, FALSE, 8, w, h);
+  gdk_pixbuf_fill(pb, 0x2060a0ffu);
+  gchar* buf = nullptr;
+  gsize n = 0;
+  gdk_pixbuf_save_to_buffer(pb, &buf, &n, "jpeg", nullptr, nullptr);
+  std::string out(buf, n);
+  g_free(buf);
+  g_object_unref(pb);
+  return out;
+}
+
+TEST(Thumbnail, JpegAndGifAreDecoded) {
+  // A large JPEG is decoded at a reduced size and still comes out 180×120.
+  auto t = http::make_thumbnail(make_jpeg(3000, 1000));
+  EXPECT_EQ(t.status, http::thumb_status::ok) << t.reason;
+  EXPECT_EQ(jpeg_size(t.jpeg), (std::pair<int, int>{180, 120}));
+  // The smallest GIF (1×1).
+  const std::string gif(
+      "GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00"
+      "\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;",
+      43);
+  t = http::make_thumbnail(gif);
+  EXPECT_EQ(t.status, http::thumb_status::ok) << t.reason;
+  EXPECT_EQ(jpeg_size(t.jpeg), (std::pair<int, int>{180, 120}));
+  // SVG is never decoded, whatever its content.
+  t = http::make_thumbnail(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"/>");
+  EXPECT_EQ(t.status, http::thumb_status::not_image);
+}
+
 TEST(Thumbnail, BoundsAndPadding) {
   auto t = http::make_thumbnail(declared_png(20000, 10));
   EXPECT_EQ(t.status, http::thumb_status::refused);
