@@ -21,6 +21,9 @@ namespace {
 
 std::shared_ptr<service> make_store_service(instance_context& ctx) {
   store_options opts = parse_store_options(ctx.config, ctx.host);
+  // check-config and reload only validate: opening the database here would migrate it
+  // (check-config) or start a second writer on a file the running store owns (reload).
+  if (ctx.check_only) return nullptr;
   auto& services = ctx.host.services();
   std::shared_ptr<sqlite_store> store;
   try {
@@ -37,18 +40,6 @@ std::shared_ptr<service> make_store_service(instance_context& ctx) {
 }
 
 std::shared_ptr<stage> make_store_stage(instance_context& ctx) {
-  const std::string service_name = ctx.config.get_string("service", "");
-  std::shared_ptr<service> found = ctx.host.services().find(mailbox_service::kind, service_name);
-  // dynamic_cast is reliable here: a store object is always created by this library.
-  auto store = std::dynamic_pointer_cast<sqlite_store>(found);
-  if (!store) {
-    const std::string shown = service_name.empty() ? "default" : service_name;
-    auto where = ctx.config.find("service");
-    const config_node& at = where ? *where : ctx.config;
-    if (found) at.fail("service \"" + shown + "\" is not a store service");
-    at.fail("no store service named \"" + shown +
-            "\" (add one under services: with plugin: store)");
-  }
   stage_options opts = parse_stage_options(ctx.config);
   try {
     mailbox_template check(opts.mailbox);
@@ -57,6 +48,20 @@ std::shared_ptr<stage> make_store_stage(instance_context& ctx) {
     }
   } catch (const std::invalid_argument& e) {
     ctx.config.at("mailbox").fail(e.what());
+  }
+  const std::string service_name = ctx.config.get_string("service", "");
+  std::shared_ptr<service> found = ctx.host.services().find(mailbox_service::kind, service_name);
+  // dynamic_cast is reliable here: a store object is always created by this library.
+  auto store = std::dynamic_pointer_cast<sqlite_store>(found);
+  // check-config builds no services, so there is nothing to look up: the keys are checked.
+  if (!found && ctx.check_only) return nullptr;
+  if (!store) {
+    const std::string shown = service_name.empty() ? "default" : service_name;
+    auto where = ctx.config.find("service");
+    const config_node& at = where ? *where : ctx.config;
+    if (found) at.fail("service \"" + shown + "\" is not a store service");
+    at.fail("no store service named \"" + shown +
+            "\" (add one under services: with plugin: store)");
   }
   return std::make_shared<store_stage>(ctx.host, std::move(store), std::move(opts));
 }
