@@ -12,6 +12,9 @@ packages=(
   libcrypt-dev libgtest-dev libgmock-dev
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
+  # POP3 clients the pop3 tests drive: Ruby's net/pop (what Zammad uses) and fetchmail (STLS)
+  ruby
+  fetchmail
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
 )

@@ -148,9 +148,10 @@ awaitable<void> session::run_inner() {
       continue;
     }
     if (cfg_.transcript) {
-      // Never log secrets: PASS arguments and AUTH initial responses are redacted.
+      // Never log secrets: PASS and APOP arguments and AUTH initial responses are redacted.
       command_line c = split_command(line);
-      if (c.keyword == "PASS" || (c.keyword == "AUTH" && c.args.find(' ') != std::string::npos)) {
+      if (c.keyword == "PASS" || c.keyword == "APOP" ||
+          (c.keyword == "AUTH" && c.args.find(' ') != std::string::npos)) {
         log_.info("C: " + c.keyword + " <redacted>");
       } else {
         log_.info("C: " + line);
@@ -461,12 +462,9 @@ awaitable<void> session::cmd_pass(std::string_view args) {
     count_error();
     co_return;
   }
+  // USER succeeded, so cleartext logins are allowed on this connection (STLS forgets it).
   std::string user = std::move(*user_);
   user_.reset();
-  if (!cleartext_allowed()) {  // unreachable after a successful USER; kept for STLS races
-    err(cleartext_refusal());
-    co_return;
-  }
   if (co_await check_password(user, std::string(args))) {
     co_await login(std::move(user), "USER");
   } else {
@@ -538,9 +536,12 @@ awaitable<void> session::cmd_auth(std::string_view args) {
         count_error();
         co_return;
       }
-      if (!co_await read_more()) {
+      // The client is expected to answer: idle like between commands, so a drain ends it.
+      waiting_for_command_ = true;
+      bool got = co_await read_more();
+      waiting_for_command_ = false;
+      if (!got) {
         co_await on_read_failure();
-        closing_ = true;
         co_return;
       }
     }

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <csignal>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -320,6 +322,39 @@ TEST(Pop3, IdleSessionIsLoggedOutWithoutUpdate) {
   }
   auto c = login(ep, "alice", "secret", &reply);
   EXPECT_EQ(reply, "+OK maildrop locked and ready, 1 messages");
+}
+
+TEST(Pop3, DrainTellsIdleSessionsAndKeepsMarkedMessages) {
+  sluice_process p(config(pop3_listener("pop3", plain_keys)));
+  ASSERT_TRUE(p.running()) << p.log();
+  seed(p, {"first.eml"});
+  std::string reply;
+  auto c = login(tcp_endpoint(p, "pop3"), "alice", "secret", &reply);
+  EXPECT_EQ(command(*c, "DELE 1"), "+OK message 1 deleted");
+  p.signal(SIGTERM);
+  EXPECT_EQ(c->read_line().value_or(""), "-ERR [SYS/TEMP] server shutting down");
+  EXPECT_FALSE(c->read_line());
+  EXPECT_TRUE(c->eof());
+  EXPECT_EQ(p.stop(), 0) << p.log();
+  // Restarted over the same data: the marked message was not removed.
+  sluice_process again(p.dir(), config(pop3_listener("pop3", plain_keys)));
+  ASSERT_TRUE(again.running()) << again.log();
+  auto c2 = login(tcp_endpoint(again, "pop3"), "alice", "secret", &reply);
+  EXPECT_EQ(reply, "+OK maildrop locked and ready, 1 messages");
+}
+
+TEST(Pop3, ConnectionLimit) {
+  sluice_process p(config(pop3_listener("pop3", plain_keys + "    max_connections: 1\n")));
+  ASSERT_TRUE(p.running()) << p.log();
+  const std::string ep = tcp_endpoint(p, "pop3");
+  pop3_test::client first(ep);
+  EXPECT_TRUE(first.read_line().value_or("").starts_with("+OK"));
+  pop3_test::client second(ep);
+  EXPECT_EQ(second.read_line().value_or(""),
+            "-ERR [SYS/TEMP] too many connections, try again later");
+  EXPECT_FALSE(second.read_line());
+  EXPECT_TRUE(second.eof());
+  EXPECT_EQ(command(first, "QUIT"), "+OK Sluice POP3 server signing off");
 }
 
 TEST(Pop3, UnixSocketWithMode) {
