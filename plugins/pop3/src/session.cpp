@@ -555,9 +555,7 @@ awaitable<void> session::cmd_auth(std::string_view args) {
   std::optional<std::string> decoded =
       response == "=" ? std::optional<std::string>("") : base64_decode(response);
   if (!decoded) {
-    err("[AUTH] invalid base64 in the authentication exchange");
-    auth_failures_++;
-    if (auth_failures_ >= cfg_.max_auth_failures) closing_ = true;
+    auth_failed("PLAIN", "[AUTH] invalid base64 in the authentication exchange");
     co_return;
   }
   auto creds = parse_plain(*decoded);
@@ -850,7 +848,7 @@ awaitable<bool> session::check_password(std::string user, std::string password) 
                              });
 }
 
-void session::auth_failed(std::string_view mechanism) {
+void session::auth_failed(std::string_view mechanism, std::string_view reply) {
   inc(st_->metrics.auth_failure);
   ++auth_failures_;
   // The mechanism is logged, never the name or what was offered as a password.
@@ -860,7 +858,7 @@ void session::auth_failed(std::string_view mechanism) {
     closing_ = true;
     return;
   }
-  err("[AUTH] invalid user name or password");
+  err(reply);
 }
 
 awaitable<void> session::login(std::string user, std::string_view mechanism) {

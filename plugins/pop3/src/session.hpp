@@ -97,7 +97,9 @@ class session : public std::enable_shared_from_this<session> {
   std::string cleartext_refusal() const;
   boost::asio::awaitable<bool> check_password(std::string user, std::string password);
   boost::asio::awaitable<void> login(std::string user, std::string_view mechanism);
-  void auth_failed(std::string_view mechanism);
+  // Counts a failed login and replies `reply`, or closes after max_auth_failures.
+  void auth_failed(std::string_view mechanism,
+                   std::string_view reply = "[AUTH] invalid user name or password");
   void store_failure(std::string_view what, const std::string& error);
 
   std::shared_ptr<server_state> st_;

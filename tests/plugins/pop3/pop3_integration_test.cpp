@@ -143,6 +143,10 @@ struct transcript_case {
   std::string keys;  // the pop3 listener's keys
 };
 
+void PrintTo(const transcript_case& c, std::ostream* os) {
+  *os << c.file;
+}
+
 class Pop3Transcript : public ::testing::TestWithParam<transcript_case> {};
 
 TEST_P(Pop3Transcript, MatchesGolden) {
