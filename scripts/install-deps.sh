@@ -20,6 +20,9 @@ packages=(
   python3 python3-dnslib openssl swaks curl apache2-utils procps
   # swaks needs these for STARTTLS (recommended, not required, by its package)
   libnet-ssleay-perl libio-socket-ssl-perl
+  # POP3 clients the pop3 tests drive: Ruby's net/pop (what Zammad uses) and fetchmail (STLS)
+  ruby
+  fetchmail
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
   python3-websocket  # WebSocket client for the HTTP event-stream tests

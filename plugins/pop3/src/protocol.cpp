@@ -1,0 +1,264 @@
+// plugins/pop3/src/protocol.cpp — see protocol.hpp. MD5, SHA-256 and randomness come from
+// OpenSSL. The base64 and PLAIN code is the plugin's own: plugins do not link each other.
+#include "protocol.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace sluice::pop3 {
+namespace {
+
+constexpr std::string_view alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int b64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+std::string hex(const unsigned char* p, std::size_t n) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 15];
+  }
+  return out;
+}
+
+std::string digest_hex(const EVP_MD* md, std::string_view a, std::string_view b) {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (!ctx) return {};
+  bool ok =
+      EVP_DigestInit_ex(ctx, md, nullptr) == 1 && EVP_DigestUpdate(ctx, a.data(), a.size()) == 1 &&
+      EVP_DigestUpdate(ctx, b.data(), b.size()) == 1 && EVP_DigestFinal_ex(ctx, out, &len) == 1;
+  EVP_MD_CTX_free(ctx);
+  if (!ok) return {};
+  return hex(out, len);
+}
+
+char upper(char c) {
+  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+}
+
+}  // namespace
+
+command_line split_command(std::string_view line) {
+  command_line c;
+  std::size_t sp = line.find(' ');
+  std::string_view kw = line.substr(0, sp);
+  c.keyword.reserve(kw.size());
+  for (char ch : kw)
+    c.keyword += upper(ch);
+  if (sp != std::string_view::npos) c.args = line.substr(sp + 1);
+  return c;
+}
+
+bool split_args(std::string_view args, std::string_view* out, std::size_t max, std::size_t& count) {
+  count = 0;
+  std::size_t i = 0;
+  while (i < args.size()) {
+    while (i < args.size() && args[i] == ' ')
+      ++i;
+    if (i == args.size()) break;
+    std::size_t end = args.find(' ', i);
+    if (end == std::string_view::npos) end = args.size();
+    if (count == max) return false;
+    out[count++] = args.substr(i, end - i);
+    i = end;
+  }
+  return true;
+}
+
+std::optional<std::uint64_t> parse_number(std::string_view s) {
+  if (s.empty() || s.size() > 10) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    std::uint32_t v = (std::uint32_t(std::uint8_t(in[i])) << 16) |
+                      (std::uint32_t(std::uint8_t(in[i + 1])) << 8) | std::uint8_t(in[i + 2]);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += alphabet[v & 63];
+  }
+  if (i + 1 == in.size()) {
+    std::uint32_t v = std::uint32_t(std::uint8_t(in[i])) << 16;
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    std::uint32_t v =
+        (std::uint32_t(std::uint8_t(in[i])) << 16) | (std::uint32_t(std::uint8_t(in[i + 1])) << 8);
+    out += alphabet[(v >> 18) & 63];
+    out += alphabet[(v >> 12) & 63];
+    out += alphabet[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  std::size_t pad = 0;
+  while (!in.empty() && in.back() == '=' && pad < 2) {
+    in.remove_suffix(1);
+    ++pad;
+  }
+  if (in.size() % 4 == 1) return std::nullopt;
+  if (pad > 0 && (in.size() + pad) % 4 != 0) return std::nullopt;
+  std::string out;
+  out.reserve(in.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v = b64_value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+std::optional<plain_credentials> parse_plain(std::string_view decoded) {
+  std::size_t a = decoded.find('\0');
+  if (a == std::string_view::npos) return std::nullopt;
+  std::size_t b = decoded.find('\0', a + 1);
+  if (b == std::string_view::npos) return std::nullopt;
+  if (decoded.find('\0', b + 1) != std::string_view::npos) return std::nullopt;
+  plain_credentials c;
+  c.authzid = std::string(decoded.substr(0, a));
+  c.authcid = std::string(decoded.substr(a + 1, b - a - 1));
+  c.password = std::string(decoded.substr(b + 1));
+  if (c.authcid.empty() || c.authcid.size() > 255 || c.authzid.size() > 255 ||
+      c.password.size() > 255) {
+    return std::nullopt;
+  }
+  return c;
+}
+
+std::string apop_digest(std::string_view timestamp, std::string_view secret) {
+  return digest_hex(EVP_md5(), timestamp, secret);
+}
+
+std::string apop_timestamp(std::string_view hostname) {
+  unsigned char r[8] = {};
+  if (RAND_bytes(r, sizeof r) != 1) {
+    auto t =
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    for (unsigned i = 0; i < sizeof r; ++i)
+      r[i] = static_cast<unsigned char>(t >> (8 * i));
+  }
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  return "<" + hex(r, sizeof r) + "." + std::to_string(now) + "@" + std::string(hostname) + ">";
+}
+
+bool is_md5_hex(std::string_view s) {
+  if (s.size() != 32) return false;
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) return false;
+  }
+  return true;
+}
+
+std::uint64_t normalized_size(std::string_view raw) {
+  std::uint64_t n = raw.size();
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    if (raw[i] == '\n' && (i == 0 || raw[i - 1] != '\r')) ++n;  // bare LF -> CRLF
+  }
+  if (!raw.empty() && raw.back() != '\n') n += 2;  // the last line gets its CRLF
+  return n;
+}
+
+std::string top_of(std::string_view raw, std::uint64_t lines) {
+  std::string out;
+  std::size_t pos = 0;
+  bool in_body = false;
+  std::uint64_t body_lines = 0;
+  while (pos < raw.size()) {
+    if (in_body && body_lines >= lines) break;
+    std::size_t nl = raw.find('\n', pos);
+    std::size_t end = nl == std::string_view::npos ? raw.size() : nl;
+    std::string_view line = raw.substr(pos, end - pos);
+    if (nl != std::string_view::npos && !line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
+    out += line;
+    out += "\r\n";
+    if (in_body) {
+      ++body_lines;
+    } else if (line.empty()) {
+      in_body = true;  // the blank line ending the header section is part of what TOP sends
+    }
+    pos = nl == std::string_view::npos ? raw.size() : nl + 1;
+  }
+  return out;
+}
+
+bool multiline_encoder::next(std::string& out, std::size_t budget) {
+  if (done_) return false;
+  const std::size_t start = out.size();
+  while (pos_ < raw_.size() && out.size() - start < budget) {
+    if (at_line_start_ && raw_[pos_] == '.') out += '.';  // RFC 1939 §3 byte-stuffing
+    std::size_t nl = raw_.find('\n', pos_);
+    std::size_t end = nl == std::string_view::npos ? raw_.size() : nl;
+    std::size_t room = std::max<std::size_t>(1, budget - std::min(budget, out.size() - start));
+    if (end - pos_ > room) {
+      // A line longer than the budget goes out in pieces. The piece never takes a CR
+      // right before the LF (that CR is at end - 1 and room < end - pos_).
+      out.append(raw_.substr(pos_, room));
+      pos_ += room;
+      at_line_start_ = false;
+      continue;
+    }
+    std::string_view line = raw_.substr(pos_, end - pos_);
+    // Only a CR that ends a line before its LF is part of the line end; a lone CR at the
+    // very end of the message stays (normalized_size counts it as content).
+    if (nl != std::string_view::npos && !line.empty() && line.back() == '\r') line.remove_suffix(1);
+    out += line;
+    out += "\r\n";
+    at_line_start_ = true;
+    pos_ = nl == std::string_view::npos ? raw_.size() : nl + 1;
+  }
+  if (pos_ >= raw_.size()) {
+    out += ".\r\n";
+    done_ = true;
+  }
+  return true;
+}
+
+std::string uid_for(std::string_view id) {
+  bool usable = !id.empty() && id.size() <= 64;
+  for (char c : id) {
+    if (c < 0x21 || c > 0x7e) usable = false;
+  }
+  if (usable) return std::string(id);
+  return "x" + digest_hex(EVP_sha256(), id, {});
+}
+
+}  // namespace sluice::pop3

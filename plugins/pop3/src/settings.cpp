@@ -1,0 +1,221 @@
+// plugins/pop3/src/settings.cpp — see settings.hpp.
+#include "settings.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+
+#include <boost/asio/ip/address.hpp>
+
+namespace sluice::pop3 {
+namespace {
+
+std::string default_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
+  return buf;
+}
+
+bool all_octal(std::string_view s) {
+  if (s.empty() || s.size() > 4) return false;
+  for (char c : s) {
+    if (c < '0' || c > '7') return false;
+  }
+  return true;
+}
+
+// A hostname goes into the APOP timestamp (msg-id syntax) and the greeting.
+bool valid_hostname(std::string_view h) {
+  if (h.empty() || h.size() > 253) return false;
+  for (char c : h) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool valid_mailbox_name(std::string_view name) {
+  if (name.empty() || name.size() > 200) return false;
+  for (char c : name) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  }
+  return true;
+}
+
+bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
+                          listen_address& out, std::string& why) {
+  out = listen_address{};
+  out.text = text;
+  std::string_view t = text;
+  if (t.starts_with("unix:")) {
+    t.remove_prefix(5);
+    out.unix_socket = true;
+    if (auto colon = t.rfind(':');
+        colon != std::string_view::npos && all_octal(t.substr(colon + 1))) {
+      out.mode = static_cast<unsigned>(std::stoul(std::string(t.substr(colon + 1)), nullptr, 8));
+      t = t.substr(0, colon);
+    }
+    if (t.empty()) {
+      why = "unix socket path is empty";
+      return false;
+    }
+    std::filesystem::path p(t);
+    out.path = p.is_absolute() ? p : base_dir / p;
+    if (out.path.native().size() >= 100) {  // sockaddr_un.sun_path is 108 bytes
+      why = "unix socket path is too long (max 100 bytes)";
+      return false;
+    }
+    return true;
+  }
+  std::string_view host;
+  std::string_view port;
+  if (t.starts_with("[")) {
+    auto close = t.find(']');
+    if (close == std::string_view::npos || close + 1 >= t.size() || t[close + 1] != ':') {
+      why = "expected [ipv6]:port";
+      return false;
+    }
+    host = t.substr(1, close - 1);
+    port = t.substr(close + 2);
+  } else {
+    auto colon = t.rfind(':');
+    if (colon == std::string_view::npos) {
+      why = "expected host:port or unix:/path[:mode]";
+      return false;
+    }
+    host = t.substr(0, colon);
+    port = t.substr(colon + 1);
+  }
+  unsigned p = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || ptr != port.data() + port.size() || p > 65535) {
+    why = "bad port \"" + std::string(port) + "\"";
+    return false;
+  }
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code bec;
+  boost::asio::ip::make_address(std::string(host), bec);
+  if (bec) {
+    why = "not an IP address: \"" + std::string(host) + "\"";
+    return false;
+  }
+  out.host = std::string(host);
+  out.port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir) {
+  settings s;
+  {
+    std::optional<config_node> node = cfg.find("listen");
+    std::vector<std::string> items =
+        node ? node->as_string_list() : std::vector<std::string>{"127.0.0.1:1110"};
+    if (items.empty()) (node ? *node : cfg).fail("at least one address is needed");
+    for (const auto& item : items) {
+      listen_address a;
+      std::string why;
+      if (!parse_listen_address(item, config_dir, a, why)) {
+        (node ? *node : cfg).fail(why + ": \"" + item + "\"");
+      }
+      s.listen.push_back(std::move(a));
+    }
+  }
+  s.hostname = cfg.get_string("hostname", "");
+  if (s.hostname.empty()) s.hostname = default_hostname();
+  if (!valid_hostname(s.hostname)) {
+    if (cfg.has("hostname")) cfg.at("hostname").fail("not a host name: letters, digits, - . _");
+    s.hostname = "localhost";
+  }
+
+  s.service = cfg.get_string("service", "");
+  s.mailbox = cfg.get_string("mailbox", "default");
+  {
+    std::string probe = s.mailbox;
+    for (auto p = probe.find("{user}"); p != std::string::npos; p = probe.find("{user}"))
+      probe.replace(p, 6, "u");
+    if (!valid_mailbox_name(probe)) {
+      cfg.at("mailbox").fail("not a mailbox name (1..200 bytes, no control characters)");
+    }
+  }
+  if (auto m = cfg.find("mailboxes")) {
+    if (!m->is_map()) m->fail("expected a map of user: mailbox");
+    for (auto& [user, node] : m->entries()) {
+      std::string box = node.as_string();
+      if (!valid_mailbox_name(box)) {
+        node.fail("not a mailbox name (1..200 bytes, no control characters)");
+      }
+      s.mailboxes.emplace(user, std::move(box));
+    }
+  }
+
+  auto resolve = [&](const std::string& p) {
+    std::filesystem::path path(p);
+    return path.is_absolute() ? path : config_dir / path;
+  };
+  if (std::string f = cfg.get_string("htpasswd", ""); !f.empty()) s.htpasswd = resolve(f);
+  s.users_pairs = cfg.get_string("users", "");
+  if (s.htpasswd.empty() && s.users_pairs.empty()) {
+    cfg.fail("POP3 needs users: set htpasswd (a file) or users (\"user:pass ...\")");
+  }
+  s.apop = cfg.get_bool("apop", true);
+  s.allow_insecure = cfg.get_bool("allow_insecure", false);
+
+  if (auto tls = cfg.find("tls")) {
+    std::string mode = tls->get_string("mode", "off");
+    if (mode == "off")
+      s.tls = tls_mode::off;
+    else if (mode == "starttls")
+      s.tls = tls_mode::starttls;
+    else if (mode == "implicit")
+      s.tls = tls_mode::implicit;
+    else
+      tls->at("mode").fail("expected off, starttls or implicit");
+    std::string cert = tls->get_string("cert", "");
+    std::string key = tls->get_string("key", "");
+    if (s.tls != tls_mode::off) {
+      if (cert.empty()) tls->fail("tls.mode " + mode + " needs tls.cert");
+      if (key.empty()) tls->fail("tls.mode " + mode + " needs tls.key");
+      s.tls_cert = resolve(cert);
+      s.tls_key = resolve(key);
+    }
+  }
+  // RFC 2595 §4 and RFC 1939 §13: passwords in the clear are refused unless allowed; a
+  // listener without TLS could then only log users in with APOP.
+  if (s.tls == tls_mode::off && !s.allow_insecure && !s.apop) {
+    cfg.fail("no way to log in: without tls, set allow_insecure: true (or keep apop)");
+  }
+
+  auto positive = [&](std::string_view key, std::int64_t fallback) -> std::int64_t {
+    std::int64_t v = cfg.get_int(key, fallback);
+    if (v <= 0) cfg.at(key).fail("must be a positive number");
+    return v;
+  };
+  {
+    std::int64_t v = cfg.get_int("max_messages", 0);
+    if (v < 0) cfg.at("max_messages").fail("must be 0 (no limit) or more");
+    s.max_messages = static_cast<std::uint64_t>(v);
+  }
+  s.max_line_length = cfg.get_size("max_line_length", s.max_line_length);
+  if (s.max_line_length < 255 || s.max_line_length > 65536) {
+    cfg.at("max_line_length").fail("must be between 255 (RFC 2449) and 64KB");
+  }
+  s.max_auth_line = cfg.get_size("max_auth_line", s.max_auth_line);
+  if (s.max_auth_line < 1024 || s.max_auth_line > 65536) {
+    cfg.at("max_auth_line").fail("must be between 1KB and 64KB");
+  }
+  s.max_auth_failures = static_cast<unsigned>(positive("max_auth_failures", 3));
+  s.max_errors = static_cast<unsigned>(positive("max_errors", 20));
+  s.idle_timeout = cfg.get_duration("idle_timeout", s.idle_timeout);
+  if (s.idle_timeout.count() <= 0) cfg.at("idle_timeout").fail("must be positive");
+  s.session_timeout = cfg.get_duration("session_timeout", s.session_timeout);
+  if (s.session_timeout.count() <= 0) cfg.at("session_timeout").fail("must be positive");
+  s.max_connections = static_cast<std::size_t>(positive("max_connections", 100));
+  s.transcript = cfg.get_bool("transcript", false);
+  return s;
+}
+
+}  // namespace sluice::pop3

@@ -1,0 +1,104 @@
+// plugins/pop3/src/transport.hpp — one client connection's byte stream: a TCP or unix
+// socket, optionally wrapped in TLS after STLS (or from the start, POP3S).
+//
+// The session sees one interface whatever the socket type, so STLS can swap the
+// stream in place. Threading: a transport belongs to one session and is used only on that
+// session's strand; cancel()/close() too. Errors come back as error_code, never thrown.
+// The same shape as the smtp plugin's transport (plugins do not link each other).
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/system/error_code.hpp>
+
+namespace sluice::pop3 {
+
+class transport {
+ public:
+  virtual ~transport() = default;
+  virtual boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer b,
+                                                        boost::system::error_code& ec) = 0;
+  virtual boost::asio::awaitable<void> write(boost::asio::const_buffer b,
+                                             boost::system::error_code& ec) = 0;
+  // Server-side TLS handshake; on success later reads and writes are encrypted.
+  virtual boost::asio::awaitable<void> start_tls(boost::asio::ssl::context& ctx,
+                                                 boost::system::error_code& ec) = 0;
+  // Aborts pending operations (they complete with operation_aborted); the stream stays open.
+  virtual void cancel() = 0;
+  virtual void close() = 0;
+  virtual bool is_tls() const = 0;
+  virtual std::string tls_version() const = 0;
+  virtual std::string tls_cipher() const = 0;
+};
+
+template <class Socket>
+class socket_transport final : public transport {
+ public:
+  explicit socket_transport(Socket s) : socket_(std::move(s)) {}
+
+  boost::asio::awaitable<std::size_t> read_some(boost::asio::mutable_buffer b,
+                                                boost::system::error_code& ec) override {
+    using boost::asio::redirect_error;
+    using boost::asio::use_awaitable;
+    if (tls_) co_return co_await tls_->async_read_some(b, redirect_error(use_awaitable, ec));
+    co_return co_await socket_.async_read_some(b, redirect_error(use_awaitable, ec));
+  }
+
+  boost::asio::awaitable<void> write(boost::asio::const_buffer b,
+                                     boost::system::error_code& ec) override {
+    using boost::asio::redirect_error;
+    using boost::asio::use_awaitable;
+    if (tls_) {
+      co_await boost::asio::async_write(*tls_, b, redirect_error(use_awaitable, ec));
+    } else {
+      co_await boost::asio::async_write(socket_, b, redirect_error(use_awaitable, ec));
+    }
+  }
+
+  boost::asio::awaitable<void> start_tls(boost::asio::ssl::context& ctx,
+                                         boost::system::error_code& ec) override {
+    tls_.emplace(socket_, ctx);
+    co_await tls_->async_handshake(boost::asio::ssl::stream_base::server,
+                                   boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+  }
+
+  void cancel() override {
+    boost::system::error_code ignored;
+    socket_.cancel(ignored);
+  }
+  void close() override {
+    boost::system::error_code ignored;
+    socket_.shutdown(Socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+  bool is_tls() const override { return tls_.has_value(); }
+  std::string tls_version() const override {
+    if (!tls_) return {};
+    return SSL_get_version(tls_->native_handle());
+  }
+  std::string tls_cipher() const override {
+    if (!tls_) return {};
+    const char* c = SSL_get_cipher_name(tls_->native_handle());
+    return c ? c : "";
+  }
+
+  Socket& socket() { return socket_; }
+
+ private:
+  Socket socket_;
+  // References socket_; declared after it so it is destroyed first.
+  mutable std::optional<boost::asio::ssl::stream<Socket&>> tls_;
+};
+
+}  // namespace sluice::pop3
