@@ -752,11 +752,6 @@ prepared_message prepare_message(const message& msg, std::string mailbox, int zs
   const std::string& head = msg.edits.empty() ? original_head : edited_head;
   const header_summary h = summarize_headers(head);
   p.headers = header_fields(head);
-  for (const auto& [name, value] : p.headers) {
-    if (p.index.headers.size() > kMaxIndexedBody) break;
-    p.index.headers += value;
-    p.index.headers += '\n';
-  }
 
   // The view may hold megabytes of decoded text and HTML: it is read and serialized from
   // the message's own attribute, never copied whole.

@@ -98,9 +98,8 @@ class frame_file {
 // The text the search index holds for one stored message (see README "Search").
 struct index_text {
   std::string subject, from, to, cc, bcc, reply_to, return_path, message_id;
-  std::string body;     // the view's search_text, at most kMaxIndexedBody bytes
-  std::string files;    // attachment and inline file names, one a line
-  std::string headers;  // every header value, one a line
+  std::string body;   // the view's search_text, at most kMaxIndexedBody bytes
+  std::string files;  // attachment and inline file names, one a line
 };
 inline constexpr std::size_t kMaxIndexedBody = 4 * 1024 * 1024;
 

@@ -72,28 +72,80 @@ void write_headers(database& db, std::int64_t data_id,
 }
 
 void write_index(database& db, std::int64_t data_id, const index_text& ix) {
-  {
-    auto s = db.cached("DELETE FROM messages_fts WHERE rowid = ?1");
+  for (const char* sql :
+       {"DELETE FROM messages_fts WHERE rowid = ?1", "DELETE FROM body_fts WHERE rowid = ?1"}) {
+    auto s = db.cached(sql);
     s->bind(1, data_id);
     s->run();
   }
-  auto s = db.cached(
-      "INSERT INTO messages_fts(rowid, subject, from_t, to_t, cc_t, bcc_t, reply_to_t,"
-      " return_path, message_id, body, files, headers)"
-      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-  s->bind(1, data_id);
-  s->bind(2, ix.subject);
-  s->bind(3, ix.from);
-  s->bind(4, ix.to);
-  s->bind(5, ix.cc);
-  s->bind(6, ix.bcc);
-  s->bind(7, ix.reply_to);
-  s->bind(8, ix.return_path);
-  s->bind(9, ix.message_id);
-  s->bind(10, ix.body);
-  s->bind(11, ix.files);
-  s->bind(12, ix.headers);
-  s->run();
+  {
+    auto s = db.cached(
+        "INSERT INTO messages_fts(rowid, subject, from_t, to_t, cc_t, bcc_t, reply_to_t,"
+        " return_path, message_id, files)"
+        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    s->bind(1, data_id);
+    s->bind(2, ix.subject);
+    s->bind(3, ix.from);
+    s->bind(4, ix.to);
+    s->bind(5, ix.cc);
+    s->bind(6, ix.bcc);
+    s->bind(7, ix.reply_to);
+    s->bind(8, ix.return_path);
+    s->bind(9, ix.message_id);
+    s->bind(10, ix.files);
+    s->run();
+  }
+  if (!ix.body.empty()) {
+    auto s = db.cached("INSERT INTO body_fts(rowid, body) VALUES(?1, ?2)");
+    s->bind(1, data_id);
+    s->bind(2, body_tokens(ix.body));
+    s->run();
+  }
+}
+
+namespace {
+
+bool cjk(char32_t c) {
+  return (c >= 0x3040 && c <= 0x30FF) ||  // Hiragana, Katakana
+         (c >= 0x31F0 && c <= 0x31FF) ||  // Katakana phonetic extensions
+         (c >= 0x3400 && c <= 0x4DBF) ||  // CJK extension A
+         (c >= 0x4E00 && c <= 0x9FFF) ||  // CJK unified ideographs
+         (c >= 0xAC00 && c <= 0xD7AF) ||  // Hangul syllables
+         (c >= 0xF900 && c <= 0xFAFF) ||  // CJK compatibility ideographs
+         (c >= 0xFF66 && c <= 0xFF9F) ||  // halfwidth Katakana
+         (c >= 0x20000 && c <= 0x3134F);  // CJK extensions B..G
+}
+
+}  // namespace
+
+std::string body_tokens(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char b = static_cast<unsigned char>(text[i]);
+    std::size_t len = b < 0x80           ? 1
+                      : (b >> 5) == 0x6  ? 2
+                      : (b >> 4) == 0xE  ? 3
+                      : (b >> 3) == 0x1E ? 4
+                                         : 1;
+    if (i + len > text.size()) len = 1;
+    char32_t c = b;
+    if (len > 1) {
+      c = b & (0x7F >> len);
+      for (std::size_t k = 1; k < len; ++k)
+        c = (c << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+    }
+    if (cjk(c)) {
+      out += ' ';
+      out.append(text.substr(i, len));
+      out += ' ';
+    } else {
+      out.append(text.substr(i, len));
+    }
+    i += len;
+  }
+  return out;
 }
 
 }  // namespace sluice::store

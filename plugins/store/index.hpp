@@ -27,7 +27,12 @@ std::vector<mail_address> address_list_from_json_text(std::string_view json);
 // Replaces the header fields of message_data row `data_id`.
 void write_headers(database& db, std::int64_t data_id,
                    const std::vector<std::pair<std::string, std::string>>& headers);
-// Replaces the index entry of message_data row `data_id`.
+// Replaces the index entries of message_data row `data_id` (messages_fts and body_fts).
 void write_index(database& db, std::int64_t data_id, const index_text& ix);
+
+// Text as body_fts indexes it: every CJK character (Han, kana, Hangul) stands alone between
+// spaces, so that unicode61, which keeps a run of them as one token, indexes each one and
+// a phrase of them matches anywhere in a run. Applied to the body and to query terms alike.
+std::string body_tokens(std::string_view text);
 
 }  // namespace sluice::store

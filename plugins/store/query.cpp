@@ -1,14 +1,17 @@
 // query.cpp — search query → SQL (see query.hpp and README "Search").
 //
-// Every positive text term of three or more characters goes into one FTS5 MATCH (terms
-// ANDed), every negated one into one NOT IN MATCH (terms ORed); the trigram index answers
-// both. Shorter terms, header names and the exact header check run per candidate row.
+// Every positive field term of three or more characters goes into one FTS5 MATCH over the
+// trigram index of the short fields (terms ANDed), every negated one into one NOT IN MATCH
+// (terms ORed). A bare word also matches body words by prefix (body_fts). Shorter terms
+// and the header check run per candidate row or over the header-name index.
 #include "query.hpp"
 
 #include <glib.h>
 
+#include <cctype>
 #include <memory>
 
+#include "index.hpp"
 #include "sluice/text.hpp"
 
 namespace sluice::store {
@@ -20,7 +23,7 @@ using field = search_term::field;
 const char* fts_columns(field f) {
   switch (f) {
     case field::text:
-      return "{subject from_t to_t cc_t bcc_t reply_to_t return_path body files}";
+      return "{subject from_t to_t cc_t bcc_t reply_to_t return_path files}";
     case field::from:
       return "from_t";
     case field::to:
@@ -37,8 +40,6 @@ const char* fts_columns(field f) {
       return "subject";
     case field::message_id:
       return "message_id";
-    case field::header:
-      return "headers";
     default:
       return nullptr;
   }
@@ -50,7 +51,7 @@ const char* row_columns(field f) {
     case field::text:
       return "f.subject || char(10) || f.from_t || char(10) || f.to_t || char(10) || f.cc_t ||"
              " char(10) || f.bcc_t || char(10) || f.reply_to_t || char(10) || f.return_path ||"
-             " char(10) || f.body || char(10) || f.files";
+             " char(10) || f.files";
     case field::from:
       return "f.from_t";
     case field::to:
@@ -91,6 +92,21 @@ std::string fts_string(std::string_view v) {
   }
   out += '"';
   return out;
+}
+
+// The body_fts query for a bare word or phrase: its words as a phrase, the last one a
+// prefix ("weekly rep" finds "weekly report"). Empty when the text has no word characters,
+// which unicode61 would turn into an empty (invalid) phrase.
+std::string body_query(std::string_view v) {
+  bool word = false;
+  for (unsigned char c : v) {
+    if (c >= 0x80 || std::isalnum(c)) {
+      word = true;
+      break;
+    }
+  }
+  if (!word) return {};
+  return fts_string(body_tokens(v)) + " *";
 }
 
 struct gtz_deleter {
@@ -243,7 +259,28 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
   };
   for (const search_term& t : q.terms) {
     switch (t.kind) {
-      case field::text:
+      case field::text: {
+        // The short fields by substring (as below), or the body by word prefix.
+        std::string fields;
+        if (code_points(t.value) >= 3) {
+          fields = "m.data_id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)";
+          rest_binds.emplace_back(std::string(fts_columns(t.kind)) + " : " + fts_string(t.value));
+        } else {
+          fields = std::string(
+                       "EXISTS (SELECT 1 FROM messages_fts f WHERE f.rowid = m.data_id"
+                       " AND sluice_contains(") +
+                   row_columns(t.kind) + ", ?))";
+          rest_binds.emplace_back(t.value);
+        }
+        const std::string body = body_query(t.value);
+        if (body.empty()) {
+          cond(t, fields);
+        } else {
+          cond(t, fields + " OR m.data_id IN (SELECT rowid FROM body_fts WHERE body_fts MATCH ?)");
+          rest_binds.emplace_back(body);
+        }
+        break;
+      }
       case field::from:
       case field::to:
       case field::cc:
@@ -265,19 +302,15 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
         break;
       }
       case field::header: {
-        // The exact check: a field of that name whose value contains the text.
+        // Fields of that name (the name index), whose value contains the text. Header
+        // values are not in the full-text index: they are most of a message's text that
+        // nobody searches for by word, and indexing them tripled the cost of a write.
         std::string sql =
-            "EXISTS (SELECT 1 FROM message_headers h WHERE h.data_id = m.data_id"
-            " AND h.name = ? COLLATE NOCASE";
+            "m.data_id IN (SELECT h.data_id FROM message_headers h WHERE h.name = ? COLLATE NOCASE";
         rest_binds.emplace_back(t.header_name);
         if (!t.value.empty()) {
           sql += " AND sluice_contains(h.value, ?)";
           rest_binds.emplace_back(t.value);
-          // The index narrows the candidates first (a positive term only: a negated one
-          // excludes by name and value together).
-          if (!t.negated && code_points(t.value) >= 3) {
-            match_all.push_back(std::string("headers : ") + fts_string(t.value));
-          }
         }
         cond(t, sql + ")");
         break;

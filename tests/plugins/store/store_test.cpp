@@ -1120,6 +1120,14 @@ TEST_F(StoreTest, SearchEveryTermOverTheIndex) {
   EXPECT_EQ(q("булок"), (ids{ru->id}));
   EXPECT_EQ(q("東京の"), (ids{jp->id}));  // CJK substring (trigram)
   EXPECT_EQ(q("晴れ"), (ids{jp->id}));    // two characters: the per-row check
+  // Bodies are indexed by word (body_fts): a word matches by prefix, not inside a word,
+  // except CJK, where every character is a word, so any run of them matches.
+  EXPECT_EQ(q("мягк"), (ids{ru->id}));
+  EXPECT_EQ(q("ягких"), (ids{}));
+  EXPECT_EQ(q("れるでし"), (ids{jp->id}));
+  EXPECT_EQ(q("\"sind reif\""), (ids{de->id}));
+  EXPECT_EQ(q("\"sind rei\""), (ids{de->id}));  // the phrase's last word by prefix
+  EXPECT_EQ(q("@@@"), (ids{}));                  // no word characters: short fields only
   EXPECT_EQ(q("from:山田"), (ids{jp->id}));
   EXPECT_EQ(q("ü"), (ids{de->id}));  // one character
   EXPECT_EQ(q("Ü"), (ids{de->id}));
