@@ -69,6 +69,10 @@ void register_metrics(server_state& st) {
       &m->get_counter("sluice_smtp_messages_total", help, with("result", "tempfail"));
   mm.messages_too_big =
       &m->get_counter("sluice_smtp_messages_total", help, with("result", "too_big"));
+  mm.messages_discarded =
+      &m->get_counter("sluice_smtp_messages_total", help, with("result", "discarded"));
+  mm.accepted_bytes =
+      &m->get_counter("sluice_smtp_accepted_bytes_total", "Bytes of the messages SMTP accepted", l);
   const char* ahelp = "SMTP AUTH attempts by result";
   mm.auth_success = &m->get_counter("sluice_smtp_auth_total", ahelp, with("result", "success"));
   mm.auth_failure = &m->get_counter("sluice_smtp_auth_total", ahelp, with("result", "failure"));

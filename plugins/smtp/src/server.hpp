@@ -37,6 +37,8 @@ struct smtp_metrics {
   counter* messages_rejected = nullptr;
   counter* messages_tempfail = nullptr;
   counter* messages_too_big = nullptr;
+  counter* messages_discarded = nullptr;  // accepted (250) and dropped by a discard verdict
+  counter* accepted_bytes = nullptr;      // sizes of accepted messages (Mailpit's SMTPAcceptedSize)
   counter* auth_success = nullptr;
   counter* auth_failure = nullptr;
   counter* bytes_received = nullptr;

@@ -1343,7 +1343,13 @@ awaitable<void> session::deliver(std::shared_ptr<const message_body> body) {
       code = 250;
       enhanced = "2.0.0";
       text = "Ok: queued as " + id;
-      inc(st_->metrics.messages_accepted);
+      if (res.kind == verdict_kind::discard) {
+        inc(st_->metrics.messages_discarded);
+      } else {
+        inc(st_->metrics.messages_accepted);
+        if (st_->metrics.accepted_bytes)
+          st_->metrics.accepted_bytes->inc(static_cast<double>(size));
+      }
       log_.info("message accepted", {{"id", id},
                                      {"from", env.mail_from},
                                      {"recipients", nrcpt},

@@ -243,6 +243,7 @@ check(sw["servers"][0]["url"] == "/mailbox/other" and "/api/v1/wait" in sw["path
 info = get_json("/api/v1/info")
 check(set(info) == {"Version", "LatestVersion", "Database", "DatabaseSize", "Messages", "Unread", "Tags", "RuntimeStats"}, f"info {info}")
 check(info["RuntimeStats"]["SMTPAccepted"] >= 2, f"SMTPAccepted {info['RuntimeStats']}")
+check(info["RuntimeStats"]["SMTPAcceptedSize"] > 0, f"SMTPAcceptedSize {info['RuntimeStats']}")
 webui = get_json("/api/v1/webui")
 check(webui["ChaosEnabled"] is False and webui["MessageRelay"]["Enabled"] is False, f"webui {webui}")
 s, _, b = call("GET", "/api/v1/chaos")
