@@ -383,7 +383,17 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
 
     if (auto o = hdr.find(bhttp::field::origin); o != hdr.end()) {
       r.origin = std::string(o->value());
-      if (!origin_allowed(r.origin, hdr[bhttp::field::host], st_->cfg.api_cors)) {
+      // The message view runs in a sandboxed iframe (an opaque origin), whose image and
+      // style loads of the message's own parts carry "Origin: null". Only those reads are
+      // let through: GET/HEAD of a part, never answered with CORS headers, so a page
+      // elsewhere can embed a part it knows the id of but can neither read nor change it.
+      const bool opaque_part_read =
+          r.origin == "null" &&
+          (hdr.method() == bhttp::verb::get || hdr.method() == bhttp::verb::head) &&
+          r.path.starts_with("/api/v1/message/") && r.path.find("/part/") != std::string::npos;
+      if (opaque_part_read) {
+        r.origin.clear();
+      } else if (!origin_allowed(r.origin, hdr[bhttp::field::host], st_->cfg.api_cors)) {
         if (st_->metrics.cors_refused) st_->metrics.cors_refused->inc();
         st_->log.warn("blocked request from unauthorized origin",
                       {{"origin", origin_host(r.origin)}, {"peer", peer_.address}});

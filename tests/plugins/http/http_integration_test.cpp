@@ -313,6 +313,13 @@ TEST(http_core, cors_like_mailpit) {
   // The same host is always allowed.
   EXPECT_EQ(curl("-H " + shell_quote("Origin: http://" + host) + " " + f.u("/metrics")).status,
             200);
+  // The sandboxed message view (opaque origin, "Origin: null") may load the message's
+  // parts, without CORS headers, and nothing else (unknown message: routed, so 404).
+  r = curl("-H 'Origin: null' " + f.u("/api/v1/message/nope/part/1"));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.headers.count("access-control-allow-origin"), 0u);
+  EXPECT_EQ(curl("-H 'Origin: null' " + f.u("/api/v1/messages")).status, 403);
+  EXPECT_EQ(curl("-X DELETE -H 'Origin: null' " + f.u("/api/v1/message/nope/part/1")).status, 403);
   // A preflight: empty 200 with the CORS headers.
   r = curl(
       "-X OPTIONS -H 'Origin: https://allowed.example' "
