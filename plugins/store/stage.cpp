@@ -96,6 +96,7 @@ stage_options parse_stage_options(const config_node& cfg) {
   stage_options o;
   o.mailbox = cfg.get_string("mailbox", "default");
   o.fallback_mailbox = cfg.get_string("fallback_mailbox", "default");
+  o.requested_mailbox = cfg.get_bool("requested_mailbox", true);
   if (!valid_mailbox_name(o.fallback_mailbox)) {
     cfg.at("fallback_mailbox").fail("expected a mailbox name of 1 to 200 printable characters");
   }
@@ -156,6 +157,13 @@ store_stage::store_stage(sluice::host& host, std::shared_ptr<sqlite_store> store
 }
 
 std::vector<std::string> store_stage::choose_mailboxes(const message& msg) const {
+  if (opts_.requested_mailbox) {
+    // The mailbox the submitter addressed (the HTTP send API under /mailbox/{name}/).
+    if (const auto* m = msg.attributes.if_contains("mailbox");
+        m && m->is_string() && valid_mailbox_name(m->get_string())) {
+      return {std::string(m->get_string())};
+    }
+  }
   if (template_.fixed()) return {opts_.mailbox};
   return template_.expand(msg, opts_.fallback_mailbox);
 }

@@ -44,6 +44,8 @@ class mailbox_template {
 struct stage_options {
   std::string mailbox = "default";
   std::string fallback_mailbox = "default";
+  // Honour the "mailbox" attribute (the mailbox a submitter addressed) over `mailbox`.
+  bool requested_mailbox = true;
   tag_sources tags;
   std::vector<tag_rule> rules;
 };

@@ -2,7 +2,7 @@
 # run-ui-real.sh <tests/ui source dir> <work dir> <sluice binary> — the web UI browser test
 # against the real binary: starts sluice (smtp → mime → store, the http listener on
 # 127.0.0.1 port 0) with a config of its own, reads the bound address from the ready file,
-# runs ui-test.mjs with SLUICE_UI_BASES at its web root, then stops it. Skips (77) like
+# runs ui-test.mjs with SLUICE_UI_BASES at its web root and at /mailbox/team/, then stops it. Skips (77) like
 # run-ui-test.sh when node, npm or Chromium is missing.
 set -eu
 src=$1
@@ -30,6 +30,10 @@ pipelines:
     stages:
       - {plugin: mime}
       - {plugin: store, mailbox: default}
+  # Declares the mailbox "team" (sends through /mailbox/team/ are stored there).
+  - name: team
+    stages:
+      - {plugin: store, mailbox: team}
 YAML
 cd "$run"
 npm ci --no-audit --no-fund --loglevel=error || { echo "FAIL: npm ci failed"; exit 1; }
@@ -45,4 +49,4 @@ while [ ! -s "$run/ready.json" ]; do
   sleep 0.1
 done
 addr=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["listeners"]["http"][0])' "$run/ready.json")
-CHROMIUM=$chromium SLUICE_UI_BASES="http://$addr/" UI_TEST_OUT="$work/out-real" node ui-test.mjs
+CHROMIUM=$chromium SLUICE_UI_BASES="http://$addr/,http://$addr/mailbox/team/" UI_TEST_OUT="$work/out-real" node ui-test.mjs

@@ -264,6 +264,9 @@ boost::asio::awaitable<response> send_handler(request_context& ctx) {
   msg->raw = message_body::from_string(std::move(b.mime));
   // As over SMTP (and Mailpit's HTTP send): the envelope sender as Return-Path.
   msg->prepend_header("Return-Path", "<" + e.mail_from + ">");
+  // Sent through <webroot>mailbox/{name}/: the store stage keeps it in that mailbox, so a
+  // Mailpit client pointed at a mailbox's base URL reads back what it sent.
+  if (ctx.mailbox != env.default_mailbox) msg->attributes["mailbox"] = ctx.mailbox;
 
   const std::string id = msg->id;
   submit_result res = co_await env.submit->submit(std::move(msg));

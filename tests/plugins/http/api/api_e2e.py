@@ -234,6 +234,15 @@ check(other["total"] == 1 and other["messages"][0]["Subject"] == "for the other 
 oid = other["messages"][0]["ID"]
 check(get_json("/api/v1/search?query=%22other%20box%22")["messages_count"] == 0, "default mailbox does not see it")
 check(get_json(f"/mailbox/other/api/v1/message/{oid}")["ID"] == oid, "prefixed message")
+# A send through the mailbox's base URL lands in that mailbox (the web's pipeline stores into
+# "default" otherwise), so a Mailpit client pointed at /mailbox/other/ reads back its mail.
+s, _, b = call("POST", "/mailbox/other/api/v1/send", {"From": {"Email": "a@example.org"},
+               "To": [{"Email": "b@example.org"}], "Subject": "sent to other", "Text": "x"})
+check(s == 200, f"send to other {s} {b}")
+sid = json.loads(b)["ID"]
+check(get_json(f"/mailbox/other/api/v1/message/{sid}")["Subject"] == "sent to other", "send lands in other")
+check(get_json("/api/v1/search?query=subject:%22sent%20to%20other%22")["messages_count"] == 0,
+      "not in default")
 boxes = get_json("/api/v1/mailboxes")
 check([b["Name"] for b in boxes] == ["default", "other"], f"mailboxes {boxes}")
 sw = get_json("/mailbox/other/api/v1/swagger.json")
