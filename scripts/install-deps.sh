@@ -17,6 +17,8 @@ packages=(
   python3 python3-dnslib openssl swaks curl apache2-utils procps
   # swaks needs these for STARTTLS (recommended, not required, by its package)
   libnet-ssleay-perl libio-socket-ssl-perl
+  # the auth tests' DNS server (tests/data/auth/spf_dns_server.py) reads the RFC 7208 suite's YAML
+  python3-yaml
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
 )

@@ -4,13 +4,17 @@
 // names it. Explanations are compared when the suite gives one other than DEFAULT (case-
 // insensitively: the suite writes one %{ir} expansion of an IPv6 address with upper-case
 // nibbles although RFC 7208 §7.4's example and our output are lower-case).
+// Also: unit tests of the Authentication-Results value (auth_results.hpp).
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <boost/json/parse.hpp>
 #include "sluice_test.hpp"
+
+#include "auth_results.hpp"
 #include "spf.hpp"
 #include "spf_zone.hpp"
 
@@ -80,5 +84,35 @@ INSTANTIATE_TEST_SUITE_P(openspf, rfc7208, ::testing::ValuesIn(all_cases()),
                              if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;
                          });
+
+}  // namespace
+
+// ------------------------------------------------------------ Authentication-Results
+
+namespace {
+
+TEST(auth_results, none_when_no_method_ran) {
+  EXPECT_EQ(sluice::auth::authentication_results("mx.example", {}), "mx.example; none");
+}
+
+TEST(auth_results, spf_dkim_dmarc_entries_in_order) {
+  auto a = boost::json::parse(R"j({
+    "spf": {"result": "fail", "reason": "-all (x)", "mailfrom": "a b@example.com"},
+    "dkim": [{"result": "pass", "domain": "example.com", "selector": "s1"},
+             {"result": "fail", "reason": "body hash", "domain": "other.example", "selector": "k"}],
+    "dmarc": {"result": "pass", "from_domain": "example.com"}})j")
+               .as_object();
+  EXPECT_EQ(sluice::auth::authentication_results("mx.example", a),
+            "mx.example; spf=fail (-all \\(x\\)) smtp.mailfrom=\"a b@example.com\"; dkim=pass "
+            "header.d=example.com header.s=s1; dkim=fail (body hash) header.d=other.example "
+            "header.s=k; dmarc=pass header.from=example.com");
+}
+
+TEST(auth_results, malformed_entries_are_skipped) {
+  auto a = boost::json::parse(R"j({"spf": {"result": "PASS; evil=1"}, "dkim": [1, "x"],
+                                  "dmarc": []})j")
+               .as_object();
+  EXPECT_EQ(sluice::auth::authentication_results("mx.example", a), "mx.example; none");
+}
 
 }  // namespace
