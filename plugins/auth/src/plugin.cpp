@@ -114,7 +114,7 @@ class spf_stage final : public stage {
   boost::asio::awaitable<verdict> process(std::shared_ptr<message> msg,
                                           const stage_call& call) override {
     auto dns = dns_;  // the frame owns what it uses (it may outlive a timed-out call)
-    const spf_options& opt = options_;
+    const spf_options opt = options_;  // copied: the frame may outlive the stage call
     const envelope& env = msg->envelope;
     boost::json::object rec;
     if (env.client_address.empty()) {
