@@ -23,6 +23,8 @@ packages=(
   # POP3 clients the pop3 tests drive: Ruby's net/pop (what Zammad uses) and fetchmail (STLS)
   ruby
   fetchmail
+  # the auth tests' DNS server (tests/data/auth/spf_dns_server.py) reads the RFC 7208 suite's YAML
+  python3-yaml
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
   python3-websocket  # WebSocket client for the HTTP event-stream tests
