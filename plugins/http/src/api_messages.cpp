@@ -275,6 +275,64 @@ awaitable<response> release_message(request_context& ctx) {
   co_return bad_request(ctx.req, "message relay is not configured");
 }
 
+// GET /api/v1/message/{ID}/auth (Sluice): the authentication checks the auth stages
+// recorded (attribute "auth", plugins/auth/README.md), one entry per check in the order
+// Authentication-Results gives them; 404 when no check ran for the message.
+json::object auth_check(std::string method, const json::object& r, json::object props) {
+  auto str = [&](std::string_view k) {
+    const auto* v = r.if_contains(k);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  };
+  return json::object{{"Method", std::move(method)},
+                      {"Result", str("result")},
+                      {"Reason", str("reason")},
+                      {"Properties", std::move(props)},
+                      {"Details", r}};
+}
+
+awaitable<response> get_auth(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
+  if (!m) co_return not_found(ctx.req);
+  const auto* a = m->attributes.if_contains("auth");
+  if (!a || !a->is_object())
+    co_return text_response(ctx.req, bhttp::status::not_found, "No authentication results");
+  const json::object& auth = a->get_object();
+  auto field = [](const json::object& o, std::string_view k) {
+    const auto* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  };
+  json::array checks;
+  if (const auto* spf = auth.if_contains("spf"); spf && spf->is_object()) {
+    const auto& o = spf->get_object();
+    json::object props;
+    if (field(o, "identity") == "helo") {
+      props["smtp.helo"] = field(o, "helo_name");
+    } else {
+      props["smtp.mailfrom"] = field(o, "mailfrom");
+    }
+    checks.push_back(auth_check("spf", o, std::move(props)));
+  }
+  if (const auto* dkim = auth.if_contains("dkim"); dkim && dkim->is_array()) {
+    for (const auto& sig : dkim->get_array()) {
+      if (!sig.is_object()) continue;
+      const auto& o = sig.get_object();
+      checks.push_back(auth_check(
+          "dkim", o,
+          json::object{{"header.d", field(o, "domain")}, {"header.s", field(o, "selector")}}));
+    }
+  }
+  if (const auto* dmarc = auth.if_contains("dmarc"); dmarc && dmarc->is_object()) {
+    const auto& o = dmarc->get_object();
+    checks.push_back(
+        auth_check("dmarc", o, json::object{{"header.from", field(o, "from_domain")}}));
+  }
+  co_return json_response(ctx.req,
+                          json::object{{"ID", *id}, {"Checks", std::move(checks)}, {"Raw", auth}});
+}
+
 // sa-check, html-check, link-check: features Sluice does not have yet. Mailpit registers
 // sa-check only when SpamAssassin is enabled, so the request falls through to its file
 // server: 404 "File not found". The same answer for the two checks keeps clients (and
@@ -317,6 +375,7 @@ void add_message_routes(router& r) {
   r.add(verb::get, "/api/v1/message/{ID}/part/{PartID}", guarded(get_part));
   r.add(verb::get, "/api/v1/message/{ID}/part/{PartID}/thumb", guarded(get_thumb));
   r.add(verb::post, "/api/v1/message/{ID}/release", guarded(release_message));
+  r.add(verb::get, "/api/v1/message/{ID}/auth", guarded(get_auth));
   r.add(verb::get, "/api/v1/message/{ID}/sa-check", guarded(not_available));
   r.add(verb::get, "/api/v1/message/{ID}/html-check", guarded(not_available));
   r.add(verb::get, "/api/v1/message/{ID}/link-check", guarded(not_available));

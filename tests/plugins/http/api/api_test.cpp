@@ -812,5 +812,34 @@ TEST_F(ApiTest, WaitReturnsNewArrivalOrTimesOut) {
   EXPECT_EQ(r.result(), bhttp::status::service_unavailable);
 }
 
+// Sluice's /auth: the checks of the "auth" attribute, one entry each; 404 without checks.
+TEST_F(ApiTest, AuthResults) {
+  auto e = entry("a", "signed", 1000);
+  e.m.attributes["auth"] = json::parse(R"({
+    "spf": {"result": "pass", "reason": "ip4:192.0.2.0/24", "identity": "mailfrom",
+            "mailfrom": "alice@example.org", "domain": "example.org"},
+    "dkim": [{"result": "pass", "reason": "", "domain": "example.org", "selector": "s1"},
+             {"result": "fail", "reason": "body hash", "domain": "other.example", "selector": "x"}],
+    "dmarc": {"result": "pass", "reason": "", "from_domain": "example.org"}})");
+  store_->add(e);
+  store_->add(entry("b", "plain", 2000));
+  auto r = get("/api/v1/message/a/auth");
+  ASSERT_EQ(r.result(), bhttp::status::ok) << r.body();
+  auto v = body_json(r);
+  EXPECT_EQ(keys(v), (std::set<std::string>{"ID", "Checks", "Raw"}));
+  const auto& checks = v.at("Checks").as_array();
+  ASSERT_EQ(checks.size(), 4u);
+  EXPECT_EQ(keys(checks[0]),
+            (std::set<std::string>{"Method", "Result", "Reason", "Properties", "Details"}));
+  EXPECT_EQ(checks[0].at("Method").as_string(), "spf");
+  EXPECT_EQ(checks[0].at("Properties").at("smtp.mailfrom").as_string(), "alice@example.org");
+  EXPECT_EQ(checks[2].at("Result").as_string(), "fail");
+  EXPECT_EQ(checks[2].at("Properties").at("header.d").as_string(), "other.example");
+  EXPECT_EQ(checks[3].at("Method").as_string(), "dmarc");
+  EXPECT_EQ(checks[3].at("Properties").at("header.from").as_string(), "example.org");
+  EXPECT_EQ(get("/api/v1/message/b/auth").result(), bhttp::status::not_found);
+  EXPECT_EQ(get("/api/v1/message/zzz/auth").result(), bhttp::status::not_found);
+}
+
 }  // namespace
 }  // namespace sluice::test
