@@ -6,7 +6,9 @@
 // Clients that are not installed (ruby, fetchmail) make their test skip with the reason;
 // scripts/install-deps.sh installs them. Every wait is bounded.
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
+#include <boost/json.hpp>
 
 #include <csignal>
 
@@ -588,3 +590,36 @@ TEST(Pop3Clients, FetchmailOverStls) {
 }
 
 }  // namespace
+
+// A message deleted over POP3 is gone from the HTTP API too (the same mailbox service);
+// the store's delete event itself is checked in pop3_event_test.cpp.
+TEST(Pop3, DeletionShowsInTheHttpApi) {
+  if (!have("curl")) GTEST_SKIP() << "curl is not installed";
+  sluice_process p(config(pop3_listener("pop3", plain_keys) +
+                          "  - name: http\n    plugin: http\n    listen: [\"127.0.0.1:0\"]\n"));
+  ASSERT_TRUE(p.running()) << p.log();
+  seed(p, {"first.eml", "second.eml"});
+  const std::string api = "http://" + tcp_endpoint(p, "http") + "/api/v1/";
+  auto total = [&] {
+    std::string out;
+    run_command("curl -sS --max-time 10 " + api + "messages", &out, false);
+    auto v = boost::json::parse(out);
+    return v.at("total").to_number<std::uint64_t>();
+  };
+  ASSERT_EQ(total(), 2u);
+  std::string reply;
+  std::string uid1;
+  {
+    auto c = login(tcp_endpoint(p, "pop3"), "alice", "secret", &reply);
+    std::string u = command(*c, "UIDL 1");
+    uid1 = u.substr(u.rfind(' ') + 1);
+    EXPECT_EQ(command(*c, "DELE 1"), "+OK message 1 deleted");
+    EXPECT_EQ(total(), 2u) << "nothing is removed before QUIT";
+    EXPECT_EQ(command(*c, "QUIT"), "+OK Sluice POP3 server signing off (1 deleted, 1 left)");
+  }
+  EXPECT_EQ(total(), 1u);
+  std::string out;
+  run_command("curl -sS -o /dev/null -w '%{http_code}' --max-time 10 " + api + "message/" + uid1,
+              &out, false);
+  EXPECT_EQ(out, "404");
+}
