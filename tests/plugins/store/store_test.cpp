@@ -1127,7 +1127,7 @@ TEST_F(StoreTest, SearchEveryTermOverTheIndex) {
   EXPECT_EQ(q("れるでし"), (ids{jp->id}));
   EXPECT_EQ(q("\"sind reif\""), (ids{de->id}));
   EXPECT_EQ(q("\"sind rei\""), (ids{de->id}));  // the phrase's last word by prefix
-  EXPECT_EQ(q("@@@"), (ids{}));                  // no word characters: short fields only
+  EXPECT_EQ(q("@@@"), (ids{}));                 // no word characters: short fields only
   EXPECT_EQ(q("from:山田"), (ids{jp->id}));
   EXPECT_EQ(q("ü"), (ids{de->id}));  // one character
   EXPECT_EQ(q("Ü"), (ids{de->id}));
