@@ -55,23 +55,10 @@ std::int64_t now_ms() {
       .count();
 }
 
+// The SDK's TLS server context, announcing HTTP/1.1 only in ALPN, so clients never try h2
+// on this port.
 std::shared_ptr<asio::ssl::context> make_tls_context(const settings& s) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-  boost::system::error_code ec;
-  ctx->use_certificate_chain_file(s.tls_cert.string(), ec);
-  if (ec) {
-    throw config_error("tls.cert: cannot load " + s.tls_cert.string() + ": " + ec.message());
-  }
-  ctx->use_private_key_file(s.tls_key.string(), asio::ssl::context::pem, ec);
-  if (ec) throw config_error("tls.key: cannot load " + s.tls_key.string() + ": " + ec.message());
-  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-    throw config_error("tls.key does not match tls.cert");
-  }
-  // HTTP/1.1 only: say so in ALPN, so clients never try h2 on this port.
+  auto ctx = make_tls_server_context(s.tls_cert, s.tls_key);
   SSL_CTX_set_alpn_select_cb(
       ctx->native_handle(),
       [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -121,28 +108,6 @@ void register_metrics(server_state& st) {
   mm.websocket_slow_disconnects =
       &m->get_counter("sluice_http_websocket_slow_disconnects_total",
                       "WebSocket clients dropped because their queue was full", l);
-}
-
-// Refuses a unix socket path that a live server uses; removes a stale socket file.
-void prepare_unix_path(const listen_address& a) {
-  std::error_code ec;
-  auto status = std::filesystem::symlink_status(a.path, ec);
-  if (ec || !std::filesystem::exists(status)) return;
-  if (!std::filesystem::is_socket(status)) {
-    throw config_error("listen " + a.text + ": " + a.path.string() + " exists and is not a socket");
-  }
-  asio::io_context probe_io;
-  unix_proto::socket probe(probe_io);
-  boost::system::error_code bec;
-  probe.connect(unix_proto::endpoint(a.path.string()), bec);
-  if (!bec) {
-    throw config_error("listen " + a.text + ": another server is listening on " + a.path.string());
-  }
-  std::filesystem::remove(a.path, ec);  // stale: nobody answers
-  if (ec) {
-    throw std::system_error(ec,
-                            "listen " + a.text + ": cannot remove stale socket " + a.path.string());
-  }
 }
 
 // Over max_connections: a short 503 instead of a silent close, then the socket goes.

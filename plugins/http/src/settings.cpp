@@ -11,11 +11,6 @@
 namespace sluice::http {
 namespace {
 
-bool all_octal(std::string_view s) {
-  if (s.empty() || s.size() > 4) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '7'; });
-}
-
 std::string lower(std::string s) {
   for (auto& c : s)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
@@ -42,69 +37,6 @@ std::string cors_host(std::string_view item) {
 }
 
 }  // namespace
-
-bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
-                          listen_address& out, std::string& why) {
-  out = listen_address{};
-  out.text = text;
-  std::string_view t = text;
-  if (t.starts_with("unix:")) {
-    t.remove_prefix(5);
-    out.unix_socket = true;
-    if (auto colon = t.rfind(':');
-        colon != std::string_view::npos && all_octal(t.substr(colon + 1))) {
-      out.mode = static_cast<unsigned>(std::stoul(std::string(t.substr(colon + 1)), nullptr, 8));
-      t = t.substr(0, colon);
-    }
-    if (t.empty()) {
-      why = "unix socket path is empty";
-      return false;
-    }
-    std::filesystem::path p(t);
-    out.path = p.is_absolute() ? p : base_dir / p;
-    if (out.path.native().size() >= 100) {  // sockaddr_un.sun_path is 108 bytes
-      why = "unix socket path is too long (max 100 bytes)";
-      return false;
-    }
-    return true;
-  }
-  std::string_view host;
-  std::string_view port;
-  if (t.starts_with("[")) {
-    auto close = t.find(']');
-    if (close == std::string_view::npos || close + 1 >= t.size() || t[close + 1] != ':') {
-      why = "expected [ipv6]:port";
-      return false;
-    }
-    host = t.substr(1, close - 1);
-    port = t.substr(close + 2);
-  } else {
-    auto colon = t.rfind(':');
-    if (colon == std::string_view::npos) {
-      why = "expected host:port or unix:/path[:mode]";
-      return false;
-    }
-    host = t.substr(0, colon);
-    port = t.substr(colon + 1);
-  }
-  unsigned p = 0;
-  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p > 65535) {
-    why = "bad port \"" + std::string(port) + "\"";
-    return false;
-  }
-  if (host.empty() || host == "*") host = "0.0.0.0";
-  if (host == "localhost") host = "127.0.0.1";
-  boost::system::error_code bec;
-  boost::asio::ip::make_address(std::string(host), bec);
-  if (bec) {
-    why = "not an IP address: \"" + std::string(host) + "\"";
-    return false;
-  }
-  out.host = std::string(host);
-  out.port = static_cast<std::uint16_t>(p);
-  return true;
-}
 
 bool valid_webroot(std::string_view w) {
   return std::all_of(w.begin(), w.end(), [](char c) {

@@ -14,22 +14,9 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/listen.hpp"
 
 namespace sluice::http {
-
-struct listen_address {
-  bool unix_socket = false;
-  std::string host;  // TCP: IP literal
-  std::uint16_t port = 0;
-  std::filesystem::path path;  // unix: socket file (absolute)
-  unsigned mode = 0660;        // unix: permission bits
-  std::string text;            // as configured, for messages
-};
-
-// Parses "127.0.0.1:8025", "[::1]:8025", "unix:/run/http.sock" or "unix:/run/http.sock:666"
-// (Mailpit's form). Relative unix paths resolve against base_dir. False (with why) when bad.
-bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
-                          listen_address& out, std::string& why);
 
 // True for a web root Mailpit accepts: characters [A-Za-z0-9/_.@-]. normalise_webroot()
 // makes it start and end with '/' ("mail" -> "/mail/", "" -> "/").

@@ -31,25 +31,6 @@ using unix_proto = asio::local::stream_protocol;
 
 namespace {
 
-std::shared_ptr<asio::ssl::context> make_tls_context(const settings& s) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-  boost::system::error_code ec;
-  ctx->use_certificate_chain_file(s.tls_cert.string(), ec);
-  if (ec) {
-    throw config_error("tls.cert: cannot load " + s.tls_cert.string() + ": " + ec.message());
-  }
-  ctx->use_private_key_file(s.tls_key.string(), asio::ssl::context::pem, ec);
-  if (ec) throw config_error("tls.key: cannot load " + s.tls_key.string() + ": " + ec.message());
-  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-    throw config_error("tls.key does not match tls.cert");
-  }
-  return ctx;
-}
-
 void register_metrics(server_state& st) {
   auto m = st.host.services().get<sluice::metrics>();
   if (!m) return;
@@ -89,28 +70,6 @@ std::vector<std::string> user_names(std::string_view text) {
     if (colon != std::string_view::npos && colon > 0) out.emplace_back(line.substr(0, colon));
   }
   return out;
-}
-
-// Refuses a unix socket path that a live server uses; removes a stale socket file.
-void prepare_unix_path(const listen_address& a) {
-  std::error_code ec;
-  auto status = std::filesystem::symlink_status(a.path, ec);
-  if (ec || !std::filesystem::exists(status)) return;
-  if (!std::filesystem::is_socket(status)) {
-    throw config_error("listen " + a.text + ": " + a.path.string() + " exists and is not a socket");
-  }
-  asio::io_context probe_io;
-  unix_proto::socket probe(probe_io);
-  boost::system::error_code bec;
-  probe.connect(unix_proto::endpoint(a.path.string()), bec);
-  if (!bec) {
-    throw config_error("listen " + a.text + ": another server is listening on " + a.path.string());
-  }
-  std::filesystem::remove(a.path, ec);  // stale: nobody answers
-  if (ec) {
-    throw std::system_error(ec,
-                            "listen " + a.text + ": cannot remove stale socket " + a.path.string());
-  }
 }
 
 class pop3_listener final : public listener, public std::enable_shared_from_this<pop3_listener> {
@@ -309,7 +268,8 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
     }
   }
   st->users = std::move(users);
-  if (st->cfg.tls != tls_mode::off && !ctx.check_only) st->tls = make_tls_context(st->cfg);
+  if (st->cfg.tls != tls_mode::off && !ctx.check_only)
+    st->tls = make_tls_server_context(st->cfg.tls_cert, st->cfg.tls_key);
   auto& services = ctx.host.services();
   st->mailboxes = services.get<mailbox_service>(st->cfg.service);
   // Services are not built by check-config, so only a running server can tell.

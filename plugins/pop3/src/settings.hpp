@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sluice/config.hpp"
+#include "sluice/listen.hpp"
 
 namespace sluice::pop3 {
 
@@ -22,20 +23,6 @@ enum class tls_mode : std::uint8_t {
   starttls,  // STLS offered in the AUTHORIZATION state (RFC 2595)
   implicit,  // TLS from the first byte (POP3S, port 995 style)
 };
-
-struct listen_address {
-  bool unix_socket = false;
-  std::string host;  // TCP: IP literal
-  std::uint16_t port = 0;
-  std::filesystem::path path;  // unix: socket file (absolute)
-  unsigned mode = 0660;        // unix: permission bits
-  std::string text;            // as configured, for messages
-};
-
-// Parses "127.0.0.1:1110", "[::1]:110", "unix:/run/pop3.sock" or "unix:/run/pop3.sock:660".
-// Relative unix paths are resolved against base_dir. False (with why) on a bad value.
-bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
-                          listen_address& out, std::string& why);
 
 struct settings {
   std::vector<listen_address> listen;

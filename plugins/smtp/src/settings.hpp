@@ -14,6 +14,7 @@
 
 #include "cidr.hpp"
 #include "sluice/config.hpp"
+#include "sluice/listen.hpp"
 
 namespace sluice::smtp {
 
@@ -30,20 +31,6 @@ enum class auth_mode : std::uint8_t {
   optional,    // checked against htpasswd, not required
   required,    // checked against htpasswd; MAIL without it: 530 5.7.0
 };
-
-struct listen_address {
-  bool unix_socket = false;
-  std::string host;  // TCP: IP literal
-  std::uint16_t port = 0;
-  std::filesystem::path path;  // unix: socket file (absolute)
-  unsigned mode = 0660;        // unix: permission bits
-  std::string text;            // as configured, for messages
-};
-
-// Parses "127.0.0.1:1025", "[::1]:25", "unix:/run/smtp.sock" or "unix:/run/smtp.sock:660".
-// Relative unix paths are resolved against base_dir. False (with why) on a bad value.
-bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
-                          listen_address& out, std::string& why);
 
 struct settings {
   std::vector<listen_address> listen;

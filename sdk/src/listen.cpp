@@ -1,0 +1,134 @@
+// listen.cpp — see sluice/listen.hpp.
+#include "sluice/listen.hpp"
+
+#include <openssl/ssl.h>
+
+#include <charconv>
+#include <string_view>
+#include <system_error>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "sluice/config.hpp"
+
+namespace sluice {
+namespace asio = boost::asio;
+using unix_proto = asio::local::stream_protocol;
+
+namespace {
+
+bool all_octal(std::string_view s) {
+  if (s.empty() || s.size() > 4) return false;
+  for (char c : s) {
+    if (c < '0' || c > '7') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
+                          listen_address& out, std::string& why) {
+  out = listen_address{};
+  out.text = text;
+  std::string_view t = text;
+  if (t.starts_with("unix:")) {
+    t.remove_prefix(5);
+    out.unix_socket = true;
+    if (auto colon = t.rfind(':');
+        colon != std::string_view::npos && all_octal(t.substr(colon + 1))) {
+      out.mode = static_cast<unsigned>(std::stoul(std::string(t.substr(colon + 1)), nullptr, 8));
+      t = t.substr(0, colon);
+    }
+    if (t.empty()) {
+      why = "unix socket path is empty";
+      return false;
+    }
+    std::filesystem::path p(t);
+    out.path = p.is_absolute() ? p : base_dir / p;
+    if (out.path.native().size() >= 100) {  // sockaddr_un.sun_path is 108 bytes
+      why = "unix socket path is too long (max 100 bytes)";
+      return false;
+    }
+    return true;
+  }
+  std::string_view host;
+  std::string_view port;
+  if (t.starts_with("[")) {
+    auto close = t.find(']');
+    if (close == std::string_view::npos || close + 1 >= t.size() || t[close + 1] != ':') {
+      why = "expected [ipv6]:port";
+      return false;
+    }
+    host = t.substr(1, close - 1);
+    port = t.substr(close + 2);
+  } else {
+    auto colon = t.rfind(':');
+    if (colon == std::string_view::npos) {
+      why = "expected host:port or unix:/path[:mode]";
+      return false;
+    }
+    host = t.substr(0, colon);
+    port = t.substr(colon + 1);
+  }
+  unsigned p = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || p > 65535) {
+    why = "bad port \"" + std::string(port) + "\"";
+    return false;
+  }
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  boost::system::error_code bec;
+  asio::ip::make_address(std::string(host), bec);
+  if (bec) {
+    why = "not an IP address: \"" + std::string(host) + "\"";
+    return false;
+  }
+  out.host = std::string(host);
+  out.port = static_cast<std::uint16_t>(p);
+  return true;
+}
+
+void prepare_unix_path(const listen_address& a) {
+  std::error_code ec;
+  auto status = std::filesystem::symlink_status(a.path, ec);
+  if (ec || !std::filesystem::exists(status)) return;
+  if (!std::filesystem::is_socket(status)) {
+    throw config_error("listen " + a.text + ": " + a.path.string() + " exists and is not a socket");
+  }
+  asio::io_context probe_io;
+  unix_proto::socket probe(probe_io);
+  boost::system::error_code bec;
+  probe.connect(unix_proto::endpoint(a.path.string()), bec);
+  if (!bec) {
+    throw config_error("listen " + a.text + ": another server is listening on " + a.path.string());
+  }
+  std::filesystem::remove(a.path, ec);  // stale: nobody answers
+  if (ec) {
+    throw std::system_error(ec,
+                            "listen " + a.text + ": cannot remove stale socket " + a.path.string());
+  }
+}
+
+std::shared_ptr<asio::ssl::context> make_tls_server_context(const std::filesystem::path& cert,
+                                                            const std::filesystem::path& key) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(cert.string(), ec);
+  if (ec) throw config_error("tls.cert: cannot load " + cert.string() + ": " + ec.message());
+  ctx->use_private_key_file(key.string(), asio::ssl::context::pem, ec);
+  if (ec) throw config_error("tls.key: cannot load " + key.string() + ": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    throw config_error("tls.key does not match tls.cert");
+  }
+  return ctx;
+}
+
+}  // namespace sluice
