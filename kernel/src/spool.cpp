@@ -340,6 +340,7 @@ asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
   }
   const stage_instance* s = p ? p->find_deferred(stage_name) : nullptr;
   std::string outcome;
+  json::value details;  // the stage's "delivery_report" for this attempt, if any
   ++it->attempts;
   if (!s) {
     it->status = "failed";
@@ -369,10 +370,18 @@ asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
       stage_call call{phase::deferred, it->attempts, r.pipeline, log};
       v = co_await runner_.call_stage(*s, msg, std::move(call));
     }
+    // What the stage reported about this attempt goes into the delivery event, not into
+    // the message: every attempt has its own.
+    if (auto* rep = msg->attributes.if_contains("delivery_report")) {
+      details = std::move(*rep);
+      msg->attributes.erase("delivery_report");
+    }
     // Attributes and edits made by a deferred stage are kept for the next stages.
     r.message["edits"] = edits_to_json(msg->edits);
     r.message["attributes"] = msg->attributes;
-    it->last = std::to_string(v.reply.code) + " " + v.reply.enhanced + " " + v.reply.text;
+    it->last = v.reply.code == 0
+                   ? std::string()
+                   : std::to_string(v.reply.code) + " " + v.reply.enhanced + " " + v.reply.text;
     switch (v.kind) {
       case verdict_kind::tempfail: {
         auto delay = backoff(s->retry, it->attempts);
@@ -420,14 +429,19 @@ asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
     (outcome == "done"
          ? log.info("deferred stage done", {{"attempts", it->attempts}})
          : log.warn("deferred stage failed", {{"attempts", it->attempts}, {"reply", it->last}}));
-    if (events_) {
-      events_->publish(event{"delivery", "",
-                             json::object{{"ID", id},
-                                          {"Stage", stage_name},
-                                          {"Status", it->status},
-                                          {"Attempts", it->attempts},
-                                          {"Last", it->last}}});
-    }
+  }
+  if (events_) {
+    // One event per attempt: the store keeps them as the message's delivery log.
+    json::object e{{"ID", id},
+                   {"Stage", stage_name},
+                   {"Pipeline", r.pipeline},
+                   {"Attempt", it->attempts},
+                   {"Status", outcome},
+                   {"Last", it->last},
+                   {"At", now_ms()},
+                   {"Details", std::move(details)}};
+    if (outcome == "retry") e["NextAttempt"] = it->next_ms;
+    events_->publish(event{"delivery", "", std::move(e)});
   }
   if (finished) {
     --queued_;

@@ -13,8 +13,9 @@
 //
 // Each pending stage of each message is retried with exponential backoff (initial, ×2,
 // capped at max, ±20 % jitter) until it succeeds, fails permanently (reject), or its
-// lifetime expires. Outcomes are logged, counted, and published on the event bus
-// ("delivery"). Survives restarts: recover() reschedules everything found.
+// lifetime expires. Outcomes are logged, counted, and every attempt is published on the
+// event bus as a "delivery" event (sluice/events.hpp): the store keeps them as the
+// message's delivery log. Survives restarts: recover() reschedules everything found.
 //
 // Threading: the schedule lives on a strand; file I/O runs on the worker pool.
 #pragma once

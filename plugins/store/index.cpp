@@ -1,6 +1,8 @@
 // index.cpp — derived rows and address JSON (see index.hpp).
 #include "index.hpp"
 
+#include <algorithm>
+
 #include <boost/json.hpp>
 
 namespace sluice::store {
@@ -51,27 +53,89 @@ std::vector<mail_address> address_list_from_json_text(std::string_view text) {
   return out;
 }
 
-void write_headers(database& db, std::int64_t data_id,
-                   const std::vector<std::pair<std::string, std::string>>& headers) {
-  {
-    auto s = db.cached("DELETE FROM message_headers WHERE data_id = ?1");
-    s->bind(1, data_id);
-    s->run();
+std::string encode_fields(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::size_t n = 0;
+  for (const auto& [name, value] : fields)
+    n += name.size() + value.size() + 10;
+  std::string out;
+  out.reserve(n);
+  auto put = [&out](std::string_view s) {
+    std::uint64_t len = s.size();
+    do {  // LEB128: 7 bits a byte, high bit set while more follow
+      const auto b = static_cast<unsigned char>(len & 0x7F);
+      len >>= 7;
+      out += static_cast<char>(len ? (b | 0x80) : b);
+    } while (len);
+    out.append(s);
+  };
+  for (const auto& [name, value] : fields) {
+    put(name);
+    put(value);
   }
-  auto s =
-      db.cached("INSERT INTO message_headers(data_id, pos, name, value) VALUES(?1, ?2, ?3, ?4)");
-  std::int64_t pos = 0;
-  for (const auto& [name, value] : headers) {
-    s->bind(1, data_id);
-    s->bind(2, pos++);
-    s->bind(3, name);
-    s->bind(4, value);
-    s->run();
-    s->reset();
-  }
+  return out;
 }
 
-void write_index(database& db, std::int64_t data_id, const index_text& ix) {
+std::vector<std::pair<std::string, std::string>> decode_fields(std::string_view blob) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for_each_field(blob, [&](std::string_view name, std::string_view value) {
+    out.emplace_back(name, value);
+    return true;
+  });
+  return out;
+}
+
+bool for_each_field(std::string_view blob,
+                    const std::function<bool(std::string_view, std::string_view)>& fn) {
+  std::size_t i = 0;
+  auto get = [&](std::string_view& s) {
+    std::uint64_t len = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (i >= blob.size()) return false;
+      const auto b = static_cast<unsigned char>(blob[i++]);
+      len |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+      if (!(b & 0x80)) {
+        if (len > blob.size() - i) return false;
+        s = blob.substr(i, len);
+        i += len;
+        return true;
+      }
+    }
+    return false;
+  };
+  while (i < blob.size()) {
+    std::string_view name, value;
+    if (!get(name) || !get(value)) return false;
+    if (!fn(name, value)) return true;
+  }
+  return true;
+}
+
+std::string field_names(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::vector<std::string_view> names;
+  names.reserve(fields.size());
+  for (const auto& f : fields)
+    names.emplace_back(f.first);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string out;
+  for (auto n : names) {
+    if (!out.empty()) out += ' ';
+    out.append(n);
+  }
+  return out;
+}
+
+void write_fields(database& db, std::int64_t data_id,
+                  const std::vector<std::pair<std::string, std::string>>& fields) {
+  const std::string blob = encode_fields(fields);
+  auto s = db.cached("INSERT OR REPLACE INTO message_fields(data_id, fields) VALUES(?1, ?2)");
+  s->bind(1, data_id);
+  s->bind_blob_static(2, blob);
+  s->run();
+}
+
+void write_index(database& db, std::int64_t data_id, const index_text& ix,
+                 const std::vector<std::pair<std::string, std::string>>& fields) {
   for (const char* sql :
        {"DELETE FROM messages_fts WHERE rowid = ?1", "DELETE FROM body_fts WHERE rowid = ?1"}) {
     auto s = db.cached(sql);
@@ -95,10 +159,12 @@ void write_index(database& db, std::int64_t data_id, const index_text& ix) {
     s->bind(10, ix.files);
     s->run();
   }
-  if (!ix.body.empty()) {
-    auto s = db.cached("INSERT INTO body_fts(rowid, body) VALUES(?1, ?2)");
+  const std::string names = field_names(fields);
+  if (!ix.body.empty() || !names.empty()) {
+    auto s = db.cached("INSERT INTO body_fts(rowid, body, names) VALUES(?1, ?2, ?3)");
     s->bind(1, data_id);
     s->bind(2, body_tokens(ix.body));
+    s->bind(3, names);
     s->run();
   }
 }

@@ -1,5 +1,5 @@
 // index.hpp — writing a message's derived rows (header fields, search index entry) and
-// the JSON text of address columns; shared by the store's writer and the v2 migration.
+// the JSON text of address columns; shared by the store's writer and the migrations.
 //
 // Threading: the functions run on whichever thread owns the connection (the writer).
 // Failure: throw sqlite_error like every other write; address JSON parsing never throws
@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,11 +25,25 @@ std::string address_list_json_text(const std::vector<mail_address>& v);
 std::optional<mail_address> address_from_json_text(std::string_view json);
 std::vector<mail_address> address_list_from_json_text(std::string_view json);
 
+// The header fields of a message as one blob (message_fields.fields): for each field,
+// its name and its value, each as a LEB128 length and the bytes. Decoding a corrupt blob
+// yields the fields before the damage.
+std::string encode_fields(const std::vector<std::pair<std::string, std::string>>& fields);
+std::vector<std::pair<std::string, std::string>> decode_fields(std::string_view blob);
+// Calls fn(name, value) for each field until it returns false; false if the blob is corrupt.
+bool for_each_field(std::string_view blob,
+                    const std::function<bool(std::string_view, std::string_view)>& fn);
+// The distinct field names, space-separated: body_fts's `names` column, which narrows a
+// header: search to the messages that have a field of that name.
+std::string field_names(const std::vector<std::pair<std::string, std::string>>& fields);
+
 // Replaces the header fields of message_data row `data_id`.
-void write_headers(database& db, std::int64_t data_id,
-                   const std::vector<std::pair<std::string, std::string>>& headers);
-// Replaces the index entries of message_data row `data_id` (messages_fts and body_fts).
-void write_index(database& db, std::int64_t data_id, const index_text& ix);
+void write_fields(database& db, std::int64_t data_id,
+                  const std::vector<std::pair<std::string, std::string>>& fields);
+// Replaces the index entries of message_data row `data_id`: messages_fts, and body_fts
+// (the body text and the names of `fields`).
+void write_index(database& db, std::int64_t data_id, const index_text& ix,
+                 const std::vector<std::pair<std::string, std::string>>& fields);
 
 // Text as body_fts indexes it: every CJK character (Han, kana, Hangul) stands alone between
 // spaces, so that unicode61, which keeps a run of them as one token, indexes each one and

@@ -3,11 +3,13 @@
 // Every positive field term of three or more characters goes into one FTS5 MATCH over the
 // trigram index of the short fields (terms ANDed), every negated one into one NOT IN MATCH
 // (terms ORed). A bare word also matches body words by prefix (body_fts). Shorter terms
-// and the header check run per candidate row or over the header-name index.
+// run per candidate row; a header: term narrows by body_fts's field names, then checks
+// the header-field blob of each candidate.
 #include "query.hpp"
 
 #include <glib.h>
 
+#include <algorithm>
 #include <cctype>
 #include <memory>
 
@@ -107,6 +109,23 @@ std::string body_query(std::string_view v) {
   }
   if (!word) return {};
   return fts_string(body_tokens(v)) + " *";
+}
+
+// The words of a header name as unicode61 splits them ("X-Mailpit-Tag" → "X Mailpit
+// Tag"), for a phrase query on body_fts's `names` column.
+std::string name_words(std::string_view name) {
+  std::string out;
+  bool gap = false;
+  for (unsigned char c : name) {
+    if (std::isalnum(c)) {
+      if (gap && !out.empty()) out += ' ';
+      gap = false;
+      out += static_cast<char>(c);
+    } else {
+      gap = true;
+    }
+  }
+  return out;
 }
 
 struct gtz_deleter {
@@ -219,6 +238,40 @@ void contains_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   }
 }
 
+// sluice_field(fields, name, text): whether the header-field blob (index.hpp
+// encode_fields) has a field named `name` (ASCII case-insensitively) whose value contains
+// `text` (as sluice_contains does; an empty text matches any value).
+void field_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  if (argc != 3 || sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+    sqlite3_result_int(ctx, 0);
+    return;
+  }
+  auto bytes = [](sqlite3_value* v, bool blob) {
+    const auto* p = blob ? static_cast<const char*>(sqlite3_value_blob(v))
+                         : reinterpret_cast<const char*>(sqlite3_value_text(v));
+    return std::string_view(p ? p : "", static_cast<std::size_t>(sqlite3_value_bytes(v)));
+  };
+  try {
+    const std::string_view blob = bytes(argv[0], true);
+    const std::string_view name = bytes(argv[1], false);
+    const std::string_view text = bytes(argv[2], false);
+    const std::string needle = text.empty() ? std::string() : fold(text);
+    bool found = false;
+    for_each_field(blob, [&](std::string_view n, std::string_view v) {
+      if (n.size() == name.size() &&
+          std::equal(n.begin(), n.end(), name.begin(), [](unsigned char a, unsigned char b) {
+            return std::tolower(a) == std::tolower(b);
+          })) {
+        found = needle.empty() || fold(v).find(needle) != std::string::npos;
+      }
+      return !found;
+    });
+    sqlite3_result_int(ctx, found ? 1 : 0);
+  } catch (const std::bad_alloc&) {
+    sqlite3_result_error_nomem(ctx);
+  }
+}
+
 }  // namespace
 
 std::int64_t civil_to_ms(const search_term::civil_time& t, const std::string& tz) {
@@ -302,17 +355,20 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
         break;
       }
       case field::header: {
-        // Fields of that name (the name index), whose value contains the text. Header
-        // values are not in the full-text index: they are most of a message's text that
-        // nobody searches for by word, and indexing them tripled the cost of a write.
-        std::string sql =
-            "m.data_id IN (SELECT h.data_id FROM message_headers h WHERE h.name = ? COLLATE NOCASE";
-        rest_binds.emplace_back(t.header_name);
-        if (!t.value.empty()) {
-          sql += " AND sluice_contains(h.value, ?)";
-          rest_binds.emplace_back(t.value);
+        // Messages with a field of that name (body_fts's `names` column narrows them by
+        // the name's words), checked per candidate: the name exactly, and the value
+        // containing the text. Header values are not in the full-text index: they are
+        // most of a message's text that nobody searches for by word, and indexing them
+        // tripled the cost of a write.
+        std::string sql = "m.data_id IN (SELECT hf.data_id FROM message_fields hf WHERE ";
+        if (const std::string words = name_words(t.header_name); !words.empty()) {
+          sql += "hf.data_id IN (SELECT rowid FROM body_fts WHERE body_fts MATCH ?) AND ";
+          rest_binds.emplace_back("names : " + fts_string(words));
         }
-        cond(t, sql + ")");
+        sql += "sluice_field(hf.fields, ?, ?))";
+        rest_binds.emplace_back(t.header_name);
+        rest_binds.emplace_back(t.value);
+        cond(t, sql);
         break;
       }
       case field::tag:
@@ -404,6 +460,10 @@ void register_functions(database& db) {
       sqlite3_create_function_v2(db.get(), "sluice_contains", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                  nullptr, contains_fn, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) throw_sqlite(db.get(), rc, "register sluice_contains");
+  const int rc2 =
+      sqlite3_create_function_v2(db.get(), "sluice_field", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                 nullptr, field_fn, nullptr, nullptr, nullptr);
+  if (rc2 != SQLITE_OK) throw_sqlite(db.get(), rc2, "register sluice_field");
 }
 
 }  // namespace sluice::store

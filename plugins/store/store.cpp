@@ -188,6 +188,11 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5});
   }
   writer_thread_ = std::thread([this] { writer_loop(); });
+  if (events_) {
+    delivery_subscription_ = events_->subscribe([this](const sluice::event& e) {
+      if (e.type == "delivery") record_delivery(e.data);
+    });
+  }
 }
 
 sqlite_store::~sqlite_store() {
@@ -196,6 +201,7 @@ sqlite_store::~sqlite_store() {
 
 void sqlite_store::stop() {
   std::call_once(stop_once_, [this] {
+    if (delivery_subscription_) events_->unsubscribe(*delivery_subscription_);
     {
       std::lock_guard lk(mu_);
       stopping_ = true;
@@ -513,8 +519,8 @@ write_result sqlite_store::write_data(database& db, const prepared_message& p,
     s->bind(3, p.view_compressed ? 1 : 0);
     s->run();
   }
-  write_headers(db, data_id, p.headers);
-  write_index(db, data_id, p.index);
+  write_fields(db, data_id, p.headers);
+  write_index(db, data_id, p.index, p.headers);
   return {};
 }
 
@@ -933,6 +939,70 @@ void sqlite_store::publish(std::string type, std::string mailbox, boost::json::v
   }
 }
 
+void sqlite_store::record_delivery(const boost::json::value& data) {
+  const auto* o = data.if_object();
+  const auto* id = o ? o->if_contains("ID") : nullptr;
+  if (!id || !id->is_string()) return;
+  const auto* at = o->if_contains("At");
+  struct entry {
+    std::string id;
+    std::int64_t at;
+    std::string json;
+  };
+  auto e = std::make_shared<entry>(entry{std::string(id->get_string()),
+                                         at && at->is_int64() ? at->get_int64() : now_ms(),
+                                         boost::json::serialize(data)});
+  write_job job;
+  job.run = [e](database& db) -> write_result {
+    {
+      // Only for a message this store holds (the mailbox list makes the lookup indexed).
+      auto s = db.cached(
+          "INSERT INTO deliveries(id, at, entry) SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM"
+          " messages WHERE mailbox IN (SELECT name FROM mailboxes) AND id = ?1)");
+      s->bind(1, e->id);
+      s->bind(2, e->at);
+      s->bind(3, e->json);
+      s->run();
+    }
+    if (db.changes() == 0) return {SQLITE_OK, 0, {}};
+    auto s = db.cached(
+        "DELETE FROM deliveries WHERE id = ?1 AND seq <= (SELECT seq FROM deliveries WHERE id = ?1"
+        " ORDER BY seq DESC LIMIT 1 OFFSET ?2)");
+    s->bind(1, e->id);
+    s->bind(2, static_cast<std::int64_t>(kMaxDeliveries));
+    s->run();
+    return {SQLITE_OK, 1, {}};
+  };
+  job.complete = [this](write_result r) {
+    if (!r.ok()) log_.warn("store could not record a delivery", {{"error", r.error}});
+  };
+  enqueue(std::move(job));
+}
+
+asio::awaitable<std::optional<boost::json::array>> sqlite_store::deliveries(std::string mailbox,
+                                                                            std::string id) {
+  auto fn = [mailbox = std::move(mailbox),
+             id = std::move(id)](database& db) -> std::optional<boost::json::array> {
+    read_txn txn(db);
+    {
+      auto s = db.cached("SELECT 1 FROM messages WHERE mailbox = ?1 AND id = ?2");
+      s->bind(1, mailbox);
+      s->bind(2, id);
+      if (!s->step()) return std::nullopt;
+    }
+    boost::json::array out;
+    auto s = db.cached("SELECT entry FROM deliveries WHERE id = ?1 ORDER BY seq");
+    s->bind(1, id);
+    while (s->step()) {
+      boost::system::error_code ec;
+      auto v = boost::json::parse(s->column_text(0), ec);
+      if (!ec) out.push_back(std::move(v));
+    }
+    return out;
+  };
+  co_return co_await read(std::move(fn));
+}
+
 store_stats sqlite_store::write_stats() const {
   return {transactions_.load(), jobs_.load(), largest_batch_.load(), pruned_.load()};
 }
@@ -1081,10 +1151,9 @@ asio::awaitable<std::optional<stored_message>> sqlite_store::get(std::string mai
       }
     }
     {
-      auto s = db.cached("SELECT name, value FROM message_headers WHERE data_id = ?1 ORDER BY pos");
+      auto s = db.cached("SELECT fields FROM message_fields WHERE data_id = ?1");
       s->bind(1, data_id);
-      while (s->step())
-        m->headers.emplace_back(s->column_text(0), s->column_text(1));
+      if (s->step()) m->headers = decode_fields(s->column_blob(0));
     }
     return m;
   };

@@ -83,6 +83,9 @@ struct insert_options {
   std::vector<tag_rule> rules;
 };
 
+// Entries kept in one message's delivery log (the oldest go first).
+inline constexpr std::size_t kMaxDeliveries = 200;
+
 struct store_stats {
   std::uint64_t transactions = 0;  // group commits (batch transactions) so far
   std::uint64_t jobs = 0;          // write jobs committed or failed in them
@@ -123,6 +126,8 @@ class sqlite_store final : public mailbox_service {
   boost::asio::awaitable<void> delete_tag(std::string mailbox, std::string tag) override;
   boost::asio::awaitable<mailbox_stats> stats(std::string mailbox) override;
   boost::asio::awaitable<store_info> info() override;
+  boost::asio::awaitable<std::optional<boost::json::array>> deliveries(std::string mailbox,
+                                                                       std::string id) override;
 
   // Stores a prepared message into each of p.mailboxes, all copies in one transaction;
   // completes once it is committed (or failed). n is the number of new copies: a copy
@@ -176,6 +181,9 @@ class sqlite_store final : public mailbox_service {
   // submit(), throwing std::runtime_error for a failed job.
   boost::asio::awaitable<write_result> submit_checked(write_job job, const char* what);
   void publish(std::string type, std::string mailbox, boost::json::value data);
+  // Queues a "delivery" event's data for the delivery log of the message it names (kept
+  // only while this store holds that message; at most kMaxDeliveries entries each).
+  void record_delivery(const boost::json::value& data);
 
   template <class F>
   auto read(F fn) -> boost::asio::awaitable<std::invoke_result_t<F&, database&>>;
@@ -211,6 +219,8 @@ class sqlite_store final : public mailbox_service {
   std::atomic<std::uint64_t> pruned_{0};
   std::atomic<std::uint64_t> deleted_{0};  // API/POP3 deletes and pruning, since start
   std::size_t last_batch_size_ = 0;        // writer thread only
+
+  std::optional<std::uint64_t> delivery_subscription_;  // on events_
 
   std::once_flag stop_once_;
   // Declared last: threads start after every member above is constructed and are joined

@@ -129,6 +129,9 @@ class deferred_stage final : public sluice::stage {
       out << msg->id << " " << call.attempt << " " << (fail ? "tempfail" : "ok") << " "
           << (call.phase == sluice::phase::deferred ? "deferred" : "inline") << "\n";
     }
+    // What a real deferred stage reports about its attempt (the delivery log's Details).
+    msg->attributes["delivery_report"] =
+        boost::json::object{{"attempt", call.attempt}, {"upstream", "test"}};
     if (fail) co_return verdict::tempfail(451, "4.4.1", "test upstream unavailable");
     co_return verdict::next();
   }

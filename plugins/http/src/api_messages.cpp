@@ -363,6 +363,39 @@ json::object messages_summary_json(const search_result& r, std::uint64_t start) 
   return o;
 }
 
+// GET /api/v1/message/{ID}/deliveries (Sluice): the message's delivery log, one entry per
+// attempt of a deferred stage (relay, webhook, …), oldest first; 404 for an unknown message.
+awaitable<response> get_deliveries(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto log = co_await ctx.env.store->deliveries(ctx.mailbox, *id);
+  if (!log) co_return not_found(ctx.req);
+  json::array out;
+  out.reserve(log->size());
+  for (const auto& v : *log) {
+    if (!v.is_object()) continue;
+    const auto& e = v.get_object();
+    auto ms = [&](std::string_view k) -> json::value {
+      const auto* x = e.if_contains(k);
+      return x && x->is_int64() ? json::value(mailpit::rfc3339(x->get_int64())) : nullptr;
+    };
+    auto copy = [&](std::string_view k) -> json::value {
+      const auto* x = e.if_contains(k);
+      return x ? *x : json::value(nullptr);
+    };
+    out.push_back(json::object{{"Time", ms("At")},
+                               {"Stage", copy("Stage")},
+                               {"Pipeline", copy("Pipeline")},
+                               {"Attempt", copy("Attempt")},
+                               {"Status", copy("Status")},
+                               {"Reply", copy("Last")},
+                               {"NextAttempt", ms("NextAttempt")},
+                               {"Details", copy("Details")}});
+  }
+  co_return json_response(ctx.req, json::object{{"ID", *id}, {"Deliveries", std::move(out)}});
+}
+
 void add_message_routes(router& r) {
   r.add(verb::get, "/api/v1/messages", guarded(list_messages));
   r.add(verb::put, "/api/v1/messages", guarded(set_read));
@@ -376,6 +409,7 @@ void add_message_routes(router& r) {
   r.add(verb::get, "/api/v1/message/{ID}/part/{PartID}/thumb", guarded(get_thumb));
   r.add(verb::post, "/api/v1/message/{ID}/release", guarded(release_message));
   r.add(verb::get, "/api/v1/message/{ID}/auth", guarded(get_auth));
+  r.add(verb::get, "/api/v1/message/{ID}/deliveries", guarded(get_deliveries));
   r.add(verb::get, "/api/v1/message/{ID}/sa-check", guarded(not_available));
   r.add(verb::get, "/api/v1/message/{ID}/html-check", guarded(not_available));
   r.add(verb::get, "/api/v1/message/{ID}/link-check", guarded(not_available));

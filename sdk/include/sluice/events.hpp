@@ -16,8 +16,15 @@
 
 namespace sluice {
 
+// The kernel publishes "delivery" (mailbox empty) after every attempt of a deferred stage:
+//   {"ID": message id, "Stage": stage instance, "Pipeline": name, "Attempt": 1, 2, …,
+//    "Status": "done" | "retry" | "failed" | "expired", "Last": "<code> <enhanced> <text>",
+//    "At": ms since the epoch, "NextAttempt": ms (retry only),
+//    "Details": what the stage left in the message attribute "delivery_report" during the
+//               attempt (its server, per-recipient replies, …), or null}
+// The kernel removes "delivery_report" from the message after each attempt.
 struct event {
-  std::string type;     // "new", "update", "delete", "truncate", "prune", "stats", "error"
+  std::string type;  // "new", "update", "delete", "truncate", "prune", "stats", "error", "delivery"
   std::string mailbox;  // mailbox the event concerns; empty for global events
   boost::json::value data;
 };

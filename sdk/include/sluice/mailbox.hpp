@@ -25,6 +25,7 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 
 #include "sluice/message.hpp"
@@ -152,6 +153,11 @@ class mailbox_service : public service {
   virtual boost::asio::awaitable<void> delete_tag(std::string mailbox, std::string tag) = 0;
   virtual boost::asio::awaitable<mailbox_stats> stats(std::string mailbox) = 0;
   virtual boost::asio::awaitable<store_info> info() = 0;
+  // The delivery log of a stored message: one entry per attempt of a deferred stage
+  // (relay, webhook, …), oldest first, each the data of the kernel's "delivery" event
+  // (sluice/events.hpp). Nothing when the message is not in that mailbox.
+  virtual boost::asio::awaitable<std::optional<boost::json::array>> deliveries(std::string mailbox,
+                                                                               std::string id) = 0;
 };
 
 }  // namespace sluice

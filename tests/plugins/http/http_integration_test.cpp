@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "sluice_test.hpp"
 
@@ -593,4 +594,61 @@ TEST(http_core, websocket_update_delete_truncate_through_the_api) {
   ASSERT_FALSE(v["last_stats"].as_array().empty()) << out;
   EXPECT_EQ(v["last_stats"].as_array().back().at("Data").at("Total"), 0);
   EXPECT_EQ(f.proc->stop(), 0) << f.proc->log();
+}
+
+// The delivery log: the kernel publishes every attempt of a deferred stage, the store keeps
+// them with the message, the API serves them; they go with the message.
+TEST(http_core, delivery_log_of_a_deferred_stage) {
+  temp_dir dir;
+  const std::string cfg = R"(log: {level: info}
+spool: {path: ./spool}
+services:
+  - {name: default, plugin: store, path: ./mail.db}
+listeners:
+  - {name: smtp, plugin: smtp, pipeline: p, listen: ["127.0.0.1:0"]}
+  - {name: http, plugin: http, pipeline: p, listen: ["127.0.0.1:0"]}
+pipelines:
+  - name: p
+    stages:
+      - {plugin: store, mailbox: default}
+      - plugin: test_deferred
+        name: upstream
+        log: attempts.log
+        fail_times: 1
+        retry: {initial: 200ms, max: 1s, lifetime: 1h}
+)";
+  sluice_process proc(dir.path(), cfg);
+  ASSERT_TRUE(proc.running());
+  const std::string smtp = proc.host("smtp") + ":" + std::to_string(proc.port("smtp"));
+  const std::string sent = send_mail(smtp, "deferred");
+  ASSERT_TRUE(sent.starts_with("250")) << sent;
+  const std::string id = sent.substr(sent.find("queued as ") + 10);
+  const std::string path = "/api/v1/message/" + id + "/deliveries";
+  boost::json::array log;
+  for (int i = 0; i < 200 && log.size() < 2; ++i) {
+    auto r = curl(url(proc, path));
+    ASSERT_EQ(r.status, 200) << r.raw;
+    log = boost::json::parse(r.body).at("Deliveries").as_array();
+    if (log.size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(log.size(), 2u) << proc.log();
+  EXPECT_EQ(log[0].at("Stage"), "upstream");
+  EXPECT_EQ(log[0].at("Pipeline"), "p");
+  EXPECT_EQ(log[0].at("Attempt"), 1);
+  EXPECT_EQ(log[0].at("Status"), "retry");
+  EXPECT_EQ(log[0].at("Reply"), "451 4.4.1 test upstream unavailable");
+  EXPECT_TRUE(log[0].at("NextAttempt").is_string());
+  EXPECT_EQ(log[0].at("Details").at("attempt"), 1);
+  EXPECT_EQ(log[1].at("Attempt"), 2);
+  EXPECT_EQ(log[1].at("Status"), "done");
+  EXPECT_TRUE(log[1].at("NextAttempt").is_null());
+  EXPECT_EQ(log[1].at("Details").at("attempt"), 2);
+  EXPECT_EQ(curl(url(proc, "/api/v1/message/nope/deliveries")).status, 404);
+  // Deleting the message deletes its log.
+  EXPECT_EQ(curl("-X DELETE -d " + shell_quote("{\"IDs\":[\"" + id + "\"]}") + " " +
+                 url(proc, "/api/v1/messages"))
+                .status,
+            200);
+  EXPECT_EQ(curl(url(proc, path)).status, 404);
+  EXPECT_EQ(proc.stop(), 0) << proc.log();
 }

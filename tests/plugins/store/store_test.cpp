@@ -849,7 +849,8 @@ TEST_F(StoreTest, MigratesVersion1DatabaseWithDataIntact) {
   EXPECT_EQ(run(s->remove("default", {.ids = {"id-one"}})), 1u);
   database db(dir_ / "store.db", SQLITE_OPEN_READONLY);
   EXPECT_EQ(db.query_int("SELECT count(*) FROM message_data"), 1);
-  EXPECT_EQ(db.query_int("SELECT count(*) FROM message_headers WHERE data_id = 1"), 0);
+  EXPECT_EQ(db.query_int("SELECT count(*) FROM message_fields WHERE data_id = 1"), 0);
+  EXPECT_EQ(db.query_int("SELECT count(*) FROM message_fields"), 1);
 }
 
 TEST_F(StoreTest, ShutdownDrainsQueuedWrites) {

@@ -841,5 +841,37 @@ TEST_F(ApiTest, AuthResults) {
   EXPECT_EQ(get("/api/v1/message/zzz/auth").result(), bhttp::status::not_found);
 }
 
+// Sluice's /deliveries: the store's delivery log in API shape; 404 for an unknown message.
+TEST_F(ApiTest, DeliveryLog) {
+  store_->add(entry("a", "relayed", 1000));
+  store_->delivery_log["a"] = json::parse(R"([
+    {"ID": "a", "Stage": "relay", "Pipeline": "gw", "Attempt": 1, "Status": "retry",
+     "Last": "451 4.7.1 try later", "At": 1000, "NextAttempt": 31000,
+     "Details": {"server": "mx.example:25"}},
+    {"ID": "a", "Stage": "relay", "Pipeline": "gw", "Attempt": 2, "Status": "done",
+     "Last": "0  ", "At": 32000, "Details": null}])")
+                                  .as_array();
+  auto r = get("/api/v1/message/a/deliveries");
+  ASSERT_EQ(r.result(), bhttp::status::ok) << r.body();
+  auto v = body_json(r);
+  EXPECT_EQ(v.at("ID").as_string(), "a");
+  const auto& d = v.at("Deliveries").as_array();
+  ASSERT_EQ(d.size(), 2u);
+  EXPECT_EQ(keys(d[0]), (std::set<std::string>{"Time", "Stage", "Pipeline", "Attempt", "Status",
+                                               "Reply", "NextAttempt", "Details"}));
+  EXPECT_EQ(d[0].at("Time").as_string(), "1970-01-01T00:00:01Z");
+  EXPECT_EQ(d[0].at("Status").as_string(), "retry");
+  EXPECT_EQ(d[0].at("Reply").as_string(), "451 4.7.1 try later");
+  EXPECT_EQ(d[0].at("NextAttempt").as_string(), "1970-01-01T00:00:31Z");
+  EXPECT_EQ(d[0].at("Details").at("server").as_string(), "mx.example:25");
+  EXPECT_TRUE(d[1].at("NextAttempt").is_null());
+  EXPECT_EQ(d[1].at("Attempt").as_int64(), 2);
+  store_->add(entry("b", "never deferred", 2000));
+  r = get("/api/v1/message/b/deliveries");
+  ASSERT_EQ(r.result(), bhttp::status::ok);
+  EXPECT_TRUE(body_json(r).at("Deliveries").as_array().empty());
+  EXPECT_EQ(get("/api/v1/message/zzz/deliveries").result(), bhttp::status::not_found);
+}
+
 }  // namespace
 }  // namespace sluice::test

@@ -282,6 +282,20 @@ class fake_mailbox final : public mailbox_service {
     co_return s;
   }
   awaitable<store_info> info() override { co_return store_info{"/tmp/fake.db", 12345, 7}; }
+  awaitable<std::optional<boost::json::array>> deliveries(std::string mailbox,
+                                                          std::string id) override {
+    std::lock_guard l(mu_);
+    auto& box = boxes_[mailbox];
+    for (const auto& e : box) {
+      if (e.m.id == id) {
+        auto it = delivery_log.find(id);
+        co_return it == delivery_log.end() ? boost::json::array{} : it->second;
+      }
+    }
+    co_return std::nullopt;
+  }
+
+  std::map<std::string, boost::json::array> delivery_log;  // by message id
 
   std::string last_tz;
 
