@@ -356,6 +356,14 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
       fatal = failure(e);
     }
   }
+  for (std::size_t i = 0; !fatal && i < batch.size(); ++i) {
+    if (!results[i].ok() || !batch[i].index) continue;
+    try {
+      batch[i].index(db);
+    } catch (const std::exception& e) {
+      fatal = failure(e);
+    }
+  }
   if (!fatal) {
     try {
       db.exec("COMMIT");
@@ -470,7 +478,7 @@ boost::json::array json_strings(const std::vector<std::string>& v) {
 
 }  // namespace
 
-write_result sqlite_store::write_data(database& db, const prepared_message& p,
+write_result sqlite_store::write_data(database& db, const prepared_message& p, bool with_index,
                                       std::int64_t& data_id) {
   // Where the `raw` bytes come from: memory (a small frame, an in-memory body) or a file
   // (a spilled frame, a spooled body).
@@ -520,7 +528,7 @@ write_result sqlite_store::write_data(database& db, const prepared_message& p,
     s->run();
   }
   write_fields(db, data_id, p.headers);
-  write_index(db, data_id, p.index, p.headers);
+  if (with_index) write_index(db, data_id, p.index, p.headers);
   return {};
 }
 
@@ -558,7 +566,9 @@ void sqlite_store::prune_unused_tags(database& db) {
 }
 
 write_result sqlite_store::insert_rows(database& db, prepared_message& p, const insert_options& o,
-                                       std::vector<stored_copy>& added) {
+                                       std::vector<stored_copy>& added, bool defer_index,
+                                       std::int64_t& data_id) {
+  data_id = 0;
   std::vector<std::string> fresh;
   for (const auto& mailbox : p.mailboxes) {
     auto s = db.cached("SELECT 1 FROM messages WHERE mailbox = ?1 AND id = ?2");
@@ -567,8 +577,7 @@ write_result sqlite_store::insert_rows(database& db, prepared_message& p, const 
     if (!s->step()) fresh.push_back(mailbox);  // else: already stored (idempotent retry)
   }
   if (fresh.empty()) return {SQLITE_OK, 0, {}};
-  std::int64_t data_id = 0;
-  if (auto r = write_data(db, p, data_id); !r.ok()) return r;
+  if (auto r = write_data(db, p, !defer_index, data_id); !r.ok()) return r;
   const stored_message& m = p.meta;
   for (const auto& mailbox : fresh) {
     {
@@ -637,14 +646,22 @@ asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_op
     prepared_message row;
     insert_options options;
     std::vector<stored_copy> added;
+    std::int64_t data_id = 0;
   };
   auto st = std::make_shared<state>(state{std::move(p), std::move(o), {}});
+  // Tag rules search the new row inside its own job, so they need its index entry there.
+  const bool defer_index = st->options.rules.empty();
   write_job job;
   job.bytes = st->row.stored_size();
-  job.run = [this, st](database& db) {
+  job.run = [this, st, defer_index](database& db) {
     st->added.clear();  // a retried savepoint starts over
-    return insert_rows(db, st->row, st->options, st->added);
+    return insert_rows(db, st->row, st->options, st->added, defer_index, st->data_id);
   };
+  if (defer_index) {
+    job.index = [st](database& db) {
+      if (st->data_id != 0) write_index(db, st->data_id, st->row.index, st->row.headers);
+    };
+  }
   job.after_commit = [this, st](const write_result& r) {
     if (r.n == 0) return;  // duplicate: nothing new to announce
     for (const auto& copy : st->added) {

@@ -152,6 +152,12 @@ class sqlite_store final : public mailbox_service {
     std::uint64_t bytes = 0;
     // Runs on the writer thread, inside the batch transaction (unless standalone).
     std::function<write_result(database&)> run;
+    // Runs on the writer thread inside the batch transaction once every job's savepoint
+    // is released: the full-text rows. FTS5 flushes its pending index into a new segment
+    // at every SAVEPOINT, so rows written inside the per-job savepoints made one segment
+    // (and merge work) per message; written together they make one per batch. A failure
+    // here fails the whole batch (nothing of it is acknowledged).
+    std::function<void(database&)> index;
     // Runs on the writer thread after a successful commit: caches, events, metrics.
     std::function<void(const write_result&)> after_commit;
     // Hands the result to the awaiting coroutine (posted to its executor).
@@ -172,9 +178,13 @@ class sqlite_store final : public mailbox_service {
     std::string mailbox;
     std::vector<std::string> tags;  // as stored, sorted
   };
+  // With defer_index, the full-text rows are left to the job's `index` step; data_id is
+  // the new data row (0 when every copy was already stored).
   write_result insert_rows(database& db, prepared_message& p, const insert_options& o,
-                           std::vector<stored_copy>& added);
-  write_result write_data(database& db, const prepared_message& p, std::int64_t& data_id);
+                           std::vector<stored_copy>& added, bool defer_index,
+                           std::int64_t& data_id);
+  write_result write_data(database& db, const prepared_message& p, bool with_index,
+                          std::int64_t& data_id);
   std::vector<std::string> tag_rows(database& db, std::int64_t seq, const std::string& mailbox,
                                     const std::vector<std::string>& tags);
   void prune_unused_tags(database& db);
