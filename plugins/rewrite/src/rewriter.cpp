@@ -294,9 +294,13 @@ void refresh_view(message& msg, const std::vector<std::string>& touched) {
   auto* mime = msg.attributes.if_contains("mime");
   if (!mime || !mime->is_object() || touched.empty()) return;
   json::object& view = mime->as_object();
-  static constexpr std::pair<const char*, const char*> fields[] = {
-      {"From", "from"},         {"To", "to"},          {"Cc", "cc"}, {"Bcc", "bcc"},
-      {"Reply-To", "reply_to"}, {"Subject", "subject"}};
+  static constexpr std::pair<const char*, const char*> fields[] = {{"From", "from"},
+                                                                   {"To", "to"},
+                                                                   {"Cc", "cc"},
+                                                                   {"Bcc", "bcc"},
+                                                                   {"Reply-To", "reply_to"},
+                                                                   {"Subject", "subject"},
+                                                                   {"Return-Path", "return_path"}};
   std::optional<std::string> head;
   for (const auto& [field, key] : fields) {
     bool hit = false;
@@ -307,6 +311,11 @@ void refresh_view(message& msg, const std::vector<std::string>& touched) {
     auto values = field_values(*head, field);
     if (std::string_view(key) == "subject") {
       view[key] = values.empty() ? std::string() : decode_text(values.front());
+      continue;
+    }
+    if (std::string_view(key) == "return_path") {
+      auto list = values.empty() ? std::vector<mail_address>{} : parse_addresses(values.front());
+      view[key] = list.empty() ? std::string() : list.front().address;
       continue;
     }
     std::string joined;
@@ -501,6 +510,14 @@ result apply(const rule_set& rules, message& msg) {
       env.mail_from = o.address;
     }
     rec["from"] = std::move(f);
+  }
+
+  // The listener's Return-Path (a capture acts as the final delivery, RFC 5321 §4.4) names
+  // the MAIL FROM as received; it follows the rewritten sender.
+  if (env.mail_from != original_sender &&
+      !field_values(msg.output_headers(), "Return-Path").empty()) {
+    msg.set_header("Return-Path", "<" + env.mail_from + ">");
+    touched.emplace_back("Return-Path");
   }
 
   // 5. Subject prefix, once.

@@ -133,6 +133,19 @@ recipients:
   EXPECT_EQ(json_string(s.at("rewritten")), "Jane@staging.example");
 }
 
+TEST(RewriteEnvelope, ReturnPathFollowsTheRewrittenSender) {
+  auto rs = rules("sender:\n  - {match: \"*\", to: bounce@staging.example}\n");
+  auto m = make_message("Return-Path: <jane@app.example>\r\n" + kRaw, "jane@app.example",
+                        {"bob@customer.example"});
+  ASSERT_TRUE(apply(rs, *m).error.empty());
+  EXPECT_EQ(m->envelope.mail_from, "bounce@staging.example");
+  EXPECT_TRUE(m->output_headers().starts_with("Return-Path: <bounce@staging.example>\r\n"));
+  // Without one, none is added (a relay adds none; the final delivery does).
+  auto bare = make_message(kRaw, "jane@app.example", {"bob@customer.example"});
+  ASSERT_TRUE(apply(rs, *bare).error.empty());
+  EXPECT_EQ(header(*bare, "Return-Path"), "<none>");
+}
+
 TEST(RewriteEnvelope, RegexWithCaptureGroupsAndNamedGroups) {
   auto rs = rules(R"(
 recipients:
