@@ -69,8 +69,13 @@ sluice::rewrite::condition parse_condition(const config_node& rule) {
 }
 
 std::string label_of(const config_node& rule, std::string_view list, std::size_t i) {
-  std::string l = rule.get_string("label", "");
-  if (!l.empty()) return l;
+  if (auto n = rule.find("label")) {
+    std::string l = n->as_string();
+    if (l.empty() || l.size() > 100 || !value_problem(l).empty()) {
+      n->fail("must be 1 to 100 characters of text without control characters");
+    }
+    return l;
+  }
   return std::string(list) + "[" + std::to_string(i) + "]";
 }
 

@@ -494,6 +494,8 @@ TEST(RewriteConfig, EveryBadRuleNamesItsPlace) {
        "rewrite.yaml:2:", "sender and/or recipient"},
       {"headers:\n  - {op: set, name: X-A, value: b, when: {sender: '[x'}}\n",
        "rewrite.yaml:2:", "invalid regular expression"},
+      {"headers:\n  - {op: remove, name: X-A, label: \"\"}\n",
+       "rewrite.yaml:2:", "1 to 100 characters"},
       {"override_from: not-an-address\n", "rewrite.yaml:1:", "has no @domain"},
       {"subject_prefix: \"a\\rb\"\n", "rewrite.yaml:1:", "line break"},
       {"subject_prefix: \"  \"\n", "rewrite.yaml:1:", "must not be empty"},
