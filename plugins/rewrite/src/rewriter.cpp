@@ -547,10 +547,19 @@ result apply(const rule_set& rules, message& msg) {
   //    so that a copy the sender forged does not survive next to ours.
   if (rules.original_to_header && rec.contains("recipients") &&
       !rec["recipients"].as_array().empty()) {
+    // Bounded: the attribute keeps the whole list, the field at most kMaxOriginalTo bytes
+    // of it and an RFC 5322 comment saying how many more there were.
+    constexpr std::size_t kMaxOriginalTo = 8192;
     std::string list;
+    std::size_t shown = 0;
     for (const auto& a : original_rcpts) {
+      if (!list.empty() && list.size() + 2 + a.size() > kMaxOriginalTo) break;
       if (!list.empty()) list += ", ";
       list += a;
+      ++shown;
+    }
+    if (shown < original_rcpts.size()) {
+      list += " (and " + std::to_string(original_rcpts.size() - shown) + " more)";
     }
     msg.set_header("X-Original-To", list);
     touched.emplace_back("X-Original-To");

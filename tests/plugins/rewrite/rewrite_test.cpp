@@ -183,6 +183,45 @@ original_to_header: true
   EXPECT_EQ(xot, "bob@customer.example, carol@customer.example, dave@other.example");
 }
 
+TEST(RewriteEnvelope, XOriginalToIsBounded) {
+  auto rs = rules(
+      "recipients:\n  - {match: \"*\", to: qa@staging.example}\n"
+      "original_to_header: true\n");
+  std::vector<std::string> many;
+  for (int i = 0; i < 1000; ++i)
+    many.push_back("recipient-number-" + std::to_string(i) + "@customer.example");
+  auto m = make_message(kRaw, "a@b.example", many);
+  ASSERT_TRUE(apply(rs, *m).error.empty());
+  const std::string v = header(*m, "X-Original-To");
+  EXPECT_LE(v.size(), 8192u + 400u);  // the folds' tabs and the comment
+  EXPECT_TRUE(v.ends_with(" more)")) << v.substr(v.size() - 40);
+  EXPECT_EQ(m->attributes.at("rewrite").at("original_recipients").as_array().size(), 1000u);
+  EXPECT_EQ(rcpts(*m), (std::vector<std::string>{"qa@staging.example"}));
+}
+
+TEST(RewriteEnvelope, SpilledBodyIsRewrittenWithoutTouchingIt) {
+  test::temp_dir dir;
+  const std::filesystem::path file = dir.path() / "body.eml";
+  std::string body(3 << 20, 'x');
+  for (std::size_t i = 76; i < body.size(); i += 78) {
+    body[i] = '\r';
+    body[i + 1] = '\n';
+  }
+  test::write_file(file, kRaw + body);
+  std::error_code ec;
+  auto m = std::make_shared<message>();
+  m->raw = message_body::from_file(file, ec);
+  ASSERT_FALSE(ec);
+  m->envelope.mail_from = "jane@app.example";
+  m->envelope.recipients.push_back({"bob@customer.example", {}});
+  auto rs = rules("subject_prefix: \"[S] \"\noverride_from: n@staging.example\n");
+  ASSERT_TRUE(apply(rs, *m).error.empty());
+  const std::string out = m->output();
+  EXPECT_NE(out.find("Subject: [S] Your invoice\r\n"), std::string::npos);
+  EXPECT_TRUE(out.ends_with(body));
+  EXPECT_EQ(test::read_file(file), kRaw + body);
+}
+
 TEST(RewriteEnvelope, MergeComparesDomainsCaseInsensitivelyOnly) {
   auto rs = rules("recipients:\n  - {match: \"@a.example\", to: \"@b.example\"}\n");
   auto m = make_message(kRaw, "s@x.example", {"u@a.example", "u@B.EXAMPLE", "U@b.example"});
