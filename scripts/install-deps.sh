@@ -16,6 +16,7 @@ packages=(
   libgdk-pixbuf-2.0-dev
   # libxml2's HTML parser: the mime stage turns HTML bodies into text for search and snippets
   libxml2-dev
+  libpcre2-dev  # the rewrite stage's regular expressions (bounded matching, JIT; plugins/rewrite)
   # real, independent clients and tools the tests drive
   python3 python3-dnslib openssl swaks curl apache2-utils procps
   # swaks needs these for STARTTLS (recommended, not required, by its package)
