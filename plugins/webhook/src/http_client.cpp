@@ -4,10 +4,11 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -245,7 +246,17 @@ asio::awaitable<http_result> send_request(asio::io_context& io, http_request req
   }
   if (opt.tls_verify) {
     tls.set_verify_mode(asio::ssl::verify_peer);
-    tls.set_verify_callback(asio::ssl::host_name_verification(host));
+    // OpenSSL's own RFC 6125 check during the handshake: subjectAltName DNS names (no
+    // partial wildcards) or, for an IP URL, IP addresses. A mismatch fails verification
+    // with X509_V_ERR_HOSTNAME_MISMATCH / X509_V_ERR_IP_ADDRESS_MISMATCH.
+    X509_VERIFY_PARAM* param = SSL_get0_param(tls.native_handle());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    const int set = ip_literal ? X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str())
+                               : X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+    if (set != 1) {
+      res.error = "cannot set the expected TLS peer name";
+      co_return done();
+    }
   } else {
     tls.set_verify_mode(asio::ssl::verify_none);
   }

@@ -30,6 +30,7 @@
 #include "retry_after.hpp"
 #include "settings.hpp"
 #include "signature.hpp"
+#include "sluice/mailbox.hpp"
 #include "sluice/mailpit_json.hpp"
 #include "sluice/plugin.hpp"
 #include "token_bucket.hpp"
@@ -98,11 +99,14 @@ class webhook_stage final : public stage {
     const std::shared_ptr<const settings> cfg = settings_;
     const std::shared_ptr<token_bucket> bucket = bucket_;
     const std::string name = name_;
-    boost::asio::io_context& io = host_.io();
+    sluice::host& host = host_;  // outlives every plugin object
+    boost::asio::io_context& io = host.io();
     const sluice::logger log = call.log;
     const unsigned attempt = call.attempt;
 
-    const json::object summary = message_summary(*msg);
+    json::object summary;
+    if (!cfg->mailbox.empty()) summary = co_await stored_summary(host, *cfg, msg->id, log);
+    if (summary.empty()) summary = message_summary(*msg);
     const field_map fields = message_fields(*msg, summary);
     http_request req;
     req.method = cfg->method;
@@ -114,9 +118,12 @@ class webhook_stage final : public stage {
       log.error("webhook template failed", {{"error", e.what()}});
       co_return verdict::local_error();
     }
-    json::object report{{"stage", name},      {"url", redact_url(req.url)},
-                        {"attempt", attempt}, {"status", 0},
-                        {"response", ""},     {"duration_ms", 0}};
+    json::object report{{"stage", name},
+                        {"url", redact_url(req.url)},
+                        {"attempt", static_cast<std::int64_t>(attempt)},
+                        {"status", 0},
+                        {"response", ""},
+                        {"duration_ms", 0}};
     auto finish = [&](std::string result, verdict v) {
       report["result"] = std::move(result);
       msg->attributes["delivery_report"] = report;
@@ -171,7 +178,7 @@ class webhook_stage final : public stage {
     opt.tls_verify = cfg->tls_verify;
     const http_result r = co_await send_request(io, std::move(req), std::move(opt));
 
-    report["duration_ms"] = r.duration.count();
+    report["duration_ms"] = static_cast<std::int64_t>(r.duration.count());
     if (!r.address.empty()) report["address"] = r.address;
     const std::string where = std::string(report["url"].as_string());
     if (!r.responded) {
@@ -215,6 +222,30 @@ class webhook_stage final : public stage {
   }
 
  private:
+  // The summary as the store keeps it (tags included), or an empty object when the
+  // message is not (or no longer) in that mailbox.
+  static boost::asio::awaitable<json::object> stored_summary(sluice::host& host,
+                                                             const settings& cfg,
+                                                             const std::string& id,
+                                                             const sluice::logger& log) {
+    auto mb = host.services().get<mailbox_service>(cfg.store);
+    if (!mb) {
+      log.warn("webhook: no mailbox service; the summary is built from the message",
+               {{"store", cfg.store}});
+      co_return json::object{};
+    }
+    try {
+      auto m = co_await mb->get(cfg.mailbox, id);
+      if (m) co_return mailpit::summary_json(*m, false);
+    } catch (const std::exception& e) {
+      log.warn(
+          "webhook: reading the stored message failed; the summary is built from the "
+          "message",
+          {{"error", e.what()}});
+    }
+    co_return json::object{};
+  }
+
   static std::int64_t stored_not_before(const message& m, const std::string& name) {
     const auto* w = m.attributes.if_contains("webhook");
     if (!w || !w->is_object()) return 0;

@@ -118,6 +118,10 @@ settings parse_settings(const config_node& cfg, const std::string& config_dir, b
       cfg.get_duration("retry_after_max", s.retry_after_max));
   s.tls_verify = cfg.get_bool("tls_verify", true);
   s.allow_private = cfg.get_bool("allow_private", false);
+  s.mailbox = cfg.get_string("mailbox", "");
+  if (cfg.has("mailbox") && s.mailbox.empty()) cfg.at("mailbox").fail("must not be empty");
+  s.store = cfg.get_string("store", "");
+  if (cfg.has("store") && s.mailbox.empty()) cfg.at("store").fail("has no effect without mailbox");
   std::string ca_file = cfg.get_string("ca_file", "");
   if (!ca_file.empty() && std::filesystem::path(ca_file).is_relative()) {
     ca_file = (std::filesystem::path(config_dir) / ca_file).string();

@@ -43,6 +43,10 @@ struct settings {
   std::shared_ptr<boost::asio::ssl::context> tls;  // set for https URLs
   bool tls_verify = true;
   bool allow_private = false;
+  // Read the summary from this mailbox of the store (tags included, exactly as the API
+  // serves it) instead of building it from the message; empty: build it.
+  std::string mailbox;
+  std::string store;  // the mailbox service instance; empty: the default one
 };
 
 // `config_dir` resolves a relative ca_file. check_only: validate, open no files.

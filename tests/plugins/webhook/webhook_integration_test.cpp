@@ -181,6 +181,25 @@ TEST_F(WebhookIntegration, PostsMailpitsSummarySignedAndEqualToTheApi) {
   EXPECT_TRUE(wait_until([&] { return spool_empty(p); }));
 }
 
+TEST_F(WebhookIntegration, WithMailboxTheSummaryIsTheStoredOneWithTags) {
+  receiver rx;
+  sluice_process p(config("url: " + rx.url() + "\nmailbox: default\n" + kRetry));
+  ASSERT_TRUE(p.running()) << p.log();
+  const std::string reply = smtp_send("127.0.0.1:" + std::to_string(p.port("smtp")),
+                                      "alice@example.com", {"bob@example.com"},
+                                      "From: alice@example.com\r\nTo: bob@example.com\r\n"
+                                      "X-Tags: deploy, ci\r\nSubject: tagged\r\n\r\nbody\r\n");
+  ASSERT_EQ(reply.substr(0, 3), "250");
+  auto reqs = rx.wait_for(1);
+  ASSERT_EQ(reqs.size(), 1u) << p.log();
+  const json::value body = json::parse(reqs[0].at("body").as_string());
+  expect_summary_shape(body.as_object());
+  std::set<std::string> tags;
+  for (const auto& t : body.at("Tags").as_array())
+    tags.insert(std::string(t.as_string()));
+  EXPECT_EQ(tags, (std::set<std::string>{"ci", "deploy"})) << json::serialize(body);
+}
+
 TEST_F(WebhookIntegration, FiveHundredThenTwoHundredIsRetriedFromTheSpool) {
   receiver rx({"--statuses", "500,500,200"});
   sluice_process p(config("url: " + rx.url() + "\n" + kRetry));
