@@ -103,6 +103,14 @@ std::string redact_url(const std::string& url) {
   return out;
 }
 
+std::string url_origin(const std::string& url) {
+  auto u = boost::urls::parse_absolute_uri(url);
+  if (!u) return "(invalid URL)";
+  std::string out = std::string(u->scheme()) + "://" + std::string(u->encoded_host());
+  if (u->has_port()) out += ":" + std::string(u->port());
+  return out;
+}
+
 asio::awaitable<http_result> send_request(asio::io_context& io, http_request req,
                                           client_options opt) {
   const auto start = std::chrono::steady_clock::now();

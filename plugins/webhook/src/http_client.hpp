@@ -74,7 +74,11 @@ boost::asio::awaitable<http_result> send_request(boost::asio::io_context& io, ht
 // Throws std::runtime_error when ca_file cannot be loaded.
 std::shared_ptr<boost::asio::ssl::context> make_client_tls(const std::string& ca_file);
 
-// The URL without user information, query and fragment: safe to log and to report.
+// The URL without user information, query and fragment, for the delivery report.
 std::string redact_url(const std::string& url);
+
+// scheme://host[:port] only, for logs and verdict texts (a path may carry a token, as
+// chat webhooks' paths do).
+std::string url_origin(const std::string& url);
 
 }  // namespace sluice::webhook

@@ -176,11 +176,13 @@ class webhook_stage final : public stage {
     opt.allow_private = cfg->allow_private;
     opt.tls = cfg->tls;
     opt.tls_verify = cfg->tls_verify;
+    const std::string req_url = req.url;
     const http_result r = co_await send_request(io, std::move(req), std::move(opt));
 
     report["duration_ms"] = static_cast<std::int64_t>(r.duration.count());
     if (!r.address.empty()) report["address"] = r.address;
-    const std::string where = std::string(report["url"].as_string());
+    // Logs and verdict texts name the origin only: a path may carry a token.
+    const std::string where = url_origin(req_url);
     if (!r.responded) {
       report["error"] = r.error;
       if (r.guard_refused) {

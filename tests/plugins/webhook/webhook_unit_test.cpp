@@ -25,18 +25,18 @@ using boost::asio::ip::make_address;
 
 // ---- signature -------------------------------------------------------------------------
 
-TEST(signature, hmac_matches_rfc4231_test_case_2) {
+TEST(webhook_signature, hmac_matches_rfc4231_test_case_2) {
   EXPECT_EQ(hmac_sha256_hex("Jefe", "what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
-TEST(signature, header_is_timestamp_and_hmac_over_timestamp_dot_body) {
+TEST(webhook_signature, header_is_timestamp_and_hmac_over_timestamp_dot_body) {
   const std::string body = R"({"ID":"abc"})";
   const std::string h = sign("s3cret", 1700000000, body);
   EXPECT_EQ(h, "t=1700000000,v1=" + hmac_sha256_hex("s3cret", "1700000000." + body));
 }
 
-TEST(signature, verify_accepts_its_own_and_refuses_changes) {
+TEST(webhook_signature, verify_accepts_its_own_and_refuses_changes) {
   const std::string body = "{\"a\":1}";
   const std::string h = sign("k", 1000, body);
   EXPECT_EQ(verify("k", h, body, 1000), verify_result::ok);
@@ -58,7 +58,7 @@ TEST(signature, verify_accepts_its_own_and_refuses_changes) {
   EXPECT_EQ(verify("k", both, body, 1000), verify_result::ok);
 }
 
-TEST(signature, constant_time_equal_compares_bytes_and_lengths) {
+TEST(webhook_signature, constant_time_equal_compares_bytes_and_lengths) {
   EXPECT_TRUE(constant_time_equal("abc", "abc"));
   EXPECT_FALSE(constant_time_equal("abc", "abd"));
   EXPECT_FALSE(constant_time_equal("abc", "abcd"));
@@ -81,7 +81,7 @@ field_map sample() {
 }
 }  // namespace
 
-TEST(json_template, escapes_every_character_a_message_supplies) {
+TEST(webhook_json_template, escapes_every_character_a_message_supplies) {
   auto t = json_template::parse(R"({"text": "Subject: {{subject}}", "raw": "{{ subject }}"})");
   const std::string out = t.render(sample());
   // The output parses, and the values are exactly the field text.
@@ -93,7 +93,7 @@ TEST(json_template, escapes_every_character_a_message_supplies) {
   EXPECT_NE(out.find(R"(\u0001)"), std::string::npos) << out;
 }
 
-TEST(json_template, a_whole_placeholder_keeps_the_fields_type) {
+TEST(webhook_json_template, a_whole_placeholder_keeps_the_fields_type) {
   auto t = json_template::parse(
       R"j({"size": "{{size}}", "to": "{{to}}", "msg": "{{summary}}", "n": ["{{id}}", 3, null],)j"
       R"j( "joined": "to {{to}} ({{size}} bytes)"})j");
@@ -106,7 +106,7 @@ TEST(json_template, a_whole_placeholder_keeps_the_fields_type) {
   EXPECT_EQ(v.at("joined").as_string(), "to a@example.com, b@example.com (1234 bytes)");
 }
 
-TEST(json_template, load_errors_say_what_is_wrong) {
+TEST(webhook_json_template, load_errors_say_what_is_wrong) {
   EXPECT_THROW(json_template::parse("{\"a\": "), std::invalid_argument);
   try {
     json_template::parse(R"({"a": "{{nosuch}}"})");
@@ -118,7 +118,7 @@ TEST(json_template, load_errors_say_what_is_wrong) {
   EXPECT_THROW(json_template::parse(R"({"a": "{{Subject}}"})"), std::invalid_argument);
 }
 
-TEST(url_template, substitutes_percent_encoded_so_fields_cannot_change_the_shape) {
+TEST(webhook_url_template, substitutes_percent_encoded_so_fields_cannot_change_the_shape) {
   auto t = url_template::parse("https://hooks.example.net/in/{{rcpt_domain}}?from={{from}}");
   EXPECT_TRUE(t.templated());
   EXPECT_EQ(t.render(sample()),
@@ -128,7 +128,7 @@ TEST(url_template, substitutes_percent_encoded_so_fields_cannot_change_the_shape
   EXPECT_EQ(fixed.render(sample()), "http://127.0.0.1:8080/hook?token=abc");
 }
 
-TEST(url_template, rejects_what_is_not_an_http_url) {
+TEST(webhook_url_template, rejects_what_is_not_an_http_url) {
   EXPECT_THROW(url_template::parse("ftp://example.com/"), std::invalid_argument);
   EXPECT_THROW(url_template::parse("/relative"), std::invalid_argument);
   EXPECT_THROW(url_template::parse("https://example.com/#frag"), std::invalid_argument);
@@ -136,10 +136,12 @@ TEST(url_template, rejects_what_is_not_an_http_url) {
   EXPECT_THROW(url_template::parse("{{subject}}://example.com/"), std::invalid_argument);
 }
 
-TEST(redact_url, drops_credentials_and_query) {
+TEST(webhook_redact_url, drops_credentials_and_query) {
   EXPECT_EQ(redact_url("https://user:pw@hooks.example.net:8443/a/b?token=secret"),
             "https://hooks.example.net:8443/a/b");
   EXPECT_EQ(redact_url("http://[::1]?x=1"), "http://[::1]/");
+  EXPECT_EQ(url_origin("https://user:pw@hooks.example.net:8443/services/T0/B0/s3cr3t?x=1"),
+            "https://hooks.example.net:8443");
 }
 
 // ---- SSRF address classes ---------------------------------------------------------------
@@ -150,7 +152,7 @@ address_class cls(const char* s) {
 }
 }  // namespace
 
-TEST(address_class, ipv4_ranges) {
+TEST(webhook_address_class, ipv4_ranges) {
   EXPECT_EQ(cls("127.0.0.1"), address_class::loopback);
   EXPECT_EQ(cls("127.255.255.254"), address_class::loopback);
   EXPECT_EQ(cls("10.1.2.3"), address_class::private_);
@@ -175,7 +177,7 @@ TEST(address_class, ipv4_ranges) {
   EXPECT_EQ(cls("93.184.216.34"), address_class::global);
 }
 
-TEST(address_class, ipv6_ranges) {
+TEST(webhook_address_class, ipv6_ranges) {
   EXPECT_EQ(cls("::1"), address_class::loopback);
   EXPECT_EQ(cls("::"), address_class::unspecified);
   EXPECT_EQ(cls("fe80::1"), address_class::link_local);
@@ -193,7 +195,7 @@ TEST(address_class, ipv6_ranges) {
   EXPECT_EQ(cls("2a00:1450:4001:82a::200e"), address_class::global);
 }
 
-TEST(address_class, ipv6_forms_embedding_ipv4_are_judged_by_the_ipv4_address) {
+TEST(webhook_address_class, ipv6_forms_embedding_ipv4_are_judged_by_the_ipv4_address) {
   EXPECT_EQ(cls("::ffff:127.0.0.1"), address_class::loopback);
   EXPECT_EQ(cls("::ffff:7f00:1"), address_class::loopback);
   EXPECT_EQ(cls("::ffff:10.0.0.1"), address_class::private_);
@@ -208,7 +210,7 @@ TEST(address_class, ipv6_forms_embedding_ipv4_are_judged_by_the_ipv4_address) {
   EXPECT_EQ(cls("2002:808:808::1"), address_class::global);
 }
 
-TEST(address_class, permitted_only_global_unless_allowed) {
+TEST(webhook_address_class, permitted_only_global_unless_allowed) {
   EXPECT_TRUE(permitted(make_address("8.8.8.8"), false));
   EXPECT_FALSE(permitted(make_address("127.0.0.1"), false));
   EXPECT_FALSE(permitted(make_address("::ffff:127.0.0.1"), false));
@@ -218,7 +220,7 @@ TEST(address_class, permitted_only_global_unless_allowed) {
 
 // ---- Retry-After -------------------------------------------------------------------------
 
-TEST(retry_after, delay_seconds_and_the_three_date_forms) {
+TEST(webhook_retry_after, delay_seconds_and_the_three_date_forms) {
   using std::chrono::seconds;
   const std::int64_t now = 784111777;  // Sun, 06 Nov 1994 08:49:37 GMT
   EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), now);
@@ -245,7 +247,7 @@ TEST(retry_after, delay_seconds_and_the_three_date_forms) {
 
 // ---- token bucket and rates --------------------------------------------------------------
 
-TEST(token_bucket, delays_instead_of_refusing_and_serves_in_order) {
+TEST(webhook_token_bucket, delays_instead_of_refusing_and_serves_in_order) {
   using namespace std::chrono;
   const auto t0 = token_bucket::clock::time_point{} + hours(1);
   token_bucket b(2.0, 1.0, t0);  // 2 per second, burst 1
@@ -260,7 +262,7 @@ TEST(token_bucket, delays_instead_of_refusing_and_serves_in_order) {
   EXPECT_EQ(duration_cast<milliseconds>(b.reserve(t0 + seconds(3))), milliseconds(500));
 }
 
-TEST(token_bucket, burst_allows_that_many_at_once_and_never_more) {
+TEST(webhook_token_bucket, burst_allows_that_many_at_once_and_never_more) {
   using namespace std::chrono;
   const auto t0 = token_bucket::clock::time_point{} + hours(1);
   token_bucket b(1.0, 3.0, t0);
@@ -274,7 +276,7 @@ TEST(token_bucket, burst_allows_that_many_at_once_and_never_more) {
   EXPECT_GT(b.reserve(later), token_bucket::clock::duration::zero());
 }
 
-TEST(rate, parses_per_second_minute_and_hour) {
+TEST(webhook_rate, parses_per_second_minute_and_hour) {
   EXPECT_DOUBLE_EQ(*parse_rate("10/s"), 10.0);
   EXPECT_DOUBLE_EQ(*parse_rate("120/m"), 2.0);
   EXPECT_DOUBLE_EQ(*parse_rate("60 / min"), 1.0);
@@ -302,7 +304,7 @@ std::string settings_error(const std::string& yaml) {
 }
 }  // namespace
 
-TEST(settings, errors_name_the_place_and_the_problem) {
+TEST(webhook_settings, errors_name_the_place_and_the_problem) {
   EXPECT_EQ(settings_error("url: http://127.0.0.1/hook\n"), "");
   EXPECT_NE(settings_error("method: POST\n").find("url"), std::string::npos);
   EXPECT_NE(settings_error("url: ftp://x/\n").find("w.yaml:1:6"), std::string::npos);
@@ -323,7 +325,7 @@ TEST(settings, errors_name_the_place_and_the_problem) {
   EXPECT_NE(settings_error("url: http://x/\nbogus: 1\n").find("unknown key"), std::string::npos);
 }
 
-TEST(settings, a_missing_ca_file_is_a_config_error) {
+TEST(webhook_settings, a_missing_ca_file_is_a_config_error) {
   auto cfg =
       sluice::config_node::parse("url: https://x/\nca_file: /nonexistent/ca.pem\n", "w.yaml");
   try {
@@ -336,7 +338,7 @@ TEST(settings, a_missing_ca_file_is_a_config_error) {
 
 // ---- the MessageSummary ------------------------------------------------------------------
 
-TEST(summary, has_exactly_mailpits_keys_and_types) {
+TEST(webhook_summary, has_exactly_mailpits_keys_and_types) {
   sluice::message m;
   m.id = "2ZxTjFEt9Hyb9ZBj3pJpQd";
   m.envelope.mail_from = "bounce@example.com";
@@ -381,7 +383,7 @@ TEST(summary, has_exactly_mailpits_keys_and_types) {
   EXPECT_EQ(f.size(), field_names().size());
 }
 
-TEST(summary, without_a_parsed_view_the_envelope_stands_in) {
+TEST(webhook_summary, without_a_parsed_view_the_envelope_stands_in) {
   sluice::message m;
   m.id = "x";
   m.envelope.mail_from = "a@example.com";
