@@ -131,6 +131,23 @@ inline std::string header(const json::object& req, const std::string& lower_name
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
+// Makes ca.pem (a test CA) and server.pem/server.key (for DNS name "localhost" only, no
+// IP address) in `dir` with the openssl command. Returns false (output in *out) on failure.
+inline bool make_test_pki(const std::filesystem::path& dir, std::string* out) {
+  const std::string cmd =
+      "cd " + sluice::test::shell_quote(dir.string()) +
+      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+      " -keyout ca.key -out ca.pem -days 2 -subj '/CN=Sluice Test CA'"
+      " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+      " -keyout server.key -out server.csr -subj '/CN=localhost'"
+      " && printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n"
+      "extendedKeyUsage=serverAuth\\n' > ext.cnf"
+      " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+      " -out server.pem -days 2 -extfile ext.cnf";
+  return sluice::test::run_command(cmd, out) == 0;
+}
+
 // A port on 127.0.0.1 that was free a moment ago (for a receiver started later).
 inline int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -307,6 +307,31 @@ TEST_F(WebhookIntegration, ARateThatCannotWaitRetriesFromTheSpoolInstead) {
   EXPECT_TRUE(wait_until([&] { return spool_empty(p); }));
 }
 
+TEST_F(WebhookIntegration, HttpsVerifiesWithCaFileAndFailsWithoutIt) {
+  temp_dir pki;
+  std::string out;
+  ASSERT_TRUE(webhook_test::make_test_pki(pki.path(), &out)) << out;
+  const std::string p_ = pki.path().string();
+  receiver rx({"--cert", p_ + "/server.pem", "--key", p_ + "/server.key"});
+  const std::string url = "https://localhost:" + std::to_string(rx.port()) + "/hook";
+  {
+    // The system trust store does not know the test CA: retried, never delivered.
+    sluice_process p(config("url: " + url + "\n" + kRetry));
+    ASSERT_TRUE(p.running()) << p.log();
+    ASSERT_EQ(send(p, "untrusted").substr(0, 3), "250");
+    EXPECT_TRUE(wait_until([&] {
+      return p.log().find("certificate verification failed") != std::string::npos;
+    })) << p.log();
+    EXPECT_EQ(rx.requests().size(), 0u);
+  }
+  sluice_process p(config("url: " + url + "\nca_file: " + p_ + "/ca.pem\n" + kRetry));
+  ASSERT_TRUE(p.running()) << p.log();
+  ASSERT_EQ(send(p, "trusted").substr(0, 3), "250");
+  auto reqs = rx.wait_for(1);
+  ASSERT_EQ(reqs.size(), 1u) << p.log();
+  EXPECT_EQ(json::parse(reqs[0].at("body").as_string()).at("Subject").as_string(), "trusted");
+}
+
 TEST_F(WebhookIntegration, CheckConfigReportsBadKeysWithTheirLocation) {
   temp_dir d;
   sluice::test::write_file(d.path() / "sluice.yaml",

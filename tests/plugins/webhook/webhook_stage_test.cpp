@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace sluice;
 using sluice::test::plugin_host;
-using sluice::test::run_command;
-using sluice::test::shell_quote;
 using sluice::test::temp_dir;
 using webhook_test::header;
 using webhook_test::receiver;
@@ -233,19 +231,8 @@ TEST_F(WebhookStage, HttpsVerifiesTheChainAndTheHostName) {
   temp_dir d;
   const std::string p = d.path().string();
   // A CA and a server certificate for "localhost" only (no IP address in it).
-  const std::string cmd =
-      "cd " + shell_quote(p) +
-      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-      " -keyout ca.key -out ca.pem -days 2 -subj '/CN=Sluice Test CA'"
-      " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
-      " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-      " -keyout server.key -out server.csr -subj '/CN=localhost'"
-      " && printf 'subjectAltName=DNS:localhost\\nbasicConstraints=CA:FALSE\\n"
-      "extendedKeyUsage=serverAuth\\n' > ext.cnf"
-      " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
-      " -out server.pem -days 2 -extfile ext.cnf";
   std::string out;
-  ASSERT_EQ(run_command(cmd, &out), 0) << out;
+  ASSERT_TRUE(webhook_test::make_test_pki(d.path(), &out)) << out;
   receiver rx({"--cert", p + "/server.pem", "--key", p + "/server.key"});
   const std::string port = std::to_string(rx.port());
 
