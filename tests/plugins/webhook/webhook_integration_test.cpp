@@ -219,6 +219,42 @@ TEST_F(WebhookIntegration, FiveHundredThenTwoHundredIsRetriedFromTheSpool) {
   EXPECT_EQ(rx.requests().size(), 3u);  // done means done: no further request
 }
 
+TEST_F(WebhookIntegration, TheDeliveryReportAndRetryAfterAreKeptInTheSpool) {
+  receiver rx({"--statuses", "503", "--retry-after", "3600"});
+  sluice_process p(config("url: \"http://u:pw@127.0.0.1:" + std::to_string(rx.port()) +
+                          "/hook?key=k3y\"\n" + kRetry));
+  ASSERT_TRUE(p.running()) << p.log();
+  ASSERT_EQ(send(p, "reported").substr(0, 3), "250");
+  ASSERT_EQ(rx.wait_for(1).size(), 1u) << p.log();
+  const std::string id = header(rx.requests()[0], "x-sluice-message-id");
+  const fs::path record = p.dir() / "spool/queue" / (id + ".json");
+  json::object attrs;
+  ASSERT_TRUE(wait_until([&] {
+    boost::system::error_code ec;
+    auto v = json::parse(sluice::test::read_file(record), ec);
+    if (ec || !v.is_object()) return false;
+    const auto* a = v.at("message").as_object().if_contains("attributes");
+    if (!a || !a->as_object().contains("delivery_report")) return false;
+    attrs = a->as_object();
+    return true;
+  })) << p.log();
+  const json::object& rep = attrs.at("delivery_report").as_object();
+  EXPECT_EQ(rep.at("status").as_int64(), 503);
+  EXPECT_EQ(rep.at("attempt").as_int64(), 1);
+  EXPECT_EQ(rep.at("result").as_string(), "retry");
+  EXPECT_EQ(rep.at("url").as_string(), "http://127.0.0.1:" + std::to_string(rx.port()) + "/hook");
+  EXPECT_EQ(rep.at("retry_after_s").as_int64(), 3600);
+  EXPECT_TRUE(rep.at("duration_ms").is_int64());
+  EXPECT_NE(std::string(rep.at("response").as_string()).find("receiver says no"),
+            std::string::npos);
+  EXPECT_TRUE(attrs.at("webhook").at("webhook").at("not_before_ms").is_int64());
+  // The later attempts respect Retry-After: the receiver hears nothing more.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(rx.requests().size(), 1u);
+  EXPECT_EQ(p.log().find("k3y"), std::string::npos);
+  EXPECT_EQ(p.log().find(":pw@"), std::string::npos);
+}
+
 TEST_F(WebhookIntegration, FourHundredIsAPermanentFailure) {
   receiver rx({"--statuses", "400"});
   sluice_process p(config("url: " + rx.url() + "\n" + kRetry));
