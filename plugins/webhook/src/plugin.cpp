@@ -103,6 +103,7 @@ class webhook_stage final : public stage {
     boost::asio::io_context& io = host.io();
     const sluice::logger log = call.log;
     const unsigned attempt = call.attempt;
+    if (cfg->disabled) co_return verdict::next();
 
     json::object summary;
     if (!cfg->mailbox.empty()) summary = co_await stored_summary(host, *cfg, msg->id, log);
@@ -275,6 +276,9 @@ void register_plugin(registrar& r) {
       [](instance_context& ctx) -> std::shared_ptr<stage> {
         auto s = std::make_shared<const settings>(
             parse_settings(ctx.config, ctx.host.config_dir().string(), ctx.check_only));
+        if (s->disabled) {
+          ctx.log.warn("webhook disabled: url is empty; messages pass without a request");
+        }
         if (s->url.templated() && s->allow_private) {
           ctx.log.warn(
               "webhook URL is templated from message content and allow_private is set: "

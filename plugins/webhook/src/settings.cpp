@@ -49,8 +49,10 @@ std::optional<double> parse_rate(std::string_view s) {
 settings parse_settings(const config_node& cfg, const std::string& config_dir, bool check_only) {
   settings s;
   const config_node url = cfg.at("url");
+  const std::string url_text = url.as_string();
+  s.disabled = url_text.empty();
   try {
-    s.url = url_template::parse(url.as_string());
+    s.url = url_template::parse(s.disabled ? "http://disabled.invalid/" : url_text);
   } catch (const std::invalid_argument& e) {
     url.fail(e.what());
   }
@@ -74,7 +76,8 @@ settings parse_settings(const config_node& cfg, const std::string& config_dir, b
       for (char c : v) {
         if (c == '\r' || c == '\n' || c == '\0') value.fail("a header value must be one line");
       }
-      s.headers.emplace_back(name, std::move(v));
+      // An empty value (an unset ${VAR:-}) sends no field, as Mailpit omits an empty label.
+      if (!v.empty()) s.headers.emplace_back(name, std::move(v));
     }
   }
   s.secret = cfg.get_string("secret", "");
@@ -128,7 +131,7 @@ settings parse_settings(const config_node& cfg, const std::string& config_dir, b
   }
   const bool https = s.url.text().starts_with("https:");
   if (cfg.has("ca_file") && !https) cfg.at("ca_file").fail("has no effect on an http:// URL");
-  if (https && !check_only) {
+  if (https && !check_only && !s.disabled) {
     try {
       s.tls = make_client_tls(ca_file);
     } catch (const std::exception& e) {

@@ -29,6 +29,9 @@ struct rate_limit {
 std::optional<double> parse_rate(std::string_view s);
 
 struct settings {
+  // An empty `url` (e.g. `${MP_WEBHOOK_URL:-}` with the variable unset) disables the
+  // stage, as an empty --webhook-url disables Mailpit's webhook.
+  bool disabled = false;
   url_template url;
   std::string method = "POST";
   std::optional<json_template> body;  // empty: Mailpit's MessageSummary

@@ -94,6 +94,14 @@ TEST_F(WebhookStage, DeliversTheSummaryAndReportsTheAttempt) {
   EXPECT_EQ(o.report.at("address").as_string(), "127.0.0.1:" + std::to_string(rx.port()));
 }
 
+TEST_F(WebhookStage, AnEmptyUrlDisablesTheStage) {
+  auto s = host_.make_stage("webhook", "url: \"\"\n");
+  auto m = sample_message();
+  auto o = run(host_, s, m);
+  EXPECT_EQ(o.v.kind, verdict_kind::continue_);
+  EXPECT_FALSE(m->attributes.contains("delivery_report"));
+}
+
 TEST_F(WebhookStage, UrlCredentialsBecomeBasicAuthAndStayOutOfTheReport) {
   receiver rx;
   const std::string url =

@@ -325,6 +325,17 @@ TEST(webhook_settings, errors_name_the_place_and_the_problem) {
   EXPECT_NE(settings_error("url: http://x/\nbogus: 1\n").find("unknown key"), std::string::npos);
 }
 
+TEST(webhook_settings, an_empty_url_disables_and_empty_header_values_are_left_out) {
+  auto cfg = sluice::config_node::parse("url: \"\"\nheaders: {Mailpit-Label: \"\", X-Kept: v}\n",
+                                        "w.yaml");
+  const settings s = parse_settings(cfg, "/tmp", false);
+  EXPECT_TRUE(s.disabled);
+  ASSERT_EQ(s.headers.size(), 1u);
+  EXPECT_EQ(s.headers[0].first, "X-Kept");
+  auto on = sluice::config_node::parse("url: http://127.0.0.1:1/\n", "w.yaml");
+  EXPECT_FALSE(parse_settings(on, "/tmp", false).disabled);
+}
+
 TEST(webhook_settings, a_missing_ca_file_is_a_config_error) {
   auto cfg =
       sluice::config_node::parse("url: https://x/\nca_file: /nonexistent/ca.pem\n", "w.yaml");
