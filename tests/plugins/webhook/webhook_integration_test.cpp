@@ -17,6 +17,7 @@
 #include <boost/json.hpp>
 
 #include "receiver.hpp"
+#include "signature.hpp"
 #include "sluice_test.hpp"
 
 namespace fs = std::filesystem;
@@ -149,6 +150,16 @@ TEST_F(WebhookIntegration, PostsMailpitsSummarySignedAndEqualToTheApi) {
   EXPECT_EQ(r.at("method").as_string(), "POST");
   EXPECT_EQ(r.at("path").as_string(), "/hook");
   EXPECT_EQ(r.at("signature").as_string(), "ok") << header(r, "x-sluice-signature");
+  // Sluice's own verifier agrees with the receiver's.
+  const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+  EXPECT_EQ(sluice::webhook::verify("whsec_test", header(r, "x-sluice-signature"),
+                                    std::string(r.at("body").as_string()), now),
+            sluice::webhook::verify_result::ok);
+  EXPECT_EQ(sluice::webhook::verify("wrong", header(r, "x-sluice-signature"),
+                                    std::string(r.at("body").as_string()), now),
+            sluice::webhook::verify_result::mismatch);
   EXPECT_EQ(header(r, "content-type"), "application/json");
   EXPECT_EQ(header(r, "user-agent").rfind("Sluice/", 0), 0u);
   EXPECT_EQ(header(r, "authorization"), "Bearer tok-123");

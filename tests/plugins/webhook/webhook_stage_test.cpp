@@ -183,7 +183,8 @@ TEST_F(WebhookStage, TemplatedUrlsToLoopbackNeedAllowPrivate) {
   const std::string base = "http://127.0.0.1:" + std::to_string(rx.port());
   for (const std::string& url :
        {base + "/in/{{rcpt_domain}}",
-        "http://localhost:" + std::to_string(rx.port()) + "/in/{{rcpt_domain}}"}) {
+        "http://localhost:" + std::to_string(rx.port()) + "/in/{{rcpt_domain}}",
+        "http://[::ffff:127.0.0.1]:" + std::to_string(rx.port()) + "/in/{{id}}"}) {
     auto s = host_.make_stage("webhook", "url: \"" + url + "\"\n");
     auto o = run(host_, s, sample_message());
     EXPECT_EQ(o.v.kind, verdict_kind::reject) << url;
