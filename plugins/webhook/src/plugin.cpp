@@ -48,38 +48,6 @@ std::int64_t now_ms() {
       .count();
 }
 
-// At most `limit` bytes of `s` as valid UTF-8 on one line: control characters become
-// spaces, invalid sequences U+FFFD, and a multi-byte character is never cut in half.
-std::string excerpt(std::string_view s, std::size_t limit) {
-  std::string out;
-  std::size_t i = 0;
-  while (i < s.size() && out.size() < limit) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t len = c < 0x80         ? 1
-                      : (c >> 5) == 6  ? 2
-                      : (c >> 4) == 14 ? 3
-                      : (c >> 3) == 30 ? 4
-                                       : 0;
-    bool valid = len > 0 && i + len <= s.size();
-    for (std::size_t k = 1; valid && k < len; ++k)
-      valid = (static_cast<unsigned char>(s[i + k]) & 0xc0) == 0x80;
-    if (!valid) {
-      if (out.size() + 3 > limit) break;
-      out += "\xEF\xBF\xBD";
-      ++i;
-      continue;
-    }
-    if (out.size() + len > limit) break;
-    if (len == 1) {
-      out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
-    } else {
-      out.append(s.substr(i, len));
-    }
-    i += len;
-  }
-  return out;
-}
-
 bool retryable_status(int status) {
   return status == 408 || status == 429 || (status >= 500 && status <= 599);
 }
@@ -195,11 +163,11 @@ class webhook_stage final : public stage {
                        verdict::tempfail(451, "4.4.1", "Webhook " + where + ": " + r.error));
     }
     report["status"] = r.status;
-    report["response"] = excerpt(r.body, report_excerpt);
+    report["response"] = one_line_excerpt(r.body, report_excerpt);
     if (r.body_truncated) report["response_truncated"] = true;
     const std::string answered = "Webhook " + where + " answered " + std::to_string(r.status) +
-                                 (r.reason.empty() ? "" : " " + excerpt(r.reason, 64));
-    const std::string body_text = excerpt(r.body, reply_excerpt);
+                                 (r.reason.empty() ? "" : " " + one_line_excerpt(r.reason, 64));
+    const std::string body_text = one_line_excerpt(r.body, reply_excerpt);
     if (r.status >= 200 && r.status <= 299) {
       log.debug("webhook delivered", {{"url", where}, {"status", r.status}});
       co_return finish("delivered", verdict::next());

@@ -71,6 +71,48 @@ void render_value(json::value& v, const field_map& fields) {
 
 }  // namespace
 
+std::string one_line_excerpt(std::string_view s, std::size_t limit) {
+  std::string out;
+  std::size_t i = 0;
+  auto byte = [&s](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  while (i < s.size()) {
+    const unsigned char c = byte(i);
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xbf;  // allowed range of the second byte (RFC 3629 §4)
+    if (c < 0x80) {
+      len = 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    }
+    bool valid = len > 0 && i + len <= s.size();
+    if (valid && len > 1) valid = byte(i + 1) >= lo && byte(i + 1) <= hi;
+    for (std::size_t k = 2; valid && k < len; ++k)
+      valid = (byte(i + k) & 0xc0) == 0x80;
+    if (!valid) {
+      if (out.size() + 3 > limit) break;
+      out += "\xEF\xBF\xBD";
+      ++i;
+      continue;
+    }
+    if (out.size() + len > limit) break;
+    if (len == 1) {
+      out += (c < 0x20 || c == 0x7f) ? ' ' : static_cast<char>(c);
+    } else {
+      out.append(s.substr(i, len));
+    }
+    i += len;
+  }
+  return out;
+}
+
 std::string percent_encode(std::string_view s) {
   static constexpr char hex[] = "0123456789ABCDEF";
   std::string out;

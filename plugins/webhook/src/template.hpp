@@ -1,6 +1,7 @@
 // template.hpp — `{{name}}` placeholders in the webhook's JSON body template and URL.
 //
-// A body template is a JSON document. Placeholders live inside its strings: a string that
+// A body template is a JSON document. Placeholders live inside its string values (object
+// keys are left as they are): a string that
 // is exactly one placeholder ("{{summary}}", "{{size}}", "{{to}}") becomes the field's JSON
 // value with its type (object, number, array); a placeholder inside a longer string is
 // replaced by the field's text (arrays joined with ", "). The result is serialized by
@@ -56,6 +57,12 @@ std::string substitute(std::string_view s, const field_map& fields, bool percent
 // The text form of a field value: strings as they are, numbers and booleans as JSON,
 // arrays joined with ", ", objects as JSON, null as "".
 std::string field_text(const boost::json::value& v);
+
+// At most `limit` bytes of `s` as valid UTF-8 on one line, for reports and verdict texts:
+// control characters become spaces, ill-formed sequences (overlong forms, surrogates,
+// code points past U+10FFFF, stray continuation bytes) U+FFFD, and a character is never
+// cut in half.
+std::string one_line_excerpt(std::string_view s, std::size_t limit);
 
 // RFC 3986 percent-encoding of everything but ALPHA / DIGIT / "-" / "." / "_" / "~".
 std::string percent_encode(std::string_view s);

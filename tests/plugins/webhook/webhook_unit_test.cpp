@@ -136,6 +136,19 @@ TEST(webhook_url_template, rejects_what_is_not_an_http_url) {
   EXPECT_THROW(url_template::parse("{{subject}}://example.com/"), std::invalid_argument);
 }
 
+TEST(webhook_excerpt, one_line_valid_utf8_within_the_limit) {
+  EXPECT_EQ(one_line_excerpt("a\r\nb\tc", 100), "a  b c");
+  EXPECT_EQ(one_line_excerpt("abcdef", 3), "abc");
+  EXPECT_EQ(one_line_excerpt("\xC3\xA9\xC3\xA9", 3), "\xC3\xA9");  // never half a character
+  EXPECT_EQ(one_line_excerpt("\xF0\x9F\x98\x80", 4), "\xF0\x9F\x98\x80");
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(one_line_excerpt("\xC0\xAF", 100), fffd + fffd);             // overlong "/"
+  EXPECT_EQ(one_line_excerpt("\xED\xA0\x80", 100), fffd + fffd + fffd);  // a surrogate
+  EXPECT_EQ(one_line_excerpt("\xF4\x90\x80\x80", 100), fffd + fffd + fffd + fffd);
+  EXPECT_EQ(one_line_excerpt("x\x80y", 100), "x" + fffd + "y");
+  EXPECT_EQ(one_line_excerpt("\xE2\x82", 100), fffd + fffd);  // cut short
+}
+
 TEST(webhook_redact_url, drops_credentials_and_query) {
   EXPECT_EQ(redact_url("https://user:pw@hooks.example.net:8443/a/b?token=secret"),
             "https://hooks.example.net:8443/a/b");
