@@ -178,6 +178,28 @@ TEST_F(WebhookStage, ANetworkErrorIsRetried) {
       << json::serialize(o.report);
 }
 
+TEST_F(WebhookStage, AReceiverThatNeverAnswersTimesOutAndIsRetried) {
+  // A listening socket nobody accepts from: the connection completes in the backlog, the
+  // answer never comes.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  auto s =
+      host_.make_stage("webhook", "url: http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) +
+                                      "/hook\nconnect_timeout: 300ms\nrequest_timeout: 700ms\n");
+  auto o = run(host_, s, sample_message());
+  ::close(fd);
+  EXPECT_EQ(o.v.kind, verdict_kind::tempfail);
+  EXPECT_NE(o.v.reply.text.find("timed out after 700 ms"), std::string::npos) << o.v.reply.text;
+  EXPECT_EQ(o.report.at("result").as_string(), "retry");
+}
+
 TEST_F(WebhookStage, TemplatedUrlsToLoopbackNeedAllowPrivate) {
   receiver rx;
   const std::string base = "http://127.0.0.1:" + std::to_string(rx.port());
