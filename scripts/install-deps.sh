@@ -29,6 +29,7 @@ packages=(
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
   python3-websocket  # WebSocket client for the HTTP event-stream tests
+  ca-certificates  # the system trust store the webhook stage verifies https:// receivers against
 )
 
 # Node.js for the web UI test (tests/ui): Debian's own unless a node is already installed
