@@ -232,7 +232,9 @@ TEST_F(WebhookIntegration, FiveHundredThenTwoHundredIsRetriedFromTheSpool) {
   EXPECT_EQ(p.stop(), 0) << p.log();
 }
 
-TEST_F(WebhookIntegration, TheDeliveryReportAndRetryAfterAreKeptInTheSpool) {
+// Each attempt's report reaches the message's delivery log (kernel "delivery" event →
+// store → GET /api/v1/message/{ID}/deliveries); the Retry-After state stays in the spool.
+TEST_F(WebhookIntegration, TheDeliveryReportIsLoggedAndRetryAfterIsKeptInTheSpool) {
   receiver rx({"--statuses", "503", "--retry-after", "3600"});
   sluice_process p(config("url: \"http://u:pw@127.0.0.1:" + std::to_string(rx.port()) +
                           "/hook?key=k3y\"\n" + kRetry));
@@ -240,18 +242,23 @@ TEST_F(WebhookIntegration, TheDeliveryReportAndRetryAfterAreKeptInTheSpool) {
   ASSERT_EQ(send(p, "reported").substr(0, 3), "250");
   ASSERT_EQ(rx.wait_for(1).size(), 1u) << p.log();
   const std::string id = header(rx.requests()[0], "x-sluice-message-id");
-  const fs::path record = p.dir() / "spool/queue" / (id + ".json");
-  json::object attrs;
+  json::array log;
   ASSERT_TRUE(wait_until([&] {
+    std::string out;
+    if (run_command("curl -sS --max-time 10 http://127.0.0.1:" + std::to_string(p.port("http")) +
+                        "/api/v1/message/" + id + "/deliveries",
+                    &out, false) != 0) {
+      return false;
+    }
     boost::system::error_code ec;
-    auto v = json::parse(sluice::test::read_file(record), ec);
-    if (ec || !v.is_object()) return false;
-    const auto* a = v.at("message").as_object().if_contains("attributes");
-    if (!a || !a->as_object().contains("delivery_report")) return false;
-    attrs = a->as_object();
-    return true;
+    auto v = json::parse(out, ec);
+    if (ec || !v.is_object() || !v.as_object().contains("Deliveries")) return false;
+    log = v.at("Deliveries").as_array();
+    return !log.empty();
   })) << p.log();
-  const json::object& rep = attrs.at("delivery_report").as_object();
+  EXPECT_EQ(log[0].at("Stage").as_string(), "webhook");
+  EXPECT_EQ(log[0].at("Status").as_string(), "retry");
+  const json::object& rep = log[0].at("Details").as_object();
   EXPECT_EQ(rep.at("status").as_int64(), 503);
   EXPECT_EQ(rep.at("attempt").as_int64(), 1);
   EXPECT_EQ(rep.at("result").as_string(), "retry");
@@ -260,6 +267,18 @@ TEST_F(WebhookIntegration, TheDeliveryReportAndRetryAfterAreKeptInTheSpool) {
   EXPECT_TRUE(rep.at("duration_ms").is_int64());
   EXPECT_NE(std::string(rep.at("response").as_string()).find("receiver says no"),
             std::string::npos);
+  const fs::path record = p.dir() / "spool/queue" / (id + ".json");
+  json::object attrs;
+  ASSERT_TRUE(wait_until([&] {
+    boost::system::error_code ec;
+    auto v = json::parse(sluice::test::read_file(record), ec);
+    if (ec || !v.is_object()) return false;
+    const auto* a = v.at("message").as_object().if_contains("attributes");
+    if (!a || !a->as_object().contains("webhook")) return false;
+    attrs = a->as_object();
+    return true;
+  })) << p.log();
+  EXPECT_FALSE(attrs.contains("delivery_report"));  // moved into the event, per attempt
   EXPECT_TRUE(attrs.at("webhook").at("webhook").at("not_before_ms").is_int64());
   // The later attempts respect Retry-After: the receiver hears nothing more.
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));
