@@ -123,11 +123,11 @@ std::set<std::string> rule_names(const json::value& sa) {
 TEST(SpamBinary, NativeEngineTagsServesSaCheckAndTrainsOverTheApi) {
   sluice_process p(config(
       "      - plugin: spam\n"
-      "        bayes: default\n"
+      "        bayes: bayes\n"
       "        subject_prefix: '[SPAM] '\n"
       "        actions:\n"
       "          - {score: 100, action: reject, reply: '550 5.7.1 GTUBE is not welcome here'}\n",
-      "  - {name: default, plugin: spam, path: ./bayes.db, min_spam: 1, min_ham: 1}\n"));
+      "  - {name: bayes, plugin: spam, path: ./bayes.db, min_spam: 1, min_ham: 1}\n"));
   ASSERT_TRUE(p.running()) << p.log();
   std::string smtp = p.endpoints("smtp").at(0);
   EXPECT_EQ(smtp_send_file(smtp, corpus_path("ham-plain.eml")), "OK");
@@ -212,7 +212,7 @@ TEST(SpamBinary, SaCheckIs404WithoutSpamResult) {
   ASSERT_FALSE(id.empty());
   auto [code, body] = http("GET", base_url(p) + "/api/v1/message/" + id + "/sa-check");
   EXPECT_EQ(code, 404);
-  EXPECT_EQ(body, "File not found");
+  EXPECT_EQ(body.substr(0, 14), "File not found");
   // No spam service: training is refused with a reason.
   auto [tc, tb] =
       http("POST", base_url(p) + "/api/v1/message/" + id + "/train", R"({"As":"spam"})");
