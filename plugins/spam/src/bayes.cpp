@@ -9,6 +9,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace sluice::spam {
@@ -21,10 +22,20 @@ constexpr double robinson_x = 0.538;
 constexpr double min_strength = 0.346;
 constexpr std::size_t significant_tokens = 150;
 
-std::int64_t hash_token(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ull;  // FNV-1a 64, then a splitmix64 finalizer
-  for (unsigned char c : s) {
+char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// The token prefix + lower(word), hashed without building the string: FNV-1a 64 then a
+// splitmix64 finalizer. Equal to hashing the concatenated token text.
+std::int64_t hash_token(std::string_view prefix, std::string_view word) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : prefix) {
     h ^= c;
+    h *= 1099511628211ull;
+  }
+  for (char c : word) {
+    h ^= static_cast<unsigned char>(ascii_lower(c));
     h *= 1099511628211ull;
   }
   h ^= h >> 30;
@@ -40,11 +51,12 @@ bool word_byte(unsigned char c) {
          c == '$' || c == '\'' || c == '-' || c == '_';
 }
 
-// Calls emit(token) for each token until it returns false.
+// Calls emit(prefix, word) for each token (its text: prefix + the word lower-cased, ASCII)
+// until emit returns false.
 template <class Emit>
 void for_each_token(const scan_input& in, Emit&& emit) {
-  std::string tok;
-  auto words = [&](std::string_view text, std::string_view prefix) {
+  std::string prefix;
+  auto words = [&](std::string_view text, std::string_view field) {
     std::size_t i = 0;
     while (i < text.size()) {
       while (i < text.size() && !word_byte(static_cast<unsigned char>(text[i])))
@@ -58,39 +70,40 @@ void for_each_token(const scan_input& in, Emit&& emit) {
       while (!w.empty() && (w.back() == '\'' || w.back() == '-' || w.back() == '_'))
         w.remove_suffix(1);
       if (w.size() < 3) continue;
-      tok.assign(prefix);
+      prefix.assign(field);
       if (w.size() > 15) {
-        tok += "sk:";
+        prefix += "sk:";
         w = w.substr(0, 7);
       }
-      for (char c : w)
-        tok += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-      if (!emit(tok)) return false;
+      if (!emit(std::string_view(prefix), w)) return false;
     }
     return true;
   };
   // Header fields that say something about the sender and the mailer. X-Spam-* fields are
   // never tokens: a tagged message must train like the original.
-  static constexpr std::string_view fields[] = {
-      "subject",    "from",         "to",      "cc",          "reply-to",   "sender",    "x-mailer",
-      "user-agent", "content-type", "list-id", "return-path", "precedence", "x-priority"};
+  static constexpr std::string_view fields[] = {"subject",    "from",     "to",       "cc",
+                                                "reply-to",   "sender",   "x-mailer", "user-agent",
+                                                "content-type", "list-id", "return-path",
+                                                "precedence", "x-priority"};
+  std::string field;
   for (const auto& [name, value] : in.headers) {
-    std::string lname;
+    field.clear();
     for (char c : name)
-      lname += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-    if (std::find(std::begin(fields), std::end(fields), lname) == std::end(fields)) continue;
+      field += ascii_lower(c);
+    if (std::find(std::begin(fields), std::end(fields), field) == std::end(fields)) continue;
     std::string_view v = value;
-    if (lname == "subject" && in.have_view) v = in.view.subject;
-    if (!words(v.substr(0, 1024), "H*" + lname + ":")) return;
+    if (field == "subject" && in.have_view) v = in.view.subject;
+    field = "H*" + field + ":";
+    if (!words(v.substr(0, 1024), field)) return;
   }
   for (const auto& u : in.uris) {
     if (u.host.empty()) continue;
-    if (!emit("U*" + u.host)) return;
-    if (!emit("D*" + base_domain(u.host))) return;
+    if (!emit("U*", u.host)) return;
+    if (!emit("D*", base_domain(u.host))) return;
   }
-  if (!in.view.attachments.empty() && !emit("M*attachments")) return;
+  if (!in.view.attachments.empty() && !emit("M*", "attachments")) return;
   for (const auto& a : in.view.attachments) {
-    if (!emit("M*type:" + a.content_type)) return;
+    if (!emit("M*type:", a.content_type)) return;
   }
   // The body without its first line (the Subject, already tokenized with its prefix).
   std::string_view body = in.body;
@@ -155,22 +168,41 @@ double chi2q(double x2, std::size_t v) {
 }  // namespace
 
 std::vector<std::int64_t> tokenize(const scan_input& in, const tokenizer_options& opt) {
-  std::unordered_set<std::int64_t> seen;
-  seen.reserve(std::min<std::size_t>(opt.max_tokens, 4096));
-  for_each_token(in, [&](const std::string& t) {
-    seen.insert(hash_token(t));
-    return seen.size() < opt.max_tokens;
+  // Collected with duplicates, then sorted and made unique; stops once max_tokens distinct
+  // ones may have been seen (checked when the buffer doubles, so the bound is exact after
+  // the final unique).
+  std::vector<std::int64_t> out;
+  out.reserve(1024);
+  std::size_t next_check = std::max<std::size_t>(2 * opt.max_tokens, 256);
+  bool full = false;
+  for_each_token(in, [&](std::string_view prefix, std::string_view word) {
+    out.push_back(hash_token(prefix, word));
+    if (out.size() >= next_check) {
+      std::sort(out.begin(), out.end());
+      out.erase(std::unique(out.begin(), out.end()), out.end());
+      if (out.size() >= opt.max_tokens) {
+        full = true;
+        return false;
+      }
+      next_check = out.size() + opt.max_tokens;
+    }
+    return true;
   });
-  std::vector<std::int64_t> out(seen.begin(), seen.end());
+  (void)full;
   std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  if (out.size() > opt.max_tokens) out.resize(opt.max_tokens);
   return out;
 }
 
 std::vector<std::string> token_strings(const scan_input& in, const tokenizer_options& opt) {
   std::vector<std::string> out;
   std::unordered_set<std::string> seen;
-  for_each_token(in, [&](const std::string& t) {
-    if (seen.insert(t).second) out.push_back(t);
+  for_each_token(in, [&](std::string_view prefix, std::string_view word) {
+    std::string t(prefix);
+    for (char c : word)
+      t += ascii_lower(c);
+    if (seen.insert(t).second) out.push_back(std::move(t));
     return seen.size() < opt.max_tokens;
   });
   return out;
@@ -193,9 +225,17 @@ struct token_db::reader {
   sqlite3* db = nullptr;
   sqlite3_stmt* token = nullptr;
   sqlite3_stmt* counts = nullptr;
+  sqlite3_stmt* version = nullptr;
+  // Token counts read through this connection, valid while PRAGMA data_version (which
+  // changes when any other connection commits) stays the same; misses are cached as {0,0}.
+  // The connection is leased to one caller at a time, so the cache needs no lock.
+  std::unordered_map<std::int64_t, std::pair<std::uint32_t, std::uint32_t>> cache;
+  std::int64_t cached_version = -1;
+  std::uint64_t nspam = 0, nham = 0;
   ~reader() {
     sqlite3_finalize(token);
     sqlite3_finalize(counts);
+    sqlite3_finalize(version);
     sqlite3_close(db);
   }
 };
@@ -254,6 +294,8 @@ std::unique_ptr<token_db::reader> token_db::lease() {
   check(sqlite3_prepare_v2(r->db, "SELECT spam, ham FROM counts WHERE id = 1", -1, &r->counts,
                            nullptr),
         r->db, "prepare");
+  check(sqlite3_prepare_v2(r->db, "PRAGMA data_version", -1, &r->version, nullptr), r->db,
+        "prepare");
   return r;
 }
 
@@ -270,12 +312,23 @@ std::optional<double> token_db::classify(const std::vector<std::int64_t>& tokens
     sqlite3* db;
     ~end_txn() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
   } guard{r->db};
+  // The first read pins the transaction's snapshot; data_version then tells whether any
+  // commit happened since this connection's cache was filled.
   std::uint64_t nspam = 0, nham = 0;
   if (sqlite3_step(r->counts) == SQLITE_ROW) {
     nspam = static_cast<std::uint64_t>(sqlite3_column_int64(r->counts, 0));
     nham = static_cast<std::uint64_t>(sqlite3_column_int64(r->counts, 1));
   }
   sqlite3_reset(r->counts);
+  std::int64_t version = -2;
+  if (sqlite3_step(r->version) == SQLITE_ROW) version = sqlite3_column_int64(r->version, 0);
+  sqlite3_reset(r->version);
+  if (version != r->cached_version || nspam != r->nspam || nham != r->nham) {
+    r->cache.clear();
+    r->cached_version = version;
+    r->nspam = nspam;
+    r->nham = nham;
+  }
   if (nspam < std::max<std::uint64_t>(opt_.min_spam, 1) ||
       nham < std::max<std::uint64_t>(opt_.min_ham, 1)) {
     give_back(std::move(r));
@@ -284,23 +337,30 @@ std::optional<double> token_db::classify(const std::vector<std::int64_t>& tokens
   std::vector<double> strong;
   strong.reserve(tokens.size());
   for (std::int64_t t : tokens) {
-    sqlite3_bind_int64(r->token, 1, t);
-    int rc = sqlite3_step(r->token);
-    if (rc == SQLITE_ROW) {
-      double s = static_cast<double>(sqlite3_column_int64(r->token, 0));
-      double h = static_cast<double>(sqlite3_column_int64(r->token, 1));
-      double n = s + h;
-      if (n > 0) {
-        double ps = s / static_cast<double>(nspam), ph = h / static_cast<double>(nham);
-        double p = ps / (ps + ph);
-        double f = (robinson_s * robinson_x + n * p) / (robinson_s + n);
-        if (std::fabs(f - 0.5) >= min_strength) strong.push_back(f);
+    std::pair<std::uint32_t, std::uint32_t> c{0, 0};
+    if (auto it = r->cache.find(t); it != r->cache.end()) {
+      c = it->second;
+    } else {
+      sqlite3_bind_int64(r->token, 1, t);
+      int rc = sqlite3_step(r->token);
+      if (rc == SQLITE_ROW) {
+        c = {static_cast<std::uint32_t>(sqlite3_column_int64(r->token, 0)),
+             static_cast<std::uint32_t>(sqlite3_column_int64(r->token, 1))};
+      } else if (rc != SQLITE_DONE) {
+        sqlite3_reset(r->token);
+        check(rc, r->db, "read token");
       }
-    } else if (rc != SQLITE_DONE) {
       sqlite3_reset(r->token);
-      check(rc, r->db, "read token");
+      if (r->cache.size() < opt_.cache_tokens) r->cache.emplace(t, c);
     }
-    sqlite3_reset(r->token);
+    double s = c.first, h = c.second;
+    double n = s + h;
+    if (n > 0) {
+      double ps = s / static_cast<double>(nspam), ph = h / static_cast<double>(nham);
+      double p = ps / (ps + ph);
+      double f = (robinson_s * robinson_x + n * p) / (robinson_s + n);
+      if (std::fabs(f - 0.5) >= min_strength) strong.push_back(f);
+    }
   }
   if (strong.size() > significant_tokens) {
     std::nth_element(strong.begin(), strong.begin() + significant_tokens, strong.end(),

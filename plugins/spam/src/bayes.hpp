@@ -49,6 +49,8 @@ struct bayes_options {
   std::uint64_t min_spam = 200;  // below this many learnt spam (or ham), no verdict
   std::uint64_t min_ham = 200;
   unsigned read_connections = 4;
+  // Token counts each read connection caches (dropped whenever the database changes).
+  std::size_t cache_tokens = 200000;
   bool full_sync = false;  // synchronous=FULL (durability: full), else NORMAL
 };
 

@@ -54,10 +54,12 @@ std::shared_ptr<const regex> compile(const config_node& node) {
   int err = 0;
   PCRE2_SIZE offset = 0;
   // UTF mode with MATCH_INVALID_UTF: subjects are valid UTF-8 from the mime stage, but the
-  // raw fallback may not be; invalid sequences then never match instead of failing.
+  // raw fallback may not be; invalid sequences then never match instead of failing. Not
+  // UCP: \b, \w and \d stay ASCII (as in SpamAssassin's rules), which keeps the JIT's
+  // fast paths; (?i) still folds Unicode letters.
   pcre2_code* code =
       pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                    PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_UCP, &err, &offset, nullptr);
+                    PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &err, &offset, nullptr);
   if (!code) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(err, buf, sizeof buf);

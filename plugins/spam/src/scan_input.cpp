@@ -280,24 +280,38 @@ std::string base_domain(std::string_view host) {
 }
 
 void extract_text_uris(std::string_view text, std::size_t max, std::vector<uri>& out) {
+  // One pass: at each ':' or "www." look back/ahead for a scheme (http, https, ftp).
   std::size_t pos = 0;
   while (out.size() < max && pos < text.size()) {
-    std::size_t best = std::string_view::npos;
-    for (std::string_view p : {"http://", "https://", "ftp://", "www."}) {
-      auto f = ifind(text, p, pos);
-      if (f < best) best = f;
+    std::size_t start = std::string_view::npos;
+    for (std::size_t i = pos; i < text.size(); ++i) {
+      char c = text[i];
+      if (c == ':' && i + 2 < text.size() && text[i + 1] == '/' && text[i + 2] == '/') {
+        std::size_t s = i;
+        while (s > pos && s + 6 > i && std::isalpha(static_cast<unsigned char>(text[s - 1])))
+          --s;
+        std::string_view scheme = text.substr(s, i - s);
+        if (iequals(scheme, "http") || iequals(scheme, "https") || iequals(scheme, "ftp")) {
+          start = s;
+          break;
+        }
+      } else if ((c == 'w' || c == 'W') && i + 4 <= text.size() &&
+                 iequals(text.substr(i, 4), "www.") &&
+                 (i == 0 || !uri_char(static_cast<unsigned char>(text[i - 1])))) {
+        start = i;
+        break;
+      }
     }
-    if (best == std::string_view::npos) break;
-    // "www." must start a word, not end "http://www." (already taken) or an address.
-    std::size_t end = best;
+    if (start == std::string_view::npos) break;
+    std::size_t end = start;
     while (end < text.size() && uri_char(static_cast<unsigned char>(text[end])))
       ++end;
-    std::string_view u = text.substr(best, end - best);
+    std::string_view u = text.substr(start, end - start);
     while (!u.empty() && (u.back() == '.' || u.back() == ',' || u.back() == ')' ||
                           u.back() == ';' || u.back() == ':' || u.back() == '!' || u.back() == '?'))
       u.remove_suffix(1);
     if (u.size() > 4) push_uri(std::string(u), {}, false, out);
-    pos = end > best ? end : best + 1;
+    pos = end > start ? end : start + 1;
   }
 }
 
