@@ -70,7 +70,8 @@ run_one() {  # $1: variant; prints msgs/s
     done
     "$sluice" spam train --spam "$dir/spam" --ham "$dir/ham" --db "$dir/bayes.db" > /dev/null
   fi
-  (cd "$dir" && exec taskset -c 0 "$sluice" serve -c "$dir/sluice.yaml" 2> "$dir/log") &
+  # sluice's stdout must not be the caller's: this function runs in a command substitution.
+  (cd "$dir" && exec taskset -c 0 "$sluice" serve -c "$dir/sluice.yaml" > "$dir/out" 2> "$dir/log") &
   local pid=$!
   for _ in $(seq 1 100); do
     (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
@@ -91,7 +92,8 @@ for v in capture spam spam+bayes; do best[$v]=0; done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$rounds"); do
   for v in capture spam spam+bayes; do
-    read -r rate ok failed < <(run_one "$v")
+    result="$(run_one "$v")"
+    read -r rate ok failed <<< "$result"
     echo "round $r  $v: $rate msgs/s (ok $ok, failed $failed)"
     best[$v]=$(python3 -c "print(max(${best[$v]}, $rate))")
   done

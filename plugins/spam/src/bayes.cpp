@@ -81,10 +81,9 @@ void for_each_token(const scan_input& in, Emit&& emit) {
   };
   // Header fields that say something about the sender and the mailer. X-Spam-* fields are
   // never tokens: a tagged message must train like the original.
-  static constexpr std::string_view fields[] = {"subject",    "from",     "to",       "cc",
-                                                "reply-to",   "sender",   "x-mailer", "user-agent",
-                                                "content-type", "list-id", "return-path",
-                                                "precedence", "x-priority"};
+  static constexpr std::string_view fields[] = {
+      "subject",    "from",         "to",      "cc",          "reply-to",   "sender",    "x-mailer",
+      "user-agent", "content-type", "list-id", "return-path", "precedence", "x-priority"};
   std::string field;
   for (const auto& [name, value] : in.headers) {
     field.clear();
@@ -306,12 +305,25 @@ void token_db::give_back(std::unique_ptr<reader> r) {
 
 std::optional<double> token_db::classify(const std::vector<std::int64_t>& tokens) {
   auto r = lease();
-  // One read transaction, so the counts and the tokens come from the same snapshot.
+  // One read transaction, so the counts and the tokens come from the same snapshot. It is
+  // ended before the connection goes back to the pool (another worker may lease it at once);
+  // after an error the connection is closed, not returned.
   check(sqlite3_exec(r->db, "BEGIN", nullptr, nullptr, nullptr), r->db, "begin");
-  struct end_txn {
-    sqlite3* db;
-    ~end_txn() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
-  } guard{r->db};
+  std::optional<double> p;
+  try {
+    p = classify_in_transaction(*r, tokens);
+  } catch (...) {
+    sqlite3_exec(r->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+  sqlite3_exec(r->db, "COMMIT", nullptr, nullptr, nullptr);
+  give_back(std::move(r));
+  return p;
+}
+
+std::optional<double> token_db::classify_in_transaction(reader& rd,
+                                                        const std::vector<std::int64_t>& tokens) {
+  reader* r = &rd;
   // The first read pins the transaction's snapshot; data_version then tells whether any
   // commit happened since this connection's cache was filled.
   std::uint64_t nspam = 0, nham = 0;
@@ -331,7 +343,6 @@ std::optional<double> token_db::classify(const std::vector<std::int64_t>& tokens
   }
   if (nspam < std::max<std::uint64_t>(opt_.min_spam, 1) ||
       nham < std::max<std::uint64_t>(opt_.min_ham, 1)) {
-    give_back(std::move(r));
     return std::nullopt;
   }
   std::vector<double> strong;
@@ -370,9 +381,7 @@ std::optional<double> token_db::classify(const std::vector<std::int64_t>& tokens
   // Keep probabilities off 0 and 1 so the logarithms stay finite.
   for (double& f : strong)
     f = std::clamp(f, 1e-6, 1.0 - 1e-6);
-  double p = chi_combine(strong);
-  give_back(std::move(r));
-  return p;
+  return chi_combine(strong);
 }
 
 spam_train_result token_db::learn_locked(const std::vector<std::int64_t>& tokens,

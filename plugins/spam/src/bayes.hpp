@@ -81,6 +81,7 @@ class token_db {
   struct reader;
   std::unique_ptr<reader> lease();
   void give_back(std::unique_ptr<reader> r);
+  std::optional<double> classify_in_transaction(reader& r, const std::vector<std::int64_t>& tokens);
   spam_train_result learn_locked(const std::vector<std::int64_t>& tokens, spam_label label);
 
   bayes_options opt_;

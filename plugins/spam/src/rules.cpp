@@ -57,9 +57,8 @@ std::shared_ptr<const regex> compile(const config_node& node) {
   // raw fallback may not be; invalid sequences then never match instead of failing. Not
   // UCP: \b, \w and \d stay ASCII (as in SpamAssassin's rules), which keeps the JIT's
   // fast paths; (?i) still folds Unicode letters.
-  pcre2_code* code =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                    PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &err, &offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &err, &offset, nullptr);
   if (!code) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(err, buf, sizeof buf);
