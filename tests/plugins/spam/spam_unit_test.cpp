@@ -4,7 +4,9 @@
 // corpus, idempotent training, and the spamd / rspamd reply parsers.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <set>
 
 #include "bayes.hpp"
@@ -188,6 +190,49 @@ TEST(SpamBayes, TrainingIsIdempotentAndRelabels) {
   EXPECT_EQ(moved.spam_messages, 0u);
   EXPECT_EQ(moved.ham_messages, 1u);
   EXPECT_EQ(db.stats().tokens, tokens.size());
+}
+
+// Classification from several workers while training commits: every classify sees a
+// consistent snapshot and no connection is shared (a pooled connection handed back with its
+// read transaction still open once crashed the server under load).
+TEST(SpamBayes, ConcurrentClassifyAndTrain) {
+  temp_db t;
+  sluice::spam::bayes_options o;
+  o.path = t.path();
+  o.min_spam = o.min_ham = 1;
+  o.read_connections = 2;
+  sluice::spam::token_db db(o);
+  generator g(5);
+  std::vector<std::vector<std::int64_t>> msgs;
+  for (int i = 0; i < 40; ++i)
+    msgs.push_back(sluice::spam::tokenize(input_of(g.make(i % 2 == 1, i)), {}));
+  db.learn(msgs[0], spam_label::ham);
+  db.learn(msgs[1], spam_label::spam);
+  std::atomic<int> results{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 4; ++w) {
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < 150; ++i) {
+        try {
+          auto p = db.classify(msgs[(w * 7 + i) % msgs.size()]);
+          if (p && *p >= 0 && *p <= 1) ++results;
+        } catch (const std::exception&) {
+          ++failures;
+        }
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (std::size_t i = 2; i < msgs.size(); ++i)
+      db.learn(msgs[i], i % 2 ? spam_label::spam : spam_label::ham);
+  });
+  for (auto& th : threads)
+    th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(results.load(), 600);
+  auto s = db.stats();
+  EXPECT_EQ(s.spam, 20u);
+  EXPECT_EQ(s.ham, 20u);
 }
 
 TEST(SpamBayes, TokensAreBoundedAndPrefixed) {
