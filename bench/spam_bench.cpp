@@ -13,6 +13,7 @@
 // Usage: spam_bench [--messages N] [--rounds R] [--rules FILE] [--db DIR]
 // Built with the tree (target spam_bench, not part of `all`):
 //   ninja -C build-release spam_bench && taskset -c 0 build-release/bin/spam_bench
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -30,12 +31,13 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-std::string words(std::mt19937& rng, std::size_t bytes, const char* open = "", const char* close = "") {
+std::string words(std::mt19937& rng, std::size_t bytes, const char* open = "",
+                  const char* close = "") {
   static const char* vocab[] = {
-      "the", "report", "meeting", "quarterly", "numbers", "please", "review", "attached",
-      "project", "schedule", "invoice", "payment", "customer", "delivery", "update", "team",
-      "release", "notes", "server", "migration", "budget", "approved", "offer", "special",
-      "discount", "account", "details", "thanks", "regards", "tomorrow", "office", "travel"};
+      "the",      "report",   "meeting", "quarterly", "numbers",  "please",   "review", "attached",
+      "project",  "schedule", "invoice", "payment",   "customer", "delivery", "update", "team",
+      "release",  "notes",    "server",  "migration", "budget",   "approved", "offer",  "special",
+      "discount", "account",  "details", "thanks",    "regards",  "tomorrow", "office", "travel"};
   std::string out;
   std::uniform_int_distribution<std::size_t> pick(0, std::size(vocab) - 1);
   while (out.size() < bytes) {
@@ -49,23 +51,29 @@ std::string words(std::mt19937& rng, std::size_t bytes, const char* open = "", c
 
 std::string make_message(int i, std::mt19937& rng) {
   std::string b1 = "=_mixed_4f2a", b2 = "=_alt_9c1e";
-  std::string m = "Received: from client.example (client.example [192.0.2.10]) by mx.example\r\n"
-                  "From: Sender " + std::to_string(i) + " <sender" + std::to_string(i % 50) +
-                  "@example.com>\r\nTo: Receiver <rcpt@example.org>\r\nSubject: Bench message " +
-                  std::to_string(i) + " quarterly report\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
-                  "Message-ID: <bench-" + std::to_string(i) + "@example.com>\r\nMIME-Version: 1.0\r\n"
-                  "Content-Type: multipart/mixed; boundary=\"" + b1 + "\"\r\n\r\n--" + b1 +
-                  "\r\nContent-Type: multipart/alternative; boundary=\"" + b2 + "\"\r\n\r\n--" + b2 +
-                  "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + words(rng, 2400) +
-                  "https://www.example.com/report/" + std::to_string(i) + "\r\n\r\n--" + b2 +
-                  "\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<!DOCTYPE html>\r\n<html><body>\r\n" +
-                  words(rng, 3200, "<p>", "</p>") +
-                  "<p><a href=\"https://www.example.com/report/" + std::to_string(i) +
-                  "\">www.example.com</a> <a href=\"https://docs.example.org/\">docs</a></p>\r\n"
-                  "</body></html>\r\n\r\n--" + b2 + "--\r\n\r\n--" + b1 +
-                  "\r\nContent-Type: application/pdf; name=\"invoice.pdf\"\r\n"
-                  "Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n"
-                  "Content-Transfer-Encoding: base64\r\n\r\n";
+  std::string m =
+      "Received: from client.example (client.example [192.0.2.10]) by mx.example\r\n"
+      "From: Sender " +
+      std::to_string(i) + " <sender" + std::to_string(i % 50) +
+      "@example.com>\r\nTo: Receiver <rcpt@example.org>\r\nSubject: Bench message " +
+      std::to_string(i) +
+      " quarterly report\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
+      "Message-ID: <bench-" +
+      std::to_string(i) +
+      "@example.com>\r\nMIME-Version: 1.0\r\n"
+      "Content-Type: multipart/mixed; boundary=\"" +
+      b1 + "\"\r\n\r\n--" + b1 + "\r\nContent-Type: multipart/alternative; boundary=\"" + b2 +
+      "\"\r\n\r\n--" + b2 + "\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" +
+      words(rng, 2400) + "https://www.example.com/report/" + std::to_string(i) + "\r\n\r\n--" + b2 +
+      "\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<!DOCTYPE html>\r\n<html><body>\r\n" +
+      words(rng, 3200, "<p>", "</p>") + "<p><a href=\"https://www.example.com/report/" +
+      std::to_string(i) +
+      "\">www.example.com</a> <a href=\"https://docs.example.org/\">docs</a></p>\r\n"
+      "</body></html>\r\n\r\n--" +
+      b2 + "--\r\n\r\n--" + b1 +
+      "\r\nContent-Type: application/pdf; name=\"invoice.pdf\"\r\n"
+      "Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\n";
   static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::uniform_int_distribution<int> b64(0, 63);
   while (m.size() < 10 * 1024 - 40) {
@@ -97,12 +105,17 @@ int main(int argc, char** argv) {
   std::filesystem::path dir = std::filesystem::temp_directory_path() / "sluice-spam-bench";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--messages") n = std::max(10, std::atoi(argv[i + 1]));
-    else if (a == "--rounds") rounds = std::max(1, std::atoi(argv[i + 1]));
-    else if (a == "--rules") rules_file = argv[i + 1];
-    else if (a == "--db") dir = argv[i + 1];
+    if (a == "--messages")
+      n = std::max(10, std::atoi(argv[i + 1]));
+    else if (a == "--rounds")
+      rounds = std::max(1, std::atoi(argv[i + 1]));
+    else if (a == "--rules")
+      rules_file = argv[i + 1];
+    else if (a == "--db")
+      dir = argv[i + 1];
     else {
-      std::fprintf(stderr, "usage: spam_bench [--messages N] [--rounds R] [--rules FILE] [--db DIR]\n");
+      std::fprintf(stderr,
+                   "usage: spam_bench [--messages N] [--rounds R] [--rules FILE] [--db DIR]\n");
       return 64;
     }
   }
@@ -137,6 +150,26 @@ int main(int argc, char** argv) {
       spam_count += engine.scan(sluice::spam::make_scan_input(*m, engine.limits)).is_spam;
   });
 
+  if (std::getenv("SPAM_BENCH_PER_RULE")) {
+    // The cost of each rule alone over the same inputs, slowest first, on stderr.
+    std::vector<sluice::spam::scan_input> inputs;
+    for (auto& m : msgs)
+      inputs.push_back(sluice::spam::make_scan_input(*m, engine.limits));
+    std::vector<std::pair<double, std::string>> costs;
+    for (std::size_t i = 0; i < rules->rules().size(); ++i) {
+      auto one = rules->only(i);
+      auto t0 = clock_type::now();
+      for (const auto& in : inputs)
+        spam_count += one.evaluate(in, 0.5).size();
+      costs.emplace_back(
+          std::chrono::duration<double, std::micro>(clock_type::now() - t0).count() / inputs.size(),
+          rules->rules()[i].name);
+    }
+    std::sort(costs.rbegin(), costs.rend());
+    for (const auto& [us, name] : costs)
+      std::fprintf(stderr, "%8.2f us  %s\n", us, name.c_str());
+  }
+
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   sluice::spam::bayes_options bo;
@@ -160,11 +193,12 @@ int main(int argc, char** argv) {
       "{\"messages\": %d, \"avg_bytes\": %llu, \"rounds\": %d, \"rules\": %zu,\n"
       " \"mime_parse_msgs_per_s\": %.0f, \"spam_rules_msgs_per_s\": %.0f, "
       "\"spam_rules_bayes_msgs_per_s\": %.0f,\n"
-      " \"scan_input_us_per_msg\": %.1f, \"mime_us_per_msg\": %.1f, \"spam_rules_us_per_msg\": %.1f, \"spam_rules_bayes_us_per_msg\": %.1f,\n"
+      " \"scan_input_us_per_msg\": %.1f, \"mime_us_per_msg\": %.1f, \"spam_rules_us_per_msg\": "
+      "%.1f, \"spam_rules_bayes_us_per_msg\": %.1f,\n"
       " \"bayes_db_tokens\": %llu, \"flagged\": %zu}\n",
       n, static_cast<unsigned long long>(bytes / msgs.size()), rounds, rules->rules().size(),
-      mime_rate, rules_rate, bayes_rate, 1e6 / input_rate, 1e6 / mime_rate, 1e6 / rules_rate, 1e6 / bayes_rate,
-      static_cast<unsigned long long>(st.tokens), spam_count);
+      mime_rate, rules_rate, bayes_rate, 1e6 / input_rate, 1e6 / mime_rate, 1e6 / rules_rate,
+      1e6 / bayes_rate, static_cast<unsigned long long>(st.tokens), spam_count);
   std::filesystem::remove_all(dir);
   return 0;
 }

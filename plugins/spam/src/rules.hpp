@@ -75,6 +75,12 @@ class rule_set {
   std::vector<rule_hit> evaluate(const scan_input& in, std::optional<double> bayes) const;
 
   const std::vector<rule>& rules() const { return rules_; }
+  // A set holding only rule i (the benchmark times rules one by one).
+  rule_set only(std::size_t i) const {
+    rule_set r;
+    r.rules_.push_back(rules_.at(i));
+    return r;
+  }
   bool has_bayes_rules() const;
 
  private:
