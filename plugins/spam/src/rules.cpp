@@ -72,6 +72,8 @@ std::shared_ptr<const regex> compile(const config_node& node) {
   return re;
 }
 
+std::vector<std::string> prefilter_needles(std::string_view p);
+
 check_kind parse_check(const config_node& n) {
   static const std::pair<std::string_view, check_kind> names[] = {
       {"gtube", check_kind::gtube},
@@ -148,6 +150,7 @@ rule parse_rule(const config_node& n) {
       ++tests;
       r.kind = kind;
       r.pattern = compile(*p);
+      if (kind != rule_kind::uri) r.needles = prefilter_needles(p->as_string());
     }
   }
   if (auto c = n.find("check")) {
@@ -192,6 +195,61 @@ rule parse_rule(const config_node& n) {
     n.at("pattern").fail("pattern goes with header:");
   }
   return r;
+}
+
+// The literal alternatives a caseless pattern must start with, or {} when the pattern has
+// another shape. Only letters, digits and spaces count as literal.
+std::vector<std::string> prefilter_needles(std::string_view p) {
+  if (!p.starts_with("(?i)")) return {};
+  p.remove_prefix(4);
+  if (p.starts_with("\\b")) p.remove_prefix(2);
+  if (!p.starts_with("(?:")) return {};
+  p.remove_prefix(3);
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : p) {
+    if (c == '|' || c == ')') {
+      if (cur.empty()) return {};
+      out.push_back(cur);
+      cur.clear();
+      if (c == ')') return out;
+    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ' ') {
+      cur += c;
+    } else if (c >= 'A' && c <= 'Z') {
+      cur += static_cast<char>(c - 'A' + 'a');
+    } else {
+      return {};
+    }
+  }
+  return {};
+}
+
+// ASCII lower case, with the two non-ASCII letters that fold to ASCII ones under Unicode
+// caseless matching (U+212A KELVIN SIGN → k, U+017F LONG S → s) mapped too, so that the
+// prefilter never skips a text the caseless regex would match.
+std::string fold_for_prefilter(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x84 &&
+        static_cast<unsigned char>(s[i + 2]) == 0xAA) {
+      out += 'k';
+      i += 2;
+    } else if (c == 0xC5 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0xBF) {
+      out += 's';
+      i += 1;
+    } else {
+      out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+bool any_needle(const std::vector<std::string>& needles, std::string_view folded) {
+  for (const auto& n : needles)
+    if (folded.find(n) != std::string_view::npos) return true;
+  return false;
 }
 
 bool contains(const std::vector<std::string>& list, std::string_view v) {
@@ -288,6 +346,8 @@ std::vector<rule_hit> rule_set::evaluate(const scan_input& in, std::optional<dou
   std::vector<rule_hit> hits;
   match_data md;
   const parsed_message& v = in.view;
+  // Folded copies for the prefilter, made on first use.
+  std::optional<std::string> body_folded, html_folded;
   for (const rule& r : rules_) {
     if (r.score == 0) continue;  // disabled
     bool hit = false;
@@ -310,10 +370,19 @@ std::vector<rule_hit> rule_set::evaluate(const scan_input& in, std::optional<dou
         }
         break;
       case rule_kind::body:
+        if (!r.needles.empty()) {
+          if (!body_folded) body_folded = fold_for_prefilter(in.body);
+          if (!any_needle(r.needles, *body_folded)) break;
+        }
         hit = matches(*r.pattern, in.body, md);
         break;
       case rule_kind::html:
-        hit = !v.html.empty() && matches(*r.pattern, v.html, md);
+        if (v.html.empty()) break;
+        if (!r.needles.empty()) {
+          if (!html_folded) html_folded = fold_for_prefilter(v.html);
+          if (!any_needle(r.needles, *html_folded)) break;
+        }
+        hit = matches(*r.pattern, v.html, md);
         break;
       case rule_kind::uri:
         for (const auto& u : in.uris) {

@@ -58,6 +58,10 @@ struct rule {
   rule_kind kind = rule_kind::check;
   std::string header;  // rule_kind::header: field name, or "ALL"
   std::shared_ptr<const regex> pattern;
+  // body/html rules of the form "(?i)[\b](?:word|two words|…)…": the regex can only match
+  // where one of these (lower-case ASCII) literals occurs, so a message without any of
+  // them skips the regex. Empty: no prefilter.
+  std::vector<std::string> needles;
   check_kind check = check_kind::gtube;
   double min = 0, max = 0;        // many_recipients (min), subject_all_caps (min), bayes
   std::vector<std::string> list;  // extensions, domains, results (lower case)

@@ -6,8 +6,8 @@
 
 #include <atomic>
 #include <cstdio>
-#include <thread>
 #include <set>
+#include <thread>
 
 #include "bayes.hpp"
 #include "external.hpp"
@@ -117,6 +117,38 @@ TEST(SpamRules, BadRuleFilesAreConfigErrorsWithTheirLocation) {
   expect_error("rules:\n  - {name: X, score: 1, check: nope}\n", "unknown check \"nope\"");
   expect_error("rules:\n  - {name: X, score: big, body: a}\n", "user.yaml:2:");
   expect_error("rules:\n  - {name: X, score: 1, check: bayes, min: 0.5, max: 0.2}\n", "above min");
+}
+
+// The literal prefilter of "(?i)\b(?:a|b)" rules never hides a match of the caseless regex,
+// including the non-ASCII letters that fold to ASCII ones (KELVIN SIGN, LONG S).
+TEST(SpamRules, PrefilterKeepsCaselessMatches) {
+  auto rules = default_rules();
+  auto urgent = [&](const std::string& body) {
+    auto in =
+        input_of(to_crlf("From: a@example.org\nDate: Tue, 01 Dec 2026 10:00:00 +0000\n"
+                         "Message-ID: <a@b>\nSubject: x\nContent-Type: text/plain; "
+                         "charset=utf-8\n\n" +
+                         body + "\n"));
+    auto n = names(rules->evaluate(in, std::nullopt));
+    return std::find(n.begin(), n.end(), "URGENT_CALL_TO_ACTION") != n.end();
+  };
+  EXPECT_TRUE(urgent("please CLICK HERE"));
+  EXPECT_TRUE(urgent("please Clic\u212A Here"));  // KELVIN SIGN
+  EXPECT_FALSE(urgent("please click the link"));
+  rule_set local;
+  local.load_text(
+      "rules:\n  - {name: LOCAL_S, score: 1, body: '(?i)\\b(?:a bonus now|one kilo)\\b'}\n",
+      "local.yaml");
+  ASSERT_EQ(local.rules().at(0).needles, (std::vector<std::string>{"a bonus now", "one kilo"}));
+  auto local_hit = [&](const std::string& body) {
+    auto in =
+        input_of(to_crlf("Subject: x\nContent-Type: text/plain; charset=utf-8\n\n" + body + "\n"));
+    return !local.evaluate(in, std::nullopt).empty();
+  };
+  // (\b is ASCII: the folded letters sit inside the literals, not at their edges.)
+  EXPECT_TRUE(local_hit("get A BONU\u017F NOW"));  // LONG S
+  EXPECT_TRUE(local_hit("buy one \u212Ailo"));     // KELVIN SIGN
+  EXPECT_FALSE(local_hit("a bonus nowhere"));
 }
 
 TEST(SpamRules, UserFilesOverrideAndDisableByName) {
