@@ -173,21 +173,16 @@ std::vector<std::int64_t> tokenize(const scan_input& in, const tokenizer_options
   std::vector<std::int64_t> out;
   out.reserve(1024);
   std::size_t next_check = std::max<std::size_t>(2 * opt.max_tokens, 256);
-  bool full = false;
   for_each_token(in, [&](std::string_view prefix, std::string_view word) {
     out.push_back(hash_token(prefix, word));
     if (out.size() >= next_check) {
       std::sort(out.begin(), out.end());
       out.erase(std::unique(out.begin(), out.end()), out.end());
-      if (out.size() >= opt.max_tokens) {
-        full = true;
-        return false;
-      }
+      if (out.size() >= opt.max_tokens) return false;
       next_check = out.size() + opt.max_tokens;
     }
     return true;
   });
-  (void)full;
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   if (out.size() > opt.max_tokens) out.resize(opt.max_tokens);

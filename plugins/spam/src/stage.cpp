@@ -318,7 +318,6 @@ std::shared_ptr<stage> make_spam_stage(instance_context& ctx) {
   else
     cfg.at("engine").fail("must be native, spamassassin or rspamd");
 
-  config_node threshold = cfg.find("threshold").value_or(config_node());
   o->native.threshold = cfg.has("threshold") ? cfg.at("threshold").as_double() : 5.0;
   if (!std::isfinite(o->native.threshold)) cfg.at("threshold").fail("must be a number");
   o->headers = cfg.get_bool("headers", true);
@@ -413,7 +412,6 @@ std::shared_ptr<stage> make_spam_stage(instance_context& ctx) {
     else
       sa.at("command").fail("must be report or symbols");
     o->spamd.timeout = timeout(sa);
-    if (!cfg.has("threshold")) o->native.threshold = 5.0;
   } else {
     config_node rs = cfg.at("rspamd");
     if (!rs.is_map()) rs.fail("expected a map with address (and path, password, timeout)");
@@ -424,10 +422,6 @@ std::shared_ptr<stage> make_spam_stage(instance_context& ctx) {
       rs.at("path").fail("an absolute request path");
     o->rspamd.password = rs.get_string("password", "");
     o->rspamd.timeout = timeout(rs);
-  }
-  (void)threshold;
-  if (o->actions.empty() && cfg.has("threshold") && o->engine == engine_kind::native) {
-    // Nothing configured: tag at the threshold (the default behaviour, stated).
   }
   return std::make_shared<spam_stage>(ctx.host, std::move(o));
 }
