@@ -3,8 +3,8 @@
 // sa-check and trains over the API; `sluice spam train` fills a database from the command
 // line; SpamAssassin's spamd (Debian) runs on loopback as the spamassassin engine, checked
 // against spamd's own answer to the same bytes; a small Python fake of rspamd's /checkv2
-// checks the envelope headers and drives the action mapping; a dead engine applies
-// on_error.
+// checks the envelope headers and drives every action mapping, and Debian's rspamd runs on
+// loopback too; a dead engine applies on_error.
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
@@ -430,8 +430,9 @@ TEST(SpamBinary, SpamAssassinSpamdEngine) {
   }
 }
 
-// A Python fake of rspamd's /checkv2 (Debian's rspamd is not used here: see README): it
-// checks the envelope headers and answers by the subject.
+// A Python fake of rspamd's /checkv2, to drive every action (real rspamd's stock rules only
+// give reject and no action for the corpus): it checks the envelope headers and answers by
+// the subject.
 const char* fake_rspamd = R"PY(
 import http.server, json, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -489,6 +490,79 @@ TEST(SpamBinary, RspamdEngineAgainstAFakeCheckv2) {
   std::string ham = find_id(p, "design review");
   auto hs = json::parse(http("GET", base_url(p) + "/api/v1/message/" + ham + "/sa-check").second);
   EXPECT_FALSE(hs.at("IsSpam").as_bool());
+}
+
+// rspamd's own answer to a message (POST /checkv2 from Python, the same envelope headers as
+// the stage sends): its action.
+std::string rspamd_direct_action(std::uint16_t port, const std::string& file) {
+  std::string script =
+      "import json,sys,urllib.request\n"
+      "data = open(sys.argv[2],'rb').read().replace(b'\\r\\n', b'\\n').replace(b'\\n', b'\\r\\n')\n"
+      "req = urllib.request.Request('http://127.0.0.1:%s/checkv2' % sys.argv[1], data=data,\n"
+      "      headers={'From': 'sender@example.com', 'Rcpt': 'r0@example.org', 'IP': '127.0.0.1',\n"
+      "               'Helo': 'localhost'})\n"
+      "print(json.load(urllib.request.urlopen(req, timeout=60))['action'])\n";
+  std::string out;
+  run_command(
+      "python3 -c " + shell_quote(script) + " " + std::to_string(port) + " " + shell_quote(file),
+      &out, false, std::chrono::seconds(90));
+  while (!out.empty() && out.back() == '\n')
+    out.pop_back();
+  return out;
+}
+
+// Debian's rspamd (bookworm main) on loopback, with its stock configuration and the workers
+// moved to free ports in a throwaway directory; no network (lookups fail fast).
+TEST(SpamBinary, RspamdEngineAgainstDebianRspamd) {
+  if (run_command("test -x /usr/bin/rspamd") != 0) GTEST_SKIP() << "rspamd is not installed";
+  temp_dir d;
+  for (const char* sub : {"local/override.d", "local/local.d", "db", "run", "log"})
+    std::filesystem::create_directories(d.path() / sub);
+  std::uint16_t normal = free_port(), controller = free_port(), proxy = free_port();
+  auto ov = d.path() / "local/override.d";
+  write_file(ov / "worker-normal.inc",
+             "bind_socket = \"127.0.0.1:" + std::to_string(normal) + "\";\ncount = 1;\n");
+  write_file(ov / "worker-controller.inc",
+             "bind_socket = \"127.0.0.1:" + std::to_string(controller) + "\";\ncount = 1;\n");
+  write_file(ov / "worker-proxy.inc",
+             "bind_socket = \"127.0.0.1:" + std::to_string(proxy) + "\";\ncount = 1;\n");
+  write_file(ov / "logging.inc", "type = \"console\";\nlevel = \"error\";\n");
+  write_file(d.path() / "local/local.d/options.inc", "dns { timeout = 0.2s; retransmits = 1; }\n");
+  run_command("chown -R nobody " + shell_quote((d.path() / "db").string()) + " " +
+              shell_quote((d.path() / "run").string()) + " " +
+              shell_quote((d.path() / "log").string()));
+  std::string dir = d.path().string();
+  child rspamd(
+      "exec /usr/bin/rspamd -f -u nobody -g nogroup -c /etc/rspamd/rspamd.conf"
+      " --var=LOCAL_CONFDIR=" +
+      shell_quote(dir + "/local") + " --var=DBDIR=" + shell_quote(dir + "/db") +
+      " --var=RUNDIR=" + shell_quote(dir + "/run") + " --var=LOGDIR=" + shell_quote(dir + "/log") +
+      " > " + shell_quote(dir + "/rspamd.log") + " 2>&1");
+  ASSERT_TRUE(wait_port(normal, std::chrono::seconds(90)))
+      << "rspamd did not listen: " << read_file(d.path() / "rspamd.log");
+  sluice_process p(
+      config("      - plugin: spam\n"
+             "        engine: rspamd\n"
+             "        timeout: 60s\n"
+             "        rspamd: {address: '127.0.0.1:" +
+             std::to_string(normal) + "', timeout: 60s}\n"));
+  ASSERT_TRUE(p.running()) << p.log();
+  std::string smtp = p.endpoints("smtp").at(0);
+  // GTUBE: rspamd's action is reject, and so is the stage's verdict.
+  EXPECT_EQ(rspamd_direct_action(normal, corpus_path("spam-gtube.eml")), "reject");
+  EXPECT_EQ(smtp_send_file(smtp, corpus_path("spam-gtube.eml")),
+            "ERR 550 5.7.1 Message rejected as spam");
+  std::string ham_action = rspamd_direct_action(normal, corpus_path("ham-plain.eml"));
+  EXPECT_EQ(ham_action, "no action");
+  EXPECT_EQ(smtp_send_file(smtp, corpus_path("ham-plain.eml")), "OK");
+  std::string id = find_id(p, "design review");
+  ASSERT_FALSE(id.empty());
+  auto [code, body] = http("GET", base_url(p) + "/api/v1/message/" + id + "/sa-check");
+  ASSERT_EQ(code, 200) << body;
+  auto sa = json::parse(body);
+  EXPECT_FALSE(sa.at("IsSpam").as_bool()) << body;
+  EXPECT_EQ(sa.at("Error").as_string(), "");
+  EXPECT_FALSE(sa.at("Rules").as_array().empty()) << body;  // rspamd's symbols
 }
 
 TEST(SpamBinary, FailingEngineAppliesOnError) {
