@@ -1,6 +1,7 @@
 // api_messages.cpp — Mailpit's message endpoints: list, search, mark read, delete, one
-// message, its headers, raw source, parts, thumbnails, release, and the checks Sluice does
-// not offer yet.
+// message, its headers, raw source, parts, thumbnails, release, the spam result (sa-check)
+// and training (train, through the spam_trainer service), and the checks Sluice does not
+// offer yet.
 //
 // Each handler awaits the mailbox service (which does its blocking work on its own
 // threads) and answers with Mailpit's status codes, texts and JSON key sets
