@@ -318,8 +318,6 @@ std::shared_ptr<stage> make_spam_stage(instance_context& ctx) {
   else
     cfg.at("engine").fail("must be native, spamassassin or rspamd");
 
-  o->native.threshold = cfg.has("threshold") ? cfg.at("threshold").as_double() : 5.0;
-  if (!std::isfinite(o->native.threshold)) cfg.at("threshold").fail("must be a number");
   o->headers = cfg.get_bool("headers", true);
   o->subject_prefix = cfg.get_string("subject_prefix", "");
   if (o->subject_prefix.find_first_of("\r\n") != std::string::npos)
@@ -368,6 +366,10 @@ std::shared_ptr<stage> make_spam_stage(instance_context& ctx) {
   };
 
   if (o->engine == engine_kind::native) {
+    // Native-only keys are read here only, so that with an external engine (which has its
+    // own threshold and rules) they are reported as unknown keys instead of being ignored.
+    o->native.threshold = cfg.has("threshold") ? cfg.at("threshold").as_double() : 5.0;
+    if (!std::isfinite(o->native.threshold)) cfg.at("threshold").fail("must be a number");
     auto rules = std::make_shared<rule_set>();
     if (cfg.get_bool("default_rules", true)) {
       std::string path = default_rules_path();
