@@ -249,6 +249,26 @@ TEST(SpamBinary, BadRuleFileFailsCheckConfigWithItsLocation) {
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("mine.yaml:4:11: rules[0].body: bad regular expression"), std::string::npos)
       << out;
+  // A native-only key with an external engine is an unknown key, not silently ignored.
+  write_file(d.path() / "sluice.yaml",
+             config("      - {plugin: spam, engine: spamassassin, threshold: 3,\n"
+                    "         spamassassin: {address: '127.0.0.1:783'}}\n"));
+  out.clear();
+  rc = run_command(shell_quote(sluice_binary()) + " check-config -c " +
+                       shell_quote((d.path() / "sluice.yaml").string()),
+                   &out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("threshold: unknown key"), std::string::npos) << out;
+  // A bad reply in an action.
+  write_file(
+      d.path() / "sluice.yaml",
+      config("      - {plugin: spam, actions: [{score: 9, action: reject, reply: '451 no'}]}\n"));
+  out.clear();
+  rc = run_command(shell_quote(sluice_binary()) + " check-config -c " +
+                       shell_quote((d.path() / "sluice.yaml").string()),
+                   &out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("reply: expected \"5NN X.Y.Z text\""), std::string::npos) << out;
 }
 
 TEST(SpamBinary, CommandLineTrainerReadsDirectoriesAndMbox) {
