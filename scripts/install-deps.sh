@@ -30,6 +30,9 @@ packages=(
   chromium
   python3-websocket  # WebSocket client for the HTTP event-stream tests
   ca-certificates  # the system trust store the webhook stage verifies https:// receivers against
+  libpcre2-dev  # the spam plugin's rules: PCRE2 regular expressions, JIT-compiled once at load
+  spamassassin spamd  # the spam plugin's spamassassin engine test runs Debian's spamd on loopback
+  rspamd  # the spam plugin's rspamd engine test runs Debian's rspamd on loopback
 )
 
 # Node.js for the web UI test (tests/ui): Debian's own unless a node is already installed

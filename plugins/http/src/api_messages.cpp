@@ -1,6 +1,7 @@
 // api_messages.cpp — Mailpit's message endpoints: list, search, mark read, delete, one
-// message, its headers, raw source, parts, thumbnails, release, and the checks Sluice does
-// not offer yet.
+// message, its headers, raw source, parts, thumbnails, release, the spam result (sa-check)
+// and training (train, through the spam_trainer service), and the checks Sluice does not
+// offer yet.
 //
 // Each handler awaits the mailbox service (which does its blocking work on its own
 // threads) and answers with Mailpit's status codes, texts and JSON key sets
@@ -15,6 +16,7 @@
 #include "api.hpp"
 #include "api_util.hpp"
 #include "sluice/mailpit_json.hpp"
+#include "sluice/spam.hpp"
 #include "sluice/text.hpp"
 #include "thumb.hpp"
 
@@ -333,6 +335,92 @@ awaitable<response> get_auth(request_context& ctx) {
                           json::object{{"ID", *id}, {"Checks", std::move(checks)}, {"Raw", auth}});
 }
 
+// GET /api/v1/message/{ID}/sa-check: the spam stage's result (attribute "spam",
+// plugins/spam/README.md) in Mailpit's SpamAssassin shape {"Error", "IsSpam", "Score",
+// "Rules": [{"Name", "Score", "Description"}]}. Without a spam result the answer is
+// Mailpit's when SpamAssassin is disabled (404 "File not found").
+awaitable<response> sa_check(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
+  if (!m) co_return not_found(ctx.req);
+  const auto* a = m->attributes.if_contains("spam");
+  if (!a || !a->is_object()) {
+    co_return text_response(ctx.req, bhttp::status::not_found, "File not found");
+  }
+  const json::object& spam = a->get_object();
+  auto num = [](const json::object& o, std::string_view k) {
+    const auto* v = o.if_contains(k);
+    if (!v) return 0.0;
+    if (v->is_double()) return v->get_double();
+    if (v->is_int64()) return static_cast<double>(v->get_int64());
+    if (v->is_uint64()) return static_cast<double>(v->get_uint64());
+    return 0.0;
+  };
+  auto str = [](const json::object& o, std::string_view k) {
+    const auto* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  };
+  json::array rules;
+  if (const auto* r = spam.if_contains("rules"); r && r->is_array()) {
+    for (const auto& rule : r->get_array()) {
+      if (!rule.is_object()) continue;
+      const auto& o = rule.get_object();
+      rules.push_back(json::object{{"Name", str(o, "name")},
+                                   {"Score", num(o, "score")},
+                                   {"Description", str(o, "description")}});
+    }
+  }
+  const auto* is_spam = spam.if_contains("is_spam");
+  co_return json_response(
+      ctx.req, json::object{{"Error", str(spam, "error")},
+                            {"IsSpam", is_spam && is_spam->is_bool() && is_spam->get_bool()},
+                            {"Score", num(spam, "score")},
+                            {"Rules", std::move(rules)}});
+}
+
+// POST /api/v1/message/{ID}/train (Sluice): {"As": "spam"|"ham"} teaches the spam
+// classifier (the spam_trainer service, sluice/spam.hpp) with the stored message: its
+// header fields and parsed view. 400 when no spam service is configured or the body is
+// wrong; 404 for an unknown message.
+awaitable<response> train_message(request_context& ctx) {
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto body = parse_json_body(ctx.req);
+  if (body.too_large) {
+    co_return text_response(ctx.req, bhttp::status::payload_too_large, body.error);
+  }
+  if (!body) co_return bad_request(ctx.req, body.error);
+  std::string as, error;
+  if (!read_string(body.value.get_object(), "As", as, error)) co_return bad_request(ctx.req, error);
+  if (as != "spam" && as != "ham") co_return bad_request(ctx.req, "As must be \"spam\" or \"ham\"");
+  std::shared_ptr<spam_trainer> trainer;
+  if (ctx.env.host && !ctx.env.host->services().names(spam_trainer::kind).empty()) {
+    trainer = ctx.env.host->services().get<spam_trainer>();
+  }
+  if (!trainer) {
+    co_return bad_request(ctx.req,
+                          "spam training is not configured (add a service with plugin: spam)");
+  }
+  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
+  if (!m) co_return not_found(ctx.req);
+  std::string headers;
+  for (const auto& [name, value] : m->headers)
+    headers += name + ": " + value + "\r\n";
+  parsed_message view = m->view ? *m->view : parsed_message{};
+  if (!m->view) view.subject = m->subject;
+  auto r = co_await trainer->train(std::move(headers), std::move(view),
+                                   as == "spam" ? spam_label::spam : spam_label::ham);
+  co_return json_response(ctx.req, json::object{{"ID", *id},
+                                                {"As", as},
+                                                {"Outcome", r.outcome},
+                                                {"Tokens", r.tokens},
+                                                {"SpamMessages", r.spam_messages},
+                                                {"HamMessages", r.ham_messages}});
+}
+
 // sa-check, html-check, link-check: features Sluice does not have yet. Mailpit registers
 // sa-check only when SpamAssassin is enabled, so the request falls through to its file
 // server: 404 "File not found". The same answer for the two checks keeps clients (and
@@ -410,7 +498,8 @@ void add_message_routes(router& r) {
   r.add(verb::post, "/api/v1/message/{ID}/release", guarded(release_message));
   r.add(verb::get, "/api/v1/message/{ID}/auth", guarded(get_auth));
   r.add(verb::get, "/api/v1/message/{ID}/deliveries", guarded(get_deliveries));
-  r.add(verb::get, "/api/v1/message/{ID}/sa-check", guarded(not_available));
+  r.add(verb::get, "/api/v1/message/{ID}/sa-check", guarded(sa_check));
+  r.add(verb::post, "/api/v1/message/{ID}/train", guarded(train_message));
   r.add(verb::get, "/api/v1/message/{ID}/html-check", guarded(not_available));
   r.add(verb::get, "/api/v1/message/{ID}/link-check", guarded(not_available));
 }

@@ -121,6 +121,22 @@ export async function get_auth(id, signal) {
     return null;
   }
 }
+// The spam stage's result (Mailpit's sa-check shape), or null when the message was not
+// scanned (404 hides the tab).
+export async function get_sa_check(id, signal) {
+  try {
+    const res = await send('GET', `api/v1/message/${encodeURIComponent(id)}/sa-check`, { signal });
+    return await res.json();
+  } catch {
+    return null;
+  }
+}
+// Teaches the spam classifier; `as` is "spam" or "ham". Throws ApiError (e.g. 400 when no
+// spam service is configured).
+export async function train(id, as) {
+  const res = await send('POST', `api/v1/message/${encodeURIComponent(id)}/train`, { body: { As: as } });
+  return res.json();
+}
 export function set_read(ids, read) {
   return send('PUT', 'api/v1/messages', { body: { IDs: ids, Read: read } });
 }

@@ -63,6 +63,45 @@ function json_tree(v, depth = 0) {
   return h('span', { class: cls }, s);
 }
 
+// The sa-check result: verdict, score, matched rules; buttons to train the classifier.
+function spam_panel(id, sa) {
+  const score = typeof sa.Score === 'number' ? sa.Score.toFixed(1) : String(sa.Score);
+  const status = h('p', { class: 'spam-train-status', role: 'status' });
+  const train = (as) => async () => {
+    status.textContent = 'Training…';
+    try {
+      const r = await api.train(id, as);
+      status.textContent = `Learnt as ${as} (${r.Outcome}); the classifier now knows ${r.SpamMessages} spam and ${r.HamMessages} ham.`;
+    } catch (e) {
+      status.textContent = `Training failed: ${e.message || e}`;
+    }
+  };
+  const rules = Array.isArray(sa.Rules) ? sa.Rules.slice(0, 500) : [];
+  return h('div', { class: 'spam' }, [
+    h('p', {}, [
+      h('span', { class: 'verdict verdict-' + (sa.IsSpam ? 'fail' : 'pass') }, sa.IsSpam ? 'Spam' : 'Not spam'),
+      ` score ${score}`,
+    ]),
+    sa.Error ? h('p', { class: 'spam-error' }, `Engine error: ${sa.Error}`) : null,
+    rules.length
+      ? h('table', { class: 'spam-rules' }, [
+          h('thead', {}, h('tr', {}, [h('th', {}, 'Score'), h('th', {}, 'Rule'), h('th', {}, 'Description')])),
+          h('tbody', {}, rules.map((r) => h('tr', {}, [
+            h('td', { class: 'num' }, typeof r.Score === 'number' ? r.Score.toFixed(1) : String(r.Score)),
+            h('td', {}, r.Name),
+            h('td', {}, r.Description),
+          ]))),
+        ])
+      : h('p', { class: 'muted' }, 'No rule matched.'),
+    h('p', {}, [
+      h('button', { type: 'button', class: 'btn', onclick: train('spam') }, 'Train as spam'),
+      ' ',
+      h('button', { type: 'button', class: 'btn', onclick: train('ham') }, 'Train as ham'),
+    ]),
+    status,
+  ]);
+}
+
 export function render_message(main, ctx, m) {
   const st = ctx.state;
   const id = m.ID;
@@ -182,7 +221,7 @@ export function render_message(main, ctx, m) {
       select(keys[j], true);
     }
   });
-  const first = entries.has(st.last_tab) && st.last_tab !== 'auth' ? st.last_tab : m.HTML ? 'html' : 'text';
+  const first = entries.has(st.last_tab) && st.last_tab !== 'auth' && st.last_tab !== 'spam' ? st.last_tab : m.HTML ? 'html' : 'text';
   select(first, false);
 
   clear(main).append(article);
@@ -194,6 +233,14 @@ export function render_message(main, ctx, m) {
     add_tab({ key: 'auth', label: 'Authentication', render: () => h('div', { class: 'auth' }, json_tree(auth)) });
     entries.get('auth').panel.hidden = true;
     if (ctx.state.last_tab === 'auth') select('auth', false);
+  });
+
+  // The spam tab, likewise, when a spam stage scanned the message.
+  api.get_sa_check(id, ac.signal).then((sa) => {
+    if (!sa || !article.isConnected) return;
+    add_tab({ key: 'spam', label: 'Spam', render: () => spam_panel(id, sa) });
+    entries.get('spam').panel.hidden = true;
+    if (ctx.state.last_tab === 'spam') select('spam', false);
   });
 
   const handle = {

@@ -873,5 +873,29 @@ TEST_F(ApiTest, DeliveryLog) {
   EXPECT_EQ(get("/api/v1/message/zzz/deliveries").result(), bhttp::status::not_found);
 }
 
+// sa-check: the spam stage's attribute in Mailpit's SpamAssassin shape; 404 without it.
+TEST_F(ApiTest, SaCheckFromSpamAttribute) {
+  auto e = entry("s", "offer", 1000);
+  e.m.attributes["spam"] = json::parse(R"({"engine": "native", "score": 7.5, "threshold": 5,
+    "is_spam": true, "action": "tag",
+    "rules": [{"name": "GTUBE_LIKE", "score": 6, "description": "a test"},
+              {"name": "OTHER", "score": 1.5, "description": "another"}]})");
+  store_->add(e);
+  auto r = get("/api/v1/message/s/sa-check");
+  ASSERT_EQ(r.result(), bhttp::status::ok) << r.body();
+  auto v = body_json(r);
+  EXPECT_EQ(keys(v), (std::set<std::string>{"Error", "IsSpam", "Score", "Rules"}));
+  EXPECT_TRUE(v.at("IsSpam").as_bool());
+  EXPECT_DOUBLE_EQ(v.at("Score").as_double(), 7.5);
+  EXPECT_EQ(v.at("Error").as_string(), "");
+  const auto& rules = v.at("Rules").as_array();
+  ASSERT_EQ(rules.size(), 2u);
+  EXPECT_EQ(keys(rules[0]), (std::set<std::string>{"Name", "Score", "Description"}));
+  EXPECT_EQ(rules[0].at("Name").as_string(), "GTUBE_LIKE");
+  EXPECT_DOUBLE_EQ(rules[1].at("Score").as_double(), 1.5);
+  EXPECT_EQ(get("/api/v1/message/latest/sa-check").result(), bhttp::status::ok);
+  // Training is tested with the real binary (tests/plugins/spam/spam_binary_test.cpp).
+}
+
 }  // namespace
 }  // namespace sluice::test
