@@ -95,8 +95,8 @@ function watch(page) {
       sandbox_blocks++;
       return;
     }
-    // The auth tab is probed per message; 404 means "no auth results", by design.
-    if (/status of 404/.test(text) && /\/api\/v1\/message\/[^/]+\/auth$/.test(at)) return;
+    // The auth and spam tabs are probed per message; 404 means "no results", by design.
+    if (/status of 404/.test(text) && /\/api\/v1\/message\/[^/]+\/(auth|sa-check)$/.test(at)) return;
     problems.push(`console ${m.type()}: ${text} ${at}`);
   });
   return reqs;
