@@ -28,6 +28,12 @@ packages=(
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
   python3-websocket  # WebSocket client for the HTTP event-stream tests
+  # DMARC organizational domains (plugins/auth, found with pkg-config libpsl)
+  libpsl-dev
+  # DKIM interoperability tests: dkimpy signs/verifies (python3-nacl for ed25519) and OpenDKIM's
+  # opendkim-testmsg verifies Sluice's signatures; iproute2 brings up loopback in the private
+  # network namespace opendkim-testmsg runs in (its DNS is the test server on port 53)
+  python3-dkim python3-nacl opendkim-tools iproute2
 )
 
 # Node.js for the web UI test (tests/ui): Debian's own unless a node is already installed
