@@ -564,7 +564,7 @@ int dkim_command(std::span<const std::string> args) {
   std::string strings;
   for (std::size_t i = 0; i < record.size(); i += 255)
     strings += (i ? "\n\t" : "") + std::string("\"") + record.substr(i, 255) + "\"";
-  std::cout << "; private key written to " << out << " (mode 0600)\n"
+  std::cout << "; private key written to " << out << ", mode 0600\n"
             << "; publish this TXT record:\n"
             << selector << "._domainkey." << domain << ". IN TXT ( " << strings << " )\n"
             << "; and sign with:\n"

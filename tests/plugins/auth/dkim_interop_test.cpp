@@ -301,7 +301,7 @@ TEST(dkim_interop, dkimpy_signatures_verify_in_sluice_and_dmarc_acts) {
 // The TXT value from `sluice dkim keygen` output: the quoted strings joined.
 std::string record_from_keygen(const std::string& out) {
   std::string rec;
-  std::size_t open = out.find('(');
+  std::size_t open = out.find("IN TXT (");
   std::size_t close = out.find(')', open);
   bool in = false;
   for (std::size_t i = open; i < close && i < out.size(); ++i) {
@@ -349,6 +349,25 @@ pipelines:
         body_length: true
       - {plugin: store}
 )";
+}
+
+// `raw` without the index-th (0-based) field called `name`.
+std::string without_field(const std::string& raw, const std::string& name, int index) {
+  std::size_t pos = 0;
+  for (int seen = 0;; ++seen) {
+    pos = raw.find(name + ":", pos);
+    if (pos == std::string::npos) return raw;
+    if (seen == index) break;
+    pos += name.size();
+  }
+  std::size_t end = pos;
+  for (;;) {
+    end = raw.find("\r\n", end);
+    if (end == std::string::npos) return raw;
+    end += 2;
+    if (raw[end] != ' ' && raw[end] != '\t') break;
+  }
+  return raw.substr(0, pos) + raw.substr(end);
 }
 
 bool opendkim_namespace_available() {
@@ -426,7 +445,7 @@ TEST(dkim_interop, sluice_signatures_verify_with_dkimpy_and_opendkim) {
     EXPECT_EQ(out, "pass\npass\n") << canon;
     // Tampering is noticed by dkimpy too.
     std::string tampered = raw;
-    tampered.replace(tampered.find("X-Rewritten: added"), 18, "X-Rewritten: ADDED");
+    tampered.replace(tampered.find("Hello,"), 6, "Jello,");  // covered by both signatures
     write_file(keys.path() / "tampered.eml", tampered);
     out.clear();
     EXPECT_NE(run_command(kPython + " " + interop() + " verify " +
@@ -447,10 +466,15 @@ TEST(dkim_interop, sluice_signatures_verify_with_dkimpy_and_opendkim) {
         " /etc/resolv.conf && (" + kPython + " " + test_data_dir() +
         "/auth/zone_dns_server.py --zone " + shell_quote((keys.path() / "zone.json").string()) +
         " --port 53 --ready " + shell_quote((keys.path() / "ns-ready").string()) +
-        " & i=0; while [ ! -e " + shell_quote((keys.path() / "ns-ready").string()) +
+        " & srv=$!; i=0; while [ ! -e " + shell_quote((keys.path() / "ns-ready").string()) +
         " ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; opendkim-testmsg < " +
-        shell_quote(signed_file.string()) + "; rc=$?; kill %1; exit $rc)";
-    for (const auto& which : {signed_file, keys.path() / "tampered.eml"}) {
+        shell_quote(signed_file.string()) + "; rc=$?; kill $srv; exit $rc)";
+    // One signature at a time (opendkim-testmsg's status is that of the message), then the
+    // tampered message, which must fail.
+    write_file(keys.path() / "first.eml", without_field(raw, "DKIM-Signature", 1));
+    write_file(keys.path() / "second.eml", without_field(raw, "DKIM-Signature", 0));
+    for (const auto& which :
+         {keys.path() / "first.eml", keys.path() / "second.eml", keys.path() / "tampered.eml"}) {
       std::filesystem::remove(keys.path() / "ns-ready");
       std::string cmd = inner;
       std::size_t at = cmd.rfind(shell_quote(signed_file.string()));
@@ -458,11 +482,14 @@ TEST(dkim_interop, sluice_signatures_verify_with_dkimpy_and_opendkim) {
       std::string o;
       int rc =
           run_command("unshare -rmn sh -c " + shell_quote(cmd), &o, true, std::chrono::seconds(60));
-      if (which == signed_file) {
-        EXPECT_EQ(rc, 0) << canon << ": opendkim-testmsg: " << o;
+      if (which != keys.path() / "tampered.eml") {
+        EXPECT_EQ(rc, 0) << canon << " " << which << ": opendkim-testmsg: " << o << "\n"
+                         << read_file(which);
         EXPECT_EQ(o, "") << canon;
       } else {
         EXPECT_NE(rc, 0) << canon << ": opendkim-testmsg accepted a tampered message";
+        // Refused at verification (end of message), not for a syntax problem of the input.
+        EXPECT_NE(o.find("dkim_eom()"), std::string::npos) << o;
       }
     }
   }
