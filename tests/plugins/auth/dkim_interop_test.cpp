@@ -145,7 +145,7 @@ std::string str(const boost::json::value& v, const char* k) {
 
 std::string config(int dns_port) {
   return R"(log: {format: text, level: info}
-spool: {path: ./spool}
+spool: {path: ./spool, spill_threshold: 16KB}
 services:
   - name: default
     plugin: resolver
@@ -184,6 +184,7 @@ TEST(dkim_interop, dkimpy_signatures_verify_in_sluice_and_dmarc_acts) {
   zone["_dmarc.example.com"] = boost::json::array{"v=DMARC1; p=quarantine; sp=reject"};
   zone["_dmarc.reject.example"] = boost::json::array{"v=DMARC1; p=reject"};
   zone["_dmarc.broken.example"] = "SERVFAIL";
+  zone["broken._domainkey.example.com"] = "SERVFAIL";
   zone["spf.example"] = boost::json::array{"v=spf1 ip4:127.0.0.1 -all"};
   zone["_dmarc.spf.example"] = boost::json::array{"v=DMARC1; p=reject; aspf=s"};
   write_file(w / "zone.json", boost::json::serialize(zone));
@@ -238,6 +239,22 @@ TEST(dkim_interop, dkimpy_signatures_verify_in_sluice_and_dmarc_acts) {
       dkimpy_sign("ed25519-sha256", "relaxed/relaxed", "ed",
                   message("a@news.example.com", "subdomain")),
       "pass", "pass");
+  // DNS failures of the key: SERVFAIL → temperror, NXDOMAIN → permerror.
+  add("key-servfail",
+      dkimpy_sign("rsa-sha256", "relaxed/relaxed", "broken",
+                  message("a@example.com", "key-servfail")),
+      "temperror", "fail");
+  add("key-missing",
+      dkimpy_sign("rsa-sha256", "relaxed/relaxed", "gone", message("a@example.com", "key-missing")),
+      "permerror", "fail");
+  // A large body (file-backed in the spool: the body hash streams over the file).
+  {
+    std::string big = message("a@example.com", "large-body");
+    std::string line(70, 'x');
+    for (int i = 0; i < 6000; ++i)
+      big += line + " " + std::to_string(i) + "  \r\n";
+    add("large-body", dkimpy_sign("rsa-sha256", "relaxed/simple", "rsa", big), "pass", "pass");
+  }
   // Unsigned, aligned SPF pass (MAIL FROM spf.example from 127.0.0.1, aspf=s).
   add("spf-only", message("a@spf.example", "spf-only"), "none", "pass");
 
@@ -316,7 +333,7 @@ std::string record_from_keygen(const std::string& out) {
 
 std::string sign_config(const std::string& canon) {
   return R"(log: {format: text, level: info}
-spool: {path: ./spool}
+spool: {path: ./spool, spill_threshold: 16KB}
 services:
   - name: store
     plugin: store
@@ -414,7 +431,12 @@ TEST(dkim_interop, sluice_signatures_verify_with_dkimpy_and_opendkim) {
     std::filesystem::copy_file(keys.path() / "rsa.pem", dir.path() / "rsa.pem");
     std::filesystem::copy_file(keys.path() / "ed.pem", dir.path() / "ed.pem");
     auto f = dir.path() / "in.eml";
-    write_file(f, message("a@example.com", "signed-by-sluice"));
+    std::string text = message("a@example.com", "signed-by-sluice");
+    if (canon == "relaxed/relaxed") {  // one large (file-backed) body: signed off the I/O thread
+      for (int i = 0; i < 4000; ++i)
+        text += std::string(70, 'y') + " " + std::to_string(i) + "\r\n";
+    }
+    write_file(f, text);
     {
       sluice_process p(dir.path(), sign_config(canon), {"--plugin-dir", test_plugin_dir()});
       ASSERT_TRUE(p.running()) << p.log();
