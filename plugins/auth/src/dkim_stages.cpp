@@ -212,6 +212,9 @@ class dmarc_stage final : public stage {
           : o.applied == dmarc::policy::quarantine ? action::quarantine
                                                    : action::tag;
     }
+    // The domain comes from the message: keep the reply one printable ASCII line.
+    for (char& c : o.from_domain)
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
     const std::string what = "DMARC " + std::string(dmarc::to_string(o.res)) +
                              (o.from_domain.empty() ? "" : " for " + o.from_domain);
     switch (a) {

@@ -340,7 +340,16 @@ std::vector<std::string> from_domains(std::string_view value) {
     if (at == std::string::npos) return;
     std::string d = lower(trim(addr.substr(at + 1)));
     if (!d.empty() && d.back() == '.') d.pop_back();
-    if (d.empty() || d.front() == '[' || d.find_first_of(" \t\"<>") != std::string::npos) return;
+    // A domain literal, or anything that is not a host name (this text also reaches SMTP
+    // replies and logs): not an author domain DMARC can evaluate.
+    if (d.empty() || d.front() == '[') return;
+    for (char c : d) {
+      auto u = static_cast<unsigned char>(c);
+      if (u < 0x21 || u == 0x7f ||
+          std::string_view("()<>[]:;@\\,\"").find(c) != std::string_view::npos) {
+        return;
+      }
+    }
     out.push_back(std::move(d));
   };
   std::string cur, angle;

@@ -590,6 +590,8 @@ TEST(dmarc, from_domains) {
   EXPECT_EQ(dmarc::from_domains(" \"quoted@local\"@example.net"), v{"example.net"});
   EXPECT_TRUE(dmarc::from_domains(" undisclosed").empty());
   EXPECT_TRUE(dmarc::from_domains(" a@[192.0.2.1]").empty());
+  EXPECT_TRUE(dmarc::from_domains(" a@exa\r\n mple.com").empty());
+  EXPECT_EQ(dmarc::from_domains(" Alice\r\n <alice@example.com>"), v{"example.com"});
 }
 
 const char* kSpfPass = R"({"spf":{"result":"pass","domain":"bounce.example.com"}})";
