@@ -14,6 +14,12 @@
 #include <stdexcept>
 #include <tuple>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include "sluice/host.hpp"
 
 namespace sluice::auth::dkim {
@@ -688,11 +694,33 @@ boost::asio::awaitable<verification> verify(std::shared_ptr<resolver> dns,
     parse_signature(c, fields[i], opt);
     cands.push_back(std::move(c));
   }
-  // Key records, one lookup per signature (several signatures of one selector share the
-  // resolver's cache).
-  for (auto& c : cands) {
-    if (c.done) continue;
-    dns_answer a = co_await dns->txt(c.out.selector + "._domainkey." + c.out.domain);
+  // Key records: one TXT lookup per signature, all in flight at once (a slow DNS server costs
+  // one round trip, not one per signature); several signatures of one selector share the
+  // resolver's cache.
+  auto ex = co_await boost::asio::this_coro::executor;
+  using lookup_op =
+      decltype(boost::asio::co_spawn(ex, dns->txt(std::string()), boost::asio::deferred));
+  std::vector<lookup_op> ops;
+  std::vector<std::size_t> which;
+  for (std::size_t i = 0; i < cands.size(); ++i) {
+    if (cands[i].done) continue;
+    ops.push_back(boost::asio::co_spawn(
+        ex, dns->txt(cands[i].out.selector + "._domainkey." + cands[i].out.domain),
+        boost::asio::deferred));
+    which.push_back(i);
+  }
+  std::vector<dns_answer> answers;
+  std::vector<std::exception_ptr> errors;
+  if (!ops.empty()) {
+    std::vector<std::size_t> order;
+    std::tie(order, errors, answers) =
+        co_await boost::asio::experimental::make_parallel_group(std::move(ops))
+            .async_wait(boost::asio::experimental::wait_for_all(), boost::asio::use_awaitable);
+  }
+  for (std::size_t k = 0; k < which.size(); ++k) {
+    candidate& c = cands[which[k]];
+    if (errors[k]) std::rethrow_exception(errors[k]);  // a resolver bug, not a DNS outcome
+    const dns_answer& a = answers[k];
     switch (a.status) {
       case dns_status::ok:
         break;

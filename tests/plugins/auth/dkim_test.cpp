@@ -10,6 +10,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 #include <map>
@@ -485,6 +488,50 @@ TEST(dkim_verify, several_signatures_each_reported_and_limited) {
   auto l = verify(dns, twice, kNow, 1);
   EXPECT_EQ(l.signatures.size(), 1u);
   EXPECT_EQ(l.skipped, 1u);
+}
+
+// Answers after a short timer, counting how many lookups are in flight at once.
+class slow_resolver final : public resolver {
+ public:
+  explicit slow_resolver(map_resolver& z) : zone_(z) {}
+  int in_flight = 0, max_in_flight = 0;
+  boost::asio::awaitable<dns_answer> txt(std::string name) override {
+    max_in_flight = std::max(max_in_flight, ++in_flight);
+    boost::asio::steady_timer t(co_await boost::asio::this_coro::executor,
+                                std::chrono::milliseconds(20));
+    co_await t.async_wait(boost::asio::use_awaitable);
+    --in_flight;
+    co_return co_await zone_.txt(std::move(name));
+  }
+  boost::asio::awaitable<dns_answer> a(std::string) override { co_return dns_answer{}; }
+  boost::asio::awaitable<dns_answer> aaaa(std::string) override { co_return dns_answer{}; }
+  boost::asio::awaitable<dns_answer> ptr(std::string) override { co_return dns_answer{}; }
+  boost::asio::awaitable<std::pair<dns_answer, std::vector<mx_record>>> mx(std::string) override {
+    co_return std::make_pair(dns_answer{}, std::vector<mx_record>{});
+  }
+
+ private:
+  map_resolver& zone_;
+};
+
+TEST(dkim_verify, key_lookups_of_several_signatures_run_concurrently) {
+  map_resolver zone;
+  zone.txt_record("s1._domainkey.example.com", {dkim::dns_record_for(rsa_key())});
+  zone.txt_record("ed._domainkey.example.org", {dkim::dns_record_for(ed_key())});
+  dkim::signer rsa(rsa_key(), sopts());
+  auto eo = sopts();
+  eo.domain = "example.org";
+  eo.selector = "ed";
+  dkim::signer ed(ed_key(), eo);
+  std::string m = sign(sign(kMessage, rsa), ed);
+  auto slow = std::make_shared<slow_resolver>(zone);
+  dkim::verify_options o;
+  o.now = kNow;
+  auto v = run(dkim::verify(slow, message_body::from_string(m), o));
+  ASSERT_EQ(v.signatures.size(), 2u);
+  EXPECT_EQ(v.signatures[0].res, dkim::result::pass);
+  EXPECT_EQ(v.signatures[1].res, dkim::result::pass);
+  EXPECT_EQ(slow->max_in_flight, 2);
 }
 
 TEST(dkim_sign, signs_the_output_with_edits_applied) {
