@@ -15,10 +15,13 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "dkim.hpp"
 #include "dmarc.hpp"
+#include "sluice_test.hpp"
 
 namespace {
 
@@ -214,7 +217,50 @@ TEST(dkim_tags, parse_tag_list) {
   EXPECT_FALSE(dkim::parse_tag_list(""));
 }
 
+TEST(dkim_canon, empty_body_hashes_are_the_known_constants) {
+  // SHA-256 of "\r\n" (simple) and of "" (relaxed), as every implementation computes them.
+  message m;
+  m.raw = message_body::from_string("From: a@example.com\r\n\r\n");
+  for (auto [c, bh] :
+       {std::pair{dkim::canon::simple, "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY="},
+        std::pair{dkim::canon::relaxed, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}}) {
+    dkim::signer s(ed_key(), sopts(dkim::canon::relaxed, c));
+    std::string error;
+    auto f = s.sign(m, kNow, error);
+    ASSERT_TRUE(f) << error;
+    EXPECT_NE(f->value.find(std::string("bh=") + bh + ";"), std::string::npos) << f->value;
+  }
+}
+
 // ------------------------------------------------------------------ sign and verify
+
+// RFC 8463 Appendix A: the example message signed with Ed25519 and RSA, and the A.2 keys.
+TEST(dkim_verify, rfc8463_appendix_a_vectors) {
+  std::ifstream in(sluice::test::test_data_dir() + "/auth/rfc8463-a3.eml", std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string m = ss.str();
+  ASSERT_FALSE(m.empty());
+  map_resolver dns;
+  dns.txt_record("brisbane._domainkey.football.example.com",
+                 {"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="});
+  dns.txt_record("test._domainkey.football.example.com",
+                 {"v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWR"
+                  "iGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutAC"
+                  "DfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3"
+                  "Ip3G+2kryOTIKT+l/K4w3QIDAQAB"});
+  auto v = verify(dns, m);
+  ASSERT_EQ(v.signatures.size(), 2u);
+  EXPECT_EQ(v.signatures[0].res, dkim::result::pass) << v.signatures[0].reason;
+  EXPECT_EQ(v.signatures[0].algorithm, "ed25519-sha256");
+  EXPECT_EQ(v.signatures[0].identity, "@football.example.com");
+  EXPECT_EQ(v.signatures[1].res, dkim::result::pass) << v.signatures[1].reason;
+  EXPECT_EQ(v.signatures[1].key_bits, 1024u);
+  EXPECT_EQ(v.signatures[1].headers, "from:to:subject:date:message-id:from:subject:date");
+  auto t = verify(dns, replace(m, "We lost", "We won"));
+  EXPECT_EQ(t.signatures[0].res, dkim::result::fail);
+  EXPECT_EQ(t.signatures[1].res, dkim::result::fail);
+}
 
 struct combo {
   bool ed;
