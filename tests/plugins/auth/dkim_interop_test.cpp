@@ -161,6 +161,7 @@ listeners:
     plugin: smtp
     pipeline: in
     listen: ["127.0.0.1:0"]
+  - {name: web, plugin: http, pipeline: in, listen: ["127.0.0.1:0"]}
 pipelines:
   - name: in
     stages:
@@ -271,6 +272,37 @@ TEST(dkim_interop, dkimpy_signatures_verify_in_sluice_and_dmarc_acts) {
     auto tmp = w / "broken.eml";
     write_file(tmp, message("a@broken.example", "broken"));
     more = send_files(ep, "bounce@other.example", {rej, tmp});
+    // The checks through the HTTP API with curl: GET /api/v1/message/{ID}/auth.
+    const std::string web = "http://" + p.endpoints("web").at(0);
+    std::string list;
+    ASSERT_EQ(
+        run_command("curl -sS --max-time 20 " + shell_quote(web + "/api/v1/messages?limit=100"),
+                    &list, false),
+        0);
+    std::string id;
+    const boost::json::value listed_json = boost::json::parse(list);
+    for (const auto& m : listed_json.at("messages").as_array())
+      if (m.at("Subject").as_string() == "ed25519-sha256-relaxed_relaxed") {
+        id = std::string(m.at("ID").as_string());
+      }
+    ASSERT_FALSE(id.empty()) << list;
+    std::string body;
+    ASSERT_EQ(run_command(
+                  "curl -sS --max-time 20 " + shell_quote(web + "/api/v1/message/" + id + "/auth"),
+                  &body, false),
+              0);
+    bool dkim_pass = false, dmarc_pass = false;
+    const boost::json::value auth_json = boost::json::parse(body);
+    for (const auto& c : auth_json.at("Checks").as_array()) {
+      if (c.at("Method") == "dkim" && c.at("Result") == "pass" &&
+          c.at("Properties").at("header.d") == "example.com" &&
+          c.at("Details").at("algorithm") == "ed25519-sha256") {
+        dkim_pass = true;
+      }
+      if (c.at("Method") == "dmarc" && c.at("Result") == "pass") dmarc_pass = true;
+    }
+    EXPECT_TRUE(dkim_pass) << body;
+    EXPECT_TRUE(dmarc_pass) << body;
     EXPECT_EQ(p.stop(), 0) << p.log();
   }
   ASSERT_EQ(replies.size(), files.size());
