@@ -166,6 +166,8 @@ pipelines:
   - name: in
     stages:
       - {plugin: spf, receiver: mx.receiver.example, helo: false}
+      # An edit of a signed field before the check: dkim verifies the header as received.
+      - {plugin: test_header, name: Subject, value: edited by an earlier stage}
       - {plugin: dkim}
       - {plugin: dmarc, on_fail: policy, on_temperror: tempfail, pct_seed: 7}
       - {plugin: auth_results, authserv_id: mx.receiver.example}
@@ -262,7 +264,7 @@ TEST(dkim_interop, dkimpy_signatures_verify_in_sluice_and_dmarc_acts) {
   temp_dir dir;
   std::vector<std::string> replies, more;
   {
-    sluice_process p(dir.path(), config(dns.port()));
+    sluice_process p(dir.path(), config(dns.port()), {"--plugin-dir", test_plugin_dir()});
     ASSERT_TRUE(p.running());
     const std::string ep = p.endpoints("smtp").at(0);
     replies = send_files(ep, "bounce@spf.example", files);
@@ -323,6 +325,7 @@ TEST(dkim_interop, dkimpy_signatures_verify_in_sluice_and_dmarc_acts) {
     ASSERT_TRUE(got.has_value());
     std::string raw = store.raw(summary.id, true).value_or("");
     std::string subject = header_of(raw, "Subject").substr(9);
+    EXPECT_NE(raw.find("\r\nSubject: edited by an earlier stage\r\n"), std::string::npos) << raw;
     auto it = expect.find(subject);
     ASSERT_NE(it, expect.end()) << subject;
     const auto& auth = got->attributes.at("auth");
