@@ -33,6 +33,12 @@ packages=(
   libpcre2-dev  # the spam plugin's rules: PCRE2 regular expressions, JIT-compiled once at load
   spamassassin spamd  # the spam plugin's spamassassin engine test runs Debian's spamd on loopback
   rspamd  # the spam plugin's rspamd engine test runs Debian's rspamd on loopback
+  # DMARC organizational domains (plugins/auth, found with pkg-config libpsl)
+  libpsl-dev
+  # DKIM interoperability tests: dkimpy signs/verifies (python3-nacl for ed25519) and OpenDKIM's
+  # opendkim-testmsg verifies Sluice's signatures; iproute2 brings up loopback in the private
+  # network namespace opendkim-testmsg runs in (its DNS is the test server on port 53)
+  python3-dkim python3-nacl opendkim-tools iproute2
 )
 
 # Node.js for the web UI test (tests/ui): Debian's own unless a node is already installed

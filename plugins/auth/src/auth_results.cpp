@@ -81,9 +81,14 @@ std::string authentication_results(const std::string& authserv_id,
       const auto& d = sig.as_object();
       std::string props;
       if (std::string dom = str(d, "domain"); !dom.empty()) props += "header.d=" + pvalue(dom);
-      if (std::string sel = str(d, "selector"); !sel.empty()) {
-        props += (props.empty() ? "" : " ") + std::string("header.s=") + pvalue(sel);
-      }
+      auto prop = [&](const char* name, const std::string& v) {
+        if (!v.empty()) props += (props.empty() ? "" : " ") + std::string(name) + "=" + pvalue(v);
+      };
+      // RFC 8601 §2.7.1 header.i, header.s; RFC 6008 header.a and header.b (which signature).
+      prop("header.i", str(d, "identity"));
+      prop("header.s", str(d, "selector"));
+      prop("header.a", str(d, "algorithm"));
+      prop("header.b", str(d, "b"));
       add("dkim", str(d, "result"), str(d, "reason"), props);
     }
   }

@@ -20,6 +20,7 @@
 #include <boost/json/object.hpp>
 
 #include "auth_results.hpp"
+#include "dkim_stages.hpp"
 #include "sluice/plugin.hpp"
 #include "sluice/resolver.hpp"
 #include "spf.hpp"
@@ -242,10 +243,16 @@ std::shared_ptr<stage> make_auth_results_stage(instance_context& ctx) {
 void register_auth(registrar& r) {
   r.add_stage("spf", make_spf_stage);
   r.add_stage("auth_results", make_auth_results_stage);
+  r.add_stage("dkim", make_dkim_stage);
+  r.add_stage("dmarc", make_dmarc_stage);
+  r.add_stage("dkim_sign", make_dkim_sign_stage);
+  r.add_command("dkim", "DKIM key tools: sluice dkim keygen --selector S --domain D --out FILE",
+                [](std::span<const std::string> args) { return dkim_command(args); });
 }
 
 }  // namespace
 }  // namespace sluice::auth
 
-SLUICE_PLUGIN("auth", "0.1.0", "Mail authentication: SPF checks and Authentication-Results",
+SLUICE_PLUGIN("auth", "0.1.0",
+              "Mail authentication: SPF, DKIM, DMARC, DKIM signing and Authentication-Results",
               ::sluice::auth::register_auth);

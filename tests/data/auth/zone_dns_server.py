@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""zone_dns_server.py -- a small authoritative DNS server on loopback (UDP and TCP, one port)
+for the DKIM/DMARC tests. Serves TXT records from a JSON zone file:
+
+  {"s1._domainkey.example.com": ["v=DKIM1; k=rsa; p=..."],   # TXT records (split at 255)
+   "_dmarc.broken.example": "SERVFAIL",                        # or SERVFAIL / REFUSED / TIMEOUT
+   "example.com": {"A": ["127.0.0.1"], "TXT": ["v=spf1 ip4:127.0.0.1 -all"]}}
+
+Absent names get NXDOMAIN, absent types NODATA; TIMEOUT names are never answered. Writes the
+port to --ready once both sockets listen and runs until killed. Needs python3-dnslib.
+
+  --zone FILE --ready FILE [--port N] [--address 127.0.0.1]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+from dnslib import AAAA, QTYPE, RCODE, RR, TXT, A, DNSError, DNSLabel
+from dnslib.server import BaseResolver, DNSServer
+
+
+class Drop(DNSError):
+    pass
+
+
+def key(name):
+    return tuple(bytes(l).lower() for l in DNSLabel(str(name).rstrip(".")).label)
+
+
+def txt(value):
+    b = value.encode("utf-8")
+    return TXT([b[i:i + 255] for i in range(0, len(b), 255)] or [b""])
+
+
+class ZoneResolver(BaseResolver):
+    def __init__(self, zone):
+        self.zone = {}
+        for name, v in zone.items():
+            if isinstance(v, str):
+                self.zone[key(name)] = v
+            elif isinstance(v, list):
+                self.zone[key(name)] = {"TXT": v}
+            else:
+                self.zone[key(name)] = v
+
+    def resolve(self, request, handler):
+        reply = request.reply()
+        qname = request.q.qname
+        qtype = QTYPE[request.q.qtype]
+        entry = self.zone.get(key(qname))
+        if entry is None:
+            reply.header.rcode = RCODE.NXDOMAIN
+            return reply
+        if entry == "SERVFAIL":
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        if entry == "REFUSED":
+            reply.header.rcode = RCODE.REFUSED
+            return reply
+        if entry == "TIMEOUT":
+            raise Drop("timeout")
+        for v in entry.get(qtype, []):
+            rd = txt(v) if qtype == "TXT" else A(v) if qtype == "A" else AAAA(v)
+            reply.add_answer(RR(qname, getattr(QTYPE, qtype), rdata=rd, ttl=60))
+        return reply
+
+
+class Quiet:
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--zone", required=True)
+    p.add_argument("--ready", required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--address", default="127.0.0.1")
+    a = p.parse_args()
+    resolver = ZoneResolver(json.load(open(a.zone, encoding="utf-8")))
+    for _ in range(50):
+        udp = DNSServer(resolver, port=a.port, address=a.address, logger=Quiet())
+        port = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(resolver, port=port, address=a.address, tcp=True, logger=Quiet())
+        except OSError:
+            udp.server.server_close()
+            if a.port:
+                sys.exit("port in use")
+            continue
+        break
+    else:
+        sys.exit("no free port")
+    udp.start_thread()
+    tcp.start_thread()
+    with open(a.ready + ".tmp", "w") as f:
+        f.write(str(port))
+    os.rename(a.ready + ".tmp", a.ready)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
