@@ -32,6 +32,7 @@
 #include "sluice/log.hpp"
 #include "sluice/mailbox.hpp"
 #include "sluice/metrics.hpp"
+#include "sluice/submit.hpp"
 
 namespace sluice::http {
 
@@ -48,6 +49,9 @@ struct api_env {
   std::shared_ptr<sluice::metrics> metrics;    // may be null
   std::shared_ptr<chaos_service> chaos;        // null: chaos disabled
   listener_context* submit = nullptr;          // for POST /api/v1/send; null: no pipeline
+  std::shared_ptr<pipeline_service> pipelines;  // for release; null: release is off
+  std::string release_pipeline;                 // the pipeline release submits into
+  std::string release_sender;                   // envelope sender override for release
   std::string default_mailbox = "default";     // the mailbox served at the web root
   std::string label;                           // Mailpit's --label
   std::uint64_t max_send_bytes = 50ull << 20;  // POST /api/v1/send body limit
