@@ -28,6 +28,9 @@ packages=(
   # the browser the web UI test drives with playwright-core (tests/ui; node and npm are also needed)
   chromium
   python3-websocket  # WebSocket client for the HTTP event-stream tests
+  # the relay tests' upstream SMTP servers: aiosmtpd (STARTTLS, AUTH) and Postfix's smtp-sink
+  python3-aiosmtpd
+  postfix
 )
 
 # Node.js for the web UI test (tests/ui): Debian's own unless a node is already installed

@@ -143,10 +143,7 @@ std::shared_ptr<const pipeline_set> server::impl::build_pipelines(const kernel_c
       if (si.traits.commits && si.phase == phase::deferred) {
         sc.node.fail("stage \"" + sc.name + "\" makes messages durable and must run inline");
       }
-      // An inline hand-off (a relay) acknowledges like a store does: the same rule applies.
-      const bool committing =
-          si.traits.commits || (si.traits.hands_off && si.phase == phase::inline_);
-      if (committing && si.on_error != on_error_policy::tempfail &&
+      if (si.traits.commits && si.on_error != on_error_policy::tempfail &&
           si.on_error != on_error_policy::reject) {
         sc.node.at("on_error")
             .fail(
@@ -161,7 +158,7 @@ std::shared_ptr<const pipeline_set> server::impl::build_pipelines(const kernel_c
                .get_histogram("sluice_stage_duration_seconds", "Time spent in each stage call",
                               {{"pipeline", pc.name}, {"stage", sc.name}});
       if (si.phase == phase::inline_) {
-        commits = commits || committing;
+        commits = commits || si.traits.commits;
         p->inline_stages.push_back(std::move(si));
       } else {
         p->deferred_stages.push_back(std::move(si));

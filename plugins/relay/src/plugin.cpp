@@ -80,6 +80,7 @@ struct options {
   std::optional<std::string> return_path;
   recipient_filter filter;
   bool filtering = false;
+  bool strip_bcc = true;
   std::string resolver_name;
   std::size_t pool_size = 4;
   std::chrono::milliseconds idle_timeout{30000};
@@ -194,6 +195,7 @@ options parse_options(const config_node& cfg, const std::string& name) {
   auto blocked = patterns("blocked_recipients");
   o.filtering = !allowed.empty() || !blocked.empty();
   o.filter = recipient_filter(allowed, blocked);
+  o.strip_bcc = cfg.get_bool("strip_bcc", true);
   o.resolver_name = cfg.get_string("resolver", "");
   if (auto p = cfg.find("pool")) {
     std::int64_t size = p->get_int("size", 4);
@@ -358,8 +360,11 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
   }
 
   awaitable<verdict> process(std::shared_ptr<message> msg, const stage_call& call) override {
-    auto self = shared_from_this();  // the frame may outlive a call the kernel gave up on
-    co_return co_await self->deliver(msg, call);
+    // The frame may outlive a call the kernel gave up on: it owns the stage and a copy of
+    // the call (the caller's object may be gone by then).
+    auto self = shared_from_this();
+    const stage_call own_call = call;
+    co_return co_await self->deliver(msg, own_call);
   }
 
  private:
@@ -674,6 +679,13 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
       pending.push_back(r.address);
     }
 
+    // What goes out: the message with its edits, less the fields a relay must not pass on.
+    // Return-Path is added by the final delivery (RFC 5321 §4.4); Bcc would show hidden
+    // recipients to everyone (the capture listener even adds one for envelope-only
+    // recipients, as Mailpit does).
+    auto out = std::make_shared<message>(*msg);
+    out->remove_header("Return-Path");
+    if (opt_.strip_bcc) out->remove_header("Bcc");
     std::string mail_from = opt_.return_path ? *opt_.return_path : msg->envelope.mail_from;
     bool utf8 = needs_utf8(mail_from);
     bool eight_bit = false;
@@ -694,23 +706,23 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
     }
     if (!pending.empty()) {
       if (!eight_bit) {
-        if (msg->raw && !msg->raw->memory()) {
-          auto m = msg;
+        if (out->raw && !out->raw->memory()) {
+          auto m = out;
           eight_bit = co_await offload(host_, [m] { return has_8bit(*m); });
         } else {
-          eight_bit = has_8bit(*msg);
+          eight_bit = has_8bit(*out);
         }
       }
-      const std::uint64_t head_out = msg->output_headers().size();
-      const std::uint64_t head_in = msg->raw ? msg->raw->header_block().size() : 0;
-      const std::uint64_t size = head_out + (msg->raw ? msg->raw->size() - head_in : 0);
+      const std::uint64_t head_out = out->output_headers().size();
+      const std::uint64_t head_in = out->raw ? out->raw->header_block().size() : 0;
+      const std::uint64_t size = head_out + (out->raw ? out->raw->size() - head_in : 0);
       // One group for a smarthost, else one per recipient domain.
       std::map<std::string, std::vector<std::string>> groups;
       for (auto& r : pending)
         groups[opt_.smarthost_host.empty() ? domain_of(r) : std::string()].push_back(r);
       for (auto& [domain, rcpts] : groups) {
         group_result g;
-        co_await deliver_group(domain, rcpts, *msg, mail_from, size, eight_bit, utf8, g, log);
+        co_await deliver_group(domain, rcpts, *out, mail_from, size, eight_bit, utf8, g, log);
         for (auto& [r, o] : g.outcomes)
           results[r] = o;
         for (auto& s : g.sessions)
@@ -735,6 +747,10 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
         status = "failed";
         ++rejected;
         st2["failed"].as_array().push_back(to_json(r.address, o, "failed"));
+        log.warn("relay recipient failed",
+                 {{"rcpt", r.address},
+                  {"server", o.server},
+                  {"reply", std::to_string(o.code) + " " + o.enhanced + " " + o.text}});
         if (!first_perm) first_perm = o;
       } else {
         status = "deferred";
@@ -833,8 +849,6 @@ std::shared_ptr<stage> make_relay(instance_context& ctx) {
 void register_plugin(registrar& r) {
   stage_traits traits;
   traits.default_phase = phase::deferred;
-  // Inline, a relay hands the message to a server that takes responsibility for it.
-  traits.hands_off = true;
   r.add_stage("relay", make_relay, traits);
 }
 

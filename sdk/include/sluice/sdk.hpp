@@ -14,6 +14,5 @@
 #include "sluice/plugin.hpp"
 #include "sluice/services.hpp"
 #include "sluice/stage.hpp"
-#include "sluice/submit.hpp"
 #include "sluice/verdict.hpp"
 #include "sluice/version.hpp"

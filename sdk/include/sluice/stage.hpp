@@ -48,10 +48,6 @@ struct stage_traits {
   bool commits = false;
   // Phase used when the config does not say: inline, or deferred (relay, webhook).
   sluice::phase default_phase = phase::inline_;
-  // Run inline, the stage hands the message to another system that takes responsibility
-  // for it (a relay whose upstream answered 250): like a committing stage it satisfies a
-  // pipeline's need to make messages durable, but it may also run deferred.
-  bool hands_off = false;
 };
 
 }  // namespace sluice

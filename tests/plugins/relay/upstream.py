@@ -46,7 +46,7 @@ def main():
     args = ap.parse_args()
 
     user, password = (args.auth.split(":", 1) if args.auth else (None, None))
-    counter = {"data": 0, "saved": 0}
+    counter = {"data": 0, "saved": 0, "connections": 0}
 
     class Handler:
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -72,6 +72,7 @@ def main():
                          else (session.auth_data.decode() if isinstance(session.auth_data, bytes)
                                else session.auth_data)),
                 "helo": session.host_name,
+                "connection": server.connection_number,
             }
             path = os.path.join(args.outdir, "%d.json" % counter["saved"])
             with open(path + ".tmp", "w") as f:
@@ -82,7 +83,7 @@ def main():
     def authenticator(server, session, envelope, mechanism, auth_data):
         if isinstance(auth_data, LoginPassword):
             ok = auth_data.login.decode() == user and auth_data.password.decode() == password
-            return AuthResult(success=ok, handled=False)
+            return AuthResult(success=ok, handled=False, auth_data=auth_data.login)
         return AuthResult(success=False, handled=False)
 
     class Server(SMTP):
@@ -112,6 +113,7 @@ def main():
         tls_ctx.load_cert_chain(args.starttls[0], args.starttls[1])
 
     def factory():
+        counter["connections"] += 1
         kw = dict(
             hostname="upstream.test",
             decode_data=False,
@@ -123,7 +125,9 @@ def main():
                       auth_required=False)
         if tls_ctx is not None and not args.implicit_tls:
             kw.update(tls_context=tls_ctx, require_starttls=args.require_starttls)
-        return Server(Handler(), **kw)
+        smtp = Server(Handler(), **kw)
+        smtp.connection_number = counter["connections"]
+        return smtp
 
     async def run():
         loop = asyncio.get_running_loop()
