@@ -504,7 +504,9 @@ pipelines:
         timeout: 60s
         security: none
         smarthost: )" +
-                   up.address() + "\n");
+                   up.address() + R"(
+      - {plugin: store, mailbox: released}
+)");
   ASSERT_TRUE(s.running());
   const std::string api = "http://" + s.endpoints("http").at(0) + "/api/v1/";
   auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"captured@example.net"},
@@ -536,6 +538,11 @@ pipelines:
   EXPECT_NE(content.find("Subject: release me"), std::string::npos) << content;
   EXPECT_EQ(content.find("Bcc:"), std::string::npos) << content;
   EXPECT_EQ(content.find("hidden@example.net"), std::string::npos) << content;
+  // The release pipeline kept what went out in mailbox "released".
+  auto [rcode, rbody] = curl(
+      shell_quote("http://" + s.endpoints("http").at(0) + "/mailbox/released/api/v1/messages"));
+  EXPECT_EQ(rcode, 200) << rbody;
+  EXPECT_NE(rbody.find("\"total\":1"), std::string::npos) << rbody;
 
   // The upstream's permanent refusal reaches the API caller word for word.
   std::tie(code, body) = curl("-X POST -d " + shell_quote(R"({"To": ["bad@example.org"]})") + " " +
