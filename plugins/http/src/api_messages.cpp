@@ -264,7 +264,7 @@ awaitable<response> get_thumb(request_context& ctx) {
   co_return r;
 }
 
-// POST /api/v1/message/{ID}/release: release.cpp.
+// POST /api/v1/message/{ID}/release: api_release.cpp.
 awaitable<response> release_message(request_context& ctx) {
   std::optional<response> fail;
   auto id = co_await message_id(ctx, fail);

@@ -234,7 +234,7 @@ awaitable<response> get_info(request_context& ctx) {
 // GET /api/v1/webui: WebUIConfiguration.
 awaitable<response> get_webui(request_context& ctx) {
   json::object relay;
-  // Release goes through a pipeline (release.cpp); its name stands where Mailpit shows
+  // Release goes through a pipeline (api_release.cpp); its name stands where Mailpit shows
   // the relay's SMTP server, and the sender override where it shows the return path.
   relay["Enabled"] = ctx.env.pipelines != nullptr;
   relay["SMTPServer"] = ctx.env.pipelines ? "pipeline " + ctx.env.release_pipeline : "";

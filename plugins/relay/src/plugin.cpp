@@ -833,11 +833,17 @@ std::shared_ptr<stage> make_relay(instance_context& ctx) {
   options o = parse_options(ctx.config, ctx.name);
   auto tls = make_client_context(ctx.config, ctx.host.config_dir());
   std::shared_ptr<resolver> dns = ctx.host.services().get<resolver>(o.resolver_name);
-  if (!dns && (o.smarthost_host.empty() || !o.resolver_name.empty()) && !ctx.check_only) {
+  const bool needs_dns = o.smarthost_host.empty() || !o.resolver_name.empty() ||
+                         (!is_ip(o.smarthost_host) && o.smarthost_host != "localhost");
+  if (!dns && needs_dns && !ctx.check_only) {
     ctx.config.fail(o.smarthost_host.empty()
                         ? "MX delivery needs a resolver service (add one with plugin: resolver) "
                           "or a smarthost"
-                        : "no resolver service named \"" + o.resolver_name + "\"");
+                        : (o.resolver_name.empty()
+                               ? "smarthost " + o.smarthost_host +
+                                     " is a host name: add a resolver service (plugin: resolver) "
+                                     "or give an IP address"
+                               : "no resolver service named \"" + o.resolver_name + "\""));
   }
   auto m = ctx.host.services().get<metrics>();
   auto s = std::make_shared<relay_stage>(ctx.host, std::move(o), std::move(tls), std::move(dns),

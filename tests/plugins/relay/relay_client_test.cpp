@@ -49,7 +49,7 @@ class script_server {
     thread_ = std::thread([this] { run(); });
   }
   ~script_server() {
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
     ::close(fd_);
   }
   std::uint16_t port() const { return port_; }

@@ -376,6 +376,53 @@ TEST_F(RelayTest, AllowedAndBlockedRecipients) {
   EXPECT_TRUE(log_has(s, "matches blocked_recipients")) << s.log();
 }
 
+// Sends one SMTPUTF8 message to sluice with a raw transcript (smtp_send has no SMTPUTF8).
+std::string send_utf8(const std::string& endpoint, const std::string& rcpt) {
+  line_client c(endpoint);
+  std::string last = c.read_reply();
+  c.send("EHLO client.test\r\n");
+  last = c.read_reply();
+  c.send("MAIL FROM:<app@example.com> SMTPUTF8\r\n");
+  last = c.read_reply();
+  c.send("RCPT TO:<" + rcpt + ">\r\n");
+  last = c.read_reply();
+  if (last.rfind("250", 0) != 0) return last;
+  c.send("DATA\r\n");
+  last = c.read_reply();
+  c.send("From: app@example.com\r\nTo: " + rcpt + "\r\nSubject: utf8\r\n\r\nGrüße\r\n.\r\n");
+  last = c.read_reply();
+  c.send("QUIT\r\n");
+  c.read_reply();
+  return last;
+}
+
+TEST_F(RelayTest, SmtpUtf8WhenOfferedAndAClearFailureWhenNot) {
+  const std::string rcpt = "jörg@example.net";
+  upstream with(tmp_.path() / "with", "");
+  sluice_process s(
+      gateway_config("        smarthost: " + with.address() + "\n        security: none\n"));
+  ASSERT_TRUE(s.running());
+  auto r = send_utf8(s.endpoints("smtp").at(0), rcpt);
+  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(with.wait_for(1)) << s.log();
+  auto m = with.messages().at(0);
+  EXPECT_EQ(json::serialize(m["rcpt_tos"]), "[\"" + rcpt + "\"]");
+  const std::string opts = json::serialize(m["mail_options"]);
+  EXPECT_NE(opts.find("SMTPUTF8"), std::string::npos) << opts;
+  EXPECT_NE(opts.find("BODY=8BITMIME"), std::string::npos) << opts;  // "Grüße" is 8-bit
+  s.stop();
+
+  upstream without(tmp_.path() / "without", "--no-smtputf8");
+  sluice_process s2(
+      gateway_config("        smarthost: " + without.address() + "\n        security: none\n"));
+  ASSERT_TRUE(s2.running());
+  r = send_utf8(s2.endpoints("smtp").at(0), rcpt);
+  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(log_has(s2, "needs SMTPUTF8 (non-ASCII addresses)")) << s2.log();
+  EXPECT_TRUE(log_has(s2, "deferred stage failed"));
+  EXPECT_TRUE(without.messages().empty());
+}
+
 TEST_F(RelayTest, SizeLimitRefusedBeforeMail) {
   upstream up(tmp_.path() / "up", "--size 200");
   sluice_process s(

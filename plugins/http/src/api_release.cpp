@@ -1,4 +1,4 @@
-// release.cpp — POST /api/v1/message/{ID}/release (Mailpit-compatible): relays a stored
+// api_release.cpp — POST /api/v1/message/{ID}/release (Mailpit-compatible): relays a stored
 // message to the addresses in {"To": [...]} through the listener's `release_pipeline`.
 //
 // The message goes out as the client sees it (stored bytes with the recorded header
