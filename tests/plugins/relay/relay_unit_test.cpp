@@ -17,7 +17,7 @@ smtp_reply parse_one(std::string_view bytes) {
   return r;
 }
 
-TEST(ReplyParser, SingleLineWithEnhancedCode) {
+TEST(RelayReplyParser, SingleLineWithEnhancedCode) {
   auto r = parse_one("550 5.1.1 <nobody@example.com>: Recipient address rejected\r\n");
   EXPECT_EQ(r.code, 550);
   EXPECT_EQ(r.enhanced, "5.1.1");
@@ -26,7 +26,7 @@ TEST(ReplyParser, SingleLineWithEnhancedCode) {
   EXPECT_TRUE(r.permanent());
 }
 
-TEST(ReplyParser, MultilineAcrossChunks) {
+TEST(RelayReplyParser, MultilineAcrossChunks) {
   reply_parser p;
   smtp_reply r;
   std::string err;
@@ -40,13 +40,13 @@ TEST(ReplyParser, MultilineAcrossChunks) {
   EXPECT_EQ(p.next(r, err), reply_parser::status::incomplete);  // "220 next" has no CRLF yet
 }
 
-TEST(ReplyParser, BareCodeAndBareLf) {
+TEST(RelayReplyParser, BareCodeAndBareLf) {
   auto r = parse_one("354\n");
   EXPECT_EQ(r.code, 354);
   EXPECT_TRUE(r.enhanced.empty());
 }
 
-TEST(ReplyParser, RejectsGarbageAndMixedCodes) {
+TEST(RelayReplyParser, RejectsGarbageAndMixedCodes) {
   for (std::string_view bad : {"hello\r\n", "25x ok\r\n", "250x\r\n", "650 no\r\n"}) {
     reply_parser p;
     p.feed(bad);
@@ -62,7 +62,7 @@ TEST(ReplyParser, RejectsGarbageAndMixedCodes) {
   EXPECT_EQ(p.next(r, err), reply_parser::status::error);
 }
 
-TEST(ReplyParser, LineLengthIsBounded) {
+TEST(RelayReplyParser, LineLengthIsBounded) {
   reply_parser p(64, 4);
   p.feed(std::string(100, 'x'));
   smtp_reply r;
@@ -73,7 +73,7 @@ TEST(ReplyParser, LineLengthIsBounded) {
   EXPECT_EQ(q.next(r, err), reply_parser::status::error);
 }
 
-TEST(ReplyParser, EnhancedCodeMustMatchClass) {
+TEST(RelayReplyParser, EnhancedCodeMustMatchClass) {
   EXPECT_EQ(parse_one("451 5.1.1 odd\r\n").enhanced, "");
   EXPECT_EQ(parse_one("250 2.0.0 Ok: queued\r\n").enhanced, "2.0.0");
   EXPECT_EQ(enhanced_code_of("4.7.11 x"), "4.7.11");
@@ -81,7 +81,7 @@ TEST(ReplyParser, EnhancedCodeMustMatchClass) {
   EXPECT_EQ(enhanced_code_of("2.0.0"), "2.0.0");
 }
 
-TEST(Ehlo, Keywords) {
+TEST(RelayEhlo, Keywords) {
   auto r = parse_one(
       "250-mx Hello\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-AUTH PLAIN login\r\n"
       "250-AUTH=CRAM-MD5\r\n250-STARTTLS\r\n250-smtputf8\r\n250 8BITMIME\r\n");
@@ -104,14 +104,14 @@ std::string stuff(std::vector<std::string_view> chunks) {
   return out + d.finish();
 }
 
-TEST(DotStuffing, LeadingDotsDoubledAcrossChunks) {
+TEST(RelayDotStuffing, LeadingDotsDoubledAcrossChunks) {
   EXPECT_EQ(stuff({".hidden\r\nok\r\n..two\r\n"}), "..hidden\r\nok\r\n...two\r\n.\r\n");
   EXPECT_EQ(stuff({"a\r", "\n.", "b\r\n"}), "a\r\n..b\r\n.\r\n");
   EXPECT_EQ(stuff({"a\r\n", ".\r\n"}), "a\r\n..\r\n.\r\n");
   EXPECT_EQ(stuff({"no dot . inside\r\n"}), "no dot . inside\r\n.\r\n");
 }
 
-TEST(DotStuffing, LineEndsNormalisedAndTerminated) {
+TEST(RelayDotStuffing, LineEndsNormalisedAndTerminated) {
   EXPECT_EQ(stuff({"bare\nlf\n.x"}), "bare\r\nlf\r\n..x\r\n.\r\n");
   EXPECT_EQ(stuff({"bare\rcr"}), "bare\r\ncr\r\n.\r\n");
   EXPECT_EQ(stuff({"ends\r"}), "ends\r\n.\r\n");
@@ -121,7 +121,7 @@ TEST(DotStuffing, LineEndsNormalisedAndTerminated) {
   EXPECT_EQ(s.find("\r\n.\r\n"), s.size() - 5);
 }
 
-TEST(Sasl, Base64RoundTrip) {
+TEST(RelaySasl, Base64RoundTrip) {
   EXPECT_EQ(base64_encode(""), "");
   EXPECT_EQ(base64_encode("f"), "Zg==");
   EXPECT_EQ(base64_encode("fo"), "Zm8=");
@@ -131,13 +131,13 @@ TEST(Sasl, Base64RoundTrip) {
   EXPECT_FALSE(base64_decode("Zm9v!"));
 }
 
-TEST(Sasl, Plain) {
+TEST(RelaySasl, Plain) {
   // RFC 4616 §4 example: authcid "tim", passwd "tanstaaftanstaaf", no authzid.
   EXPECT_EQ(base64_encode(sasl_plain("", "tim", "tanstaaftanstaaf")),
             "AHRpbQB0YW5zdGFhZnRhbnN0YWFm");
 }
 
-TEST(Sasl, CramMd5Rfc2195Vector) {
+TEST(RelaySasl, CramMd5Rfc2195Vector) {
   // RFC 2195 §2: challenge, secret and response from the document.
   const std::string challenge = "<1896.697170952@postoffice.reston.mci.net>";
   EXPECT_EQ(base64_encode(challenge), "PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+");
@@ -146,7 +146,7 @@ TEST(Sasl, CramMd5Rfc2195Vector) {
   EXPECT_EQ(base64_encode(resp), "dGltIGI5MTNhNjAyYzdlZGE3YTQ5NWI0ZTZlNzMzNGQzODkw");
 }
 
-TEST(Sasl, Xoauth2) {
+TEST(RelaySasl, Xoauth2) {
   // The example of Google's XOAUTH2 protocol description.
   EXPECT_EQ(base64_encode(
                 xoauth2("someuser@example.com", "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg")),
@@ -154,7 +154,7 @@ TEST(Sasl, Xoauth2) {
             "QmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==");
 }
 
-TEST(Sasl, MechanismChoice) {
+TEST(RelaySasl, MechanismChoice) {
   using v = std::vector<std::string>;
   EXPECT_EQ(choose_mechanism(v{"PLAIN", "LOGIN", "CRAM-MD5"}, false, true), mechanism::cram_md5);
   EXPECT_EQ(choose_mechanism(v{"LOGIN", "PLAIN"}, false, true), mechanism::plain);
@@ -166,7 +166,7 @@ TEST(Sasl, MechanismChoice) {
   EXPECT_EQ(mechanism_from_string("DIGEST-MD5"), std::nullopt);
 }
 
-TEST(RecipientFilter, AllowedAndBlocked) {
+TEST(RelayRecipientFilter, AllowedAndBlocked) {
   recipient_filter none;
   EXPECT_EQ(none.check("anyone@example.com"), recipient_filter::result::pass);
   recipient_filter f({"@example\\.com$", "^ops@"}, {"^blocked@", "@example\\.com\\.evil$"});
@@ -181,7 +181,7 @@ TEST(RecipientFilter, AllowedAndBlocked) {
   EXPECT_THROW(recipient_filter({"("}, {}), std::regex_error);
 }
 
-TEST(Addresses, Helpers) {
+TEST(RelayAddresses, Helpers) {
   EXPECT_TRUE(needs_utf8("jörg@example.com"));
   EXPECT_FALSE(needs_utf8("joerg@example.com"));
   EXPECT_EQ(domain_of("a@Example.COM."), "example.com");
