@@ -360,6 +360,66 @@ TEST_F(RelayTest, PermanentFailureKeepsTheServersExactReplyAndPartialRetryOnlyTh
   }));
 }
 
+// The spool record of the only queued message (queue/<id>.json), or null.
+json::value queued_record(const sluice_process& s) {
+  for (auto& e : fs::directory_iterator(s.dir() / "spool" / "queue"))
+    if (e.path().extension() == ".json") return json::parse(read_file(e.path()));
+  return nullptr;
+}
+
+TEST_F(RelayTest, PartialTemporaryFailureRetriesOnlyThoseRecipients) {
+  upstream up(tmp_.path() / "up", "--temp-rcpt '^later@'");
+  sluice_process s(
+      gateway_config("        smarthost: " + up.address() + "\n        security: none\n"));
+  ASSERT_TRUE(s.running());
+  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com",
+                     {"now@example.net", "later@example.net"}, message_text("partial"));
+  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(up.wait_for(2, 30s)) << s.log();
+  auto msgs = up.messages();
+  EXPECT_EQ(json::serialize(msgs.at(0)["rcpt_tos"]), R"(["now@example.net"])");
+  EXPECT_EQ(json::serialize(msgs.at(1)["rcpt_tos"]), R"(["later@example.net"])");
+  EXPECT_TRUE(log_has(s, "450 4.2.1 <later@example.net>: mailbox busy, try again later"))
+      << s.log();
+  EXPECT_TRUE(log_has(s, "deferred stage done"));
+  std::this_thread::sleep_for(2500ms);
+  EXPECT_EQ(up.messages().size(), 2u);  // nobody got it twice
+}
+
+TEST_F(RelayTest, DeliveryReportAndStateAreKeptWithTheQueuedMessage) {
+  upstream up(tmp_.path() / "up", "");
+  sluice_process s(
+      gateway_config("        smarthost: " + up.address() + "\n"));  // starttls-required
+  ASSERT_TRUE(s.running());
+  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
+                     message_text("report"));
+  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(log_has(s, "deferred stage will retry")) << s.log();
+  json::value rec;
+  ASSERT_TRUE(eventually([&] {
+    rec = queued_record(s);
+    if (!rec.is_object()) return false;
+    auto* m = rec.as_object().if_contains("message");
+    return m && m->as_object().contains("attributes") &&
+           m->as_object().at("attributes").as_object().contains("delivery_report");
+  })) << s.log();
+  const auto& attrs = rec.at("message").at("attributes").as_object();
+  const auto& report = attrs.at("delivery_report").as_object();
+  EXPECT_EQ(report.at("stage").as_string(), "relay");
+  EXPECT_EQ(report.at("deferred").as_int64(), 1);
+  const auto& rc = report.at("recipients").as_array().at(0).as_object();
+  EXPECT_EQ(rc.at("rcpt").as_string(), "user@example.net");
+  EXPECT_EQ(rc.at("status").as_string(), "deferred");
+  EXPECT_EQ(rc.at("code").as_int64(), 451);
+  EXPECT_NE(std::string(rc.at("text").as_string()).find("does not offer STARTTLS"),
+            std::string::npos)
+      << json::serialize(report);
+  // Nothing is settled yet: no recipient is recorded as done or failed.
+  const auto& st = attrs.at("relay").at("relay").as_object();
+  EXPECT_TRUE(st.at("done").as_array().empty());
+  EXPECT_TRUE(st.at("failed").as_array().empty());
+}
+
 TEST_F(RelayTest, AllowedAndBlockedRecipients) {
   upstream up(tmp_.path() / "up", "");
   sluice_process s(

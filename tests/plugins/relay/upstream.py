@@ -11,6 +11,7 @@ session was under TLS and which AUTH identity it used. Behaviour is scripted by 
   --auth-require-tls       offer AUTH only after STARTTLS (Postfix smtpd_tls_auth_only)
   --temp-fail N            answer the first N DATA with 451 4.3.0, then accept
   --reject-rcpt REGEX      answer RCPT for matching addresses with --reject-text
+  --temp-rcpt REGEX        answer RCPT for matching addresses 450 4.2.1 the first time each
   --reject-text TEXT       default "550 5.1.1 <addr>: Recipient address rejected: User unknown"
   --size N                 advertise SIZE N
   --no-smtputf8            do not offer SMTPUTF8
@@ -41,18 +42,23 @@ def main():
     ap.add_argument("--temp-fail", type=int, default=0)
     ap.add_argument("--reject-rcpt")
     ap.add_argument("--reject-text")
+    ap.add_argument("--temp-rcpt")
     ap.add_argument("--size", type=int, default=0)
     ap.add_argument("--no-smtputf8", action="store_true")
     args = ap.parse_args()
 
     user, password = (args.auth.split(":", 1) if args.auth else (None, None))
     counter = {"data": 0, "saved": 0, "connections": 0}
+    deferred_once = set()
 
     class Handler:
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
             if args.reject_rcpt and re.search(args.reject_rcpt, address):
                 return args.reject_text or (
                     "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address)
+            if args.temp_rcpt and re.search(args.temp_rcpt, address) and address not in deferred_once:
+                deferred_once.add(address)
+                return "450 4.2.1 <%s>: mailbox busy, try again later" % address
             envelope.rcpt_tos.append(address)
             return "250 2.1.5 OK"
 
