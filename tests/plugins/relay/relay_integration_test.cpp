@@ -420,6 +420,44 @@ TEST_F(RelayTest, DeliveryReportAndStateAreKeptWithTheQueuedMessage) {
   EXPECT_TRUE(st.at("failed").as_array().empty());
 }
 
+TEST_F(RelayTest, QueuedMessagesSurviveSigkillAndAreDeliveredAfterRestart) {
+  upstream busy(tmp_.path() / "busy", "--temp-fail 1000");
+  upstream healthy(tmp_.path() / "healthy", "");
+  const fs::path dir = tmp_.path() / "sluice";
+  fs::create_directories(dir);
+  {
+    sluice_process s(
+        dir, gateway_config("        smarthost: " + busy.address() + "\n        security: none\n"));
+    ASSERT_TRUE(s.running());
+    for (int i = 0; i < 3; ++i) {
+      auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
+                         message_text("durable" + std::to_string(i)));
+      ASSERT_EQ(r.substr(0, 3), "250") << r;
+    }
+    ASSERT_TRUE(eventually([&] {
+      std::size_t n = 0;
+      for (auto pos = s.log().find("deferred stage will retry"); pos != std::string::npos;
+           pos = s.log().find("deferred stage will retry", pos + 1))
+        ++n;
+      return n >= 3;
+    })) << s.log();
+    s.kill();  // SIGKILL while all three wait for their retry
+  }
+  // The same spool, now pointed at a server that accepts.
+  sluice_process s2(dir, gateway_config("        smarthost: " + healthy.address() +
+                                        "\n        security: none\n"));
+  ASSERT_TRUE(s2.running());
+  ASSERT_TRUE(healthy.wait_for(3, 30s)) << s2.log();
+  std::set<std::string> subjects;
+  for (auto& m : healthy.messages()) {
+    const std::string c(m["content"].as_string());
+    auto p = c.find("Subject: ");
+    subjects.insert(c.substr(p + 9, c.find("\r\n", p) - p - 9));
+  }
+  EXPECT_EQ(subjects, (std::set<std::string>{"durable0", "durable1", "durable2"}));
+  EXPECT_TRUE(busy.messages().empty());
+}
+
 TEST_F(RelayTest, AllowedAndBlockedRecipients) {
   upstream up(tmp_.path() / "up", "");
   sluice_process s(
