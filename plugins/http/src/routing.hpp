@@ -49,14 +49,16 @@ struct api_env {
   std::shared_ptr<sluice::metrics> metrics;    // may be null
   std::shared_ptr<chaos_service> chaos;        // null: chaos disabled
   listener_context* submit = nullptr;          // for POST /api/v1/send; null: no pipeline
-  std::shared_ptr<pipeline_service> pipelines;  // for release; null: release is off
-  std::string release_pipeline;                 // the pipeline release submits into
-  std::string release_sender;                   // envelope sender override for release
   std::string default_mailbox = "default";     // the mailbox served at the web root
   std::string label;                           // Mailpit's --label
   std::uint64_t max_send_bytes = 50ull << 20;  // POST /api/v1/send body limit
   std::string version;                         // sluice version, for /api/v1/info
   std::int64_t started_ms = 0;                 // for uptime
+
+  // POST /api/v1/message/{ID}/release (api_release.cpp): null pipelines = release is off.
+  std::shared_ptr<pipeline_service> pipelines;
+  std::string release_pipeline;  // the pipeline release submits into
+  std::string release_sender;    // envelope sender override; empty: the original's
 };
 
 struct request_context {
