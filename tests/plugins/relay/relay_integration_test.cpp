@@ -79,7 +79,7 @@ bool eventually(F f, std::chrono::milliseconds limit = 20s) {
 // A CA and a server certificate for localhost / 127.0.0.1, made with openssl.
 struct certs {
   fs::path ca, cert, key;
-  explicit certs(const fs::path& dir) {
+  explicit certs(const fs::path& dir, const std::string& san = "DNS:localhost,IP:127.0.0.1") {
     ca = dir / "ca.pem";
     cert = dir / "server.pem";
     key = dir / "server.key";
@@ -91,7 +91,9 @@ struct certs {
             "-subj '/CN=Sluice relay test CA' 2>&1"
             " && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
             "-subj '/CN=localhost' 2>&1"
-            " && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf"
+            " && printf 'subjectAltName=" +
+            san +
+            "\\n' > ext.cnf"
             " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
             "-out server.pem -days 2 -extfile ext.cnf 2>&1",
         &out);
@@ -275,6 +277,22 @@ TEST_F(RelayTest, CertificateVerificationFailureNamesTheSettingsAndAllowInsecure
   ASSERT_EQ(r.substr(0, 3), "250") << r;
   ASSERT_TRUE(up.wait_for(1)) << s2.log();
   EXPECT_TRUE(up.messages().at(0)["tls"].as_bool());
+}
+
+TEST_F(RelayTest, CertificateForAnotherNameIsRefused) {
+  // Issued by the trusted CA, but for other.test only: the smarthost 127.0.0.1 does not match.
+  certs c(tmp_.path(), "DNS:other.test");
+  upstream up(tmp_.path() / "up",
+              "--starttls " + shell_quote(c.cert.string()) + " " + shell_quote(c.key.string()));
+  sluice_process s(gateway_config("        smarthost: 127.0.0.1:" + std::to_string(up.port()) +
+                                  "\n        ca_file: " + c.ca.string() + "\n"));
+  ASSERT_TRUE(s.running());
+  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
+                     message_text("mismatch"));
+  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(log_has(s, "TLS certificate verification failed")) << s.log();
+  EXPECT_TRUE(log_has(s, "mismatch")) << s.log();  // OpenSSL: "IP address mismatch"
+  EXPECT_TRUE(up.messages().empty());
 }
 
 TEST_F(RelayTest, StarttlsRequiredButNotOffered) {
