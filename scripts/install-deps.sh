@@ -39,6 +39,9 @@ packages=(
   # opendkim-testmsg verifies Sluice's signatures; iproute2 brings up loopback in the private
   # network namespace opendkim-testmsg runs in (its DNS is the test server on port 53)
   python3-dkim python3-nacl opendkim-tools iproute2
+  # the relay tests' upstream SMTP servers: aiosmtpd (STARTTLS, AUTH) and Postfix's smtp-sink
+  python3-aiosmtpd
+  postfix
 )
 
 # Node.js for the web UI test (tests/ui): Debian's own unless a node is already installed
@@ -49,11 +52,16 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO=sudo
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
+  # postfix is here only for smtp-sink (the relay tests' upstream): no mail system, no daemon.
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [[ -x /usr/sbin/postfix ]] && /usr/sbin/postfix status >/dev/null 2>&1; then
+  $SUDO /usr/sbin/postfix stop >/dev/null 2>&1 || true
 fi

@@ -16,6 +16,7 @@
 
 #include "pipeline.hpp"
 #include "services_impl.hpp"
+#include "sluice/submit.hpp"
 #include "spool.hpp"
 
 namespace sluice::kernel {
@@ -42,6 +43,31 @@ class listener_ctx final : public listener_context {
   pipeline_runner* runner_;
   std::string pipeline_;
   std::shared_ptr<gate> gate_;
+};
+
+// The `pipelines` service (sluice/submit.hpp): plugins submit into a named pipeline
+// through the same runner the listeners use.
+class pipelines_service final : public pipeline_service {
+ public:
+  explicit pipelines_service(pipeline_runner* runner) : runner_(runner) {}
+  bool has(std::string_view name) const override {
+    auto set = runner_->current();
+    return set && set->pipelines.count(std::string(name)) > 0;
+  }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    if (auto set = runner_->current()) {
+      for (auto& [n, p] : set->pipelines)
+        out.push_back(n);
+    }
+    return out;
+  }
+  asio::awaitable<submit_result> submit(std::string name, std::shared_ptr<message> msg) override {
+    co_return co_await runner_->submit(std::move(name), std::move(msg));
+  }
+
+ private:
+  pipeline_runner* runner_;  // owned by the server, which outlives the registry's users
 };
 
 // CPUs this process may run on (taskset, cgroup cpusets), not all CPUs of the machine:
@@ -222,6 +248,8 @@ void server::build() {
   k.registry.add(metrics::kind, "default", k.metrics_svc);
   k.registry.add(events::kind, "default", k.events_svc);
   k.runner = std::make_unique<pipeline_runner>(*k.io_ctx, *k.metrics_svc, logger("pipeline"));
+  k.registry.add(pipeline_service::kind, "default",
+                 std::make_shared<pipelines_service>(k.runner.get()));
   const bool check = k.opts.check_only;
   if (!check) {
     k.spool_q =

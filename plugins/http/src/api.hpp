@@ -29,6 +29,10 @@ boost::json::object messages_summary_json(const search_result& r, std::uint64_t 
 double sum_prometheus(std::string_view text, std::string_view name, std::string_view label = {},
                       std::string_view value = {});
 
+// POST /api/v1/message/{ID}/release for a resolved id (api_release.cpp): loads the stored
+// message, addresses it to the request's "To" and submits it into the release pipeline.
+boost::asio::awaitable<response> release_stored(request_context& ctx, std::string id);
+
 // The OpenAPI document with its server URL set to the mailbox base.
 boost::json::value openapi_document(const std::string& base);
 

@@ -266,15 +266,12 @@ awaitable<response> get_thumb(request_context& ctx) {
   co_return r;
 }
 
-// POST /api/v1/message/{ID}/release: relaying is a later stage; until it exists the
-// endpoint says so (Mailpit answers 400 for every release problem).
+// POST /api/v1/message/{ID}/release: api_release.cpp.
 awaitable<response> release_message(request_context& ctx) {
   std::optional<response> fail;
   auto id = co_await message_id(ctx, fail);
   if (!id) co_return std::move(*fail);
-  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
-  if (!m) co_return not_found(ctx.req);
-  co_return bad_request(ctx.req, "message relay is not configured");
+  co_return co_await release_stored(ctx, *id);
 }
 
 // GET /api/v1/message/{ID}/auth (Sluice): the authentication checks the auth stages

@@ -234,9 +234,11 @@ awaitable<response> get_info(request_context& ctx) {
 // GET /api/v1/webui: WebUIConfiguration.
 awaitable<response> get_webui(request_context& ctx) {
   json::object relay;
-  relay["Enabled"] = false;
-  relay["SMTPServer"] = "";
-  relay["ReturnPath"] = "";
+  // Release goes through a pipeline (api_release.cpp); its name stands where Mailpit shows
+  // the relay's SMTP server, and the sender override where it shows the return path.
+  relay["Enabled"] = ctx.env.pipelines != nullptr;
+  relay["SMTPServer"] = ctx.env.pipelines ? "pipeline " + ctx.env.release_pipeline : "";
+  relay["ReturnPath"] = ctx.env.release_sender;
   relay["AllowedRecipients"] = "";
   relay["BlockedRecipients"] = "";
   relay["OverrideFrom"] = "";

@@ -32,6 +32,7 @@
 #include "sluice/log.hpp"
 #include "sluice/mailbox.hpp"
 #include "sluice/metrics.hpp"
+#include "sluice/submit.hpp"
 
 namespace sluice::http {
 
@@ -53,6 +54,11 @@ struct api_env {
   std::uint64_t max_send_bytes = 50ull << 20;  // POST /api/v1/send body limit
   std::string version;                         // sluice version, for /api/v1/info
   std::int64_t started_ms = 0;                 // for uptime
+
+  // POST /api/v1/message/{ID}/release (api_release.cpp): null pipelines = release is off.
+  std::shared_ptr<pipeline_service> pipelines;
+  std::string release_pipeline;  // the pipeline release submits into
+  std::string release_sender;    // envelope sender override; empty: the original's
 };
 
 struct request_context {

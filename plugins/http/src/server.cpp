@@ -443,6 +443,21 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
     st->env.chaos = services.get<chaos_service>();
   }
   st->env.submit = lctx.pipeline().empty() ? nullptr : &lctx;
+  if (!st->cfg.release_pipeline.empty()) {
+    st->env.pipelines = services.get<pipeline_service>();
+    if (!st->env.pipelines || !st->env.pipelines->has(st->cfg.release_pipeline)) {
+      std::string known;
+      if (st->env.pipelines) {
+        for (const auto& n : st->env.pipelines->names())
+          known += (known.empty() ? "" : ", ") + n;
+      }
+      ctx.config.at("release_pipeline")
+          .fail("no pipeline named \"" + st->cfg.release_pipeline + "\" (configured: " +
+                (known.empty() ? std::string("none") : known) + ")");
+    }
+    st->env.release_pipeline = st->cfg.release_pipeline;
+    st->env.release_sender = st->cfg.release_sender;
+  }
   st->env.default_mailbox = st->cfg.default_mailbox;
   st->env.label = st->cfg.label;
   st->env.max_send_bytes = st->cfg.max_send_bytes;

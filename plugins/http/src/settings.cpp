@@ -139,6 +139,12 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   if (s.default_mailbox.empty()) cfg.at("default_mailbox").fail("must not be empty");
   s.store = cfg.get_string("store", "");
   s.label = cfg.get_string("label", "");
+  s.release_pipeline = cfg.get_string("release_pipeline", "");
+  s.release_sender = cfg.get_string("release_sender", "");
+  if (s.release_sender == "<>" || s.release_sender.find_first_of("<> \r\n") != std::string::npos ||
+      (!s.release_sender.empty() && s.release_sender.find('@') == std::string::npos)) {
+    cfg.at("release_sender").fail("expected an address like bounces@example.com");
+  }
   s.max_send_bytes = cfg.get_size("max_send_size", s.max_send_bytes);
   if (s.max_send_bytes == 0) cfg.at("max_send_size").fail("must be positive");
   s.disable_compression = cfg.get_bool("disable_compression", false);

@@ -54,6 +54,9 @@ struct settings {
   std::string default_mailbox = "default";
   std::string store;  // mailbox service instance name; empty: the default one
   std::string label;
+  // POST /api/v1/message/{ID}/release submits into this pipeline (empty: release is off).
+  std::string release_pipeline;
+  std::string release_sender;  // envelope sender of released mail; empty: the original's
   std::uint64_t max_send_bytes = 50ull << 20;
   bool disable_compression = false;
   std::size_t compress_min_bytes = 1024;

@@ -164,6 +164,11 @@ export function set_tags(ids, tags) {
 export function get_mailboxes() {
   return json('GET', 'api/v1/mailboxes');
 }
+// POST …/release: relays the message to `to` (addresses); resolves once it was handed over.
+export function release_message(id, to) {
+  return send('POST', `api/v1/message/${encodeURIComponent(id)}/release`, { body: { To: to } });
+}
+
 export function get_webui() {
   return json('GET', 'api/v1/webui');
 }

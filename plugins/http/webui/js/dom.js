@@ -56,6 +56,7 @@ const icon_paths = {
   x: 'M6 6l12 12M18 6L6 18',
   tag: 'M3 12V4h8l10 10-8 8zM7.5 8.5h.01',
   refresh: 'M20 11a8 8 0 1 0-2.3 5.7M20 5v6h-6',
+  send: 'M3 11l18-8-8 18-2-8zM11 13l10-10',
 };
 
 export function icon(name, label) {

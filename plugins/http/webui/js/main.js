@@ -321,8 +321,35 @@ function remove(id) {
 
 // ---- the message view -------------------------------------------------------------------
 
+// Asks for the recipients and releases message `id` to them; the server's answer (the
+// upstream's reply on failure) is shown as a toast.
+function release_dialog(id) {
+  const dlg = $('release');
+  const input = $('release-to');
+  $('release-via').textContent = state.relay?.SMTPServer ? `Via ${state.relay.SMTPServer}.` : '';
+  dlg.returnValue = '';
+  dlg.addEventListener(
+    'close',
+    async () => {
+      if (dlg.returnValue !== 'ok') return;
+      const to = input.value.split(/[\s,;]+/).filter((x) => x);
+      if (!to.length) return;
+      try {
+        await api.release_message(id, to);
+        toast(`Released to ${to.join(', ')}.`);
+      } catch (e) {
+        report(e);
+      }
+    },
+    { once: true },
+  );
+  dlg.showModal();
+  input.focus();
+}
+
 const msg_ctx = {
   state,
+  release: release_dialog,
   async toggle_read(id) {
     if (!msg_view || msg_view.id !== id) return;
     const read = !state.current.Read;
@@ -713,6 +740,8 @@ api.get_webui().then(
       $('label').hidden = false;
     }
     state.hide_delete_all = !!w?.HideDeleteAllButton;
+    state.relay = w?.MessageRelay?.Enabled ? w.MessageRelay : null;
+    if (state.current && state.relay) show(state.route);
     update_counts();
   },
   () => {},

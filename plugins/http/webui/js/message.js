@@ -129,6 +129,7 @@ export function render_message(main, ctx, m) {
     read_btn,
     h('button', { type: 'button', class: 'btn btn-danger', onclick: () => ctx.delete_current(id) }, icon('trash'), h('span', { class: 'btn-label' }, 'Delete')),
     h('a', { class: 'btn', href: url(`api/v1/message/${encodeURIComponent(id)}/raw`, { dl: 1 }).href, download: `${id}.eml` }, icon('download'), h('span', { class: 'btn-label' }, 'Download .eml')),
+    st.relay ? h('button', { type: 'button', class: 'btn', onclick: () => ctx.release(id) }, icon('send'), h('span', { class: 'btn-label' }, 'Release')) : null,
     h('span', { class: 'spacer' }),
   );
   const nav = h('span', { class: 'view-nav' });
