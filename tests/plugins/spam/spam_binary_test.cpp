@@ -440,11 +440,13 @@ TEST(SpamBinary, SpamAssassinSpamdEngine) {
     bool spam = direct.substr(0, sp) == "True";
     EXPECT_EQ(sa.at("IsSpam").as_bool(), spam) << body;
     // The stage's copy carries Received and X-Spam-free headers the direct copy has not:
-    // scores may differ by header rules only, never the verdict; GTUBE is exact.
+    // scores may differ by header rules only, never the verdict.
     if (e.file == "spam-gtube.eml") {
       EXPECT_TRUE(spam);
       EXPECT_TRUE(rule_names(sa).count("GTUBE")) << body;
-      EXPECT_GE(sa.at("Score").as_double(), 1000);
+      // GTUBE scores 1000; rules that depend on the machine (ALL_TRUSTED -1 for a message
+      // that only crossed trusted hosts, …) may move the total by a few points.
+      EXPECT_GE(sa.at("Score").as_double(), 990);
     }
     EXPECT_FALSE(sa.at("Rules").as_array().empty()) << body;
   }
