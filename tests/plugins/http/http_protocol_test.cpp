@@ -66,6 +66,24 @@ bool peer_closed(const line_client& c) {
   return ::recv(c.fd(), &b, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
 }
 
+// Reads from the socket until `needle` has arrived (true) or 10 s passed or the peer closed.
+bool read_until(const line_client& c, const std::string& needle) {
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (got.find(needle) == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{c.fd(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char tmp[4096];
+    ssize_t n = ::recv(c.fd(), tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    got.append(tmp, static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
 // `request` must make the server close the connection after its answer (Connection:
 // close, HTTP/1.0 or an error): the reply is read to EOF.
 exchange send_raw(const sluice_process& p, const std::string& request) {
@@ -257,6 +275,14 @@ TEST(http_protocol, probes_while_draining) {
   // An open long-poll, and a probe whose request is only half sent.
   line_client poll(ep, std::chrono::seconds(15));
   poll.send("GET /api/v1/wait?query=never&timeout=60 HTTP/1.1\r\nHost: x\r\n\r\n");
+  // An open event stream (raw RFC 6455 handshake; the key is the RFC's example).
+  line_client ws(ep, std::chrono::seconds(15));
+  ws.send(
+      "GET /api/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  auto ws_status = ws.read_line();
+  ASSERT_TRUE(ws_status);
+  EXPECT_EQ(*ws_status, "HTTP/1.1 101 Switching Protocols");
   line_client readyz(ep, std::chrono::seconds(15));
   line_client livez(ep, std::chrono::seconds(15));
   readyz.send("GET /readyz HTTP/1.1\r\n");
@@ -269,6 +295,10 @@ TEST(http_protocol, probes_while_draining) {
   auto first = poll.read_line();
   ASSERT_TRUE(first) << p.log();
   EXPECT_EQ(*first, "HTTP/1.1 503 Service Unavailable") << p.log();
+  // The event stream gets a close frame with 1001 (going away): 0x88, length 2, 0x03 0xE9;
+  // the client answers it (masked, zero key) so the server can finish the closing handshake.
+  EXPECT_TRUE(read_until(ws, std::string("\x88\x02\x03\xe9", 4))) << "no 1001 close frame";
+  ws.send(std::string("\x88\x82\x00\x00\x00\x00\x03\xe9", 8));
   // New connections are refused now.
   bool refused = false;
   for (int i = 0; i < 50 && !refused; ++i) {
