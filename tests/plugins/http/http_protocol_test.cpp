@@ -299,6 +299,9 @@ TEST(http_protocol, probes_while_draining) {
   // the client answers it (masked, zero key) so the server can finish the closing handshake.
   EXPECT_TRUE(read_until(ws, std::string("\x88\x02\x03\xe9", 4))) << "no 1001 close frame";
   ws.send(std::string("\x88\x82\x00\x00\x00\x00\x03\xe9", 8));
+  // and closes its side, as a client does once the server has closed its own (RFC 6455
+  // §7.1.1): the server's teardown waits for that (at most limits.write_timeout).
+  ::shutdown(ws.fd(), SHUT_WR);
   // New connections are refused now.
   bool refused = false;
   for (int i = 0; i < 50 && !refused; ++i) {
@@ -325,5 +328,14 @@ TEST(http_protocol, probes_while_draining) {
   EXPECT_EQ(*ll, "HTTP/1.1 200 OK");
   rest = livez.read_all();
   EXPECT_NE(rest.find("Connection: close"), std::string::npos) << rest;
+  // With every connection finished the drain ends and the process stops by itself. Wait for
+  // that before stop() reaps it: its SIGTERM would otherwise race the kernel's teardown
+  // (between dropping its signal handlers and ignoring the signals).
+  bool stopped = false;
+  for (int i = 0; i < 200 && !stopped; ++i) {
+    stopped = p.log().find("kernel: stopped") != std::string::npos;
+    if (!stopped) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(stopped) << "the drain did not end after the last connection closed\n" << p.log();
   EXPECT_EQ(p.stop(), 0) << p.log();
 }
