@@ -264,6 +264,7 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
   const csp_reports = [];
   const requests = [];
   const auth_ids = new Set();
+  const delivery_logs = new Map(); // message ID -> its delivery log entries
   let list_delay_ms = 0;
 
   function send(res, status, body, type = 'text/plain; charset=utf-8', extra = {}) {
@@ -439,6 +440,9 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
         if (!auth_ids.has(m.ID)) return not_found(res);
         return json(res, { SPF: { Result: 'pass', Domain: m.From.Address.split('@')[1] || '' }, DKIM: [{ Result: 'pass', Domain: 'shop.example', Selector: 's1' }], DMARC: { Result: 'pass', Policy: 'reject' } });
       }
+      if (sub === '/deliveries') {
+        return json(res, { ID: m.ID, Deliveries: delivery_logs.get(m.ID) || [] });
+      }
       const pm = /^\/part\/([^/]+)(\/thumb)?$/.exec(sub);
       if (pm) {
         const p = m.parts.find((x) => x.PartID === decodeURIComponent(pm[1]));
@@ -517,6 +521,8 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
     requests,
     // Marks a message so that GET api/v1/message/{ID}/auth answers 200.
     enable_auth: (id) => auth_ids.add(id),
+    // Sets the delivery log that GET api/v1/message/{ID}/deliveries answers (default: []).
+    set_deliveries: (id, list) => delivery_logs.set(id, list),
     // Closes every WebSocket (the UI must reconnect).
     drop_sockets: () => {
       for (const b of boxes.values()) for (const ws of b.sockets) ws.terminate();

@@ -30,6 +30,9 @@ pipelines:
     stages:
       - {plugin: mime}
       - {plugin: store, mailbox: default}
+      # A deferred stage whose endpoint refuses connections (port 1 on loopback): every
+      # message gets a "retry" entry in its delivery log, which the Deliveries tab shows.
+      - {plugin: webhook, url: "http://127.0.0.1:1/hook", retry: {initial: 10m, max: 1h, lifetime: 1d}}
   # Declares the mailbox "team" (sends through /mailbox/team/ are stored there).
   - name: team
     stages:

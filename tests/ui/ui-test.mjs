@@ -137,6 +137,13 @@ async function run_base(base, shots) {
   const newsletter = ids['This week: faster mail testing'];
   const evil_subject = Object.keys(ids).find((s) => s.startsWith('<img'));
   if (mock) mock.enable_auth(invoice);
+  if (mock) {
+    const t0 = Date.now() - 120000;
+    mock.set_deliveries(invoice, [
+      { Time: new Date(t0).toISOString(), Stage: 'relay', Pipeline: 'capture', Attempt: 1, Status: 'retry', Reply: '451 4.4.1 <b>upstream</b> unavailable', NextAttempt: new Date(t0 + 30000).toISOString(), Details: { host: 'mx.example', error: '<script>alert(1)</script>' } },
+      { Time: new Date(t0 + 30000).toISOString(), Stage: 'relay', Pipeline: 'capture', Attempt: 2, Status: 'done', Reply: '250 2.0.0 queued as 7F3A', NextAttempt: null, Details: {} },
+    ]);
+  }
   const total = 52 + demo_messages().length;
 
   const page = await context.newPage();
@@ -226,6 +233,11 @@ async function run_base(base, shots) {
   check(true, 'j moves the selection');
 
   // The message view.
+  // A real server with a deferred stage writes the delivery log shortly after the message is
+  // stored: give it a moment (bounded) so that the view opened next sees the first entry.
+  const deliveries_of = async (id) => JSON.parse(await api(base, 'GET', `api/v1/message/${id}/deliveries`)).Deliveries;
+  for (let i = 0; !mock && i < 30 && (await deliveries_of(invoice)).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  const invoice_log = await deliveries_of(invoice);
   await page.locator(`.msg[data-id="${invoice}"] .msg-link`).click();
   await until(() => page.url() === `${base}view/${invoice}`, 'the view URL');
   check(true, 'opening a message goes to <base>view/{ID}');
@@ -263,6 +275,28 @@ async function run_base(base, shots) {
     check(/pass/.test(await page.locator('#panel-auth').textContent()), 'Authentication tab when /auth answers 200');
   } else {
     check((await page.getByRole('tab', { name: 'Authentication' }).count()) === 0, 'no Authentication tab when /auth is not 200');
+  }
+  // Deliveries: a tab iff the delivery log has entries, one row per attempt, as text.
+  if (invoice_log.length) {
+    const dtab = page.getByRole('tab', { name: `Deliveries (${invoice_log.length})` });
+    await dtab.waitFor();
+    await dtab.click();
+    await until(async () => (await page.locator('#panel-deliveries tbody tr').count()) === invoice_log.length, 'delivery log rows');
+    const first_row = page.locator('#panel-deliveries tbody tr').first();
+    check((await first_row.locator('td').nth(1).textContent()) === invoice_log[0].Stage && (await first_row.locator('td').nth(3).textContent()) === String(invoice_log[0].Attempt) && (await first_row.locator('td').nth(4).textContent()) === invoice_log[0].Status && (await first_row.locator('td').nth(5).textContent()) === (invoice_log[0].Reply || ''), 'Deliveries tab rows from /deliveries (stage, attempt, status, reply)');
+    check((await page.locator('#panel-deliveries b, #panel-deliveries script').count()) === 0, 'delivery replies and details are shown as text');
+    if (mock) {
+      check(/Delivered/.test(await page.locator('#panel-deliveries .delivery-summary').textContent()), 'Deliveries summary names the last status');
+      await page.locator('#panel-deliveries details summary').first().click();
+      check(/mx\.example/.test(await page.locator('#panel-deliveries pre.delivery-details').first().textContent()), 'delivery details open as JSON text');
+    }
+    if (shots) {
+      await check_a11y(page, 'the Deliveries tab');
+      await page.screenshot({ path: path.join(out_dir, 'message-deliveries.png') });
+    }
+  } else {
+    await page.waitForTimeout(300);
+    check((await page.getByRole('tab', { name: /^Deliveries/ }).count()) === 0, 'no Deliveries tab for an empty delivery log');
   }
   await page.getByRole('tab', { name: 'HTML', exact: true }).click();
   if (shots) {
@@ -315,6 +349,9 @@ async function run_base(base, shots) {
   await page.locator('.unsub summary').click();
   check((await page.locator('.unsub a', { hasText: 'https://weekly.example/unsub?u=abc' }).count()) === 1 && /one-click/.test(await page.locator('.unsub summary').textContent()), 'List-Unsubscribe links and one-click');
   await page.waitForTimeout(300); // give the auth probe time to (not) add a tab
+  if ((await deliveries_of(newsletter)).length === 0) {
+    check((await page.getByRole('tab', { name: /^Deliveries/ }).count()) === 0, 'no Deliveries tab for an empty delivery log');
+  }
   if ((await fetch(new URL(`api/v1/message/${newsletter}/auth`, base))).status !== 200) {
     check((await page.getByRole('tab', { name: 'Authentication' }).count()) === 0, 'no Authentication tab for a 404 /auth');
   }

@@ -100,7 +100,8 @@ void register_metrics(server_state& st) {
       &m->get_counter("sluice_http_auth_failures_total", "Requests refused with 401", l);
   mm.cors_refused =
       &m->get_counter("sluice_http_cors_refused_total", "Requests refused for their Origin", l);
-  mm.timeouts = &m->get_counter("sluice_http_timeouts_total", "HTTP reads that timed out", l);
+  mm.timeouts =
+      &m->get_counter("sluice_http_timeouts_total", "HTTP reads and writes that timed out", l);
   mm.websockets_active =
       &m->get_gauge("sluice_http_websockets_active", "WebSocket event clients connected", l);
   mm.websocket_frames =

@@ -18,6 +18,7 @@
 
 #include "compress.hpp"
 #include "cors.hpp"
+#include "host_header.hpp"
 #include "sluice/text.hpp"
 #include "url.hpp"
 #include "websocket.hpp"
@@ -144,6 +145,8 @@ struct routed {
   bool is_send = false;
   bool is_events = false;
   bool cors_headers = false;
+  bool close = false;  // answer, then close the connection (a malformed request)
+  std::string host;    // the effective host[:port]: the absolute-form authority or Host
 };
 
 template <class Stream>
@@ -323,18 +326,31 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
   awaitable<std::optional<response>> route_header(const bhttp::request_header<>& hdr, routed& r) {
     request req(hdr);
     std::string_view target = hdr.target();
+    // RFC 9112 §3.2: exactly one valid Host (HTTP/1.0 may omit it), else 400 and close.
+    // An absolute-form target's authority is the request's host (§3.2.2).
+    std::vector<std::string_view> hosts;
+    for (auto [it, end] = hdr.equal_range(bhttp::field::host); it != end; ++it) {
+      hosts.push_back(it->value());
+    }
+    authority_result auth = check_authority(hdr.version(), hosts, target);
+    if (!auth.ok) {
+      st_->log.debug("bad request authority", {{"peer", peer_.address}, {"error", auth.error}});
+      r.close = true;
+      co_return text_response(req, bhttp::status::bad_request,
+                              "400 Bad Request: " + auth.error + "\n");
+    }
+    r.host = std::move(auth.host);
     if (target == "*") {
       if (hdr.method() == bhttp::verb::options) co_return empty_response(req, bhttp::status::ok);
       co_return text_response(req, bhttp::status::bad_request, "400 Bad Request\n");
     }
-    // absolute-form (RFC 9112 §3.2.2): keep only the path and query.
-    if (!target.starts_with("/")) {
-      auto scheme = target.find("://");
-      if (scheme == std::string_view::npos) {
-        co_return text_response(req, bhttp::status::bad_request, "400 Bad Request\n");
-      }
-      auto slash = target.find('/', scheme + 3);
-      target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+    std::string absolute_path;
+    if (auth.origin_form) {
+      absolute_path = std::move(*auth.origin_form);
+      target = absolute_path;
+    } else if (!target.starts_with("/")) {
+      // authority-form (CONNECT) or garbage: not for an origin server.
+      co_return text_response(req, bhttp::status::bad_request, "400 Bad Request\n");
     }
     std::string_view raw_path = target.substr(0, target.find('?'));
     if (auto q = target.find('?'); q != std::string_view::npos) r.query = target.substr(q + 1);
@@ -393,7 +409,7 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
           r.path.starts_with("/api/v1/message/") && r.path.find("/part/") != std::string::npos;
       if (opaque_part_read) {
         r.origin.clear();
-      } else if (!origin_allowed(r.origin, hdr[bhttp::field::host], st_->cfg.api_cors)) {
+      } else if (!origin_allowed(r.origin, r.host, st_->cfg.api_cors)) {
         if (st_->metrics.cors_refused) st_->metrics.cors_refused->inc();
         st_->log.warn("blocked request from unauthorized origin",
                       {{"origin", origin_host(r.origin)}, {"peer", peer_.address}});
@@ -596,7 +612,7 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
         }
       }
     }
-    keep = keep && req.keep_alive() && res.keep_alive() && !draining_ &&
+    keep = keep && !r.close && req.keep_alive() && res.keep_alive() && !draining_ &&
            !st_->stopping.load(std::memory_order_relaxed);
     res.keep_alive(keep);
     if (!bodyless) {
@@ -624,7 +640,15 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
                                  {"status", status},
                                  {"bytes", static_cast<std::uint64_t>(res.body().size())}});
     }
-    if (ec) co_return false;
+    if (ec) {
+      if (ec == beast::error::timeout) {
+        // The client does not read (or reads too slowly): drop it, nothing else waits on it.
+        if (st_->metrics.timeouts) st_->metrics.timeouts->inc();
+        st_->log.info("write timeout, closing the connection",
+                      {{"peer", peer_.address}, {"path", r.path}});
+      }
+      co_return false;
+    }
     co_return keep;
   }
 

@@ -175,6 +175,15 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
     lim.write_timeout = positive_time("write_timeout", lim.write_timeout);
     lim.max_ws_queue = positive_int("websocket_queue", lim.max_ws_queue);
     lim.max_ws_clients = positive_int("max_websockets", lim.max_ws_clients);
+    lim.ws_ping_interval = positive_time("websocket_ping_interval", lim.ws_ping_interval);
+    lim.ws_pong_timeout = positive_time("websocket_pong_timeout", lim.ws_pong_timeout);
+    if (lim.ws_ping_interval >= lim.ws_pong_timeout) {
+      l->at(l->find("websocket_pong_timeout") ? "websocket_pong_timeout"
+                                              : "websocket_ping_interval")
+          .fail(
+              "websocket_ping_interval must be shorter than websocket_pong_timeout (a peer "
+              "needs time to answer the ping)");
+    }
   }
   return s;
 }

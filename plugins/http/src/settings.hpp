@@ -32,6 +32,11 @@ struct limits {
   std::chrono::milliseconds write_timeout{30000};  // one response
   std::size_t max_ws_queue = 256;                  // WebSocket frames waiting for a slow client
   std::size_t max_ws_clients = 1000;
+  // WebSocket keep-alive (Mailpit: ping every 54 s, drop a peer silent for 60 s): the server
+  // pings every ws_ping_interval and drops a peer from which nothing (no pong, no frame)
+  // arrived for ws_pong_timeout. ws_ping_interval < ws_pong_timeout.
+  std::chrono::milliseconds ws_ping_interval{54000};
+  std::chrono::milliseconds ws_pong_timeout{60000};
 };
 
 struct settings {

@@ -25,8 +25,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr auto ping_interval = 54s;
-constexpr auto pong_wait = 60s;
 constexpr auto stats_delay = 250ms;
 constexpr std::size_t max_client_message = 64 * 1024;
 
@@ -131,7 +129,7 @@ class ws_session final : public ws_client, public std::enable_shared_from_this<w
     if (st_->metrics.websockets_active) st_->metrics.websockets_active->add(1);
     ws_.control_callback([this](websocket::frame_type, beast::string_view) { touch(); });
     touch();
-    next_ping_ = std::chrono::steady_clock::now() + ping_interval;
+    next_ping_ = std::chrono::steady_clock::now() + st_->cfg.limits.ws_ping_interval;
     asio::co_spawn(ws_.get_executor(), writer(self), asio::detached);
     asio::co_spawn(ws_.get_executor(), watchdog(self), asio::detached);
     // Stats on connect, as Mailpit sends them.
@@ -214,7 +212,7 @@ class ws_session final : public ws_client, public std::enable_shared_from_this<w
         break;
       }
       if (std::chrono::steady_clock::now() >= next_ping_) {
-        next_ping_ = std::chrono::steady_clock::now() + ping_interval;
+        next_ping_ = std::chrono::steady_clock::now() + st_->cfg.limits.ws_ping_interval;
         co_await ws_.async_ping({}, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
       }
@@ -225,11 +223,13 @@ class ws_session final : public ws_client, public std::enable_shared_from_this<w
   asio::awaitable<void> watchdog(std::shared_ptr<ws_session> self) {
     boost::system::error_code ec;
     while (!closing_) {
+      const auto pong_wait = st_->cfg.limits.ws_pong_timeout;
       watchdog_.expires_at(last_rx_ + pong_wait);
       co_await watchdog_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (closing_) break;
       if (std::chrono::steady_clock::now() >= last_rx_ + pong_wait) {
-        st_->log.debug("websocket peer silent for 60 s, disconnecting");
+        st_->log.info("websocket peer silent, disconnecting",
+                      {{"timeout_ms", static_cast<std::int64_t>(pong_wait.count())}});
         abort();
         break;
       }

@@ -9,8 +9,9 @@
 // for all its clients. A client also gets stats when it connects.
 //
 // A client whose queue exceeds limits.max_ws_queue frames is disconnected (Mailpit: a slow
-// client is dropped rather than buffered without bound). The server pings every 54 s and
-// drops a peer that has sent nothing (no pong, no frame) for 60 s. Client messages are
+// client is dropped rather than buffered without bound). The server pings every
+// limits.ws_ping_interval (54 s) and drops a peer that has sent nothing (no pong, no frame)
+// for limits.ws_pong_timeout (60 s). Client messages are
 // read and ignored (at most 64 KiB each). On drain every client gets a 1001 close.
 //
 // Threading: hub members are thread-safe (a mutex guards the client set; stats timers run

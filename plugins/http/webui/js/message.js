@@ -9,6 +9,7 @@ import { h, clear, icon } from './dom.js';
 import { url, route_url } from './base.js';
 import * as api from './api.js';
 import { addr_list, addr_full, parse_date, abs_time, rel_time, size, plural } from './format.js';
+import { get_deliveries, render_deliveries } from './deliveries.js';
 
 const raw_limit = 2 << 20;
 
@@ -222,7 +223,8 @@ export function render_message(main, ctx, m) {
       select(keys[j], true);
     }
   });
-  const first = entries.has(st.last_tab) && st.last_tab !== 'auth' && st.last_tab !== 'spam' ? st.last_tab : m.HTML ? 'html' : 'text';
+  const late_tabs = ['auth', 'spam', 'deliveries'];
+  const first = entries.has(st.last_tab) && !late_tabs.includes(st.last_tab) ? st.last_tab : m.HTML ? 'html' : 'text';
   select(first, false);
 
   clear(main).append(article);
@@ -234,6 +236,14 @@ export function render_message(main, ctx, m) {
     add_tab({ key: 'auth', label: 'Authentication', render: () => h('div', { class: 'auth' }, json_tree(auth)) });
     entries.get('auth').panel.hidden = true;
     if (ctx.state.last_tab === 'auth') select('auth', false);
+  });
+  // The Deliveries tab (deliveries.js) exists only when the delivery log has entries.
+  get_deliveries(id, ac.signal).then((log) => {
+    if (!log.length || !article.isConnected || entries.has('deliveries')) return;
+    const reload = () => get_deliveries(id, ac.signal);
+    add_tab({ key: 'deliveries', label: `Deliveries (${log.length})`, render: () => render_deliveries(log, reload) });
+    entries.get('deliveries').panel.hidden = true;
+    if (ctx.state.last_tab === 'deliveries') select('deliveries', false);
   });
 
   // The spam tab, likewise, when a spam stage scanned the message.
