@@ -21,8 +21,7 @@ What it runs (all on 127.0.0.1):
     beforehand with dkimpy (rsa-sha256, relaxed/relaxed), --domains distinct messages cycled.
 
 Per round it prints and records: msgs/s (messages accepted / wall time from the first
-connection to the last reply), p50/p99 of the DATA-to-250 latency... more exactly of the whole
-MAIL-RCPT-DATA transaction, sluice CPU % (utime+stime over wall, 100% = one core), and the DNS
+connection to the last reply), p50/p99 of the latency of one whole MAIL-RCPT-DATA transaction, sluice CPU % (also the DNS server's and the load generator's) (utime+stime over wall, 100% = one core), and the DNS
 queries the round caused (per type, per message, most in flight at once).
 At the end it reads the Authentication-Results of a few stored messages through the HTTP API
 and fails if any is not spf=pass dkim=pass dmarc=pass.
@@ -242,10 +241,14 @@ pipelines:
             os.kill(dns.pid, signal.SIGUSR1)  # reset the DNS counters
             time.sleep(0.3)
             cpu0, t0 = cpu_seconds(sl.pid), time.monotonic()
+            dns0, me0 = cpu_seconds(dns.pid), sum(os.times()[:2])
             load = os.getloadavg()[0]
             r = run_round(smtp_port, c, msgs, a.messages, a.seconds)
             r["sluice_cpu_pct"] = round(100 * (cpu_seconds(sl.pid) - cpu0) /
                                         (time.monotonic() - t0), 1)
+            el = time.monotonic() - t0
+            r["dns_server_cpu_pct"] = round(100 * (cpu_seconds(dns.pid) - dns0) / el, 1)
+            r["loadgen_cpu_pct"] = round(100 * (sum(os.times()[:2]) - me0) / el, 1)
             r["load_before"] = round(load, 2)
             os.remove(f"{work}/dns.stats") if os.path.exists(f"{work}/dns.stats") else None
             os.kill(dns.pid, signal.SIGUSR1)
