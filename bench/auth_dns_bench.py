@@ -21,13 +21,15 @@ What it runs (all on 127.0.0.1):
     beforehand with dkimpy (rsa-sha256, relaxed/relaxed), --domains distinct messages cycled.
 
 Per round it prints and records: msgs/s (messages accepted / wall time from the first
-connection to the last reply), p50/p99 of the latency of one whole MAIL-RCPT-DATA transaction, sluice CPU % (also the DNS server's and the load generator's) (utime+stime over wall, 100% = one core), and the DNS
-queries the round caused (per type, per message, most in flight at once).
+connection to the last reply), p50/p99 of the latency of one whole MAIL-RCPT-DATA
+transaction, the CPU % of sluice, the DNS server and the load generator (utime+stime over wall,
+100% = one core), and the DNS queries the round caused (per type, per message, most in flight at once).
 At the end it reads the Authentication-Results of a few stored messages through the HTTP API
 and fails if any is not spf=pass dkim=pass dmarc=pass.
 
   bench/auth_dns_bench.py [--sluice PATH] [--connections 1,4,16,64] [--delay 0.2]
-                          [--messages 2000] [--seconds 20] [--domains 256] [--json OUT]
+                          [--messages 2000] [--seconds 20] [--domains 256] [--io-threads 1]
+                          [--json OUT]   (KEEP_WORK=1: keep the temp dir)
 """
 import argparse
 import json
@@ -226,13 +228,9 @@ pipelines:
                               cwd=work, stdout=log, stderr=subprocess.STDOUT)
         procs.append(sl)
         ready = json.loads(wait_file(f"{work}/ready.json", sl, 30, "sluice"))
-        eps = {l["name"]: l for l in ready["listeners"]} if isinstance(ready["listeners"], list) \
-            else ready["listeners"]
+        # ready.json: {"pid": N, "listeners": {"smtp": ["127.0.0.1:PORT"], ...}}
         def port_of(name):
-            v = eps[name]
-            v = v.get("endpoints", v.get("listen", v)) if isinstance(v, dict) else v
-            v = v[0] if isinstance(v, list) else v
-            return int(str(v).rsplit(":", 1)[1])
+            return int(ready["listeners"][name][0].rsplit(":", 1)[1])
         smtp_port, http_port = port_of("smtp"), port_of("web")
 
         load1 = os.getloadavg()[0]
