@@ -169,12 +169,17 @@ std::string sluice_process::log() const {
 }
 
 void sluice_process::signal(int sig) const {
-  if (pid_ > 0) ::kill(pid_, sig);
+  if (pid_ <= 0) return;
+  if (sig == SIGTERM || sig == SIGINT) terminating_ = true;
+  ::kill(pid_, sig);
 }
 
 int sluice_process::stop(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return status_;
-  ::kill(pid_, SIGTERM);
+  // A drain the test already started is waited for, not signalled again: a second signal
+  // means "stop now" to the kernel, which is not what a clean stop() asks for.
+  if (!terminating_) ::kill(pid_, SIGTERM);
+  terminating_ = true;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     int st = 0;

@@ -78,6 +78,7 @@ class sluice_process {
   std::filesystem::path dir_;
   int pid_ = -1;
   int status_ = -1;
+  mutable bool terminating_ = false;  // a SIGTERM/SIGINT was sent: stop() only waits
   std::string ready_json_;
 };
 
