@@ -13,7 +13,10 @@
 # Rounds are interleaved (direct, gateway, direct, gateway, …); the best round is reported.
 #
 # Usage: bench/gateway_bench.sh [--sluice PATH] [--rounds N] [--messages N] [--max-seconds S]
-#                               [--drain-seconds S]
+#                               [--drain-seconds S] [--concurrency N] [--pool N]
+# --concurrency: the relay's retry.concurrency (attempts at once, default 64 here, 16 in the
+# stage); --pool: idle upstream connections kept for reuse (pool.size, default 64 here, 4 in
+# the stage).
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
@@ -22,6 +25,8 @@ rounds=3
 messages=20000
 max_seconds=15
 drain_seconds=180
+concurrency=64
+pool=64
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sluice) sluice="$2"; shift 2 ;;
@@ -29,6 +34,8 @@ while [[ $# -gt 0 ]]; do
     --messages) messages="$2"; shift 2 ;;
     --max-seconds) max_seconds="$2"; shift 2 ;;
     --drain-seconds) drain_seconds="$2"; shift 2 ;;
+    --concurrency) concurrency="$2"; shift 2 ;;
+    --pool) pool="$2"; shift 2 ;;
     *) echo "gateway_bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -109,9 +116,10 @@ pipelines:
         subject_prefix: "[STAGING] "
       - plugin: relay
         timeout: 60s
-        retry: {initial: 1s, max: 10s, lifetime: 1h, concurrency: 64}
+        retry: {initial: 1s, max: 10s, lifetime: 1h, concurrency: $concurrency}
         smarthost: 127.0.0.1:$sink_port
         security: none
+        pool: {size: $pool}
 EOF
   # The sink shares CPU 1 with the load generator: CPU 0 is sluice's alone.
   taskset -c 1 "$sink" -c -u nobody 127.0.0.1:$sink_port 1024 > "$dir/sink.out" 2>&1 &
