@@ -15,6 +15,7 @@ session was under TLS and which AUTH identity it used. Behaviour is scripted by 
   --reject-text TEXT       default "550 5.1.1 <addr>: Recipient address rejected: User unknown"
   --size N                 advertise SIZE N
   --no-smtputf8            do not offer SMTPUTF8
+  --port N                 listen on port N instead of 0 (an "upstream comes back" test)
 """
 import argparse
 import asyncio
@@ -45,6 +46,7 @@ def main():
     ap.add_argument("--temp-rcpt")
     ap.add_argument("--size", type=int, default=0)
     ap.add_argument("--no-smtputf8", action="store_true")
+    ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
 
     user, password = (args.auth.split(":", 1) if args.auth else (None, None))
@@ -138,7 +140,7 @@ def main():
     async def run():
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            factory, host="127.0.0.1", port=0,
+            factory, host="127.0.0.1", port=args.port,
             ssl=tls_ctx if args.implicit_tls else None)
         port = server.sockets[0].getsockname()[1]
         with open(args.port_file + ".tmp", "w") as f:
