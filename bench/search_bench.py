@@ -163,9 +163,12 @@ def pct(xs, p):
     return s[k]
 
 
-def time_http(conn, paths):
+def time_http(conn, paths, seconds):
     lat, hits = [], []
+    end = time.monotonic() + seconds
     for p in paths:
+        if lat and time.monotonic() > end:
+            break
         t0 = time.perf_counter()
         conn.request("GET", p)
         r = conn.getresponse()
@@ -178,9 +181,12 @@ def time_http(conn, paths):
     return lat, hits
 
 
-def time_sql(db, sqls):
+def time_sql(db, sqls, seconds):
     lat, hits = [], []
+    end = time.monotonic() + seconds
     for sql, args in sqls:
+        if lat and time.monotonic() > end:
+            break
         t0 = time.perf_counter()
         rows = db.execute(sql + " ORDER BY m.created DESC LIMIT 50", args).fetchall()
         total = db.execute(sql.replace("SELECT m.id", "SELECT count(*)", 1), args).fetchone()[0]
@@ -199,11 +205,14 @@ def main():
                     help="LIKE scans per kind (each is a full scan; bounded separately)")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--load-seconds", type=float, default=900)
+    ap.add_argument("--kind-seconds", type=float, default=60,
+                    help="time bound per query kind (sluice and LIKE each); the count run is reported")
+    ap.add_argument("--reuse", help="a --keep dir of an earlier run: skip loading, query its store")
     ap.add_argument("--keep", help="keep the work dir here instead of a temp dir")
     ap.add_argument("--json", default="")
     a = ap.parse_args()
 
-    work = a.keep or tempfile.mkdtemp(prefix="sluice-search-bench-")
+    work = a.reuse or a.keep or tempfile.mkdtemp(prefix="sluice-search-bench-")
     os.makedirs(work, exist_ok=True)
     cfg = os.path.join(work, "sluice.yaml")
     with open(cfg, "w") as f:
@@ -221,6 +230,8 @@ pipelines:
       - {plugin: store, mailbox: default}
 """)
     ready = os.path.join(work, "ready.json")
+    if os.path.exists(ready):
+        os.remove(ready)
     log = open(os.path.join(work, "sluice.log"), "w")
     proc = subprocess.Popen([os.path.abspath(a.sluice), "serve", "-c", cfg, "--ready-file", ready],
                             cwd=work, stdout=log, stderr=subprocess.STDOUT)
@@ -242,12 +253,15 @@ pipelines:
         rss.start()
 
         corpus = Corpus(a.messages)
-        t0 = time.monotonic()
-        st = asyncio.run(load(shost, int(sport), corpus, a.connections, a.load_seconds))
-        load_s = time.monotonic() - t0
-        result["load"] = {**st, "seconds": round(load_s, 1),
-                          "msgs_per_s": round(st["ok"] / load_s, 1)}
-        print(f"loaded {st} in {load_s:.1f} s ({st['ok'] / load_s:.0f} msgs/s)", file=sys.stderr)
+        if a.reuse:
+            result["load"] = "reused " + a.reuse
+        else:
+            t0 = time.monotonic()
+            st = asyncio.run(load(shost, int(sport), corpus, a.connections, a.load_seconds))
+            load_s = time.monotonic() - t0
+            result["load"] = {**st, "seconds": round(load_s, 1),
+                              "msgs_per_s": round(st["ok"] / load_s, 1)}
+            print(f"loaded {st} in {load_s:.1f} s ({st['ok'] / load_s:.0f} msgs/s)", file=sys.stderr)
         load_hwm = rss.hwm_kb
 
         conn = http.client.HTTPConnection(hhost, int(hport), timeout=30)
@@ -281,22 +295,25 @@ pipelines:
              [(base + "CAST(f.fields AS TEXT) LIKE ?1", (f"%X-Priority-Class_{p}%",)) for p in prios]),
         ]
         rows = []
-        lat, _ = time_http(conn, ["/api/v1/messages"] * n)
-        rows.append({"kind": "list (GET /api/v1/messages, 50 newest)", "p50": pct(lat, 50), "p99": pct(lat, 99)})
-        ids = [m["ID"] for m in json.loads((conn.request("GET", "/api/v1/messages?limit=5000"),
-                                            conn.getresponse().read())[1])["messages"]]
-        offsets = [rng.randrange(0, max(1, info["total"] - 1)) for _ in range(n)]
-        fetch_ids = []
-        for off in offsets[:n]:
-            conn.request("GET", f"/api/v1/messages?limit=1&start={off}")
-            fetch_ids.append(json.loads(conn.getresponse().read())["messages"][0]["ID"])
-        lat, _ = time_http(conn, [f"/api/v1/message/{i}" for i in fetch_ids])
-        rows.append({"kind": "message (GET /api/v1/message/{ID}, random of all)", "p50": pct(lat, 50), "p99": pct(lat, 99)})
+        ks = a.kind_seconds
+        lat, _ = time_http(conn, ["/api/v1/messages"] * n, ks)
+        rows.append({"kind": "list (GET /api/v1/messages, 50 newest)", "n": len(lat),
+                     "p50": pct(lat, 50), "p99": pct(lat, 99)})
+        print(f"list: p50 {rows[-1]['p50']:.2f} p99 {rows[-1]['p99']:.2f} n {len(lat)}", file=sys.stderr)
+        ro = sqlite3.connect(f"file:{os.path.join(work, 'store.db')}?mode=ro", uri=True)
+        rnd = random.Random(SEED + 11)
+        all_ids = [r[0] for r in ro.execute("SELECT id FROM messages")]
+        ro.close()
+        fetch_ids = [rnd.choice(all_ids) for _ in range(n)]
+        lat, _ = time_http(conn, [f"/api/v1/message/{i}" for i in fetch_ids], ks)
+        rows.append({"kind": "message (GET /api/v1/message/{ID}, random of all)", "n": len(lat),
+                     "p50": pct(lat, 50), "p99": pct(lat, 99)})
+        print(f"message: p50 {rows[-1]['p50']:.2f} p99 {rows[-1]['p99']:.2f}", file=sys.stderr)
         for kind, paths, sqls in kinds:
-            lat, hits = time_http(conn, paths)
-            rows.append({"kind": kind, "search": True, "p50": pct(lat, 50), "p99": pct(lat, 99),
+            lat, hits = time_http(conn, paths, ks)
+            rows.append({"kind": kind, "search": True, "n": len(lat), "p50": pct(lat, 50), "p99": pct(lat, 99),
                          "hits_median": statistics.median(hits), "sqls": sqls})
-            print(f"{kind}: p50 {rows[-1]['p50']:.2f} p99 {rows[-1]['p99']:.2f}", file=sys.stderr)
+            print(f"{kind}: p50 {rows[-1]['p50']:.2f} p99 {rows[-1]['p99']:.2f} n {len(lat)}", file=sys.stderr)
         conn.close()
         rss.sample()
         result["peak_rss_mb_load"] = round(load_hwm / 1024, 1)
@@ -322,10 +339,10 @@ pipelines:
             continue
         sqls = r.pop("sqls")
         sel = sqls[:a.like_queries]
-        time_sql(dst, sel[:1])  # warm the page cache once
-        lat, hits = time_sql(dst, sel)
+        time_sql(dst, sel[:1], ks)  # warm the page cache once
+        lat, hits = time_sql(dst, sel, ks)
         r["like_p50"], r["like_p99"] = pct(lat, 50), pct(lat, 99)
-        r["like_n"] = len(sel)
+        r["like_n"] = len(lat)
         r["like_hits_median"] = statistics.median(hits)
         print(f"LIKE {r['kind']}: p50 {r['like_p50']:.1f}", file=sys.stderr)
     dst.close()
@@ -334,19 +351,20 @@ pipelines:
 
     print(f"\n{result['stored']} messages stored; load {result['load']}; peak RSS (VmHWM) "
           f"{result['peak_rss_mb_load']} MB after loading, {result['peak_rss_mb']} MB at the end\n")
-    print("| query | sluice p50 ms | sluice p99 ms | matches (median) | LIKE p50 ms | LIKE p99 ms | LIKE matches | vs LIKE (p50) | < 50 ms p99 |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| query | n | sluice p50 ms | sluice p99 ms | matches (median) | LIKE p50 ms | LIKE p99 ms | LIKE matches | vs LIKE (p50) | < 50 ms p99 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         if r.get("search"):
-            print(f"| {r['kind']} | {r['p50']:.2f} | {r['p99']:.2f} | {r['hits_median']:,.0f} | "
+            print(f"| {r['kind']} | {r['n']} / {r['like_n']} | {r['p50']:.2f} | {r['p99']:.2f} | {r['hits_median']:,.0f} | "
                   f"{r['like_p50']:.1f} | {r['like_p99']:.1f} | {r['like_hits_median']:,.0f} | {r['like_p50'] / r['p50']:.1f}x | "
                   f"{'met' if r['p99'] < 50 else '**missed**'} |")
         else:
-            print(f"| {r['kind']} | {r['p50']:.2f} | {r['p99']:.2f} | | | | | | |")
+            print(f"| {r['kind']} | {r['n']} | {r['p50']:.2f} | {r['p99']:.2f} | | | | | | |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(result, f, indent=1)
-    if not a.keep:
+    os.remove(copy)
+    if not a.keep and not a.reuse:
         shutil.rmtree(work, ignore_errors=True)
 
 
