@@ -287,7 +287,7 @@ pipelines:
             ("word, rare (~0.5% of messages)", [q(w) for w in rare], [(word_like, (f"%{w}%",)) for w in rare]),
             ("word, common (most messages)", [q(w) for w in common], [(word_like, (f"%{w}%",)) for w in common]),
             ('phrase "w1 w2" (~0.2%)', [q(f'"{p}"') for p in phrases], [(word_like, (f"%{p}%",)) for p in phrases]),
-            ("from:address (~0.05%)", [q(f"from:{s}") for s in senders], [(base + "m.from_addr LIKE ?1", (f"%{s}%",)) for s in senders]),
+            ("from:address (~0.1%)", [q(f"from:{s}") for s in senders], [(base + "m.from_addr LIKE ?1", (f"%{s}%",)) for s in senders]),
             ("from:domain", [q(f"from:{d}") for d in domains], [(base + "m.from_addr LIKE ?1", (f"%{d}%",)) for d in domains]),
             ("header:X-Campaign:value (0.1%)", [q(f"header:X-Campaign:{c}") for c in camps],
              [(base + "CAST(f.fields AS TEXT) LIKE ?1", (f"%X-Campaign_{c}%",)) for c in camps]),
