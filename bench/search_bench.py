@@ -4,6 +4,7 @@ binary over HTTP with N stored messages, against the same predicates as LIKE '%.
 (Python sqlite3 on a copy of the same database), and sluice's peak RSS.
 
   bench/search_bench.py --sluice build/bin/sluice [--messages 100000] [--queries 200]
+  bench/search_bench.py --sluice build/bin/sluice --reuse DIR   # query a --keep DIR again
 
 Starts sluice in a fresh temp dir (smtp -> mime -> store, an http listener, both on
 127.0.0.1 port 0), loads the messages over SMTP with PIPELINING on --connections connections
