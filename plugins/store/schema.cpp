@@ -253,6 +253,10 @@ INSERT INTO body_fts(rowid, body, names)
   WHERE h.data_id NOT IN (SELECT rowid FROM body_fts_v2) GROUP BY h.data_id;
 DROP TABLE body_fts_v2;
 
+-- Every list and search reports the mailbox's total and unread counts: with this index they
+-- are counted from the index alone (a scan of the wide rows took ~90 ms at 100,000 messages).
+CREATE INDEX messages_mailbox_read ON messages(mailbox, read, data_id);
+
 -- The delivery log: the kernel's "delivery" events (one per attempt of a deferred stage)
 -- for the messages this store holds, by the kernel's message id.
 CREATE TABLE deliveries(
