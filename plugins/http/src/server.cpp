@@ -453,8 +453,8 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
           known += (known.empty() ? "" : ", ") + n;
       }
       ctx.config.at("release_pipeline")
-          .fail("no pipeline named \"" + st->cfg.release_pipeline + "\" (configured: " +
-                (known.empty() ? std::string("none") : known) + ")");
+          .fail("no pipeline named \"" + st->cfg.release_pipeline +
+                "\" (configured: " + (known.empty() ? std::string("none") : known) + ")");
     }
     st->env.release_pipeline = st->cfg.release_pipeline;
     st->env.release_sender = st->cfg.release_sender;
