@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """slow_dns_server.py -- a slow authoritative DNS server on loopback for bench/auth_dns_bench.py.
 
-A copy of tests/data/auth/zone_dns_server.py (same JSON zone format: TXT/A/AAAA records,
-SERVFAIL/REFUSED/TIMEOUT names, NXDOMAIN/NODATA otherwise) with two additions for the benchmark:
+tests/data/auth/zone_dns_server.py's resolver and server (same JSON zone format: TXT/A/AAAA
+records, SERVFAIL/REFUSED/TIMEOUT names, NXDOMAIN/NODATA otherwise) with, for the benchmark:
 
   --delay SECONDS   every query is answered after this delay (default 0.2). dnslib's servers
                     are socketserver.ThreadingMixIn: one thread per query, so concurrent
@@ -22,21 +22,11 @@ import sys
 import threading
 import time
 
-from dnslib import AAAA, QTYPE, RCODE, RR, TXT, A, DNSError, DNSLabel
-from dnslib.server import BaseResolver, DNSServer
+from dnslib import QTYPE, DNSLabel
 
-
-class Drop(DNSError):
-    pass
-
-
-def key(name):
-    return tuple(bytes(l).lower() for l in DNSLabel(str(name).rstrip(".")).label)
-
-
-def txt(value):
-    b = value.encode("utf-8")
-    return TXT([b[i:i + 255] for i in range(0, len(b), 255)] or [b""])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "data", "auth"))
+from zone_dns_server import ZoneResolver, serve  # noqa: E402
 
 
 class Stats:
@@ -82,48 +72,19 @@ def kind_of(qname, qtype):
     return qtype + " mailfrom spf"
 
 
-class SlowZoneResolver(BaseResolver):
+class SlowZoneResolver(ZoneResolver):
     def __init__(self, zone, delay, ttl, stats):
+        super().__init__(zone, ttl)
         self.delay = delay
-        self.ttl = ttl
         self.stats = stats
-        self.zone = {}
-        for name, v in zone.items():
-            self.zone[key(name)] = {"TXT": v} if isinstance(v, list) else v
 
     def resolve(self, request, handler):
-        qname = request.q.qname
-        qtype = QTYPE[request.q.qtype]
-        self.stats.begin(kind_of(qname, qtype))
+        self.stats.begin(kind_of(request.q.qname, QTYPE[request.q.qtype]))
         try:
             time.sleep(self.delay)
-            return self.answer(request, qname, qtype)
+            return super().resolve(request, handler)
         finally:
             self.stats.end()
-
-    def answer(self, request, qname, qtype):
-        reply = request.reply()
-        entry = self.zone.get(key(qname))
-        if entry is None:
-            reply.header.rcode = RCODE.NXDOMAIN
-            return reply
-        if entry == "SERVFAIL":
-            reply.header.rcode = RCODE.SERVFAIL
-            return reply
-        if entry == "REFUSED":
-            reply.header.rcode = RCODE.REFUSED
-            return reply
-        if entry == "TIMEOUT":
-            raise Drop("timeout")
-        for v in entry.get(qtype, []):
-            rd = txt(v) if qtype == "TXT" else A(v) if qtype == "A" else AAAA(v)
-            reply.add_answer(RR(qname, getattr(QTYPE, qtype), rdata=rd, ttl=self.ttl))
-        return reply
-
-
-class Quiet:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
 
 
 def main():
@@ -147,29 +108,7 @@ def main():
         os.rename(a.stats + ".tmp", a.stats)
 
     signal.signal(signal.SIGUSR1, dump)
-    for _ in range(50):
-        udp = DNSServer(resolver, port=a.port, address=a.address, logger=Quiet())
-        port = udp.server.server_address[1]
-        try:
-            tcp = DNSServer(resolver, port=port, address=a.address, tcp=True, logger=Quiet())
-        except OSError:
-            udp.server.server_close()
-            if a.port:
-                sys.exit("port in use")
-            continue
-        break
-    else:
-        sys.exit("no free port")
-    udp.server.daemon_threads = True
-    tcp.server.daemon_threads = True
-    udp.start_thread()
-    tcp.start_thread()
-    with open(a.ready + ".tmp", "w") as f:
-        f.write(str(port))
-    os.rename(a.ready + ".tmp", a.ready)
-    while True:
-        time.sleep(3600)
-
+    serve(resolver, a.port, a.address, a.ready)
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,8 @@ def txt(value):
 
 
 class ZoneResolver(BaseResolver):
-    def __init__(self, zone):
+    def __init__(self, zone, ttl=60):
+        self.ttl = ttl
         self.zone = {}
         for name, v in zone.items():
             if isinstance(v, str):
@@ -63,13 +64,40 @@ class ZoneResolver(BaseResolver):
             raise Drop("timeout")
         for v in entry.get(qtype, []):
             rd = txt(v) if qtype == "TXT" else A(v) if qtype == "A" else AAAA(v)
-            reply.add_answer(RR(qname, getattr(QTYPE, qtype), rdata=rd, ttl=60))
+            reply.add_answer(RR(qname, getattr(QTYPE, qtype), rdata=rd, ttl=self.ttl))
         return reply
 
 
 class Quiet:
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
+
+
+def serve(resolver, port, address, ready):
+    """Serves `resolver` on UDP and TCP on one port (0: any free one), writes the port to
+    `ready` once both listen, and runs until killed."""
+    for _ in range(50):
+        udp = DNSServer(resolver, port=port, address=address, logger=Quiet())
+        bound = udp.server.server_address[1]
+        try:
+            tcp = DNSServer(resolver, port=bound, address=address, tcp=True, logger=Quiet())
+        except OSError:
+            udp.server.server_close()
+            if port:
+                sys.exit("port in use")
+            continue
+        break
+    else:
+        sys.exit("no free port")
+    udp.server.daemon_threads = True
+    tcp.server.daemon_threads = True
+    udp.start_thread()
+    tcp.start_thread()
+    with open(ready + ".tmp", "w") as f:
+        f.write(str(bound))
+    os.rename(ready + ".tmp", ready)
+    while True:
+        time.sleep(3600)
 
 
 def main():
@@ -79,27 +107,7 @@ def main():
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--address", default="127.0.0.1")
     a = p.parse_args()
-    resolver = ZoneResolver(json.load(open(a.zone, encoding="utf-8")))
-    for _ in range(50):
-        udp = DNSServer(resolver, port=a.port, address=a.address, logger=Quiet())
-        port = udp.server.server_address[1]
-        try:
-            tcp = DNSServer(resolver, port=port, address=a.address, tcp=True, logger=Quiet())
-        except OSError:
-            udp.server.server_close()
-            if a.port:
-                sys.exit("port in use")
-            continue
-        break
-    else:
-        sys.exit("no free port")
-    udp.start_thread()
-    tcp.start_thread()
-    with open(a.ready + ".tmp", "w") as f:
-        f.write(str(port))
-    os.rename(a.ready + ".tmp", a.ready)
-    while True:
-        time.sleep(3600)
+    serve(ZoneResolver(json.load(open(a.zone, encoding="utf-8"))), a.port, a.address, a.ready)
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ const char* kMessage = "Subject: t\r\n\r\n.starts with a dot\r\nend\r\n";
 
 TEST(RelayClient, HeloFallbackWithoutExtensions) {
   script_server srv("220 old.test ready\r\n",
-                    {{"EHLO client.test", "502 5.5.1 command not implemented\r\n"},
+                    {{"EHLO client.test", "502 5.5.1 EHLO unrecognized\r\n"},
                      {"HELO client.test", "250 old.test\r\n"},
                      {"MAIL FROM:<a@example.com>", "250 ok\r\n"},
                      {"RCPT TO:<u@example.net>", "250 ok\r\n"},

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "relay_test_support.hpp"
 #include "sluice_test.hpp"
 
 namespace {
@@ -28,52 +29,10 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace sluice::test;
 using namespace std::chrono_literals;
-
-const char* kPython = "/usr/bin/python3";
+using namespace sluice::test::relay;
 
 bool have_aiosmtpd() {
   return run_command(std::string(kPython) + " -c 'import aiosmtpd'", nullptr) == 0;
-}
-
-// A background process in its own process group, killed on destruction.
-class background {
- public:
-  explicit background(const std::string& cmd) {
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::setpgid(0, 0);
-      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-  }
-  ~background() {
-    if (pid_ > 0) {
-      ::kill(-pid_, SIGTERM);
-      ::kill(pid_, SIGTERM);
-      int st = 0;
-      for (int i = 0; i < 50; ++i) {
-        if (::waitpid(pid_, &st, WNOHANG) == pid_) return;
-        std::this_thread::sleep_for(100ms);
-      }
-      ::kill(-pid_, SIGKILL);
-      ::waitpid(pid_, &st, 0);
-    }
-  }
-  background(const background&) = delete;
-  background& operator=(const background&) = delete;
-
- private:
-  pid_t pid_ = -1;
-};
-
-template <class F>
-bool eventually(F f, std::chrono::milliseconds limit = 20s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (f()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return f();
 }
 
 // A CA and a server certificate for localhost / 127.0.0.1, made with openssl.
@@ -99,39 +58,6 @@ struct certs {
         &out);
     EXPECT_EQ(rc, 0) << out;
   }
-};
-
-// upstream.py on 127.0.0.1; messages it accepted are read back from its outdir.
-class upstream {
- public:
-  upstream(const fs::path& dir, const std::string& args) : dir_(dir) {
-    fs::create_directories(dir_ / "out");
-    proc_.emplace(std::string(kPython) + " " +
-                  shell_quote(std::string(RELAY_TEST_DIR) + "/upstream.py") + " --port-file " +
-                  shell_quote((dir_ / "port").string()) + " --outdir " +
-                  shell_quote((dir_ / "out").string()) + " " + args + " > " +
-                  shell_quote((dir_ / "upstream.log").string()) + " 2>&1");
-    eventually([&] { return fs::exists(dir_ / "port"); }, 15s);
-    port_ = static_cast<std::uint16_t>(std::stoi(read_file(dir_ / "port")));
-  }
-  std::uint16_t port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  std::vector<json::object> messages() const {
-    std::vector<json::object> out;
-    for (int i = 1; fs::exists(dir_ / "out" / (std::to_string(i) + ".json")); ++i)
-      out.push_back(
-          json::parse(read_file(dir_ / "out" / (std::to_string(i) + ".json"))).as_object());
-    return out;
-  }
-  bool wait_for(std::size_t n, std::chrono::milliseconds limit = 20s) const {
-    return eventually([&] { return messages().size() >= n; }, limit);
-  }
-  std::string log() const { return read_file(dir_ / "upstream.log"); }
-
- private:
-  fs::path dir_;
-  std::optional<background> proc_;
-  std::uint16_t port_ = 0;
 };
 
 // A gateway config: smtp listener → pipeline "gateway" with one deferred relay stage

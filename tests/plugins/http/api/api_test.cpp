@@ -681,7 +681,7 @@ TEST_F(ApiTest, SendRefusals) {
 }
 
 TEST(Send, SniffAndBase64AndEmail) {
-  EXPECT_EQ(http::sniff_content_type("\x89PNG\r\n\x1a\nxxxx"), "image/png");
+  EXPECT_EQ(http::sniff_content_type("\x89PNG\r\n\x1a\nIHDR"), "image/png");
   EXPECT_EQ(http::sniff_content_type("  <html><body>"), "text/html; charset=utf-8");
   EXPECT_EQ(http::sniff_content_type("%PDF-1.7"), "application/pdf");
   EXPECT_EQ(http::sniff_content_type(std::string("\x01\x02\x03", 3)), "application/octet-stream");
