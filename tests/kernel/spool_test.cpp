@@ -123,7 +123,9 @@ TEST(spool, retries_with_backoff_until_success_then_forgets) {
   auto start = std::chrono::steady_clock::now();
   auto r = w.submit("Subject: s\r\n\r\nhello\r\n");
   ASSERT_EQ(r.kind, verdict_kind::accept);
-  ASSERT_TRUE(wait_for([&] { return st->attempts.size() == 4 && w.files() == 0; }));
+  // The files go before the queue count: wait for both.
+  ASSERT_TRUE(wait_for(
+      [&] { return st->attempts.size() == 4 && w.files() == 0 && w.spool_->queued() == 0; }));
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_EQ(st->attempts, (std::vector<unsigned>{1, 2, 3, 4}));
   for (auto p : st->phases)
