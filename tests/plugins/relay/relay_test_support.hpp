@@ -2,7 +2,9 @@
 // binary against tests/plugins/relay/upstream.py (Python's aiosmtpd on loopback).
 #pragma once
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,5 +103,95 @@ class upstream {
   std::optional<background> proc_;
   std::uint16_t port_ = 0;
 };
+
+inline bool python_has(const std::string& module) {
+  return run_command(std::string(kPython) + " -c 'import " + module + "'", nullptr) == 0;
+}
+
+inline bool plugin_built(const std::string& p) {
+  return fs::exists(fs::path(build_dir()) / "lib/sluice/plugins" / (p + ".so"));
+}
+
+// A loopback port where nothing listens (bound once by the kernel's choice, then closed).
+inline std::uint16_t unused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// Sends with Python's smtplib; prints "<code> <text>" of the DATA reply per message, one a line.
+inline std::string smtplib_send(const fs::path& dir, const std::string& endpoint,
+                                const std::string& from, const std::vector<std::string>& rcpts,
+                                const std::vector<std::string>& messages) {
+  const auto colon = endpoint.rfind(':');
+  std::string py =
+      "import smtplib, sys\n"
+      "s = smtplib.SMTP('" +
+      endpoint.substr(0, colon) + "', " + endpoint.substr(colon + 1) +
+      ", timeout=30)\n"
+      "s.ehlo('app.test')\n"
+      "rcpts = sys.argv[2:]\n"
+      "for path in open(sys.argv[1]).read().split():\n"
+      "    msg = open(path, 'rb').read()\n"
+      "    s.mail('" +
+      from +
+      "')\n"
+      "    for r in rcpts:\n"
+      "        code, text = s.rcpt(r)\n"
+      "        assert code == 250, (code, text)\n"
+      "    code, text = s.data(msg)\n"
+      "    print(code, text.decode())\n"
+      "s.quit()\n";
+  write_file(dir / "send.py", py);
+  std::string list;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    const fs::path p = dir / ("msg" + std::to_string(i) + ".eml");
+    write_file(p, messages[i]);
+    list += p.string() + "\n";
+  }
+  write_file(dir / "list", list);
+  std::string cmd = std::string(kPython) + " " + shell_quote((dir / "send.py").string()) + " " +
+                    shell_quote((dir / "list").string());
+  for (const auto& r : rcpts)
+    cmd += " " + shell_quote(r);
+  std::string out;
+  const int rc = run_command(cmd, &out, true);
+  EXPECT_EQ(rc, 0) << out;
+  return out;
+}
+
+// Verifies the DKIM signature of the raw message in `message_file` with dkimpy, the key
+// coming from the TXT record `sluice dkim keygen` printed for s1._domainkey.staging.example
+// (its quoted strings joined); LF line ends (a Maildir copy) are read as CRLF. Exit code 0 when it
+// verifies; `tamper` first changes the subject "[STAGING] Your invoice" by one letter.
+inline int dkimpy_verify(const fs::path& dir, const fs::path& message_file,
+                         const fs::path& keygen_out, bool tamper, std::string* out) {
+  write_file(
+      dir / "verify.py",
+      "import dkim, re, sys\n"
+      "msg = open(sys.argv[1], 'rb').read()\n"
+      "msg = re.sub(rb'(?<!\\r)\\n', b'\\r\\n', msg)  # a Maildir copy: CRLF as on the wire\n"
+      "if sys.argv[3] == '1':\n"
+      "    msg = msg.replace(b'Subject: [STAGING] Your invoice', b'Subject: [STAGING] Your "
+      "invoicf', 1)\n"
+      "txt = ''.join(re.findall(r'\"([^\"]*)\"', open(sys.argv[2]).read())).encode()\n"
+      "def dnsfunc(name, timeout=5):\n"
+      "    n = name.decode() if isinstance(name, bytes) else name\n"
+      "    return txt if n.rstrip('.') == 's1._domainkey.staging.example' else None\n"
+      "ok = dkim.verify(msg, dnsfunc=dnsfunc)\n"
+      "print('verified' if ok else 'not verified')\n"
+      "sys.exit(0 if ok else 1)\n");
+  return run_command(std::string(kPython) + " " + shell_quote((dir / "verify.py").string()) + " " +
+                         shell_quote(message_file.string()) + " " +
+                         shell_quote(keygen_out.string()) + " " + (tamper ? "1" : "0"),
+                     out, true);
+}
 
 }  // namespace sluice::test::relay
