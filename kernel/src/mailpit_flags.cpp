@@ -898,7 +898,7 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
     if (s.has("chaos-triggers")) y << "    triggers: " << q(s.str("chaos-triggers")) << "\n";
   }
   if (relay && !is_ip_literal(relay->host) && relay->host != "localhost")
-    y << "  - name: default\n    plugin: resolver\n";
+    y << "  - name: resolver\n    plugin: resolver\n";
 
   y << "listeners:\n";
   y << "  - name: smtp\n    plugin: smtp\n    pipeline: capture\n";
