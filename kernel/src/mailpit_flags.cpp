@@ -1026,8 +1026,15 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
     y << "      - plugin: mime\n        timeout: 30s\n        on_error: tempfail\n";
     if (!relay->override_from.empty()) {
       y << "      - plugin: rewrite\n        name: release_rewrite\n        timeout: 5s\n"
-           "        on_error: tempfail\n        override_from: "
-        << q(relay->override_from) << "\n";
+           "        on_error: tempfail\n";
+      // The From address changes and so does the envelope sender, unless return-path
+      // names the envelope sender (release_sender on the http listener).
+      if (relay->return_path.empty()) {
+        y << "        override_from: " << q(relay->override_from) << "\n";
+      } else {
+        y << "        override_from: {address: " << q(relay->override_from)
+          << ", envelope: false}\n";
+      }
     }
     y << "      - plugin: relay\n        name: release_relay\n        phase: inline\n"
          "        timeout: 5m\n        on_error: tempfail\n";

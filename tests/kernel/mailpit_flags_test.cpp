@@ -551,7 +551,8 @@ TEST(mailpit_flags, relay_config_file_becomes_release_and_auto_relay) {
   EXPECT_FALSE(rel->node.has("allow_plaintext_auth"));
   auto* rw = stage(c, "release", "release_rewrite");
   ASSERT_TRUE(rw);
-  EXPECT_EQ(get(rw->node, "override_from"), "noreply@example.com");
+  EXPECT_EQ(get(rw->node, "override_from.address"), "noreply@example.com");
+  EXPECT_EQ(get(rw->node, "override_from.envelope"), "false");  // return-path names it
   ASSERT_TRUE(stage(c, "release", "release_store"));
   // The auto relay: deferred (spool retries), only matching recipients, no return-path or
   // allowed-recipients (Mailpit applies those to manual release only).
