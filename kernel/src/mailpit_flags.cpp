@@ -398,6 +398,13 @@ std::string listen_address(const settings& s, std::string_view name, std::string
 }
 
 void need_pair(const settings& s, std::string_view cert, std::string_view key) {
+  for (auto name : {cert, key}) {
+    if (s.str(name).starts_with("sans:")) {
+      s.fail(name,
+             "sluice does not generate self-signed certificates (sans:); give PEM files, e.g. "
+             "from openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost");
+    }
+  }
   if (s.has(cert) && !s.has(key)) s.fail(cert, "needs --" + std::string(key) + " as well");
   if (s.has(key) && !s.has(cert)) s.fail(key, "needs --" + std::string(cert) + " as well");
 }

@@ -256,7 +256,8 @@ TEST(mailpit_facade, relay_config_file_and_release_through_the_api) {
   write_file(relay, "host: 127.0.0.1\nport: " + std::to_string(up.port()) +
                         "\nauth: plain\nusername: relayuser\npassword: relaypass\n"
                         "return-path: bounces@example.org\n"
-                        "override-from: noreply@example.org\n");
+                        "override-from: noreply@example.org\n"
+                        "preserve-message-ids: true\n");
   const auto args = with({"--smtp-relay-config", relay.string()});
 
   // check-config --print: no secret in it, and the text is itself a valid configuration.
@@ -304,6 +305,12 @@ TEST(mailpit_facade, relay_config_file_and_release_through_the_api) {
   const std::string content(m["content"].as_string());
   EXPECT_NE(content.find("From: <noreply@example.org>"), std::string::npos) << content;
   EXPECT_NE(content.find("X-Original-From: app@example.org"), std::string::npos) << content;
+  // preserve-message-ids: the stored message's Message-ID goes out unchanged.
+  auto [dcode, detail] = curl(shell_quote(api + "message/" + id));
+  ASSERT_EQ(dcode, 200) << detail;
+  const std::string mid(json::parse(detail).as_object()["MessageID"].as_string());
+  ASSERT_FALSE(mid.empty());
+  EXPECT_NE(content.find("Message-ID: <" + mid + ">"), std::string::npos) << mid << "\n" << content;
   EXPECT_EQ(p.log().find("relaypass"), std::string::npos);
 }
 
