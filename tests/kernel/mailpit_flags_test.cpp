@@ -472,8 +472,10 @@ TEST(mailpit_flags, refused_and_malformed_values_name_the_flag) {
   }
   // Harmless flags are accepted and change nothing.
   auto plain = run({}).yaml;
-  for (std::string f : {"--disable-version-check", "--smtp-disable-rdns", "--disable-auto-vacuum",
-                        "--hide-delete-all-button", "--disable-html-check"}) {
+  for (std::string f :
+       {"--disable-version-check", "--smtp-disable-rdns", "--disable-auto-vacuum",
+        "--hide-delete-all-button", "--disable-html-check", "--disable-link-check-rate-limit",
+        "--allow-internal-http-requests", "--allow-untrusted-tls", "--enable-prometheus=true"}) {
     EXPECT_EQ(run({f}).yaml, plain) << f;
   }
   EXPECT_EQ(run({"--webhook-delay", "5"}).yaml, plain);
