@@ -84,7 +84,9 @@ sluice::kernel::mailpit::env_map mailpit_env() {
 
 // A directory only this user can read, for the data of a facade without --database.
 std::filesystem::path make_temp_dir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "sluice-XXXXXX").string();
+  // mkdtemp's template: the name ends in six X that it replaces.
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / ("sluice-" + std::string(6, 'X'))).string();
   if (!::mkdtemp(tmpl.data()))
     throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
   return tmpl;
@@ -241,8 +243,9 @@ int main(int argc, char** argv) {
   try {
     if (facade) {
       // check-config creates nothing: the printed path only shows where data would go.
-      auto where = opt.server.check_only ? std::filesystem::temp_directory_path() / "sluice-XXXXXX"
-                                         : std::filesystem::path();
+      auto where = opt.server.check_only
+                       ? std::filesystem::temp_directory_path() / "sluice-(made at start)"
+                       : std::filesystem::path();
       std::optional<sluice::kernel::mailpit::facade> f;
       try {
         f = sluice::kernel::mailpit::translate(opt.mailpit_args, env, where.empty() ? "/" : where);
@@ -285,6 +288,10 @@ int main(int argc, char** argv) {
     return srv.run();
   } catch (const sluice::config_error& e) {
     std::cerr << "sluice: configuration error: " << e.what() << "\n";
+    if (facade && std::string_view(e.what()).starts_with("mailpit-flags:")) {
+      std::cerr << "sluice: (mailpit-flags is the configuration built from the Mailpit flags; "
+                   "`sluice check-config --print FLAGS...` shows it)\n";
+    }
     return 78;  // EX_CONFIG
   } catch (const std::system_error& e) {
     std::cerr << "sluice: " << e.what() << "\n";
