@@ -178,6 +178,49 @@ TEST(mailpit_facade, mp_smtp_auth_and_allowed_recipients) {
   EXPECT_EQ(p.log().find("pw2"), std::string::npos);
 }
 
+TEST(mailpit_facade, pop3_with_users_and_chaos_through_the_api) {
+  if (run_command("command -v htpasswd", nullptr) != 0) GTEST_SKIP() << "apache2-utils missing";
+  temp_dir dir;
+  auto users = dir.path() / "pop3.htpasswd";
+  ASSERT_EQ(run_command("htpasswd -cbB " + shell_quote(users.string()) + " reader popsecret"), 0);
+  sluice_process p(dir.path(),
+                   sluice_process::no_config{with({"--pop3", "127.0.0.1:0", "--pop3-auth-file",
+                                                   users.string(), "--enable-chaos"}),
+                                             {}});
+  ASSERT_TRUE(p.running());
+  std::string out;
+  ASSERT_EQ(smtplib_send(dir.path(), p, "for pop3", "x@example.org", {}, &out), 0) << out;
+  ASSERT_TRUE(eventually([&] {
+    auto l = messages(p);
+    return l.contains("total") && l["total"].as_int64() == 1;
+  }));
+  write_file(dir.path() / "pop.py",
+             "import poplib, sys\n"
+             "p = poplib.POP3(sys.argv[1], int(sys.argv[2]), timeout=20)\n"
+             "p.user('reader'); p.pass_('popsecret')\n"
+             "n, size = p.stat()\n"
+             "print('count', n)\n"
+             "print(b'\\n'.join(p.retr(1)[1]).decode())\n"
+             "p.quit()\n");
+  out.clear();
+  ASSERT_EQ(run_command("python3 " + shell_quote((dir.path() / "pop.py").string()) + " " +
+                            p.host("pop3") + " " + std::to_string(p.port("pop3")),
+                        &out),
+            0)
+      << out << p.log();
+  EXPECT_NE(out.find("count 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("Subject: for pop3"), std::string::npos) << out;
+  // --enable-chaos: the chaos API is on, and a trigger set there fires at RCPT.
+  const std::string api = "http://" + p.endpoints("http").at(0) + "/api/v1/chaos";
+  auto [code, body] = curl("-X PUT -H 'Content-Type: application/json' -d " +
+                           shell_quote(R"({"Recipient": {"ErrorCode": 451, "Probability": 100}})") +
+                           " " + shell_quote(api));
+  EXPECT_EQ(code, 200) << body;
+  out.clear();
+  EXPECT_NE(smtplib_send(dir.path(), p, "chaos", "x@example.org", {}, &out), 0);
+  EXPECT_NE(out.find("451"), std::string::npos) << out;
+}
+
 TEST(mailpit_facade, max_prunes_to_the_newest_messages) {
   temp_dir dir;
   sluice_process p(dir.path(), sluice_process::no_config{with({"--max", "2"}), {}});

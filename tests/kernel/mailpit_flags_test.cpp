@@ -622,6 +622,70 @@ TEST(mailpit_flags, relay_from_env_only_variables) {
   ASSERT_TRUE(stage(c, "release", "release_rewrite"));
 }
 
+// The flags whose effect needs others beside them, each set once by flag and once by its
+// variable: both give the same configuration.
+TEST(mailpit_flags, the_remaining_twins_give_the_same_configuration) {
+  sluice::test::temp_dir dir;
+  auto relay = dir.path() / "relay.yaml";
+  sluice::test::write_file(relay, "host: 127.0.0.1\nport: 2525\n");
+  auto tags = dir.path() / "tags.yaml";
+  sluice::test::write_file(tags, "filters:\n  - {match: x, tags: X}\n");
+  struct twin {
+    std::vector<std::string> flag;
+    mp::env_map env;
+    mp::env_map common;  // what both need
+    std::string expect;  // a line the YAML must have
+  };
+  const mp::env_map cert = {{"MP_SMTP_TLS_CERT", "c.pem"}, {"MP_SMTP_TLS_KEY", "k.pem"}};
+  const mp::env_map relay_env = {{"MP_SMTP_RELAY_CONFIG", relay.string()}};
+  const std::vector<twin> cases = {
+      {{"--smtp-tls-cert", "c.pem", "--smtp-tls-key", "k.pem"}, cert, {}, "mode: starttls\n"},
+      {{"--smtp-require-starttls"},
+       {{"MP_SMTP_REQUIRE_STARTTLS", "true"}},
+       cert,
+       "mode: starttls-required"},
+      {{"--smtp-require-tls"}, {{"MP_SMTP_REQUIRE_TLS", "yes"}}, cert, "mode: implicit"},
+      {{"--smtp-auth-file", "a.htpasswd"},
+       {{"MP_SMTP_AUTH_FILE", "a.htpasswd"}},
+       cert,
+       "mode: required"},
+      {{"--smtp-auth-accept-any"}, {{"MP_SMTP_AUTH_ACCEPT_ANY", "1"}}, cert, "mode: accept-any"},
+      {{"--smtp-auth-allow-insecure"},
+       {{"MP_SMTP_AUTH_ALLOW_INSECURE", "TRUE"}},
+       {{"MP_SMTP_AUTH_ACCEPT_ANY", "1"}},
+       "allow_insecure: true"},
+      {{"--ui-tls-cert", "c.pem", "--ui-tls-key", "k.pem"},
+       {{"MP_UI_TLS_CERT", "c.pem"}, {"MP_UI_TLS_KEY", "k.pem"}},
+       {},
+       "key: \"" + fs::absolute("k.pem").string() + "\""},
+      {{"--pop3-tls-cert", "c.pem", "--pop3-tls-key", "k.pem"},
+       {{"MP_POP3_TLS_CERT", "c.pem"}, {"MP_POP3_TLS_KEY", "k.pem"}},
+       {{"MP_POP3_AUTH", "a:b"}},
+       "mode: implicit"},
+      {{"--smtp-relay-config", relay.string()}, relay_env, {}, "release_pipeline: release"},
+      {{"--smtp-relay-all"}, {{"MP_SMTP_RELAY_ALL", "true"}}, relay_env, "name: auto_relay"},
+      {{"--smtp-relay-matching", "@x$"},
+       {{"MP_SMTP_RELAY_MATCHING", "@x$"}},
+       relay_env,
+       "allowed_recipients: [\"@x$$\"]"},
+      {{"--tags-config", tags.string()}, {{"MP_TAGS_CONFIG", tags.string()}}, {}, "- match: \"x\""},
+      {{"--chaos-triggers", "Sender:451:10"},
+       {{"MP_CHAOS_TRIGGERS", "Sender:451:10"}},
+       {},
+       "triggers: \"Sender:451:10\""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.flag.front());
+    auto by_flag = run(c.flag, c.common);
+    auto env = c.common;
+    env.insert(c.env.begin(), c.env.end());
+    auto by_env = run({}, env);
+    EXPECT_EQ(by_flag.yaml, by_env.yaml);
+    EXPECT_NE(by_flag.yaml.find(c.expect), std::string::npos) << by_flag.yaml;
+    parse(by_flag);
+  }
+}
+
 TEST(mailpit_flags, tags_config_file) {
   sluice::test::temp_dir dir;
   auto file = dir.path() / "tags.yaml";
