@@ -389,7 +389,9 @@ std::string listen_address(const settings& s, std::string_view name, std::string
   if (colon == std::string::npos || colon + 1 == a.size())
     s.fail(name, "expected <ip>:<port> or unix:<path>[:<mode>], got \"" + a + "\"");
   std::string port = a.substr(colon + 1);
-  if (!std::all_of(port.begin(), port.end(), [](char c) { return std::isdigit(c); }) ||
+  if (port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(),
+                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) ||
       std::stoul(port) > 65535) {
     s.fail(name, "bad port in \"" + a + "\"");
   }
@@ -525,8 +527,9 @@ bool is_loopback(std::string_view host) {
 
 bool is_ip_literal(std::string_view host) {
   if (host.find(':') != std::string_view::npos) return true;
-  return !host.empty() &&
-         std::all_of(host.begin(), host.end(), [](char c) { return std::isdigit(c) || c == '.'; });
+  return !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+  });
 }
 
 // Mailpit's relay YAML (config/config.go SMTPRelayConfigStruct). Unknown keys are errors with

@@ -408,6 +408,8 @@ TEST(mailpit_flags, refused_and_malformed_values_name_the_flag) {
       {{"--smtp"}, {}, "--smtp: needs a value"},
       {{"--smtp", "1025"}, {}, "--smtp: expected <ip>:<port>"},
       {{"--listen", "127.0.0.1:99999"}, {}, "--listen: bad port"},
+      // Found by fuzz_mailpit_flags: std::stoul threw out_of_range on this.
+      {{"--smtp", "11:1055555555555555555555555555555555555555525"}, {}, "--smtp: bad port"},
       {with_cert({"--smtp-require-tls", "--smtp-require-starttls"}),
        {},
        "--smtp-require-tls: conflicts with --smtp-require-starttls"},
