@@ -49,7 +49,7 @@ constexpr flag_spec flags[] = {
     {"disable-version-check", 0, "MP_DISABLE_VERSION_CHECK", kind::ignored,
      "accepted (Sluice never checks for new versions)"},
     {"disable-auto-vacuum", 0, "MP_DISABLE_AUTO_VACUUM", kind::ignored,
-     "accepted (the store does not vacuum on its own)"},
+     "accepted (the store frees pages in small steps after pruning, never a full VACUUM)"},
     {"disable-html-check", 0, "MP_DISABLE_HTML_CHECK", kind::ignored,
      "accepted (deprecated in Mailpit, no effect there either)"},
     {"disable-wal", 0, "MP_DISABLE_WAL", kind::refused,
@@ -697,10 +697,25 @@ std::string help_text() {
     std::string name = f.short_name ? std::string("-") + f.short_name + ", " : "    ";
     name += "--" + std::string(f.name);
     if (takes_value(f)) name += " V";
-    std::string pad = name.size() < 32 ? std::string(32 - name.size(), ' ') : "  ";
     std::string help(f.help);
     if (f.k == kind::refused || f.k == kind::refused_text) help = "refused: " + help;
-    out += "  " + name + pad + help + "\n";
+    // Flag in a 34-column field, help wrapped at 96 columns under itself.
+    std::string line = "  " + name;
+    line += line.size() < 34 ? std::string(34 - line.size(), ' ') : "\n" + std::string(34, ' ');
+    std::size_t col = 34;
+    std::istringstream words(help);
+    for (std::string w; words >> w;) {
+      if (col > 34 && col + 1 + w.size() > 96) {
+        line += "\n" + std::string(34, ' ');
+        col = 34;
+      } else if (col > 34) {
+        line += ' ';
+        ++col;
+      }
+      line += w;
+      col += w.size();
+    }
+    out += line + "\n";
   }
   out +=
       "  Deprecated spellings accepted: --db-file, --ui-ssl-cert/key, --smtp-ssl-cert/key,\n"
