@@ -188,6 +188,7 @@ const flag_spec* find_long(std::string_view name) {
 }
 
 const flag_spec* find_short(char c) {
+  if (c == 0) return nullptr;  // 0 marks "no short form" in the table
   for (const auto& f : flags) {
     if (f.short_name == c) return &f;
   }
@@ -202,6 +203,15 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// For messages: control bytes (a NUL would cut what() short) shown as '?'.
+std::string printable(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
   return out;
 }
 
@@ -363,7 +373,9 @@ std::string env_ref(std::string_view name) {
 
 std::string abs_path(const std::string& p) {
   if (p.empty()) return p;
-  return std::filesystem::absolute(p).lexically_normal().string();
+  std::error_code ec;  // absolute() fails only without a current directory: keep p then
+  auto a = std::filesystem::absolute(p, ec);
+  return ec ? p : a.lexically_normal().string();
 }
 
 std::uint64_t parse_uint(const settings& s, std::string_view name, std::uint64_t max) {
@@ -477,7 +489,8 @@ std::vector<tag_rule> tag_rules(const settings& s) {
   }
   if (s.has("tags-config")) {
     std::string file = s.str("tags-config");
-    if (!std::filesystem::is_regular_file(file))
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(file, ec))
       s.fail("tags-config", "cannot read \"" + file + "\"");
     auto doc = config_node::load_file(file);
     if (!doc.is_map()) doc.fail("expected a map with filters: [{match, tags}]");
@@ -535,7 +548,8 @@ bool is_ip_literal(std::string_view host) {
 // Mailpit's relay YAML (config/config.go SMTPRelayConfigStruct). Unknown keys are errors with
 // their location, as everywhere in Sluice (Mailpit ignores them).
 relay_config relay_from_file(const std::string& file, const std::string& origin, env_map& secrets) {
-  if (!std::filesystem::is_regular_file(file))
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec))
     throw flag_error(origin + ": cannot read \"" + file + "\"");
   auto doc = config_node::load_file(file);
   if (!doc.is_map()) doc.fail("expected Mailpit's relay configuration (a map with host:)");
@@ -742,7 +756,8 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
     if (d.starts_with("http://") || d.starts_with("https://"))
       s.fail("database", "rqlite databases are not supported; give a file");
     db = abs_path(d);
-    if (std::filesystem::is_directory(db)) db /= "sluice.db";
+    std::error_code ec;
+    if (std::filesystem::is_directory(db, ec)) db /= "sluice.db";
     spool = db;
     spool += "-spool";
   } else {

@@ -408,6 +408,8 @@ TEST(mailpit_flags, refused_and_malformed_values_name_the_flag) {
       {{"--smtp"}, {}, "--smtp: needs a value"},
       {{"--smtp", "1025"}, {}, "--smtp: expected <ip>:<port>"},
       {{"--listen", "127.0.0.1:99999"}, {}, "--listen: bad port"},
+      // Found by fuzz_mailpit_flags: a NUL matched the table's "no short form" marker.
+      {{std::string("-\0x", 3)}, {}, "unknown flag"},
       // Found by fuzz_mailpit_flags: std::stoul threw out_of_range on this.
       {{"--smtp", "11:1055555555555555555555555555555555555555525"}, {}, "--smtp: bad port"},
       {with_cert({"--smtp-require-tls", "--smtp-require-starttls"}),
@@ -498,6 +500,15 @@ TEST(mailpit_flags, database_directory_and_values_with_dollars) {
   EXPECT_EQ(get(listener(parse(run({"-s", ":2525"})), "smtp"), "listen"), "[::]:2525");
   EXPECT_EQ(get(listener(parse(run({"-s", "unix:/run/mp.sock:666"})), "smtp"), "listen"),
             "unix:/run/mp.sock:666");
+}
+
+// Found by fuzz_mailpit_flags: a name longer than PATH_MAX made is_directory() throw.
+TEST(mailpit_flags, an_overlong_database_path_is_no_exception) {
+  const std::string name(5000, 'a');
+  mp::facade f;
+  EXPECT_NO_THROW(f = run({"-d", name}));
+  EXPECT_EQ(get(service(parse(f), "default", "store"), "path"),
+            (fs::current_path() / name).string());
 }
 
 TEST(mailpit_flags, credentials_stay_out_of_the_text) {
