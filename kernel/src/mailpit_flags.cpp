@@ -298,7 +298,7 @@ settings collect(const std::vector<std::string>& args, const env_map& env) {
       if (a.size() > 2) val = a.substr(a[2] == '=' ? 3 : 2);
     }
     if (!f) {
-      throw flag_error(a +
+      throw flag_error(printable(a) +
                        ": unknown flag (neither a sluice option nor a Mailpit flag; see "
                        "sluice --help)");
     }
