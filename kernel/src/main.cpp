@@ -1,20 +1,26 @@
 // main.cpp — the sluice command line.
 //
 //   sluice [serve] [-c FILE] [--plugin-dir DIR]... [--ready-file FILE]
-//   sluice check-config [-c FILE] [--plugin-dir DIR]...
+//   sluice [serve|check-config] [MAILPIT FLAGS]...   the Mailpit facade (mailpit_flags.hpp)
+//   sluice check-config [-c FILE] [--plugin-dir DIR]... [--print]
 //   sluice plugins [--plugin-dir DIR]...
 //   sluice <command> ...        a command contributed by a plugin (e.g. sendmail)
 //   sluice --help | --version
 //
 // Invoked through a symlink whose name is a plugin command (sendmail → sluice), that
 // command runs with every argument.
+#include <stdlib.h>
+
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "mailpit_flags.hpp"
 #include "plugin_loader.hpp"
 #include "server.hpp"
 #include "sluice/version.hpp"
@@ -41,8 +47,11 @@ constexpr const char* usage_text =
     "  --plugin-dir DIR     search DIR for plugins first (repeatable; also\n"
     "                       SLUICE_PLUGIN_PATH, colon-separated)\n"
     "  --ready-file FILE    serve: write {pid, listeners} as JSON once listening\n"
+    "  --print              check-config: print the configuration (YAML) on stdout\n"
     "  -h, --help           this text; `sluice COMMAND --help` for a command\n"
-    "  -V, --version        version and build key\n";
+    "  -V, --version        version and build key\n"
+    "\n"
+    "%MAILPIT%";
 
 std::filesystem::path default_config() {
   if (const char* env = std::getenv("SLUICE_CONFIG"); env && *env) return env;
@@ -56,7 +65,32 @@ struct options {
   sluice::kernel::server_options server;
   bool help = false;
   bool version = false;
+  bool print = false;
+  std::vector<std::string> mailpit_args;  // Mailpit flags and their values, in order
 };
+
+extern "C" char** environ;
+
+sluice::kernel::mailpit::env_map mailpit_env() {
+  sluice::kernel::mailpit::env_map env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos || !kv.starts_with("MP_")) continue;
+    env.emplace(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  return env;
+}
+
+// A directory only this user can read, for the data of a facade without --database.
+std::filesystem::path make_temp_dir() {
+  // mkdtemp's template: the name ends in six X that it replaces.
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / ("sluice-" + std::string(6, 'X'))).string();
+  if (!::mkdtemp(tmpl.data()))
+    throw std::system_error(errno, std::generic_category(), "mkdtemp " + tmpl);
+  return tmpl;
+}
 
 int version() {
   std::cout << "sluice " SLUICE_SDK_VERSION_STRING "\nbuild key: " SLUICE_BUILD_KEY "\n";
@@ -75,6 +109,7 @@ std::string plugin_commands_text(const plugin_loader& loader) {
 int usage(const plugin_loader& loader, std::ostream& out, int status) {
   std::string text = usage_text;
   text.replace(text.find("%COMMANDS%"), 10, plugin_commands_text(loader));
+  text.replace(text.find("%MAILPIT%"), 9, sluice::kernel::mailpit::help_text());
   out << text;
   return status;
 }
@@ -156,10 +191,15 @@ int main(int argc, char** argv) {
       opt.server.plugin_dirs.emplace_back(value("--plugin-dir"));
     } else if (a == "--ready-file") {
       opt.server.ready_file = value("--ready-file");
+    } else if (a == "--print") {
+      opt.print = true;
     } else if (a == "-h" || a == "--help") {
       opt.help = true;
     } else if (a == "-V" || a == "--version") {
       opt.version = true;
+    } else if (int n = sluice::kernel::mailpit::flag_arity(a); n >= 0) {
+      opt.mailpit_args.push_back(a);
+      if (n == 1) opt.mailpit_args.push_back(value(a.c_str()));
     } else {
       std::cerr << "sluice: unknown option \"" << a << "\" (see sluice --help)\n";
       return 64;
@@ -173,18 +213,85 @@ int main(int argc, char** argv) {
     std::vector<std::filesystem::path> cfg_dirs;
     return list_plugins(load_plugins(opt.server.plugin_dirs));
   }
-  if (opt.server.config_file.empty()) opt.server.config_file = default_config();
   opt.server.check_only = opt.command == "check-config";
+  if (opt.print && !opt.server.check_only) {
+    std::cerr << "sluice: --print belongs to check-config\n";
+    return 64;
+  }
+  // The Mailpit facade: Mailpit flags on the command line, or Mailpit variables and no
+  // configuration file named anywhere.
+  auto env = mailpit_env();
+  const char* sluice_config = std::getenv("SLUICE_CONFIG");
+  const bool facade = !opt.mailpit_args.empty() ||
+                      (opt.server.config_file.empty() && !(sluice_config && *sluice_config) &&
+                       sluice::kernel::mailpit::env_selects_facade(env));
+  if (!opt.mailpit_args.empty() && !opt.server.config_file.empty()) {
+    std::cerr << "sluice: Mailpit flags (" << opt.mailpit_args.front()
+              << ") cannot be combined with -c/--config: put the settings in the file, or "
+                 "drop -c\n";
+    return 64;
+  }
+  // Removes the facade's temporary data directory once the server is gone (declared
+  // before it, destroyed after it), also when startup fails.
+  struct temp_data {
+    std::filesystem::path dir;
+    ~temp_data() {
+      std::error_code ec;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+    }
+  } temp;
   try {
+    if (facade) {
+      // check-config creates nothing: the printed path only shows where data would go.
+      auto where = opt.server.check_only
+                       ? std::filesystem::temp_directory_path() / "sluice-(made at start)"
+                       : std::filesystem::path();
+      std::optional<sluice::kernel::mailpit::facade> f;
+      try {
+        f = sluice::kernel::mailpit::translate(opt.mailpit_args, env, where.empty() ? "/" : where);
+      } catch (const sluice::kernel::mailpit::flag_error& e) {
+        std::cerr << "sluice: " << e.what() << "\n";
+        return 64;
+      }
+      if (f->temporary_data && !opt.server.check_only) {
+        temp.dir = make_temp_dir();
+        f = sluice::kernel::mailpit::translate(opt.mailpit_args, env, temp.dir);
+      }
+      for (const auto& [name, val] : f->secrets)
+        ::setenv(name.c_str(), val.c_str(), 1);
+      opt.server.config_text = f->yaml;
+      opt.server.config_name = "mailpit-flags";
+    } else if (opt.server.config_file.empty()) {
+      opt.server.config_file = default_config();
+    }
+    if (opt.print) {
+      if (facade) {
+        std::cout << opt.server.config_text;
+      } else {
+        std::ifstream in(opt.server.config_file, std::ios::binary);
+        std::cout << in.rdbuf();
+      }
+      std::cout.flush();
+    }
+    const std::string name =
+        facade ? std::string("Mailpit flags") : opt.server.config_file.string();
     sluice::kernel::server srv(opt.server);
     srv.build();
     if (opt.server.check_only) {
-      std::cout << opt.server.config_file.string() << ": configuration is valid\n";
+      (opt.print ? std::cerr : std::cout) << name << ": configuration is valid\n";
       return 0;
+    }
+    if (!temp.dir.empty()) {
+      std::cerr << "sluice: no --database: data in " << temp.dir.string()
+                << " (removed when sluice stops)\n";
     }
     return srv.run();
   } catch (const sluice::config_error& e) {
     std::cerr << "sluice: configuration error: " << e.what() << "\n";
+    if (facade && std::string_view(e.what()).starts_with("mailpit-flags:")) {
+      std::cerr << "sluice: (mailpit-flags is the configuration built from the Mailpit flags; "
+                   "`sluice check-config --print FLAGS...` shows it)\n";
+    }
     return 78;  // EX_CONFIG
   } catch (const std::system_error& e) {
     std::cerr << "sluice: " << e.what() << "\n";

@@ -117,6 +117,10 @@ struct server::impl final : host {
   void start_signals(asio::signal_set& signals);
   void drain();
   void reload();
+  kernel_config load() const {
+    if (opts.config_text.empty()) return load_kernel_config(opts.config_file);
+    return parse_kernel_config(opts.config_text, opts.config_name, std::filesystem::current_path());
+  }
 };
 
 std::shared_ptr<const pipeline_set> server::impl::build_pipelines(const kernel_config& c,
@@ -233,7 +237,7 @@ const kernel_config& server::config() const {
 
 void server::build() {
   auto& k = *impl_;
-  k.cfg = load_kernel_config(k.opts.config_file);
+  k.cfg = k.load();
   k.cfg_dir = k.cfg.dir;
   configure_logging(k.cfg.log_format, k.cfg.log_level);
   k.loader.load_dirs(plugin_search_path(k.opts.plugin_dirs, k.cfg.plugin_path));
@@ -288,9 +292,10 @@ void server::impl::write_ready_file() {
 }
 
 void server::impl::reload() {
-  log.info("reloading configuration", {{"file", opts.config_file.string()}});
+  log.info("reloading configuration",
+           {{"file", opts.config_text.empty() ? opts.config_file.string() : opts.config_name}});
   try {
-    auto next = load_kernel_config(opts.config_file);
+    auto next = load();
     // Services and listeners keep running; their sections are validated so the whole
     // file is checked, but changes to them take effect only after a restart.
     make_services(next, false);

@@ -21,6 +21,10 @@ namespace sluice::kernel {
 
 struct server_options {
   std::filesystem::path config_file;
+  // When set, the configuration is this text (the Mailpit facade) instead of config_file;
+  // `config_name` names it in errors and relative paths resolve against the current directory.
+  std::string config_text;
+  std::string config_name;
   std::vector<std::filesystem::path> plugin_dirs;
   std::filesystem::path ready_file;  // JSON with pid and bound endpoints, once listening
   bool check_only = false;

@@ -79,17 +79,49 @@ sluice_process::sluice_process(const std::filesystem::path& dir, std::string con
   start(std::move(config_yaml), std::move(extra_args), ready_timeout);
 }
 
+sluice_process::sluice_process(const std::filesystem::path& dir, no_config how,
+                               std::chrono::milliseconds ready_timeout)
+    : dir_(dir) {
+  std::vector<std::string> args = {sluice_binary(), "serve"};
+  args.insert(args.end(), how.args.begin(), how.args.end());
+  args.push_back("--ready-file");
+  args.push_back((dir_ / "ready.json").string());
+  spawn(std::move(args), &how.env, ready_timeout);
+}
+
 void sluice_process::start(std::string config_yaml, std::vector<std::string> extra_args,
                            std::chrono::milliseconds ready_timeout) {
   auto cfg = dir_ / "sluice.yaml";
+  write_file(cfg, config_yaml);
+  std::vector<std::string> args = {
+      sluice_binary(), "serve",          "-c",
+      cfg.string(),    "--ready-file",   (dir_ / "ready.json").string(),
+      "--plugin-dir",  test_plugin_dir()};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  spawn(std::move(args), nullptr, ready_timeout);
+}
+
+void sluice_process::spawn(std::vector<std::string> args,
+                           const std::vector<std::pair<std::string, std::string>>* env,
+                           std::chrono::milliseconds ready_timeout) {
   auto ready = dir_ / "ready.json";
   std::filesystem::remove(ready);
-  write_file(cfg, config_yaml);
-  std::vector<std::string> args = {sluice_binary(), "serve",          "-c",
-                                   cfg.string(),    "--ready-file",   ready.string(),
-                                   "--plugin-dir",  test_plugin_dir()};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
   auto log = dir_ / "sluice.log";
+  // The child's environment, built before fork (the child only execs).
+  std::vector<std::string> env_strings;
+  std::vector<char*> envp;
+  if (env) {
+    for (char** e = environ; e && *e; ++e) {
+      std::string_view kv(*e);
+      if (kv.starts_with("MP_") || kv.starts_with("SLUICE_CONFIG=")) continue;
+      env_strings.emplace_back(kv);
+    }
+    for (const auto& [k, v] : *env)
+      env_strings.push_back(k + "=" + v);
+    for (auto& s : env_strings)
+      envp.push_back(s.data());
+    envp.push_back(nullptr);
+  }
   pid_ = ::fork();
   if (pid_ == 0) {
     int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -101,7 +133,10 @@ void sluice_process::start(std::string config_yaml, std::vector<std::string> ext
     for (auto& a : args)
       argv.push_back(a.data());
     argv.push_back(nullptr);
-    ::execv(argv[0], argv.data());
+    if (env)
+      ::execve(argv[0], argv.data(), envp.data());
+    else
+      ::execv(argv[0], argv.data());
     ::_exit(127);
   }
   auto deadline = std::chrono::steady_clock::now() + ready_timeout;

@@ -52,6 +52,15 @@ class sluice_process {
   sluice_process(const std::filesystem::path& dir, std::string config_yaml,
                  std::vector<std::string> extra_args = {},
                  std::chrono::milliseconds ready_timeout = std::chrono::seconds(20));
+  // Starts `sluice serve ARGS... --ready-file <dir>/ready.json` without -c (the Mailpit
+  // facade), with SLUICE_CONFIG and every MP_* variable removed from the environment and
+  // `env` added to it.
+  struct no_config {
+    std::vector<std::string> args;
+    std::vector<std::pair<std::string, std::string>> env;
+  };
+  sluice_process(const std::filesystem::path& dir, no_config how,
+                 std::chrono::milliseconds ready_timeout = std::chrono::seconds(20));
   ~sluice_process();
   sluice_process(const sluice_process&) = delete;
   sluice_process& operator=(const sluice_process&) = delete;
@@ -73,6 +82,9 @@ class sluice_process {
 
  private:
   void start(std::string config_yaml, std::vector<std::string> extra_args,
+             std::chrono::milliseconds ready_timeout);
+  void spawn(std::vector<std::string> args,
+             const std::vector<std::pair<std::string, std::string>>* env,
              std::chrono::milliseconds ready_timeout);
   std::optional<temp_dir> owned_dir_;
   std::filesystem::path dir_;

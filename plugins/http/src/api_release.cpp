@@ -113,8 +113,10 @@ boost::asio::awaitable<response> release_stored(request_context& ctx, std::strin
   msg->raw = message_body::from_string(std::move(*raw));
   msg->remove_header("Bcc");
   msg->remove_header("Return-Path");
-  msg->set_header("Message-ID", "<" + msg->id + "@" + local_host() + ">");
-  msg->set_header("Date", rfc5322_date(now));
+  if (!env.release_preserve_message_ids) {
+    msg->set_header("Message-ID", "<" + msg->id + "@" + local_host() + ">");
+    msg->set_header("Date", rfc5322_date(now));
+  }
   msg->attributes["release"] = boost::json::object{
       {"mailbox", ctx.mailbox}, {"id", id}, {"to", boost::json::array(to.begin(), to.end())}};
 

@@ -57,8 +57,9 @@ struct api_env {
 
   // POST /api/v1/message/{ID}/release (api_release.cpp): null pipelines = release is off.
   std::shared_ptr<pipeline_service> pipelines;
-  std::string release_pipeline;  // the pipeline release submits into
-  std::string release_sender;    // envelope sender override; empty: the original's
+  std::string release_pipeline;               // the pipeline release submits into
+  std::string release_sender;                 // envelope sender override; empty: the original's
+  bool release_preserve_message_ids = false;  // keep the released copy's Message-ID and Date
 };
 
 struct request_context {

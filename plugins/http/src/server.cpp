@@ -458,6 +458,7 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
     }
     st->env.release_pipeline = st->cfg.release_pipeline;
     st->env.release_sender = st->cfg.release_sender;
+    st->env.release_preserve_message_ids = st->cfg.release_preserve_message_ids;
   }
   st->env.default_mailbox = st->cfg.default_mailbox;
   st->env.label = st->cfg.label;

@@ -141,6 +141,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   s.label = cfg.get_string("label", "");
   s.release_pipeline = cfg.get_string("release_pipeline", "");
   s.release_sender = cfg.get_string("release_sender", "");
+  s.release_preserve_message_ids = cfg.get_bool("release_preserve_message_ids", false);
   if (s.release_sender == "<>" || s.release_sender.find_first_of("<> \r\n") != std::string::npos ||
       (!s.release_sender.empty() && s.release_sender.find('@') == std::string::npos)) {
     cfg.at("release_sender").fail("expected an address like bounces@example.com");

@@ -62,6 +62,7 @@ struct settings {
   // POST /api/v1/message/{ID}/release submits into this pipeline (empty: release is off).
   std::string release_pipeline;
   std::string release_sender;  // envelope sender of released mail; empty: the original's
+  bool release_preserve_message_ids = false;  // keep Message-ID and Date (Mailpit's relay key)
   std::uint64_t max_send_bytes = 50ull << 20;
   bool disable_compression = false;
   std::size_t compress_min_bytes = 1024;

@@ -6,6 +6,8 @@
 #include <openssl/ssl.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include <boost/asio/co_spawn.hpp>
@@ -216,7 +218,22 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   st->cfg = load_settings(ctx.config, ctx.host.config_dir());
   if (st->cfg.tls != tls_mode::off)
     st->tls = make_tls_server_context(st->cfg.tls_cert, st->cfg.tls_key);
-  if (!st->cfg.htpasswd.empty()) {
+  if (!st->cfg.users_pairs.empty()) {
+    // The file's entries and auth.users together, as one credential set.
+    std::string text;
+    std::string source = ctx.config.path() + ".auth.users";
+    if (!st->cfg.htpasswd.empty()) {
+      std::ifstream in(st->cfg.htpasswd, std::ios::binary);
+      if (!in) throw config_error(st->cfg.htpasswd.string() + ": cannot read the htpasswd file");
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      text = ss.str();
+      if (!text.empty() && text.back() != '\n') text += '\n';
+      source = st->cfg.htpasswd.string() + " + auth.users";
+    }
+    text += htpasswd_text_from_pairs(st->cfg.users_pairs);
+    st->users = std::make_shared<const htpasswd>(htpasswd::parse(text, source));
+  } else if (!st->cfg.htpasswd.empty()) {
     st->users = std::make_shared<const htpasswd>(htpasswd::load(st->cfg.htpasswd.string()));
   }
   register_metrics(*st);

@@ -737,6 +737,15 @@ void session::cmd_rcpt(const command& c) {
     count_error();
     return;
   }
+  if (!cfg_.allowed_recipients.empty() &&
+      std::none_of(cfg_.allowed_recipients.begin(), cfg_.allowed_recipients.end(),
+                   [&](const std::regex& re) {
+                     return std::regex_search(pa.address.begin(), pa.address.end(), re);
+                   })) {
+    // Mailpit's reply for a recipient outside --smtp-allowed-recipients.
+    reply(550, "5.1.0", "Requested action not taken: mailbox unavailable");
+    return;
+  }
   if (rcpts_.size() >= cfg_.max_recipients) {
     reply(452, "4.5.3", "Too many recipients");
     return;

@@ -118,6 +118,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
     else
       auth->at("mode").fail("expected off, accept-any, optional or required");
     std::string file = auth->get_string("htpasswd", "");
+    s.users_pairs = auth->get_string("users", "");
     s.allow_insecure = auth->get_bool("allow_insecure", false);
     if (auth->has("mechanisms")) {
       s.mech_plain = s.mech_login = s.mech_cram_md5 = false;
@@ -135,7 +136,8 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
       if (!s.mech_plain && !s.mech_login && !s.mech_cram_md5) node.fail("no mechanism left");
     }
     if (s.auth == auth_mode::optional || s.auth == auth_mode::required) {
-      if (file.empty()) auth->fail("auth.mode " + mode + " needs auth.htpasswd");
+      if (file.empty() && s.users_pairs.empty())
+        auth->fail("auth.mode " + mode + " needs auth.htpasswd or auth.users");
     }
     if (!file.empty()) s.htpasswd = resolve(file);
     // RFC 4954 §4: cleartext mechanisms need a protected channel. Refuse a configuration
@@ -143,6 +145,17 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
     if (s.auth != auth_mode::off && s.tls == tls_mode::off && !s.allow_insecure &&
         !s.mech_cram_md5) {
       auth->fail("PLAIN/LOGIN need TLS: set tls.mode, or auth.allow_insecure: true");
+    }
+  }
+
+  if (auto ar = cfg.find("allowed_recipients")) {
+    for (const auto& item : ar->is_sequence() ? ar->items() : std::vector<config_node>{*ar}) {
+      try {
+        s.allowed_recipients.emplace_back(item.as_string(),
+                                          std::regex::ECMAScript | std::regex::icase);
+      } catch (const std::regex_error& e) {
+        item.fail(std::string("not a regular expression: ") + e.what());
+      }
     }
   }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -54,10 +55,14 @@ struct settings {
 
   auth_mode auth = auth_mode::off;
   std::filesystem::path htpasswd;
+  std::string users_pairs;  // Mailpit-style "user:pass ..." (auth.users), besides the file
   bool allow_insecure = false;
   bool mech_plain = true;
   bool mech_login = true;
   bool mech_cram_md5 = true;
+
+  // RCPT addresses must match one of these (Mailpit's --smtp-allowed-recipients); empty: any.
+  std::vector<std::regex> allowed_recipients;
 
   network_list xclient_trusted;
   bool proxy_protocol = false;

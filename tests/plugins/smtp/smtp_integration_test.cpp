@@ -543,6 +543,67 @@ TEST(SmtpAuth, OptionalAcceptsAnonymousMailButRefusesWrongCredentials) {
   fs::remove_all(dir);
 }
 
+TEST(SmtpAuth, UsersStringAlongsideTheFile) {
+  fs::path dir = make_temp_dir("sluice-smtp-users");
+  fs::path users = make_htpasswd(dir);
+  // auth.users (Mailpit's MP_SMTP_AUTH form) adds to the file's entries.
+  sluice_server s(base + "    auth: {mode: required, htpasswd: " + users.string() +
+                  ", users: \"dave:davepw\", allow_insecure: true}\n");
+  // dave:davepw is AGRhdmUAZGF2ZXB3, alice:secret AGFsaWNlAHNlY3JldA==, dave:x AGRhdmUAeA==.
+  auto login = [&](const std::string& b64) {
+    client c(s.endpoints()[0]);
+    c.read_reply();
+    c.send_line("EHLO c.test");
+    c.read_reply();
+    c.send_line("AUTH PLAIN " + b64);
+    return c.read_reply().value_or("EOF");
+  };
+  EXPECT_EQ(login("AGRhdmUAZGF2ZXB3"), "235 2.7.0 Authentication successful");
+  EXPECT_EQ(login("AGFsaWNlAHNlY3JldA=="), "235 2.7.0 Authentication successful");
+  EXPECT_EQ(login("AGRhdmUAeA=="), "535 5.7.8 Authentication credentials invalid");
+  // Without a file, users alone satisfy mode required.
+  sluice_server only(base +
+                     "    auth: {mode: required, users: \"dave:davepw\", allow_insecure: "
+                     "true}\n");
+  client c(only.endpoints()[0]);
+  c.read_reply();
+  c.send_line("EHLO c.test");
+  c.read_reply();
+  c.send_line("AUTH PLAIN AGRhdmUAZGF2ZXB3");
+  EXPECT_EQ(c.read_reply().value_or("EOF"), "235 2.7.0 Authentication successful");
+  fs::remove_all(dir);
+}
+
+TEST(SmtpRcpt, AllowedRecipientsRefuseOthersWithMailpitsReply) {
+  sluice_server s(base + "    allowed_recipients: ['@example\\.org$', '^qa@']\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: HELO c.test\nS: 250*\n"
+                                "C: MAIL FROM:<a@example.com>\nS: 250 2.1.0 Ok\n"
+                                "C: RCPT TO:<x@EXAMPLE.org>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<qa@other.test>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<x@example.org.evil>\n"
+                                "S: 550 5.1.0 Requested action not taken: mailbox unavailable\n"),
+            "");
+}
+
+TEST(SmtpRcpt, BadAllowedRecipientsPatternIsAConfigError) {
+  fs::path dir = make_temp_dir("sluice-smtp-rcpt-cfg");
+  write_file(dir / "sluice.yaml",
+             "listeners:\n"
+             "  - name: smtp\n"
+             "    plugin: smtp\n"
+             "    allowed_recipients: ['(unclosed']\n");
+  std::string out;
+  int rc = run_shell(
+      std::string(SLUICE_BINARY) + " check-config -c " + (dir / "sluice.yaml").string() + " 2>&1",
+      out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("sluice.yaml:4:26: listeners[0].allowed_recipients[0]: not a regular "
+                     "expression"),
+            std::string::npos)
+      << out;
+}
+
 TEST(SmtpAuth, OffDoesNotAdvertiseOrAcceptAuth) {
   sluice_server s(base);
   const auto t = run_transcript_text(s.endpoints()[0],
