@@ -157,18 +157,47 @@ void write_fields(database& db, std::int64_t data_id,
   }
   // (name, value) keys: a repeated field (Received) with the same value is one row.
   auto s = db.cached(
-      "INSERT OR IGNORE INTO header_index(data_id, name, long, value) VALUES(?1, ?2, ?3, ?4)");
+      "INSERT OR IGNORE INTO header_index(name, long, value, data_id) VALUES(?1, ?2, ?3, ?4)");
   for (const auto& [name, value] : fields) {
-    std::string folded = fold_case(value);
-    const bool long_value = folded.size() > kIndexedValueBytes;
-    if (long_value) folded.clear();
-    s->bind(1, data_id);
-    s->bind(2, ascii_lower(name));
-    s->bind(3, long_value ? 1 : 0);
-    s->bind_blob_static(4, folded);
-    s->run();
-    s->reset();
+    header_key(name, value, [&](const std::string& n, int long_value, const std::string& v) {
+      s->bind(1, n);
+      s->bind(2, long_value);
+      s->bind_blob_static(3, v);
+      s->bind(4, data_id);
+      s->run();
+      s->reset();
+    });
   }
+}
+
+void header_key(std::string_view name, std::string_view value,
+                const std::function<void(const std::string&, int, const std::string&)>& fn) {
+  std::string folded;
+  const bool long_value =
+      value.size() > kIndexedValueBytes ||
+      !g_utf8_validate(value.data(), static_cast<gssize>(value.size()), nullptr);
+  if (!long_value) folded = fold_case(value);
+  if (folded.size() > kIndexedValueBytes) {
+    fn(ascii_lower(name), 1, std::string());
+  } else {
+    fn(ascii_lower(name), long_value ? 1 : 0, folded);
+  }
+}
+
+void unindex_fields(database& db, std::int64_t data_id, std::string_view fields) {
+  auto s = db.cached(
+      "DELETE FROM header_index WHERE name = ?1 AND long = ?2 AND value = ?3 AND data_id = ?4");
+  for_each_field(fields, [&](std::string_view name, std::string_view value) {
+    header_key(name, value, [&](const std::string& n, int long_value, const std::string& v) {
+      s->bind(1, n);
+      s->bind(2, long_value);
+      s->bind_blob_static(3, v);
+      s->bind(4, data_id);
+      s->run();
+      s->reset();
+    });
+    return true;
+  });
 }
 
 void write_index(database& db, std::int64_t data_id, const index_text& ix) {

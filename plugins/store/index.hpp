@@ -44,8 +44,17 @@ std::string ascii_lower(std::string_view s);
 // row with `long` = 1 and is checked in the field blob (message_fields) instead.
 inline constexpr std::size_t kIndexedValueBytes = 256;
 
+// The header_index keys of one field: fn(name ASCII-lowercased, long, value folded or ''
+// when long). `long` = 1 for a value longer than kIndexedValueBytes folded, or not UTF-8
+// (such values are checked in the blob, byte for byte as sluice_field does).
+void header_key(std::string_view name, std::string_view value,
+                const std::function<void(const std::string&, int, const std::string&)>& fn);
+// Deletes the header_index rows of message_data row `data_id` whose field blob is `fields`
+// (for the messages_last_copy trigger, through sluice_unindex_fields()).
+void unindex_fields(database& db, std::int64_t data_id, std::string_view fields);
+
 // Writes the header fields of a new message_data row `data_id`: the blob (message_fields)
-// and one header_index row per distinct (name, value).
+// and one header_index row per distinct (name, long, value).
 void write_fields(database& db, std::int64_t data_id,
                   const std::vector<std::pair<std::string, std::string>>& fields);
 // Replaces the full-text entries of message_data row `data_id`: messages_fts and body_fts.

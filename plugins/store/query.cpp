@@ -3,8 +3,9 @@
 // Every positive field term of three or more characters goes into one FTS5 MATCH over the
 // trigram index of the short fields (terms ANDed), every negated one into one NOT IN MATCH
 // (terms ORed). A bare word also matches body words by prefix (body_fts). Shorter terms
-// run per candidate row; a header: term narrows by body_fts's field names, then checks
-// the header-field blob of each candidate.
+// run per candidate row; a header: term scans its name's header_index entries (and checks
+// the blob of values too long for the index). The positive indexed terms are also kept
+// apart as index sets (sql_filter::keys) for search(), which counts through them.
 #include "query.hpp"
 
 #include <glib.h>
@@ -223,6 +224,24 @@ void field_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
       return !found;
     });
     sqlite3_result_int(ctx, found ? 1 : 0);
+  } catch (const std::bad_alloc&) {
+    sqlite3_result_error_nomem(ctx);
+  }
+}
+
+// sluice_unindex_fields(data_id, fields): deletes the header_index rows of a data row
+// (messages_last_copy); the connection's `database` is the function's user data.
+void unindex_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  if (argc != 2 || sqlite3_value_type(argv[1]) == SQLITE_NULL) return;
+  auto* db = static_cast<database*>(sqlite3_user_data(ctx));
+  const auto* p = static_cast<const char*>(sqlite3_value_blob(argv[1]));
+  try {
+    unindex_fields(
+        *db, sqlite3_value_int64(argv[0]),
+        std::string_view(p ? p : "", static_cast<std::size_t>(sqlite3_value_bytes(argv[1]))));
+  } catch (const sqlite_error& e) {
+    sqlite3_result_error(ctx, e.what(), -1);
+    sqlite3_result_error_code(ctx, e.code());
   } catch (const std::bad_alloc&) {
     sqlite3_result_error_nomem(ctx);
   }
@@ -509,6 +528,9 @@ void register_functions(database& db) {
   const int rc3 = sqlite3_create_function_v2(db.get(), "sluice_keys", 2, SQLITE_UTF8, nullptr,
                                              keys_fn, nullptr, nullptr, nullptr);
   if (rc3 != SQLITE_OK) throw_sqlite(db.get(), rc3, "register sluice_keys");
+  const int rc4 = sqlite3_create_function_v2(db.get(), "sluice_unindex_fields", 2, SQLITE_UTF8, &db,
+                                             unindex_fn, nullptr, nullptr, nullptr);
+  if (rc4 != SQLITE_OK) throw_sqlite(db.get(), rc4, "register sluice_unindex_fields");
 }
 
 }  // namespace sluice::store

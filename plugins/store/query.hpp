@@ -4,10 +4,13 @@
 // Text terms become FTS5 MATCH expressions over the trigram index (messages_fts, whose
 // rowid is m.data_id); terms shorter than three characters, which a trigram index cannot
 // answer, are checked per candidate row with sluice_contains() (see README "Search").
-// Dates are turned into instants with the request's IANA time zone.
+// Dates are turned into instants with the request's IANA time zone. header: terms use
+// header_index. The filter also comes split into index sets and the other conditions, for
+// search() (README "Search": how search runs a query).
 //
-// Threading: pure functions. Failure: throws sluice::search_error (safe to show) for an
-// unknown time zone or a date that does not exist.
+// Threading: pure functions (add_keys and the SQL functions run on the connection's thread).
+// Failure: throws sluice::search_error (safe to show) for an unknown time zone or a date that does
+// not exist.
 #pragma once
 
 #include <chrono>

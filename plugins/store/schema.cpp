@@ -285,22 +285,23 @@ END;
 // Version 4: search without scans. header_index holds one row per distinct (name, value)
 // field of a message — the name ASCII-lowercased, the value Unicode-folded (fold_case), so
 // a header: search is a scan of that name's short index entries instead of decoding every
-// message's field blob; a value longer than kIndexedValueBytes is a `long` row whose blob
-// is checked. Rows go with the last copy of their message (messages_last_copy). body_fts's
-// `names` column is no longer written. The indexes gain columns so that a search reads
-// only index entries until its page: messages_mailbox_read (created) counts the matches,
-// messages_data (mailbox, read, created) orders a small set of them, and
-// messages_mailbox_created (data_id) tests a match in a newest-first walk. The mailbox
-// totals are kept by triggers (mailbox_counts).
+// message's field blob; a value longer than kIndexedValueBytes (or not UTF-8) is a `long`
+// row whose blob is checked. The table is keyed for the search only (one b-tree per row
+// written); its rows go with the last copy of their message through
+// sluice_unindex_fields(), which finds their keys in the field blob (so only a connection
+// with the store's functions can delete messages). body_fts's `names` column is no
+// longer written. The indexes gain columns so that a search reads only index entries until
+// its page: messages_mailbox_read (created) counts the matches, messages_data (mailbox,
+// read, created) orders a small set of them, and messages_mailbox_created (data_id) tests
+// a match in a newest-first walk. The mailbox totals are kept by triggers (mailbox_counts).
 constexpr const char* kV4 = R"sql(
 CREATE TABLE header_index(
-  data_id INTEGER NOT NULL,
   name    TEXT NOT NULL,     -- ASCII-lowercased
-  long    INTEGER NOT NULL,  -- 1: the value is longer than the index keeps ('' here)
+  long    INTEGER NOT NULL,  -- 1: the value is long or not UTF-8 ('' here; check the blob)
   value   BLOB NOT NULL,     -- folded (fold_case)
-  PRIMARY KEY(data_id, name, long, value)
+  data_id INTEGER NOT NULL,
+  PRIMARY KEY(name, long, value, data_id)
 ) WITHOUT ROWID;
-CREATE INDEX header_index_value ON header_index(name, long, value);
 
 DROP INDEX messages_mailbox_read;
 CREATE INDEX messages_mailbox_read ON messages(mailbox, read, data_id, created);
@@ -338,7 +339,8 @@ CREATE TRIGGER messages_last_copy AFTER DELETE ON messages
 WHEN NOT EXISTS (SELECT 1 FROM messages WHERE data_id = old.data_id) BEGIN
   DELETE FROM messages_fts WHERE rowid = old.data_id;
   DELETE FROM body_fts WHERE rowid = old.data_id;
-  DELETE FROM header_index WHERE data_id = old.data_id;
+  SELECT sluice_unindex_fields(old.data_id, fields) FROM message_fields
+  WHERE data_id = old.data_id;
   DELETE FROM message_data WHERE id = old.data_id;
 END;
 )sql";
@@ -429,25 +431,24 @@ void backfill_v3(database& db) {
   db.exec("DROP TABLE message_headers");
 }
 
-// Indexes the header fields of every stored message (v4), from their blobs, in data_id
-// order (the table's key order), one blob in memory at a time.
+// Indexes the header fields of every stored message (v4), from their blobs, one blob in
+// memory at a time.
 void backfill_v4(database& db) {
   statement s(db.get(), "SELECT data_id, fields FROM message_fields ORDER BY data_id");
   statement ins(db.get(),
-                "INSERT OR IGNORE INTO header_index(data_id, name, long, value)"
+                "INSERT OR IGNORE INTO header_index(name, long, value, data_id)"
                 " VALUES(?1, ?2, ?3, ?4)");
   while (s.step()) {
     const std::int64_t data_id = s.column_int(0);
     for_each_field(s.column_blob(1), [&](std::string_view name, std::string_view value) {
-      std::string folded = fold_case(value);
-      const bool long_value = folded.size() > kIndexedValueBytes;
-      if (long_value) folded.clear();
-      ins.bind(1, data_id);
-      ins.bind(2, ascii_lower(name));
-      ins.bind(3, long_value ? 1 : 0);
-      ins.bind_blob_static(4, folded);
-      ins.run();
-      ins.reset();
+      header_key(name, value, [&](const std::string& n, int long_value, const std::string& v) {
+        ins.bind(1, n);
+        ins.bind(2, long_value);
+        ins.bind_blob_static(3, v);
+        ins.bind(4, data_id);
+        ins.run();
+        ins.reset();
+      });
       return true;
     });
   }

@@ -1231,7 +1231,8 @@ TEST_F(StoreTest, HeaderIndexAndKeyedCountsAreExact) {
                      .count();
   }
   // A copy elsewhere must not be counted in "default".
-  auto other = make_message("From: a@example.com\r\nX-Tenant: \xC3\x84rger\r\n\r\nx\r\n");
+  auto other = make_message(
+      "From: a@example.com\r\nX-Tenant: \xC3\x84rger\r\nX-Bin: caf\xE9 LAIT\r\n\r\nx\r\n");
   ASSERT_TRUE(put(*s, other, "other").ok());
   const std::set<int> read = {0, 3, 4};
   for (int i : read)
@@ -1322,6 +1323,12 @@ TEST_F(StoreTest, HeaderIndexAndKeyedCountsAreExact) {
   EXPECT_EQ(o.matched, 1u);
   EXPECT_EQ(o.total, 1u);
   EXPECT_EQ(o.unread, 1u);
+  // A byte that is not UTF-8 was stored as U+FFFD (the fields are sanitized).
+  EXPECT_EQ(run(s->search({.mailbox = "other", .query = "header:x-bin:lait"})).matched, 1u);
+  EXPECT_EQ(
+      run(s->search({.mailbox = "other", .query = "header:X-BIN:\"f\xEF\xBF\xBD l\""})).matched,
+      1u);
+  EXPECT_EQ(run(s->search({.mailbox = "other", .query = "header:X-Bin:cafe"})).matched, 0u);
 
   // The index follows deletes; the kept counts follow deletes and read changes.
   EXPECT_EQ(run(s->remove("default", {.query = "header:x-tenant:\xC3\xA4rger"})), 4u);
@@ -1345,6 +1352,10 @@ TEST_F(StoreTest, HeaderIndexAndKeyedCountsAreExact) {
   auto none = run(s->search({.mailbox = "default", .query = "header:x-tenant"}));
   EXPECT_EQ(none.total, 0u);
   EXPECT_EQ(none.matched, 0u);
+  EXPECT_EQ(run(s->remove("other", {})), 1u);
+  database db(dir_ / "store.db", SQLITE_OPEN_READONLY);
+  EXPECT_EQ(db.query_int("SELECT count(*) FROM header_index"), 0);
+  EXPECT_EQ(db.query_int("SELECT count(*) FROM message_data"), 0);
 }
 
 TEST_F(StoreTest, BeforeAndAfterUseTheRequestTimeZone) {
