@@ -287,9 +287,9 @@ END;
 // a header: search is a scan of that name's short index entries instead of decoding every
 // message's field blob; a value longer than kIndexedValueBytes (or not UTF-8) is a `long`
 // row whose blob is checked. The table is keyed for the search only (one b-tree per row
-// written), by name and then data_id, so a new message's rows are appended at the end of
-// each name's range (a few hot pages per commit, not one random page per field); a
-// search scans its name's range, as a substring test must. Its rows go with the last copy
+// written), by name, long and then data_id, so a new message's rows are appended at the
+// end of each name's range (a few hot pages per commit, not one random page per field); a
+// search scans its name's short values, as a substring test must, and its long ones apart. Its rows go with the last copy
 // of their message through
 // sluice_unindex_fields(), which finds their keys in the field blob (so only a connection
 // with the store's functions can delete messages). body_fts's `names` column is no
@@ -300,10 +300,10 @@ END;
 constexpr const char* kV4 = R"sql(
 CREATE TABLE header_index(
   name    TEXT NOT NULL,     -- ASCII-lowercased
-  data_id INTEGER NOT NULL,
   long    INTEGER NOT NULL,  -- 1: the value is long or not UTF-8 ('' here; check the blob)
+  data_id INTEGER NOT NULL,
   value   BLOB NOT NULL,     -- folded (fold_case)
-  PRIMARY KEY(name, data_id, long, value)
+  PRIMARY KEY(name, long, data_id, value)
 ) WITHOUT ROWID;
 
 DROP INDEX messages_mailbox_read;
