@@ -289,14 +289,14 @@ END;
 // row whose blob is checked. The table is keyed for the search only (one b-tree per row
 // written), by name, long and then data_id, so a new message's rows are appended at the
 // end of each name's range (a few hot pages per commit, not one random page per field); a
-// search scans its name's short values, as a substring test must, and its long ones apart. Its rows go with the last copy
-// of their message through
-// sluice_unindex_fields(), which finds their keys in the field blob (so only a connection
-// with the store's functions can delete messages). body_fts's `names` column is no
-// longer written. The indexes gain columns so that a search reads only index entries until
-// its page: messages_mailbox_read (created) counts the matches, messages_data (mailbox,
-// read, created) orders a small set of them, and messages_mailbox_created (data_id) tests
-// a match in a newest-first walk. The mailbox totals are kept by triggers (mailbox_counts).
+// search scans its name's short values, as a substring test must, and its long ones apart.
+// Its rows go with the last copy of their message through sluice_unindex_fields(), which
+// finds their keys in the field blob (so only a connection with the store's functions can
+// delete messages). body_fts's `names` column is no longer written. The indexes gain
+// columns so that a search reads only index entries until its page: messages_mailbox_read
+// (created) counts the matches, messages_data (mailbox, read, created) orders a small set
+// of them, and messages_mailbox_created (data_id) tests a match in a newest-first walk.
+// The mailbox totals are kept by triggers (mailbox_counts).
 constexpr const char* kV4 = R"sql(
 CREATE TABLE header_index(
   name    TEXT NOT NULL,     -- ASCII-lowercased
