@@ -1294,6 +1294,7 @@ TEST_F(StoreTest, HeaderIndexAndKeyedCountsAreExact) {
   check("beta is:read", {3});
   check("alpha -is:read -header:X-Trace-Id:t-1", {2, 6, 8});
   check("from:example.com header:X-Tenant:co", {1, 2, 4, 5, 7, 8, 10, 11});
+  check("beta 1", {1, 11});  // a short term is checked per row of the set
 
   // Pages (offset, limit) and before_ms over both ways of finding them.
   auto page = [&](const std::string& query, std::uint64_t offset, std::uint64_t limit,
@@ -1317,6 +1318,8 @@ TEST_F(StoreTest, HeaderIndexAndKeyedCountsAreExact) {
   EXPECT_EQ(page("header:x-tenant:\xC3\xA4rger", 0, 10, created[6]),
             (page_t{{id[3], id[0]}, {2, 0}}));
   EXPECT_EQ(page("", 0, 1, created[2]), (page_t{{id[1]}, {2, 1}}));
+  EXPECT_EQ(page("header:x-trace-id:T-11", 0, 5, created[11]), (page_t{{}, {0, 0}}));
+  EXPECT_EQ(page("header:x-trace-id:T-10", 0, 5, created[11]), (page_t{{id[10]}, {1, 1}}));
 
   // The other mailbox has its own copy and its own counts.
   auto o = run(s->search({.mailbox = "other", .query = "header:X-Tenant:\xC3\xA4rger"}));
