@@ -1,6 +1,8 @@
 // index.cpp — derived rows and address JSON (see index.hpp).
 #include "index.hpp"
 
+#include <glib.h>
+
 #include <algorithm>
 
 #include <boost/json.hpp>
@@ -110,17 +112,36 @@ bool for_each_field(std::string_view blob,
   return true;
 }
 
-std::string field_names(const std::vector<std::pair<std::string, std::string>>& fields) {
-  std::vector<std::string_view> names;
-  names.reserve(fields.size());
-  for (const auto& f : fields)
-    names.emplace_back(f.first);
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
+std::string fold_case(std::string_view s) {
   std::string out;
-  for (auto n : names) {
-    if (!out.empty()) out += ' ';
-    out.append(n);
+  out.reserve(s.size());
+  const char* p = s.data();
+  const char* end = s.data() + s.size();
+  while (p < end) {
+    auto c = static_cast<unsigned char>(*p);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
+      ++p;
+      continue;
+    }
+    gunichar u = g_utf8_get_char_validated(p, end - p);
+    if (u == static_cast<gunichar>(-1) || u == static_cast<gunichar>(-2)) {
+      out.push_back(static_cast<char>(c));  // not UTF-8: compare the byte as it is
+      ++p;
+      continue;
+    }
+    char buf[6];
+    const int n = g_unichar_to_utf8(g_unichar_tolower(u), buf);
+    out.append(buf, static_cast<std::size_t>(n));
+    p = g_utf8_next_char(p);
+  }
+  return out;
+}
+
+std::string ascii_lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   return out;
 }
@@ -128,14 +149,58 @@ std::string field_names(const std::vector<std::pair<std::string, std::string>>& 
 void write_fields(database& db, std::int64_t data_id,
                   const std::vector<std::pair<std::string, std::string>>& fields) {
   const std::string blob = encode_fields(fields);
-  auto s = db.cached("INSERT OR REPLACE INTO message_fields(data_id, fields) VALUES(?1, ?2)");
-  s->bind(1, data_id);
-  s->bind_blob_static(2, blob);
-  s->run();
+  {
+    auto s = db.cached("INSERT OR REPLACE INTO message_fields(data_id, fields) VALUES(?1, ?2)");
+    s->bind(1, data_id);
+    s->bind_blob_static(2, blob);
+    s->run();
+  }
+  // (name, value) keys: a repeated field (Received) with the same value is one row.
+  auto s = db.cached(
+      "INSERT OR IGNORE INTO header_index(name, long, value, data_id) VALUES(?1, ?2, ?3, ?4)");
+  for (const auto& [name, value] : fields) {
+    header_key(name, value, [&](const std::string& n, int long_value, const std::string& v) {
+      s->bind(1, n);
+      s->bind(2, long_value);
+      s->bind_blob_static(3, v);
+      s->bind(4, data_id);
+      s->run();
+      s->reset();
+    });
+  }
 }
 
-void write_index(database& db, std::int64_t data_id, const index_text& ix,
-                 const std::vector<std::pair<std::string, std::string>>& fields) {
+void header_key(std::string_view name, std::string_view value,
+                const std::function<void(const std::string&, int, const std::string&)>& fn) {
+  std::string folded;
+  const bool long_value =
+      value.size() > kIndexedValueBytes ||
+      !g_utf8_validate(value.data(), static_cast<gssize>(value.size()), nullptr);
+  if (!long_value) folded = fold_case(value);
+  if (folded.size() > kIndexedValueBytes) {
+    fn(ascii_lower(name), 1, std::string());
+  } else {
+    fn(ascii_lower(name), long_value ? 1 : 0, folded);
+  }
+}
+
+void unindex_fields(database& db, std::int64_t data_id, std::string_view fields) {
+  auto s = db.cached(
+      "DELETE FROM header_index WHERE name = ?1 AND long = ?2 AND value = ?3 AND data_id = ?4");
+  for_each_field(fields, [&](std::string_view name, std::string_view value) {
+    header_key(name, value, [&](const std::string& n, int long_value, const std::string& v) {
+      s->bind(1, n);
+      s->bind(2, long_value);
+      s->bind_blob_static(3, v);
+      s->bind(4, data_id);
+      s->run();
+      s->reset();
+    });
+    return true;
+  });
+}
+
+void write_index(database& db, std::int64_t data_id, const index_text& ix) {
   for (const char* sql :
        {"DELETE FROM messages_fts WHERE rowid = ?1", "DELETE FROM body_fts WHERE rowid = ?1"}) {
     auto s = db.cached(sql);
@@ -159,12 +224,11 @@ void write_index(database& db, std::int64_t data_id, const index_text& ix,
     s->bind(10, ix.files);
     s->run();
   }
-  const std::string names = field_names(fields);
-  if (!ix.body.empty() || !names.empty()) {
-    auto s = db.cached("INSERT INTO body_fts(rowid, body, names) VALUES(?1, ?2, ?3)");
+  // body_fts's `names` column (schema v3) is no longer written: header_index answers header:.
+  if (!ix.body.empty()) {
+    auto s = db.cached("INSERT INTO body_fts(rowid, body) VALUES(?1, ?2)");
     s->bind(1, data_id);
     s->bind(2, body_tokens(ix.body));
-    s->bind(3, names);
     s->run();
   }
 }

@@ -33,17 +33,32 @@ std::vector<std::pair<std::string, std::string>> decode_fields(std::string_view 
 // Calls fn(name, value) for each field until it returns false; false if the blob is corrupt.
 bool for_each_field(std::string_view blob,
                     const std::function<bool(std::string_view, std::string_view)>& fn);
-// The distinct field names, space-separated: body_fts's `names` column, which narrows a
-// header: search to the messages that have a field of that name.
-std::string field_names(const std::vector<std::pair<std::string, std::string>>& fields);
 
-// Replaces the header fields of message_data row `data_id`.
+// Unicode simple lower-casing of UTF-8 (GLib's g_unichar_tolower per code point; bytes
+// that are not UTF-8 stay as they are): how search compares text case-insensitively.
+std::string fold_case(std::string_view s);
+// ASCII lower-casing (header field names compare ASCII case-insensitively).
+std::string ascii_lower(std::string_view s);
+
+// header_index keeps a field's folded value up to this many bytes; a longer value gets a
+// row with `long` = 1 and is checked in the field blob (message_fields) instead.
+inline constexpr std::size_t kIndexedValueBytes = 256;
+
+// The header_index keys of one field: fn(name ASCII-lowercased, long, value folded or ''
+// when long). `long` = 1 for a value longer than kIndexedValueBytes folded, or not UTF-8
+// (such values are checked in the blob, byte for byte as sluice_field does).
+void header_key(std::string_view name, std::string_view value,
+                const std::function<void(const std::string&, int, const std::string&)>& fn);
+// Deletes the header_index rows of message_data row `data_id` whose field blob is `fields`
+// (for the messages_last_copy trigger, through sluice_unindex_fields()).
+void unindex_fields(database& db, std::int64_t data_id, std::string_view fields);
+
+// Writes the header fields of a new message_data row `data_id`: the blob (message_fields)
+// and one header_index row per distinct (name, long, value).
 void write_fields(database& db, std::int64_t data_id,
                   const std::vector<std::pair<std::string, std::string>>& fields);
-// Replaces the index entries of message_data row `data_id`: messages_fts, and body_fts
-// (the body text and the names of `fields`).
-void write_index(database& db, std::int64_t data_id, const index_text& ix,
-                 const std::vector<std::pair<std::string, std::string>>& fields);
+// Replaces the full-text entries of message_data row `data_id`: messages_fts and body_fts.
+void write_index(database& db, std::int64_t data_id, const index_text& ix);
 
 // Text as body_fts indexes it: every CJK character (Han, kana, Hangul) stands alone between
 // spaces, so that unicode61, which keeps a run of them as one token, indexes each one and

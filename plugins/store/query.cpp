@@ -3,8 +3,9 @@
 // Every positive field term of three or more characters goes into one FTS5 MATCH over the
 // trigram index of the short fields (terms ANDed), every negated one into one NOT IN MATCH
 // (terms ORed). A bare word also matches body words by prefix (body_fts). Shorter terms
-// run per candidate row; a header: term narrows by body_fts's field names, then checks
-// the header-field blob of each candidate.
+// run per candidate row; a header: term scans its name's header_index entries (and checks
+// the blob of values too long for the index). The positive indexed terms are also kept
+// apart as index sets (sql_filter::keys) for search(), which counts through them.
 #include "query.hpp"
 
 #include <glib.h>
@@ -111,23 +112,6 @@ std::string body_query(std::string_view v) {
   return fts_string(body_tokens(v)) + " *";
 }
 
-// The words of a header name as unicode61 splits them ("X-Mailpit-Tag" → "X Mailpit
-// Tag"), for a phrase query on body_fts's `names` column.
-std::string name_words(std::string_view name) {
-  std::string out;
-  bool gap = false;
-  for (unsigned char c : name) {
-    if (std::isalnum(c)) {
-      if (gap && !out.empty()) out += ' ';
-      gap = false;
-      out += static_cast<char>(c);
-    } else {
-      gap = true;
-    }
-  }
-  return out;
-}
-
 struct gtz_deleter {
   void operator()(GTimeZone* z) const { g_time_zone_unref(z); }
 };
@@ -182,33 +166,6 @@ search_term::civil_time add_days(search_term::civil_time t, int days) {
   return t;
 }
 
-// Unicode simple lower-casing of UTF-8 (the per-row check of short terms).
-std::string fold(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  const char* p = s.data();
-  const char* end = s.data() + s.size();
-  while (p < end) {
-    auto c = static_cast<unsigned char>(*p);
-    if (c < 0x80) {
-      out.push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c));
-      ++p;
-      continue;
-    }
-    gunichar u = g_utf8_get_char_validated(p, end - p);
-    if (u == static_cast<gunichar>(-1) || u == static_cast<gunichar>(-2)) {
-      out.push_back(static_cast<char>(c));  // not UTF-8: compare the byte as it is
-      ++p;
-      continue;
-    }
-    char buf[6];
-    const int n = g_unichar_to_utf8(g_unichar_tolower(u), buf);
-    out.append(buf, static_cast<std::size_t>(n));
-    p = g_utf8_next_char(p);
-  }
-  return out;
-}
-
 void contains_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   if (argc != 2 || sqlite3_value_type(argv[0]) == SQLITE_NULL ||
       sqlite3_value_type(argv[1]) == SQLITE_NULL) {
@@ -223,16 +180,16 @@ void contains_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     // The needle is the same for every row of a statement: fold it once.
     auto* needle = static_cast<std::string*>(sqlite3_get_auxdata(ctx, 1));
     if (!needle) {
-      needle = new std::string(fold(text(argv[1])));
+      needle = new std::string(fold_case(text(argv[1])));
       sqlite3_set_auxdata(ctx, 1, needle, [](void* p) { delete static_cast<std::string*>(p); });
       needle = static_cast<std::string*>(sqlite3_get_auxdata(ctx, 1));
       if (!needle) {  // SQLite could not keep it (out of memory): fold per call
-        const std::string n = fold(text(argv[1]));
-        sqlite3_result_int(ctx, fold(text(argv[0])).find(n) != std::string::npos);
+        const std::string n = fold_case(text(argv[1]));
+        sqlite3_result_int(ctx, fold_case(text(argv[0])).find(n) != std::string::npos);
         return;
       }
     }
-    sqlite3_result_int(ctx, fold(text(argv[0])).find(*needle) != std::string::npos);
+    sqlite3_result_int(ctx, fold_case(text(argv[0])).find(*needle) != std::string::npos);
   } catch (const std::bad_alloc&) {
     sqlite3_result_error_nomem(ctx);
   }
@@ -255,14 +212,14 @@ void field_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
     const std::string_view blob = bytes(argv[0], true);
     const std::string_view name = bytes(argv[1], false);
     const std::string_view text = bytes(argv[2], false);
-    const std::string needle = text.empty() ? std::string() : fold(text);
+    const std::string needle = text.empty() ? std::string() : fold_case(text);
     bool found = false;
     for_each_field(blob, [&](std::string_view n, std::string_view v) {
       if (n.size() == name.size() &&
           std::equal(n.begin(), n.end(), name.begin(), [](unsigned char a, unsigned char b) {
             return std::tolower(a) == std::tolower(b);
           })) {
-        found = needle.empty() || fold(v).find(needle) != std::string::npos;
+        found = needle.empty() || fold_case(v).find(needle) != std::string::npos;
       }
       return !found;
     });
@@ -272,7 +229,70 @@ void field_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
   }
 }
 
+// sluice_unindex_fields(data_id, fields): deletes the header_index rows of a data row
+// (messages_last_copy); the connection's `database` is the function's user data.
+void unindex_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  if (argc != 2 || sqlite3_value_type(argv[1]) == SQLITE_NULL) return;
+  auto* db = static_cast<database*>(sqlite3_user_data(ctx));
+  const auto* p = static_cast<const char*>(sqlite3_value_blob(argv[1]));
+  try {
+    unindex_fields(
+        *db, sqlite3_value_int64(argv[0]),
+        std::string_view(p ? p : "", static_cast<std::size_t>(sqlite3_value_bytes(argv[1]))));
+  } catch (const sqlite_error& e) {
+    sqlite3_result_error(ctx, e.what(), -1);
+    sqlite3_result_error_code(ctx, e.code());
+  } catch (const std::bad_alloc&) {
+    sqlite3_result_error_nomem(ctx);
+  }
+}
+
+constexpr const char* kKeySetType = "sluice_key_set";
+
+// sluice_keys(set, id): whether the key_set bound as `set` holds id (0 without a set).
+void keys_fn(sqlite3_context* ctx, int argc, sqlite3_value** argv) {
+  const auto* k = argc == 2
+                      ? static_cast<const key_set*>(sqlite3_value_pointer(argv[0], kKeySetType))
+                      : nullptr;
+  sqlite3_result_int(ctx, k && k->contains(sqlite3_value_int64(argv[1])) ? 1 : 0);
+}
+
 }  // namespace
+
+void key_set::intersect(const key_set& o) {
+  for (std::size_t i = 0; i < bits_.size(); ++i)
+    bits_[i] &= i < o.bits_.size() ? o.bits_[i] : 0;
+}
+
+std::uint64_t key_set::size() const {
+  std::uint64_t n = 0;
+  for (std::uint64_t w : bits_)
+    n += static_cast<std::uint64_t>(__builtin_popcountll(w));
+  return n;
+}
+
+std::vector<std::int64_t> key_set::ids() const {
+  std::vector<std::int64_t> out;
+  for (std::size_t i = 0; i < bits_.size(); ++i) {
+    for (std::uint64_t w = bits_[i]; w != 0; w &= w - 1)
+      out.push_back(static_cast<std::int64_t>(i * 64 + __builtin_ctzll(w)));
+  }
+  return out;
+}
+
+void add_keys(database& db, const std::vector<sql_part>& parts, key_set& out) {
+  for (const auto& part : parts) {
+    statement s(db.get(), part.sql);
+    bind_values(s, part.binds, 1);
+    while (s.step())
+      out.add(s.column_int(0));
+  }
+}
+
+void bind_key_set(statement& s, int i, const key_set& k) {
+  const int rc = sqlite3_bind_pointer(s.get(), i, const_cast<key_set*>(&k), kKeySetType, nullptr);
+  if (rc != SQLITE_OK) throw_sqlite(nullptr, rc, "bind key set");
+}
 
 std::int64_t civil_to_ms(const search_term::civil_time& t, const std::string& tz) {
   if (t.has_offset) {
@@ -294,9 +314,11 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
   sql_filter f;
   f.where = "m.mailbox = ?";
   f.binds.emplace_back(mailbox);
+  f.unfiltered = q.terms.empty();
   std::vector<std::string> match_all, match_none;  // FTS5 expressions
   std::string rest;  // further " AND …" conditions, bound after the FTS ones
-  std::vector<std::variant<std::int64_t, std::string>> rest_binds;
+  std::vector<sql_bind> rest_binds;
+  std::vector<sql_part> key_parts;  // the current term's index set, if it has one
   auto cond = [&](const search_term& t, const std::string& sql) {
     rest += t.negated ? " AND NOT (" + sql + ")" : " AND (" + sql + ")";
   };
@@ -311,6 +333,9 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
     return c;
   };
   for (const search_term& t : q.terms) {
+    const std::size_t rest_at = rest.size();
+    const std::size_t binds_at = rest_binds.size();
+    key_parts.clear();
     switch (t.kind) {
       case field::text: {
         // The short fields by substring (as below), or the body by word prefix.
@@ -331,6 +356,13 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
         } else {
           cond(t, fields + " OR m.data_id IN (SELECT rowid FROM body_fts WHERE body_fts MATCH ?)");
           rest_binds.emplace_back(body);
+        }
+        if (code_points(t.value) >= 3 && !t.negated) {  // both halves from an index
+          key_parts.push_back({"SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?",
+                               {std::string(fts_columns(t.kind)) + " : " + fts_string(t.value)}});
+          if (!body.empty()) {
+            key_parts.push_back({"SELECT rowid FROM body_fts WHERE body_fts MATCH ?", {body}});
+          }
         }
         break;
       }
@@ -355,20 +387,31 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
         break;
       }
       case field::header: {
-        // Messages with a field of that name (body_fts's `names` column narrows them by
-        // the name's words), checked per candidate: the name exactly, and the value
-        // containing the text. Header values are not in the full-text index: they are
-        // most of a message's text that nobody searches for by word, and indexing them
-        // tripled the cost of a write.
-        std::string sql = "m.data_id IN (SELECT hf.data_id FROM message_fields hf WHERE ";
-        if (const std::string words = name_words(t.header_name); !words.empty()) {
-          sql += "hf.data_id IN (SELECT rowid FROM body_fts WHERE body_fts MATCH ?) AND ";
-          rest_binds.emplace_back("names : " + fts_string(words));
+        // header_index: the name's rows whose folded value contains the folded text (a
+        // byte search, as sluice_field does), plus the blob check of the name's values
+        // too long for the index; without a text, any field of that name.
+        const std::string name = ascii_lower(t.header_name);
+        if (t.value.empty()) {
+          key_parts.push_back({"SELECT data_id FROM header_index WHERE name = ?", {name}});
+        } else {
+          key_parts.push_back(
+              {"SELECT data_id FROM header_index WHERE name = ? AND long = 0"
+               " AND instr(value, CAST(? AS BLOB)) > 0",
+               {name, fold_case(t.value)}});
+          key_parts.push_back(
+              {"SELECT h.data_id FROM header_index h"
+               " JOIN message_fields hf ON hf.data_id = h.data_id"
+               " WHERE h.name = ? AND h.long = 1 AND sluice_field(hf.fields, ?, ?)",
+               {name, t.header_name, t.value}});
         }
-        sql += "sluice_field(hf.fields, ?, ?))";
-        rest_binds.emplace_back(t.header_name);
-        rest_binds.emplace_back(t.value);
-        cond(t, sql);
+        std::string sql = "m.data_id IN (";
+        for (const auto& part : key_parts) {
+          if (&part != &key_parts.front()) sql += " UNION ";
+          sql += part.sql;
+          rest_binds.insert(rest_binds.end(), part.binds.begin(), part.binds.end());
+        }
+        cond(t, sql + ")");
+        if (t.negated) key_parts.clear();
         break;
       }
       case field::tag:
@@ -420,6 +463,13 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
         break;
       }
     }
+    if (!key_parts.empty()) {
+      f.keys.push_back(key_parts);  // its condition stays in `where` only
+    } else {
+      f.key_rest += rest.substr(rest_at);
+      f.key_rest_binds.insert(f.key_rest_binds.end(), rest_binds.begin() + binds_at,
+                              rest_binds.end());
+    }
   }
   auto join = [](const std::vector<std::string>& v, const char* op) {
     std::string out;
@@ -432,10 +482,16 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
   if (!match_all.empty()) {
     f.where += " AND m.data_id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)";
     f.binds.emplace_back(join(match_all, " AND "));
+    f.keys.push_back(
+        {{"SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?", {f.binds.back()}}});
   }
   if (!match_none.empty()) {
-    f.where += " AND m.data_id NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)";
+    const char* sql =
+        " AND m.data_id NOT IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)";
+    f.where += sql;
     f.binds.emplace_back(join(match_none, " OR "));
+    f.key_rest = sql + f.key_rest;
+    f.key_rest_binds.insert(f.key_rest_binds.begin(), f.binds.back());
   }
   f.where += rest;
   for (auto& b : rest_binds)
@@ -444,8 +500,12 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
 }
 
 int bind_filter(statement& s, const sql_filter& f, int first) {
+  return bind_values(s, f.binds, first);
+}
+
+int bind_values(statement& s, const std::vector<sql_bind>& values, int first) {
   int i = first;
-  for (const auto& b : f.binds) {
+  for (const auto& b : values) {
     if (const auto* n = std::get_if<std::int64_t>(&b)) {
       s.bind(i++, *n);
     } else {
@@ -464,6 +524,13 @@ void register_functions(database& db) {
       sqlite3_create_function_v2(db.get(), "sluice_field", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                  nullptr, field_fn, nullptr, nullptr, nullptr);
   if (rc2 != SQLITE_OK) throw_sqlite(db.get(), rc2, "register sluice_field");
+  // Not deterministic: its answer depends on the bound set, not only on the arguments' values.
+  const int rc3 = sqlite3_create_function_v2(db.get(), "sluice_keys", 2, SQLITE_UTF8, nullptr,
+                                             keys_fn, nullptr, nullptr, nullptr);
+  if (rc3 != SQLITE_OK) throw_sqlite(db.get(), rc3, "register sluice_keys");
+  const int rc4 = sqlite3_create_function_v2(db.get(), "sluice_unindex_fields", 2, SQLITE_UTF8, &db,
+                                             unindex_fn, nullptr, nullptr, nullptr);
+  if (rc4 != SQLITE_OK) throw_sqlite(db.get(), rc4, "register sluice_unindex_fields");
 }
 
 }  // namespace sluice::store

@@ -282,14 +282,92 @@ WHEN NOT EXISTS (SELECT 1 FROM messages WHERE data_id = old.data_id) BEGIN
 END;
 )sql";
 
+// Version 4: search without scans. header_index holds one row per distinct (name, value)
+// field of a message — the name ASCII-lowercased, the value Unicode-folded (fold_case), so
+// a header: search is a scan of that name's short index entries instead of decoding every
+// message's field blob; a value longer than kIndexedValueBytes (or not UTF-8) is a `long`
+// row whose blob is checked. The table is keyed for the search only (one b-tree per row
+// written), by name, long and then data_id, so a new message's rows are appended at the
+// end of each name's range (a few hot pages per commit, not one random page per field); a
+// search scans its name's short values, as a substring test must, and its long ones apart.
+// Its rows go with the last copy of their message through sluice_unindex_fields(), which
+// finds their keys in the field blob (so only a connection with the store's functions can
+// delete messages). body_fts's `names` column is no longer written. The indexes gain
+// columns so that a search reads only index entries until its page: messages_mailbox_read
+// (created) counts the matches, messages_data (mailbox, read, created) orders a small set
+// of them, and messages_mailbox_created (data_id) tests a match in a newest-first walk.
+// The mailbox totals are kept by triggers (mailbox_counts).
+constexpr const char* kV4 = R"sql(
+CREATE TABLE header_index(
+  name    TEXT NOT NULL,     -- ASCII-lowercased
+  long    INTEGER NOT NULL,  -- 1: the value is long or not UTF-8 ('' here; check the blob)
+  data_id INTEGER NOT NULL,
+  value   BLOB NOT NULL,     -- folded (fold_case)
+  PRIMARY KEY(name, long, data_id, value)
+) WITHOUT ROWID;
+
+DROP INDEX messages_mailbox_read;
+CREATE INDEX messages_mailbox_read ON messages(mailbox, read, data_id, created);
+DROP INDEX messages_data;
+CREATE INDEX messages_data ON messages(data_id, mailbox, read, created);
+DROP INDEX messages_mailbox_created;
+CREATE INDEX messages_mailbox_created ON messages(mailbox, created, seq, data_id);
+
+-- Every list and search reports the mailbox's total and unread counts: kept here by
+-- triggers instead of counted per request (an index scan of every row of the mailbox).
+CREATE TABLE mailbox_counts(
+  mailbox TEXT PRIMARY KEY,
+  total   INTEGER NOT NULL,
+  unread  INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO mailbox_counts(mailbox, total, unread)
+  SELECT mailbox, count(*), sum(read = 0) FROM messages GROUP BY mailbox;
+CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN
+  INSERT INTO mailbox_counts(mailbox, total, unread) VALUES(new.mailbox, 1, new.read = 0)
+  ON CONFLICT(mailbox) DO UPDATE SET total = total + 1, unread = unread + (new.read = 0);
+END;
+CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN
+  UPDATE mailbox_counts SET total = total - 1, unread = unread - (old.read = 0)
+  WHERE mailbox = old.mailbox;
+END;
+CREATE TRIGGER messages_count_update AFTER UPDATE OF mailbox, read ON messages BEGIN
+  UPDATE mailbox_counts SET total = total - 1, unread = unread - (old.read = 0)
+  WHERE mailbox = old.mailbox;
+  INSERT INTO mailbox_counts(mailbox, total, unread) VALUES(new.mailbox, 1, new.read = 0)
+  ON CONFLICT(mailbox) DO UPDATE SET total = total + 1, unread = unread + (new.read = 0);
+END;
+
+DROP TRIGGER messages_last_copy;
+CREATE TRIGGER messages_last_copy AFTER DELETE ON messages
+WHEN NOT EXISTS (SELECT 1 FROM messages WHERE data_id = old.data_id) BEGIN
+  DELETE FROM messages_fts WHERE rowid = old.data_id;
+  DELETE FROM body_fts WHERE rowid = old.data_id;
+  SELECT sluice_unindex_fields(old.data_id, fields) FROM message_fields
+  WHERE data_id = old.data_id;
+  DELETE FROM message_data WHERE id = old.data_id;
+END;
+)sql";
+
 void backfill_v2(database& db);
 void backfill_v3(database& db);
+void backfill_v4(database& db);
 
 constexpr migration kMigrations[] = {
     {1, kV1},
     {2, kV2, backfill_v2},
     {3, kV3, backfill_v3},
+    {4, kV4, backfill_v4},
 };
+
+// The v3 shape of the header fields (the blob only), frozen with the migration that fills it.
+void write_fields_v3(database& db, std::int64_t data_id,
+                     const std::vector<std::pair<std::string, std::string>>& fields) {
+  const std::string blob = encode_fields(fields);
+  statement s(db.get(), "INSERT OR REPLACE INTO message_fields(data_id, fields) VALUES(?1, ?2)");
+  s.bind(1, data_id);
+  s.bind_blob_static(2, blob);
+  s.run();
+}
 
 // The v2 shapes of the derived rows, frozen with the migration that fills them.
 void write_headers_v2(database& db, std::int64_t data_id,
@@ -340,7 +418,7 @@ void backfill_v3(database& db) {
     std::int64_t current = -1;
     std::vector<std::pair<std::string, std::string>> fields;
     auto flush = [&] {
-      if (current >= 0) write_fields(db, current, fields);
+      if (current >= 0) write_fields_v3(db, current, fields);
       fields.clear();
     };
     while (s.step()) {
@@ -354,6 +432,29 @@ void backfill_v3(database& db) {
     flush();
   }
   db.exec("DROP TABLE message_headers");
+}
+
+// Indexes the header fields of every stored message (v4), from their blobs, one blob in
+// memory at a time.
+void backfill_v4(database& db) {
+  statement s(db.get(), "SELECT data_id, fields FROM message_fields ORDER BY data_id");
+  statement ins(db.get(),
+                "INSERT OR IGNORE INTO header_index(name, long, value, data_id)"
+                " VALUES(?1, ?2, ?3, ?4)");
+  while (s.step()) {
+    const std::int64_t data_id = s.column_int(0);
+    for_each_field(s.column_blob(1), [&](std::string_view name, std::string_view value) {
+      header_key(name, value, [&](const std::string& n, int long_value, const std::string& v) {
+        ins.bind(1, n);
+        ins.bind(2, long_value);
+        ins.bind_blob_static(3, v);
+        ins.bind(4, data_id);
+        ins.run();
+        ins.reset();
+      });
+      return true;
+    });
+  }
 }
 
 // Fills what v1 did not store, for every migrated row, from its stored bytes: address

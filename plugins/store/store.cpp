@@ -473,6 +473,20 @@ sql_filter selector_filter(const std::string& mailbox, const message_selector& w
   return compile_filter({}, mailbox, which.tz);
 }
 
+// A keyed search (sql_filter::keys) finds its page either from its set (`set`: the ids
+// through messages_data, which holds created, then a sort of the matches) or by walking the
+// mailbox newest first (`scan`: messages_mailbox_created holds data_id, so a non-match
+// costs no row read) until the page is full, whichever reads fewer index entries for
+// evenly spread matches (a set entry costs a probe and a sorter insert: about four).
+bool page_from_set(std::uint64_t set_size, std::uint64_t matched, std::uint64_t total,
+                   std::uint64_t offset, std::uint64_t limit) {
+  if (matched == 0) return true;
+  const double wanted = static_cast<double>(offset) + static_cast<double>(limit);
+  const double scan = std::min(static_cast<double>(total),
+                               wanted * static_cast<double>(total) / static_cast<double>(matched));
+  return 4.0 * static_cast<double>(set_size) < scan;
+}
+
 boost::json::array json_strings(const std::vector<std::string>& v) {
   boost::json::array a;
   for (const auto& s : v)
@@ -532,7 +546,7 @@ write_result sqlite_store::write_data(database& db, const prepared_message& p, b
     s->run();
   }
   write_fields(db, data_id, p.headers);
-  if (with_index) write_index(db, data_id, p.index, p.headers);
+  if (with_index) write_index(db, data_id, p.index);
   return {};
 }
 
@@ -663,7 +677,7 @@ asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_op
   };
   if (defer_index) {
     job.index = [st](database& db) {
-      if (st->data_id != 0) write_index(db, st->data_id, st->row.index, st->row.headers);
+      if (st->data_id != 0) write_index(db, st->data_id, st->row.index);
     };
   }
   job.after_commit = [this, st](const write_result& r) {
@@ -1069,37 +1083,131 @@ asio::awaitable<search_result> sqlite_store::search(search_request r) {
   if (r.before_ms) {
     f.where += " AND m.created < ?";
     f.binds.emplace_back(*r.before_ms);
+    f.key_rest += " AND m.created < ?";
+    f.key_rest_binds.emplace_back(*r.before_ms);
+    f.unfiltered = false;
   }
   auto fn = [r = std::move(r), f = std::move(f)](database& db) {
     search_result out;
     read_txn txn(db);
+    const std::uint64_t limit = r.limit == 0 ? kMaxListLimit : std::min(r.limit, kMaxListLimit);
+    const auto offset = static_cast<std::int64_t>(std::min<std::uint64_t>(r.offset, INT64_MAX));
+    // The page's rows, by seq from an inner query over an index: the wide rows are read
+    // for the page only.
+    auto read_page = [&](statement& s) {
+      while (s.step())
+        out.messages.push_back(row_to_message(s));
+    };
+    const std::string page_head =
+        std::string(kSelectMessage) + "WHERE m.seq IN (SELECT m.seq FROM messages m ";
+    const char* page_tail =
+        " ORDER BY m.created DESC, m.seq DESC LIMIT ? OFFSET ?) ORDER BY m.created DESC, m.seq "
+        "DESC";
     {
-      auto s =
-          db.cached("SELECT count(*), coalesce(sum(read = 0), 0) FROM messages WHERE mailbox = ?1");
+      auto s = db.cached("SELECT total, unread FROM mailbox_counts WHERE mailbox = ?1");
       s->bind(1, r.mailbox);
       if (s->step()) {
         out.total = static_cast<std::uint64_t>(s->column_int(0));
         out.unread = static_cast<std::uint64_t>(s->column_int(1));
       }
     }
-    {
-      statement s(db.get(),
-                  "SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE " + f.where);
-      bind_filter(s, f);
-      if (s.step()) {
-        out.matched = static_cast<std::uint64_t>(s.column_int(0));
-        out.matched_unread = static_cast<std::uint64_t>(s.column_int(1));
+    if (f.keys.empty()) {
+      if (f.unfiltered) {
+        out.matched = out.total;  // the list: no second count of the same rows
+        out.matched_unread = out.unread;
+      } else {
+        statement s(
+            db.get(),
+            "SELECT count(*), coalesce(sum(m.read = 0), 0) FROM messages m WHERE " + f.where);
+        bind_filter(s, f);
+        if (s.step()) {
+          out.matched = static_cast<std::uint64_t>(s.column_int(0));
+          out.matched_unread = static_cast<std::uint64_t>(s.column_int(1));
+        }
       }
-    }
-    const std::uint64_t limit = r.limit == 0 ? kMaxListLimit : std::min(r.limit, kMaxListLimit);
-    if (r.offset < out.matched) {
-      statement s(db.get(), std::string(kSelectMessage) + "WHERE " + f.where +
-                                " ORDER BY m.created DESC, m.seq DESC LIMIT ? OFFSET ?");
-      int next = bind_filter(s, f);
-      s.bind(next, static_cast<std::int64_t>(limit));
-      s.bind(next + 1, static_cast<std::int64_t>(std::min<std::uint64_t>(r.offset, INT64_MAX)));
-      while (s.step())
-        out.messages.push_back(row_to_message(s));
+      if (r.offset < out.matched) {
+        statement s(db.get(), page_head + "WHERE " + f.where + page_tail);
+        const int next = bind_filter(s, f);
+        s.bind(next, static_cast<std::int64_t>(limit));
+        s.bind(next + 1, offset);
+        read_page(s);
+      }
+    } else {
+      // The index sets first (each term's set from its index, intersected), as a bitmap of
+      // data ids. A small set is then counted through messages_data (which holds mailbox,
+      // read and created); a large one by one scan of the mailbox's (mailbox, read, data_id,
+      // created) index, testing each entry against the set (sluice_keys) and the other
+      // conditions: no temporary table, no wide row.
+      const std::int64_t max_id = db.query_int("SELECT coalesce(max(id), 0) FROM message_data");
+      key_set keys(max_id);
+      for (std::size_t i = 0; i < f.keys.size(); ++i) {
+        if (i == 0) {
+          add_keys(db, f.keys[i], keys);
+        } else {
+          key_set more(max_id);
+          add_keys(db, f.keys[i], more);
+          keys.intersect(more);
+        }
+      }
+      const std::uint64_t set_size = keys.size();
+      std::string ids_json;  // the set as a JSON array, for json_each(), when it is small
+      const bool small = 4 * set_size < out.total;
+      if (small) {
+        boost::json::array ids;
+        for (std::int64_t id : keys.ids())
+          ids.emplace_back(id);
+        ids_json = boost::json::serialize(ids);
+      }
+      {
+        statement s(db.get(),
+                    small ? "SELECT m.read, count(*) FROM messages m INDEXED BY messages_data"
+                            " WHERE m.data_id IN (SELECT value FROM json_each(?)) AND"
+                            " m.mailbox = ?" +
+                                f.key_rest + " GROUP BY m.read"
+                          : "SELECT m.read, coalesce(sum(sluice_keys(?, m.data_id)" + f.key_rest +
+                                "), 0) FROM messages m INDEXED BY messages_mailbox_read"
+                                " WHERE m.mailbox = ? GROUP BY m.read");
+        int next = 1;
+        if (small) {
+          s.bind(next++, ids_json);
+          s.bind(next++, r.mailbox);
+          bind_values(s, f.key_rest_binds, next);
+        } else {
+          bind_key_set(s, next++, keys);
+          next = bind_values(s, f.key_rest_binds, next);
+          s.bind(next, r.mailbox);
+        }
+        while (s.step()) {
+          const auto hits = static_cast<std::uint64_t>(s.column_int(1));
+          out.matched += hits;
+          if (s.column_int(0) == 0) out.matched_unread += hits;
+        }
+      }
+      if (r.offset < out.matched) {
+        if (small && page_from_set(set_size, out.matched, out.total, r.offset, limit)) {
+          statement s(db.get(), page_head +
+                                    "INDEXED BY messages_data WHERE m.data_id IN"
+                                    " (SELECT value FROM json_each(?)) AND m.mailbox = ?" +
+                                    f.key_rest + page_tail);
+          s.bind(1, ids_json);
+          s.bind(2, r.mailbox);
+          const int next = bind_values(s, f.key_rest_binds, 3);
+          s.bind(next, static_cast<std::int64_t>(limit));
+          s.bind(next + 1, offset);
+          read_page(s);
+        } else {
+          statement s(db.get(), page_head +
+                                    "INDEXED BY messages_mailbox_created WHERE m.mailbox = ?"
+                                    " AND sluice_keys(?, m.data_id)" +
+                                    f.key_rest + page_tail);
+          s.bind(1, r.mailbox);
+          bind_key_set(s, 2, keys);
+          const int next = bind_values(s, f.key_rest_binds, 3);
+          s.bind(next, static_cast<std::int64_t>(limit));
+          s.bind(next + 1, offset);
+          read_page(s);
+        }
+      }
     }
     {
       auto s = db.cached("SELECT name FROM tags WHERE mailbox = ?1 ORDER BY name COLLATE NOCASE");
@@ -1298,8 +1406,7 @@ asio::awaitable<mailbox_stats> sqlite_store::stats(std::string mailbox) {
     mailbox_stats out;
     read_txn txn(db);
     {
-      auto s =
-          db.cached("SELECT count(*), coalesce(sum(read = 0), 0) FROM messages WHERE mailbox = ?1");
+      auto s = db.cached("SELECT total, unread FROM mailbox_counts WHERE mailbox = ?1");
       s->bind(1, mailbox);
       if (s->step()) {
         out.total = static_cast<std::uint64_t>(s->column_int(0));

@@ -838,6 +838,18 @@ TEST_F(StoreTest, MigratesVersion1DatabaseWithDataIntact) {
   EXPECT_EQ(run(s->tags("default")), std::vector<std::string>{"Work"});
   EXPECT_EQ(run(s->tags("other")), std::vector<std::string>{"Work"});
   EXPECT_FALSE(run(s->get("default", "id-two")));
+  // v4 indexed the migrated header fields and counted the mailboxes.
+  auto custom = run(s->search({.mailbox = "default", .query = "header:x-custom:WORLD"}));
+  ASSERT_EQ(custom.messages.size(), 1u);
+  EXPECT_EQ(custom.messages[0].id, "id-one");
+  EXPECT_EQ(custom.matched, 1u);
+  EXPECT_EQ(custom.matched_unread, 0u);  // id-one was read
+  EXPECT_EQ(custom.total, 1u);
+  EXPECT_EQ(custom.unread, 0u);
+  auto received = run(s->search({.mailbox = "other", .query = "header:Received:\"FROM X\""}));
+  EXPECT_EQ(received.matched, 1u);  // the edit's field (the output's header fields)
+  EXPECT_EQ(received.unread, 1u);
+  EXPECT_EQ(run(s->search({.mailbox = "other", .query = "-header:Received"})).matched, 0u);
   {
     database db(dir_ / "store.db", SQLITE_OPEN_READONLY);
     EXPECT_EQ(db.query_int("PRAGMA user_version"), schema_version());
@@ -1184,6 +1196,169 @@ TEST_F(StoreTest, SearchEveryTermOverTheIndex) {
   EXPECT_EQ(run(s->remove("default", {.query = "is:read"})), 2u);
   EXPECT_EQ(count(*s, "default"), 2u);
   EXPECT_THROW(run(s->remove("default", {.query = "\"open"})), search_error);
+}
+
+// header: search goes through header_index (names ASCII-lowercased, values Unicode-folded,
+// long values checked in the field blob); a search by an index set counts its matches from
+// a small set (messages_data) or a scan of the mailbox (sluice_keys). Each query's matches,
+// counts and page are compared with what the messages say.
+TEST_F(StoreTest, HeaderIndexAndKeyedCountsAreExact) {
+  auto s = open();
+  constexpr int kN = 12;
+  const auto base = std::chrono::system_clock::time_point(std::chrono::seconds(1'700'000'000));
+  std::vector<std::string> id(kN);
+  std::vector<std::int64_t> created(kN);
+  for (int i = 0; i < kN; ++i) {
+    const std::string tenant = i % 3 == 0   ? "\xC3\x84rger GmbH"  // Ärger
+                               : i % 3 == 1 ? "\xC3\x89"
+                                              "COLE Stra\xC3\x9F"
+                                              "e"  // ÉCOLE Straße
+                                            : "plain co";
+    std::string raw =
+        "From: a@example.com\r\nSubject: " + std::string(i % 2 ? "beta" : "alpha") + " " +
+        std::to_string(i) + "\r\nX-Tenant: " + tenant + "\r\nx-TRACE-id: T-" + std::to_string(i) +
+        "\r\nReceived: from hop" + std::to_string(i) +
+        "\r\nReceived: from relay\r\nReceived: from relay\r\nX-Long: " + std::string(300, 'b') +
+        (i % 2 ? "" : " needle-" + std::to_string(i)) + "\r\n";
+    if (i == 5) raw += "X-Empty:\r\n";
+    raw += "\r\nbody\r\n";
+    auto m = make_message(raw);
+    m->envelope.received_at = base + std::chrono::seconds(i);
+    ASSERT_TRUE(put(*s, m).ok());
+    id[i] = m->id;
+    created[i] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     m->envelope.received_at.time_since_epoch())
+                     .count();
+  }
+  // A copy elsewhere must not be counted in "default".
+  auto other = make_message(
+      "From: a@example.com\r\nX-Tenant: \xC3\x84rger\r\nX-Bin: caf\xE9 LAIT\r\n\r\nx\r\n");
+  ASSERT_TRUE(put(*s, other, "other").ok());
+  const std::set<int> read = {0, 3, 4};
+  for (int i : read)
+    ASSERT_EQ(run(s->set_read("default", {.ids = {id[i]}}, true)), 1u);
+
+  // Checks matches (as the page, newest first), matched and matched_unread.
+  auto check = [&](const std::string& query, const std::vector<int>& want) {
+    SCOPED_TRACE(query);
+    auto r = run(s->search({.mailbox = "default", .query = query, .limit = 0}));
+    std::vector<std::string> got, expect;
+    for (const auto& m : r.messages)
+      got.push_back(m.id);
+    std::uint64_t unread = 0;
+    for (auto it = want.rbegin(); it != want.rend(); ++it) {
+      expect.push_back(id[*it]);
+      unread += read.count(*it) ? 0 : 1;
+    }
+    EXPECT_EQ(got, expect);
+    EXPECT_EQ(r.matched, want.size());
+    EXPECT_EQ(r.matched_unread, unread);
+    EXPECT_EQ(r.total, static_cast<std::uint64_t>(kN));
+    EXPECT_EQ(r.unread, static_cast<std::uint64_t>(kN) - read.size());
+  };
+  check("header:x-tenant:\xC3\xA4rger", {0, 3, 6, 9});  // ärger finds Ärger
+  check("header:X-TENANT:\xC3\x84RGER", {0, 3, 6, 9});  // ÄRGER
+  check(
+      "header:X-Tenant:\xC3\xA9"
+      "cole",
+      {1, 4, 7, 10});  // école finds ÉCOLE
+  check(
+      "header:x-tenant:STRA\xE1\xBA\x9E"
+      "E",
+      {1, 4, 7, 10});                           // ẞ folds to ß
+  check("header:x-tenant:strasse", {});         // no full case folding
+  check("header:X-Trace-Id:t-1", {1, 10, 11});  // substring of the value
+  check("header:x-trace-id:T-11", {11});        // small set: counted from messages_data
+  check("header:X-Trace-Id", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  check("header:X-Tenant:\"plain co\"", {2, 5, 8, 11});
+  check("header:X-Tenant:co", {1, 2, 4, 5, 7, 8, 10, 11});  // ÉCOLE and "plain co"
+  check("header:Subject:alpha", {0, 2, 4, 6, 8, 10});
+  check("header:X-Long:needle-4", {4});  // a long value: the blob is checked
+  check("header:X-Long:needle", {0, 2, 4, 6, 8, 10});
+  check("header:X-Long:bbb", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  check("header:Received:relay", {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});  // repeated field
+  check("header:received:hop1", {1, 10, 11});
+  check("header:X-Empty", {5});
+  check("header:X-Empty:x", {});
+  check("header:X-Nothing", {});
+  check("header:X-Tenant:relay", {});  // the value must be in that field
+  check("-header:x-tenant:\xC3\xA4rger", {1, 2, 4, 5, 7, 8, 10, 11});
+  check("-header:X-Long:needle", {1, 3, 5, 7, 9, 11});
+  check("-header:X-Empty", {0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11});
+  check("header:x-tenant:\xC3\xA4rger -header:X-Long:needle", {3, 9});
+  check("header:x-tenant:\xC3\xA4rger header:X-Long:needle", {0, 6});  // two sets, intersected
+  check("alpha header:x-trace-id:t-1", {10});                          // trigram set and header set
+  check("beta -alpha", {1, 3, 5, 7, 9, 11});
+  check("beta", {1, 3, 5, 7, 9, 11});  // half the mailbox: counted by the scan
+  check("beta is:unread", {1, 5, 7, 9, 11});
+  check("beta is:read", {3});
+  check("alpha -is:read -header:X-Trace-Id:t-1", {2, 6, 8});
+  check("from:example.com header:X-Tenant:co", {1, 2, 4, 5, 7, 8, 10, 11});
+  check("beta 1", {1, 11});  // a short term is checked per row of the set
+
+  // Pages (offset, limit) and before_ms over both ways of finding them.
+  auto page = [&](const std::string& query, std::uint64_t offset, std::uint64_t limit,
+                  std::optional<std::int64_t> before = std::nullopt) {
+    auto r = run(s->search({.mailbox = "default",
+                            .query = query,
+                            .offset = offset,
+                            .limit = limit,
+                            .before_ms = before}));
+    std::vector<std::string> got;
+    for (const auto& m : r.messages)
+      got.push_back(m.id);
+    return std::make_pair(got, std::make_pair(r.matched, r.matched_unread));
+  };
+  using page_t = std::pair<std::vector<std::string>, std::pair<std::uint64_t, std::uint64_t>>;
+  EXPECT_EQ(page("header:x-tenant:\xC3\xA4rger", 1, 2), (page_t{{id[6], id[3]}, {4, 2}}));
+  EXPECT_EQ(page("header:x-tenant:\xC3\xA4rger", 4, 2), (page_t{{}, {4, 2}}));
+  EXPECT_EQ(page("header:x-trace-id:T-11", 0, 5), (page_t{{id[11]}, {1, 1}}));
+  EXPECT_EQ(page("beta", 2, 3), (page_t{{id[7], id[5], id[3]}, {6, 5}}));
+  EXPECT_EQ(page("beta", 0, 2, created[6]), (page_t{{id[5], id[3]}, {3, 2}}));
+  EXPECT_EQ(page("header:x-tenant:\xC3\xA4rger", 0, 10, created[6]),
+            (page_t{{id[3], id[0]}, {2, 0}}));
+  EXPECT_EQ(page("", 0, 1, created[2]), (page_t{{id[1]}, {2, 1}}));
+  EXPECT_EQ(page("header:x-trace-id:T-11", 0, 5, created[11]), (page_t{{}, {0, 0}}));
+  EXPECT_EQ(page("header:x-trace-id:T-10", 0, 5, created[11]), (page_t{{id[10]}, {1, 1}}));
+
+  // The other mailbox has its own copy and its own counts.
+  auto o = run(s->search({.mailbox = "other", .query = "header:X-Tenant:\xC3\xA4rger"}));
+  EXPECT_EQ(o.matched, 1u);
+  EXPECT_EQ(o.total, 1u);
+  EXPECT_EQ(o.unread, 1u);
+  // A byte that is not UTF-8 was stored as U+FFFD (the fields are sanitized).
+  EXPECT_EQ(run(s->search({.mailbox = "other", .query = "header:x-bin:lait"})).matched, 1u);
+  EXPECT_EQ(
+      run(s->search({.mailbox = "other", .query = "header:X-BIN:\"f\xEF\xBF\xBD l\""})).matched,
+      1u);
+  EXPECT_EQ(run(s->search({.mailbox = "other", .query = "header:X-Bin:cafe"})).matched, 0u);
+
+  // The index follows deletes; the kept counts follow deletes and read changes.
+  EXPECT_EQ(run(s->remove("default", {.query = "header:x-tenant:\xC3\xA4rger"})), 4u);
+  ASSERT_EQ(run(s->set_read("default", {.ids = {id[1]}}, true)), 1u);
+  auto all = run(s->search({.mailbox = "default", .query = "header:x-tenant"}));
+  EXPECT_EQ(all.matched, 8u);
+  EXPECT_EQ(all.matched_unread, 6u);  // 12 - 4 deleted (2 of them read) - id[1], id[4]
+  EXPECT_EQ(all.total, 8u);
+  EXPECT_EQ(all.unread, 6u);
+  EXPECT_EQ(run(s->stats("default")).total, 8u);
+  EXPECT_EQ(run(s->stats("default")).unread, 6u);
+  {
+    database db(dir_ / "store.db", SQLITE_OPEN_READONLY);
+    EXPECT_EQ(db.query_int("SELECT count(*) FROM header_index WHERE data_id NOT IN"
+                           " (SELECT id FROM message_data)"),
+              0);
+    EXPECT_EQ(db.query_int("SELECT count(DISTINCT data_id) FROM header_index"), 9);
+    EXPECT_EQ(db.query_int("SELECT count(*) FROM header_index WHERE long = 1"), 8);  // X-Long
+  }
+  EXPECT_EQ(run(s->remove("default", {})), 8u);
+  auto none = run(s->search({.mailbox = "default", .query = "header:x-tenant"}));
+  EXPECT_EQ(none.total, 0u);
+  EXPECT_EQ(none.matched, 0u);
+  EXPECT_EQ(run(s->remove("other", {})), 1u);
+  database db(dir_ / "store.db", SQLITE_OPEN_READONLY);
+  EXPECT_EQ(db.query_int("SELECT count(*) FROM header_index"), 0);
+  EXPECT_EQ(db.query_int("SELECT count(*) FROM message_data"), 0);
 }
 
 TEST_F(StoreTest, BeforeAndAfterUseTheRequestTimeZone) {
