@@ -49,57 +49,16 @@ TEST_F(GatewayE2E, RewrittenSignedMailArrivesAndTheSignatureVerifiesWithDkimpy) 
   const fs::path key = tmp_.path() / "dkim.pem";
   const fs::path txt = tmp_.path() / "keygen.out";
   std::string out;
-  ASSERT_EQ(run_command(shell_quote(sluice_binary()) +
-                            " dkim keygen --selector s1 --domain staging.example --out " +
-                            shell_quote(key.string()) + " > " + shell_quote(txt.string()),
-                        &out),
-            0)
-      << out;
+  ASSERT_EQ(dkim_keygen(key, txt, &out), 0) << out;
   ASSERT_NE(read_file(txt).find("v=DKIM1; k=rsa; p="), std::string::npos) << read_file(txt);
 
   upstream up(tmp_.path() / "up", "");
   ASSERT_NE(up.port(), 0) << up.log();
   fs::create_directories(tmp_.path() / "gw");
-  sluice_process s(tmp_.path() / "gw", R"(log: {level: debug}
-spool: {path: ./spool}
-listeners:
-  - {name: smtp, plugin: smtp, pipeline: gateway, listen: ["127.0.0.1:0"]}
-pipelines:
-  - name: gateway
-    stages:
-      - {plugin: mime, timeout: 30s}
-      - plugin: rewrite
-        on_error: tempfail
-        recipients:
-          - {match: "*", to: qa@staging.example}
-        original_to_header: true
-        override_from: noreply@staging.example
-        subject_prefix: "[STAGING] "
-        headers:
-          - {op: remove, name: Bcc}
-      - {plugin: dkim_sign, domain: staging.example, selector: s1, key: )" +
-                                           key.string() + R"(}
-      - plugin: relay
-        timeout: 60s
-        retry: {initial: 1s, max: 2s, lifetime: 1h}
-        smarthost: )" + up.address() + R"(
-        security: none
-        helo: gw.test
-)");
+  sluice_process s(tmp_.path() / "gw",
+                   staging_gateway_config(key, "qa@staging.example", up.address()));
   ASSERT_TRUE(s.running()) << s.log();
-  const std::string msg =
-      "From: \"Jane Doe\" <jane@app.example>\r\n"
-      "To: Customer <customer@real.example>, other@real.example\r\n"
-      "Subject: Your invoice\r\n"
-      "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
-      "Message-ID: <invoice-1@app.example>\r\n"
-      "MIME-Version: 1.0\r\n"
-      "Content-Type: text/plain; charset=utf-8\r\n"
-      "\r\n"
-      "Dear customer,\r\n"
-      ".a line that starts with a dot\r\n"
-      "Trailing spaces here   \r\n"
-      "\r\n";
+  const std::string msg = invoice_message("invoice-1@app.example");
   const std::string sent =
       smtplib_send(tmp_.path(), s.endpoints("smtp").at(0), "bounces@app.example",
                    {"customer@real.example", "other@real.example", "hidden@real.example"}, {msg});
@@ -177,26 +136,10 @@ pipelines:
                    "@example.com>\r\n\r\nMessage " + std::to_string(i) + ".\r\n");
   const std::string sent = smtplib_send(tmp_.path(), s.endpoints("smtp").at(0), "app@example.com",
                                         {"user@example.net"}, msgs);
-  std::vector<std::string> ids;
-  for (std::size_t pos = 0; (pos = sent.find("queued as ", pos)) != std::string::npos;) {
-    pos += 10;
-    ids.push_back(sent.substr(pos, sent.find_first_of(" \r\n", pos) - pos));
-  }
+  const auto ids = queued_ids(sent);
   ASSERT_EQ(ids.size(), 5u) << sent;
 
-  const std::string api = "http://" + s.endpoints("http").at(0) + "/api/v1/message/";
-  auto deliveries = [&](const std::string& id) {
-    std::string out;
-    json::array log;
-    if (run_command("curl -sS --max-time 10 " + shell_quote(api + id + "/deliveries"), &out,
-                    false) != 0)
-      return log;
-    boost::system::error_code ec;
-    auto v = json::parse(out, ec);
-    if (!ec && v.is_object() && v.as_object().contains("Deliveries"))
-      log = v.at("Deliveries").as_array();
-    return log;
-  };
+  auto deliveries = [&](const std::string& id) { return relay::deliveries(s, id); };
   // While it is down: at least two failed attempts for every message, none delivered.
   for (const auto& id : ids)
     ASSERT_TRUE(eventually([&] { return deliveries(id).size() >= 2; })) << id << "\n" << s.log();

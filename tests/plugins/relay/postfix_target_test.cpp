@@ -246,54 +246,13 @@ TEST_F(PostfixTarget, RewrittenSignedMailArrivesAndTheSignatureVerifiesWithDkimp
   const fs::path key = tmp_.path() / "dkim.pem";
   const fs::path txt = tmp_.path() / "keygen.out";
   std::string out;
-  ASSERT_EQ(run_command(shell_quote(sluice_binary()) +
-                            " dkim keygen --selector s1 --domain staging.example --out " +
-                            shell_quote(key.string()) + " > " + shell_quote(txt.string()),
-                        &out),
-            0)
-      << out;
+  ASSERT_EQ(dkim_keygen(key, txt, &out), 0) << out;
   postfix_target pf(tmp_.path() / "postfix", "");
   ASSERT_TRUE(pf.start()) << pf.log();
   fs::create_directories(tmp_.path() / "gw");
-  sluice_process s(tmp_.path() / "gw", R"(log: {level: debug}
-spool: {path: ./spool}
-listeners:
-  - {name: smtp, plugin: smtp, pipeline: gateway, listen: ["127.0.0.1:0"]}
-pipelines:
-  - name: gateway
-    stages:
-      - {plugin: mime, timeout: 30s}
-      - plugin: rewrite
-        recipients:
-          - {match: "*", to: qa@example.org}
-        original_to_header: true
-        override_from: noreply@staging.example
-        subject_prefix: "[STAGING] "
-        headers:
-          - {op: remove, name: Bcc}
-      - {plugin: dkim_sign, domain: staging.example, selector: s1, key: )" +
-                                           key.string() + R"(}
-      - plugin: relay
-        timeout: 60s
-        retry: {initial: 1s, max: 2s, lifetime: 1h}
-        smarthost: )" + pf.address() + R"(
-        security: none
-        helo: gw.test
-)");
+  sluice_process s(tmp_.path() / "gw", staging_gateway_config(key, "qa@example.org", pf.address()));
   ASSERT_TRUE(s.running()) << s.log();
-  const std::string msg =
-      "From: \"Jane Doe\" <jane@app.example>\r\n"
-      "To: Customer <customer@real.example>, other@real.example\r\n"
-      "Subject: Your invoice\r\n"
-      "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
-      "Message-ID: <invoice-postfix@app.example>\r\n"
-      "MIME-Version: 1.0\r\n"
-      "Content-Type: text/plain; charset=utf-8\r\n"
-      "\r\n"
-      "Dear customer,\r\n"
-      ".a line that starts with a dot\r\n"
-      "Trailing spaces here   \r\n"
-      "\r\n";
+  const std::string msg = invoice_message("invoice-postfix@app.example");
   const std::string sent =
       smtplib_send(tmp_.path(), s.endpoints("smtp").at(0), "bounces@app.example",
                    {"customer@real.example", "other@real.example"}, {msg});
@@ -331,20 +290,6 @@ pipelines:
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 
-// The delivery log of one message through the http listener.
-json::array deliveries(const sluice_process& s, const std::string& id) {
-  std::string out;
-  json::array log;
-  const std::string url =
-      "http://" + s.endpoints("http").at(0) + "/api/v1/message/" + id + "/deliveries";
-  if (run_command("curl -sS --max-time 10 " + shell_quote(url), &out, false) != 0) return log;
-  boost::system::error_code ec;
-  auto v = json::parse(out, ec);
-  if (!ec && v.is_object() && v.as_object().contains("Deliveries"))
-    log = v.at("Deliveries").as_array();
-  return log;
-}
-
 // `pool` is the relay's connection reuse; 0 makes every attempt a new SMTP session.
 std::string capture_and_relay_config(const postfix_target& pf, int pool = 4) {
   return R"(log: {level: debug}
@@ -368,15 +313,6 @@ pipelines:
         pool: {size: )" +
          std::to_string(pool) + R"(}
 )";
-}
-
-std::vector<std::string> queued_ids(const std::string& smtplib_output) {
-  std::vector<std::string> ids;
-  for (std::size_t pos = 0; (pos = smtplib_output.find("queued as ", pos)) != std::string::npos;) {
-    pos += 10;
-    ids.push_back(smtplib_output.substr(pos, smtplib_output.find_first_of(" \r\n", pos) - pos));
-  }
-  return ids;
 }
 
 // Postfix answers RCPT with its own 450 (for later@) and 550 (for nobody@): ok@ is delivered

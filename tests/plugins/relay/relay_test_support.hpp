@@ -194,4 +194,91 @@ inline int dkimpy_verify(const fs::path& dir, const fs::path& message_file,
                      out, true);
 }
 
+// The staging gateway of the relay tests: smtp → mime → rewrite (every recipient to `inbox`,
+// a From override, a subject prefix, Bcc removed) → dkim_sign (d=staging.example, s=s1, the
+// key at `key`) → deferred relay to `smarthost` without TLS.
+inline std::string staging_gateway_config(const fs::path& key, const std::string& inbox,
+                                          const std::string& smarthost) {
+  return R"(log: {level: debug}
+spool: {path: ./spool}
+listeners:
+  - {name: smtp, plugin: smtp, pipeline: gateway, listen: ["127.0.0.1:0"]}
+pipelines:
+  - name: gateway
+    stages:
+      - {plugin: mime, timeout: 30s}
+      - plugin: rewrite
+        on_error: tempfail
+        recipients:
+          - {match: "*", to: )" +
+         inbox + R"(}
+        original_to_header: true
+        override_from: noreply@staging.example
+        subject_prefix: "[STAGING] "
+        headers:
+          - {op: remove, name: Bcc}
+      - {plugin: dkim_sign, domain: staging.example, selector: s1, key: )" +
+         key.string() + R"(}
+      - plugin: relay
+        timeout: 60s
+        retry: {initial: 1s, max: 2s, lifetime: 1h}
+        smarthost: )" +
+         smarthost + R"(
+        security: none
+        helo: gw.test
+)";
+}
+
+// The message the staging gateway tests send (a dot-stuffed line, trailing spaces).
+inline std::string invoice_message(const std::string& message_id) {
+  return "From: \"Jane Doe\" <jane@app.example>\r\n"
+         "To: Customer <customer@real.example>, other@real.example\r\n"
+         "Subject: Your invoice\r\n"
+         "Date: Tue, 01 Dec 2026 10:00:00 +0000\r\n"
+         "Message-ID: <" +
+         message_id +
+         ">\r\n"
+         "MIME-Version: 1.0\r\n"
+         "Content-Type: text/plain; charset=utf-8\r\n"
+         "\r\n"
+         "Dear customer,\r\n"
+         ".a line that starts with a dot\r\n"
+         "Trailing spaces here   \r\n"
+         "\r\n";
+}
+
+// `sluice dkim keygen` for s1._domainkey.staging.example: the private key to `key`, the TXT
+// record it prints to `txt`. Returns the exit status; its output in *out.
+inline int dkim_keygen(const fs::path& key, const fs::path& txt, std::string* out) {
+  return run_command(shell_quote(sluice_binary()) +
+                         " dkim keygen --selector s1 --domain staging.example --out " +
+                         shell_quote(key.string()) + " > " + shell_quote(txt.string()),
+                     out);
+}
+
+// A message's delivery log, GET /api/v1/message/{ID}/deliveries on the listener "http"
+// (empty when it cannot be read).
+inline json::array deliveries(const sluice_process& s, const std::string& id) {
+  std::string out;
+  json::array log;
+  const std::string url =
+      "http://" + s.endpoints("http").at(0) + "/api/v1/message/" + id + "/deliveries";
+  if (run_command("curl -sS --max-time 10 " + shell_quote(url), &out, false) != 0) return log;
+  boost::system::error_code ec;
+  auto v = json::parse(out, ec);
+  if (!ec && v.is_object() && v.as_object().contains("Deliveries"))
+    log = v.at("Deliveries").as_array();
+  return log;
+}
+
+// The IDs in "250 … queued as <ID>" replies, in order.
+inline std::vector<std::string> queued_ids(const std::string& replies) {
+  std::vector<std::string> ids;
+  for (std::size_t pos = 0; (pos = replies.find("queued as ", pos)) != std::string::npos;) {
+    pos += 10;
+    ids.push_back(replies.substr(pos, replies.find_first_of(" \r\n", pos) - pos));
+  }
+  return ids;
+}
+
 }  // namespace sluice::test::relay
