@@ -290,31 +290,6 @@ TEST_F(PostfixTarget, RewrittenSignedMailArrivesAndTheSignatureVerifiesWithDkimp
   EXPECT_EQ(s.stop(), 0) << s.log();
 }
 
-// `pool` is the relay's connection reuse; 0 makes every attempt a new SMTP session.
-std::string capture_and_relay_config(const postfix_target& pf, int pool = 4) {
-  return R"(log: {level: debug}
-spool: {path: ./spool}
-services:
-  - {name: default, plugin: store, path: ./mail.db}
-listeners:
-  - {name: smtp, plugin: smtp, pipeline: gateway, listen: ["127.0.0.1:0"]}
-  - {name: http, plugin: http, pipeline: gateway, listen: ["127.0.0.1:0"]}
-pipelines:
-  - name: gateway
-    stages:
-      - {plugin: mime, timeout: 30s}
-      - {plugin: store, mailbox: default, on_error: tempfail}
-      - plugin: relay
-        timeout: 30s
-        retry: {initial: 300ms, max: 1s, lifetime: 1h}
-        smarthost: )" +
-         pf.address() + R"(
-        security: none
-        pool: {size: )" +
-         std::to_string(pool) + R"(}
-)";
-}
-
 // Postfix answers RCPT with its own 450 (for later@) and 550 (for nobody@): ok@ is delivered
 // at once, nobody@ is a permanent failure recorded with Postfix's exact reply, later@ is
 // retried from the spool until Postfix accepts it, and nobody receives the message twice.
@@ -326,7 +301,7 @@ TEST_F(PostfixTarget, PostfixsTemporaryReplyIsRetriedAndItsPermanentReplyRecorde
   fs::create_directories(tmp_.path() / "gw");
   // Postfix's smtpd reads the access table when its process starts and one process serves
   // one session here; without connection reuse every attempt meets the current table.
-  sluice_process s(tmp_.path() / "gw", capture_and_relay_config(pf, 0));
+  sluice_process s(tmp_.path() / "gw", store_and_relay_config(pf.address(), 0));
   ASSERT_TRUE(s.running()) << s.log();
   const std::string sent =
       smtplib_send(tmp_.path(), s.endpoints("smtp").at(0), "app@example.com",
@@ -394,7 +369,7 @@ TEST_F(PostfixTarget, PostfixsTemporaryReplyIsRetriedAndItsPermanentReplyRecorde
 TEST_F(PostfixTarget, PostfixDownThenUpDeliversEveryMessageOnce) {
   postfix_target pf(tmp_.path() / "postfix", "");
   fs::create_directories(tmp_.path() / "gw");
-  sluice_process s(tmp_.path() / "gw", capture_and_relay_config(pf));
+  sluice_process s(tmp_.path() / "gw", store_and_relay_config(pf.address()));
   ASSERT_TRUE(s.running()) << s.log();
   std::vector<std::string> msgs;
   for (int i = 1; i <= 5; ++i)

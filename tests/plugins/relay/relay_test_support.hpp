@@ -229,6 +229,33 @@ pipelines:
 )";
 }
 
+// smtp and http listeners → mime → store (mailbox default) → deferred relay to `smarthost`
+// without TLS, retried after 300 ms backing off to 1 s. `pool` is the relay's connection
+// reuse; 0 makes every attempt a new SMTP session.
+inline std::string store_and_relay_config(const std::string& smarthost, int pool = 4) {
+  return R"(log: {level: debug}
+spool: {path: ./spool}
+services:
+  - {name: default, plugin: store, path: ./mail.db}
+listeners:
+  - {name: smtp, plugin: smtp, pipeline: gateway, listen: ["127.0.0.1:0"]}
+  - {name: http, plugin: http, pipeline: gateway, listen: ["127.0.0.1:0"]}
+pipelines:
+  - name: gateway
+    stages:
+      - {plugin: mime, timeout: 30s}
+      - {plugin: store, mailbox: default, on_error: tempfail}
+      - plugin: relay
+        timeout: 30s
+        retry: {initial: 300ms, max: 1s, lifetime: 1h}
+        smarthost: )" +
+         smarthost + R"(
+        security: none
+        pool: {size: )" +
+         std::to_string(pool) + R"(}
+)";
+}
+
 // The message the staging gateway tests send (a dot-stuffed line, trailing spaces).
 inline std::string invoice_message(const std::string& message_id) {
   return "From: \"Jane Doe\" <jane@app.example>\r\n"
