@@ -74,6 +74,16 @@ stage_config read_stage(const config_node& n) {
     if (s.retry.initial.count() <= 0) r->at("initial").fail("must be positive");
     if (s.retry.max < s.retry.initial) r->fail("max must not be less than initial");
   }
+  if (auto a = n.find("after")) {
+    s.after = read_name(n, "after");
+    if (auto w = n.find("when")) {
+      s.when = w->as_string();
+      if (s.when != "done" && s.when != "failed" && s.when != "settled")
+        w->fail("expected done, failed or settled, got \"" + s.when + "\"");
+    }
+  } else if (auto w = n.find("when")) {
+    w->fail("when needs after: the deferred stage whose outcome it names");
+  }
   s.node = n;
   return s;
 }

@@ -36,6 +36,10 @@ struct stage_config {
   std::chrono::milliseconds timeout{std::chrono::seconds(30)};
   on_error_policy on_error = on_error_policy::tempfail;
   retry_policy retry;
+  // Deferred stages only: run once the deferred stage `after` has settled, and only when its
+  // outcome is `when` ("done", "failed" — expired included — or "settled", either).
+  std::string after;
+  std::string when = "settled";
   config_node node;
 };
 

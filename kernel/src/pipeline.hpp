@@ -36,6 +36,8 @@ struct stage_instance {
   std::chrono::milliseconds timeout{30000};
   on_error_policy on_error = on_error_policy::tempfail;
   retry_policy retry;
+  std::string after;             // deferred: wait for this deferred stage to settle
+  std::string when = "settled";  // its outcome that lets this stage run
   histogram* duration = nullptr;
 };
 

@@ -144,6 +144,17 @@ std::shared_ptr<const pipeline_set> server::impl::build_pipelines(const kernel_c
       si.timeout = sc.timeout;
       si.on_error = sc.on_error;
       si.retry = sc.retry;
+      si.after = sc.after;
+      si.when = sc.when;
+      if (!si.after.empty()) {
+        if (si.phase != phase::deferred)
+          sc.node.at("after").fail("after orders deferred stages; stage \"" + sc.name +
+                                   "\" runs inline");
+        if (!p->find_deferred(si.after))
+          sc.node.at("after").fail("\"" + si.after +
+                                   "\" is not a deferred stage earlier in pipeline \"" + pc.name +
+                                   "\"");
+      }
       if (si.traits.commits && si.phase == phase::deferred) {
         sc.node.fail("stage \"" + sc.name + "\" makes messages durable and must run inline");
       }

@@ -112,11 +112,16 @@ std::error_code spool::write_record(const record& r) const {
   o["created_ms"] = r.created_ms;
   json::array stages;
   for (auto& s : r.stages) {
-    stages.push_back(json::object{{"name", s.name},
-                                  {"status", s.status},
-                                  {"attempts", s.attempts},
-                                  {"next_ms", s.next_ms},
-                                  {"last", s.last}});
+    json::object so{{"name", s.name},
+                    {"status", s.status},
+                    {"attempts", s.attempts},
+                    {"next_ms", s.next_ms},
+                    {"last", s.last}};
+    if (!s.after.empty()) {
+      so["after"] = s.after;
+      so["when"] = s.when;
+    }
+    stages.push_back(std::move(so));
   }
   o["stages"] = std::move(stages);
   o["message"] = r.message;
@@ -158,7 +163,7 @@ bool spool::read_record(const std::string& id, record& r) const {
       auto& so = s.as_object();
       r.stages.push_back({str(so, "name"), str(so, "status"),
                           static_cast<unsigned>(num(so, "attempts")), num(so, "next_ms"),
-                          str(so, "last")});
+                          str(so, "last"), str(so, "after"), str(so, "when")});
     }
   }
   if (auto* m = o.if_contains("message"); m && m->is_object()) r.message = m->as_object();
@@ -177,8 +182,15 @@ asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
   r.id = msg->id;
   r.pipeline = p->name;
   r.created_ms = now_ms();
-  for (auto& s : p->deferred_stages)
-    r.stages.push_back({s.name, "pending", 0, r.created_ms, {}});
+  for (auto& s : p->deferred_stages) {
+    r.stages.push_back({s.name,
+                        s.after.empty() ? "pending" : "waiting",
+                        0,
+                        r.created_ms,
+                        {},
+                        s.after,
+                        s.after.empty() ? std::string() : s.when});
+  }
   r.message["envelope"] = envelope_to_json(msg->envelope);
   r.message["edits"] = edits_to_json(msg->edits);
   r.message["attributes"] = msg->attributes;
@@ -208,8 +220,9 @@ asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
     ++self->queued_;
     self->metrics_.get_gauge("sluice_spool_messages", "Messages in the spool")
         .set(static_cast<double>(self->queued_));
-    for (auto& s : r.stages)
-      self->schedule(r.id, s.name, s.next_ms);
+    for (auto& s : r.stages) {
+      if (s.status == "pending") self->schedule(r.id, s.name, s.next_ms);
+    }
   });
   co_return std::error_code{};
 }
@@ -239,6 +252,9 @@ void spool::recover() {
       continue;
     }
     ++found;
+    // A record written by a version without `after` has no waiting stages; one whose
+    // dependency settled is released here as it would have been then.
+    if (!release_waiting(r, now_ms()).empty()) write_record(r);
     auto self = shared_from_this();
     asio::post(strand_, [self, r]() {
       ++self->queued_;
@@ -257,6 +273,32 @@ void spool::stop() {
     self->timer_.cancel();
   });
   gate_->close();
+}
+
+std::vector<std::string> spool::release_waiting(record& r, std::int64_t now) {
+  std::vector<std::string> released;
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (auto& st : r.stages) {
+      if (st.status != "waiting") continue;
+      auto dep = std::find_if(r.stages.begin(), r.stages.end(),
+                              [&](const stage_state& d) { return d.name == st.after; });
+      std::string outcome = dep == r.stages.end() ? "skipped" : dep->status;
+      if (outcome == "pending" || outcome == "waiting") continue;
+      const bool run =
+          (outcome == "done" && st.when != "failed") || (outcome == "failed" && st.when != "done");
+      if (run) {
+        st.status = "pending";
+        st.next_ms = now;
+        released.push_back(st.name);
+      } else {
+        st.status = "skipped";
+        st.last = "skipped: " + st.after + " " + outcome + ", this stage runs when " + st.when;
+      }
+      changed = true;
+    }
+  }
+  return released;
 }
 
 void spool::schedule(const std::string& id, const std::string& stage, std::int64_t due_ms) {
@@ -411,8 +453,26 @@ asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
       .get_counter("sluice_deferred_attempts_total", "Attempts of deferred stages",
                    {{"stage", stage_name}, {"result", outcome}})
       .inc();
-  bool finished = std::all_of(r.stages.begin(), r.stages.end(),
-                              [](const stage_state& st) { return st.status != "pending"; });
+  std::vector<std::string> released;
+  if (outcome != "retry") {
+    // Stages waiting for this one learn how it ended from the attribute "deferred" (e.g. a
+    // webhook announcing a relay's permanent failure), then run or are skipped.
+    if (std::any_of(r.stages.begin(), r.stages.end(),
+                    [&](const stage_state& st) { return st.after == stage_name; })) {
+      json::value& attrs = r.message["attributes"];
+      if (!attrs.is_object()) attrs = json::object();
+      json::value& d = attrs.as_object()["deferred"];
+      if (!d.is_object()) d = json::object();
+      d.as_object()[stage_name] = json::object{{"status", outcome},
+                                               {"reply", it->last},
+                                               {"attempts", it->attempts},
+                                               {"report", details}};
+    }
+    released = release_waiting(r, now_ms());
+  }
+  bool finished = std::all_of(r.stages.begin(), r.stages.end(), [](const stage_state& st) {
+    return st.status != "pending" && st.status != "waiting";
+  });
   auto write_job = [self, r, finished]() {
     if (finished) {
       self->remove_files(r.id);
@@ -429,6 +489,10 @@ asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
     (outcome == "done"
          ? log.info("deferred stage done", {{"attempts", it->attempts}})
          : log.warn("deferred stage failed", {{"attempts", it->attempts}, {"reply", it->last}}));
+  }
+  for (const auto& name : released) {
+    log.info("deferred stage released", {{"released", name}, {"after", outcome}});
+    schedule(id, name, now_ms());
   }
   if (events_) {
     // One event per attempt: the store keeps them as the message's delivery log.

@@ -59,10 +59,12 @@ class spool : public std::enable_shared_from_this<spool> {
  private:
   struct stage_state {
     std::string name;
-    std::string status = "pending";  // pending, done, failed
+    std::string status = "pending";  // pending, waiting, done, failed, skipped
     unsigned attempts = 0;
     std::int64_t next_ms = 0;
     std::string last;
+    std::string after;  // waiting for this stage to settle (a copy of the stage's config)
+    std::string when;   // done, failed or settled
   };
   struct record {
     std::string id;
@@ -73,6 +75,9 @@ class spool : public std::enable_shared_from_this<spool> {
   };
 
   void schedule(const std::string& id, const std::string& stage, std::int64_t due_ms);
+  // Moves waiting stages whose `after` stage has settled to pending (when its outcome is
+  // theirs) or skipped, until nothing changes; returns the stages that became pending.
+  static std::vector<std::string> release_waiting(record& r, std::int64_t now);
   void arm_timer();
   void run_due();
   boost::asio::awaitable<void> attempt(std::string id, std::string stage);

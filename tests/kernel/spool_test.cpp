@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/json.hpp>
 #include <thread>
 
 #include "pipeline.hpp"
@@ -23,11 +24,17 @@ class scripted_stage final : public stage {
  public:
   explicit scripted_stage(std::function<verdict(unsigned attempt)> f) : f_(std::move(f)) {}
   asio::awaitable<verdict> process(std::shared_ptr<message> msg, const stage_call& call) override {
+    std::lock_guard lock(mu);
+    called_at.push_back(std::chrono::steady_clock::now());
+    attributes.push_back(msg->attributes);
     attempts.push_back(call.attempt);
     phases.push_back(call.phase);
     bodies.push_back(msg->raw ? msg->raw->to_string() : "");
     co_return f_(call.attempt);
   }
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> called_at;
+  std::vector<boost::json::object> attributes;
   std::vector<unsigned> attempts;
   std::vector<phase> phases;
   std::vector<std::string> bodies;
@@ -67,6 +74,25 @@ struct world {
     auto set = std::make_shared<pipeline_set>();
     set->pipelines["p"] = p;
     runner.swap(set);
+  }
+  // A second deferred stage "notify" that runs after "relay" when its outcome is `when`.
+  void install_after(std::shared_ptr<stage> relay, std::shared_ptr<stage> notify,
+                     const std::string& when, retry_policy retry) {
+    install(std::move(relay), retry);
+    auto set = runner.current();
+    auto p = std::make_shared<pipeline>(*set->pipelines.at("p"));
+    stage_instance n;
+    n.name = "notify";
+    n.phase = phase::deferred;
+    n.impl = std::move(notify);
+    n.retry = retry;
+    n.timeout = std::chrono::seconds(60);
+    n.after = "relay";
+    n.when = when;
+    p->deferred_stages.push_back(n);
+    auto next = std::make_shared<pipeline_set>();
+    next->pipelines["p"] = p;
+    runner.swap(next);
   }
   submit_result submit(std::string body) {
     auto msg = std::make_shared<message>();
@@ -210,6 +236,115 @@ TEST(spool, survives_a_crash_mid_attempt_and_keeps_edits) {
   w2.spool_->recover();
   ASSERT_TRUE(wait_for([&] { return st->attempts.size() == 1 && w2.files() == 0; }));
   EXPECT_EQ(st->bodies[0], "Subject: crash\r\n\r\nbody\r\n");
+}
+
+}  // namespace
+
+namespace {
+
+// A stage with `after: relay, when: failed` runs once the relay failed for good, and sees
+// how it ended in the attribute "deferred"; it never runs when the relay succeeded.
+TEST(spool, after_failed_runs_only_once_the_stage_it_follows_failed) {
+  sluice::test::temp_dir d;
+  world w(d.path());
+  auto relay = std::make_shared<scripted_stage>([](unsigned a) {
+    return a < 3 ? verdict::tempfail(451, "4.4.1", "upstream down")
+                 : verdict::reject(550, "5.1.1", "no such user");
+  });
+  auto notify = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w.install_after(relay, notify, "failed", fast_retry());
+  ASSERT_EQ(w.submit("x\r\n").kind, verdict_kind::accept);
+  ASSERT_TRUE(wait_for([&] { return w.files() == 0 && w.spool_->queued() == 0; }));
+  std::lock_guard l1(relay->mu), l2(notify->mu);
+  EXPECT_EQ(relay->attempts, (std::vector<unsigned>{1, 2, 3}));
+  ASSERT_EQ(notify->attempts, (std::vector<unsigned>{1}));
+  EXPECT_GE(notify->called_at[0], relay->called_at.back());
+  const auto& deferred = notify->attributes[0].at("deferred").as_object();
+  const auto& r = deferred.at("relay").as_object();
+  EXPECT_EQ(r.at("status").as_string(), "failed");
+  EXPECT_EQ(r.at("reply").as_string(), "550 5.1.1 no such user");
+  EXPECT_EQ(r.at("attempts").as_int64(), 3);
+}
+
+TEST(spool, after_failed_is_skipped_when_the_stage_it_follows_succeeds) {
+  sluice::test::temp_dir d;
+  world w(d.path());
+  auto relay = std::make_shared<scripted_stage>(
+      [](unsigned a) { return a < 2 ? verdict::tempfail(451, "4.4.1", "down") : verdict::next(); });
+  auto notify = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w.install_after(relay, notify, "failed", fast_retry());
+  ASSERT_EQ(w.submit("x\r\n").kind, verdict_kind::accept);
+  ASSERT_TRUE(wait_for([&] { return w.files() == 0 && w.spool_->queued() == 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::lock_guard l1(relay->mu), l2(notify->mu);
+  EXPECT_EQ(relay->attempts.size(), 2u);
+  EXPECT_TRUE(notify->attempts.empty());
+}
+
+// `when: done` waits for the relay's retries and runs after its success; `settled` runs after
+// either outcome.
+TEST(spool, after_done_and_settled_wait_for_the_outcome) {
+  for (const std::string when : {"done", "settled"}) {
+    sluice::test::temp_dir d;
+    world w(d.path());
+    auto relay = std::make_shared<scripted_stage>([](unsigned a) {
+      return a < 3 ? verdict::tempfail(451, "4.4.1", "down") : verdict::next();
+    });
+    auto notify = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+    w.install_after(relay, notify, when, fast_retry());
+    ASSERT_EQ(w.submit("x\r\n").kind, verdict_kind::accept);
+    ASSERT_TRUE(wait_for([&] { return w.files() == 0 && w.spool_->queued() == 0; })) << when;
+    std::lock_guard l1(relay->mu), l2(notify->mu);
+    EXPECT_EQ(relay->attempts.size(), 3u) << when;
+    ASSERT_EQ(notify->attempts.size(), 1u) << when;
+    EXPECT_GE(notify->called_at[0], relay->called_at.back()) << when;
+    EXPECT_EQ(notify->attributes[0].at("deferred").at("relay").at("status").as_string(), "done");
+  }
+}
+
+// A waiting stage survives a restart: the record keeps `after`/`when`, and the stage is
+// released when the stage it follows settles in the next process.
+TEST(spool, a_waiting_stage_survives_a_restart) {
+  sluice::test::temp_dir d;
+  {
+    world w(d.path());
+    auto relay = std::make_shared<scripted_stage>(
+        [](unsigned) { return verdict::tempfail(451, "4.4.1", "down"); });
+    auto notify = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+    retry_policy slow = fast_retry();
+    slow.initial = std::chrono::seconds(30);
+    slow.max = std::chrono::seconds(60);
+    w.install_after(relay, notify, "failed", slow);
+    ASSERT_EQ(w.submit("x\r\n").kind, verdict_kind::accept);
+    ASSERT_TRUE(wait_for([&] {
+      std::lock_guard l(relay->mu);
+      return relay->attempts.size() == 1;
+    }));
+    std::lock_guard l(notify->mu);
+    EXPECT_TRUE(notify->attempts.empty());
+  }
+  std::filesystem::path meta;
+  for (auto& e : std::filesystem::directory_iterator(d.path() / "queue"))
+    if (e.path().extension() == ".json") meta = e.path();
+  const std::string record = sluice::test::read_file(meta);
+  EXPECT_NE(record.find("\"status\":\"waiting\""), std::string::npos) << record;
+  EXPECT_NE(record.find("\"after\":\"relay\""), std::string::npos) << record;
+  // The relay's next attempt is 30 s away: make it due now, as if the time had passed.
+  auto v = boost::json::parse(record);
+  v.at("stages").at(0).as_object()["next_ms"] = 0;
+  sluice::test::write_file(meta, boost::json::serialize(v));
+  world w(d.path());
+  auto relay = std::make_shared<scripted_stage>(
+      [](unsigned) { return verdict::reject(550, "5.7.1", "refused"); });
+  auto notify = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w.install_after(relay, notify, "failed", fast_retry());
+  w.spool_->recover();
+  ASSERT_TRUE(wait_for([&] { return w.files() == 0 && w.spool_->queued() == 0; }));
+  std::lock_guard l1(relay->mu), l2(notify->mu);
+  EXPECT_EQ(relay->attempts, (std::vector<unsigned>{2}));
+  ASSERT_EQ(notify->attempts.size(), 1u);
+  EXPECT_EQ(notify->attributes[0].at("deferred").at("relay").at("reply").as_string(),
+            "550 5.7.1 refused");
 }
 
 }  // namespace

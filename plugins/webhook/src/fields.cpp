@@ -118,16 +118,22 @@ field_map message_fields(const message& m, const json::object& summary) {
   f["listener"] = e.listener;
   f["protocol"] = e.protocol;
   f["summary"] = summary;
+  // How earlier deferred stages ended, for a stage that runs `after:` one (the kernel's
+  // attribute "deferred": {stage: {status, reply, attempts, report}}).
+  if (const auto* d = m.attributes.if_contains("deferred"); d && d->is_object())
+    f["deferred"] = *d;
+  else
+    f["deferred"] = json::object();
   return f;
 }
 
 const std::vector<std::string>& field_names() {
   static const std::vector<std::string> names = {
-      "attachments", "bcc",         "cc",         "client_address", "created",
-      "from",        "from_domain", "from_name",  "helo",           "id",
-      "listener",    "mail_from",   "message_id", "protocol",       "rcpt_domain",
-      "rcpt_to",     "reply_to",    "size",       "snippet",        "subject",
-      "summary",     "tags",        "to",         "username"};
+      "attachments", "bcc",         "cc",        "client_address", "created", "deferred",
+      "from",        "from_domain", "from_name", "helo",           "id",      "listener",
+      "mail_from",   "message_id",  "protocol",  "rcpt_domain",    "rcpt_to", "reply_to",
+      "size",        "snippet",     "subject",   "summary",        "tags",    "to",
+      "username"};
   return names;
 }
 

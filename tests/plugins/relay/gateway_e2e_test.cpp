@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -22,6 +23,7 @@
 #include <gtest/gtest.h>
 #include <boost/json.hpp>
 
+#include "../webhook/receiver.hpp"
 #include "relay_test_support.hpp"
 #include "sluice_test.hpp"
 
@@ -171,6 +173,121 @@ TEST_F(GatewayE2E, UpstreamDownThenBackDeliversEverythingWithTheRetriesLogged) {
         << json::serialize(log.back());
   }
   EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+}  // namespace
+
+namespace {
+
+// A relay's permanent failure announced by webhook: a webhook stage with `after: relay,
+// when: failed` runs once the relay has failed for good (here a recipient refused with 550
+// by aiosmtpd), and its template's {{deferred}} carries the relay's outcome, the server's
+// exact reply and the per-recipient report. A message the relay delivers announces nothing.
+TEST_F(GatewayE2E, PermanentRelayFailureIsAnnouncedByWebhook) {
+  if (!plugin_built("webhook")) GTEST_SKIP() << "the webhook plugin is not built";
+  upstream up(tmp_.path() / "up",
+              "--reject-rcpt '^bad@' --reject-text '550 5.1.1 <bad@example.net>: Recipient "
+              "address rejected: User unknown'");
+  ASSERT_NE(up.port(), 0) << up.log();
+  webhook_test::receiver rx;
+  fs::create_directories(tmp_.path() / "gw");
+  sluice_process s(tmp_.path() / "gw", R"(log: {level: debug}
+spool: {path: ./spool}
+listeners:
+  - {name: smtp, plugin: smtp, pipeline: gateway, listen: ["127.0.0.1:0"]}
+pipelines:
+  - name: gateway
+    stages:
+      - {plugin: mime, timeout: 30s}
+      - plugin: relay
+        timeout: 30s
+        retry: {initial: 300ms, max: 1s, lifetime: 1h}
+        smarthost: )" + up.address() + R"(
+        security: none
+      - plugin: webhook
+        name: relay_failed
+        after: relay
+        when: failed
+        retry: {initial: 300ms, max: 1s, lifetime: 1h}
+        url: )" + rx.url() + R"y(
+        template: |
+          {"text": "relay failed for {{id}} ({{subject}})", "from": "{{mail_from}}", "relay": "{{deferred}}"}
+)y");
+  ASSERT_TRUE(s.running()) << s.log();
+  const std::string failing =
+      smtplib_send(tmp_.path(), s.endpoints("smtp").at(0), "app@example.com",
+                   {"good@example.net", "bad@example.net"},
+                   {"From: app@example.com\r\nTo: good@example.net\r\nSubject: half refused\r\n"
+                    "\r\nHello.\r\n"});
+  const auto ids = queued_ids(failing);
+  ASSERT_EQ(ids.size(), 1u) << failing;
+  const auto reqs = rx.wait_for(1);
+  ASSERT_EQ(reqs.size(), 1u) << s.log();
+  const auto body = json::parse(reqs[0].at("body").as_string()).as_object();
+  EXPECT_EQ(body.at("text").as_string(), "relay failed for " + ids[0] + " (half refused)");
+  EXPECT_EQ(body.at("from").as_string(), "app@example.com");
+  const auto& relay = body.at("relay").at("relay").as_object();
+  EXPECT_EQ(relay.at("status").as_string(), "failed");
+  EXPECT_EQ(relay.at("reply").as_string(),
+            "550 5.1.1 <bad@example.net>: Recipient address rejected: User unknown");
+  std::map<std::string, std::string> outcome;
+  for (const auto& r : relay.at("report").at("recipients").as_array())
+    outcome[std::string(r.at("rcpt").as_string())] = r.at("status").as_string();
+  EXPECT_EQ(outcome, (std::map<std::string, std::string>{{"bad@example.net", "failed"},
+                                                         {"good@example.net", "delivered"}}));
+  EXPECT_TRUE(up.wait_for(1));
+
+  // Delivered: the webhook stage is skipped.
+  const std::string ok = smtplib_send(
+      tmp_.path(), s.endpoints("smtp").at(0), "app@example.com", {"good@example.net"},
+      {"From: app@example.com\r\nTo: good@example.net\r\nSubject: fine\r\n\r\nHi.\r\n"});
+  ASSERT_EQ(ok.substr(0, 3), "250") << ok;
+  ASSERT_TRUE(up.wait_for(2)) << s.log();
+  ASSERT_TRUE(eventually([&] {
+    for (auto& e : fs::directory_iterator(s.dir() / "spool" / "queue"))
+      if (e.path().extension() == ".json") return false;
+    return true;
+  })) << s.log();
+  EXPECT_EQ(rx.requests().size(), 1u);
+  EXPECT_EQ(s.stop(), 0) << s.log();
+}
+
+// `after` must name an earlier deferred stage, and `when` needs `after`: both are config
+// errors with their location.
+TEST(GatewayConfig, AfterAndWhenAreCheckedWithTheirLocation) {
+  temp_dir tmp;
+  const std::string head = R"(spool: {path: ./spool}
+listeners:
+  - {name: smtp, plugin: smtp, pipeline: gateway, listen: ["127.0.0.1:0"]}
+pipelines:
+  - name: gateway
+    stages:
+      - {plugin: relay, smarthost: "127.0.0.1:25", security: none}
+)";
+  struct bad_case {
+    std::string stage;
+    std::string location;
+    std::string text;
+  } cases[] = {
+      {"      - {plugin: webhook, url: \"http://127.0.0.1:9/\", after: nosuch}\n",
+       "sluice.yaml:8:", "\"nosuch\" is not a deferred stage earlier in pipeline \"gateway\""},
+      {"      - {plugin: webhook, url: \"http://127.0.0.1:9/\", when: failed}\n",
+       "sluice.yaml:8:", "when needs after"},
+      {"      - {plugin: webhook, url: \"http://127.0.0.1:9/\", after: relay, when: sometimes}\n",
+       "sluice.yaml:8:", "expected done, failed or settled"},
+  };
+  for (const auto& c : cases) {
+    write_file(tmp.path() / "sluice.yaml", head + c.stage);
+    std::string out;
+    EXPECT_EQ(run_command(shell_quote(sluice_binary()) + " check-config -c " +
+                              shell_quote((tmp.path() / "sluice.yaml").string()) +
+                              " --plugin-dir " + shell_quote(build_dir() + "/lib/sluice/plugins"),
+                          &out),
+              78)
+        << out;
+    EXPECT_NE(out.find(c.location), std::string::npos) << out;
+    EXPECT_NE(out.find(c.text), std::string::npos) << out;
+  }
 }
 
 }  // namespace
