@@ -165,6 +165,19 @@ bool compress_body(const message_body& body, int level, const std::filesystem::p
   ZSTD_CCtx_setPledgedSrcSize(cctx, raw_size);  // also records the size in the frame header
   const auto limit = static_cast<std::uint64_t>(static_cast<double>(raw_size) * kMinSaving);
   out.clear();
+  if (const auto memory = body.memory();
+      memory && ZSTD_compressBound(raw_size) <= kFrameMemoryLimit) {
+    // A small in-memory body (the common case) in one call, into a per-thread buffer:
+    // no staging copies, and `out` is allocated once at the frame's size.
+    thread_local std::vector<char> frame;
+    frame.resize(ZSTD_compressBound(raw_size));
+    const std::size_t n =
+        ZSTD_compress2(cctx, frame.data(), frame.size(), memory->data(), memory->size());
+    if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
+    if (n >= limit) return false;  // not worth it: stored plain
+    out.assign(frame.data(), n);
+    return true;
+  }
   out.reserve(std::min<std::size_t>(ZSTD_compressBound(raw_size), kFrameMemoryLimit));
   // One per thread, reused: ZSTD_CStreamOutSize() is enough for zstd to always progress.
   thread_local std::vector<char> staging(ZSTD_CStreamOutSize());

@@ -47,6 +47,8 @@ class statement {
   void bind(int i, std::string_view text);  // copied by SQLite (SQLITE_TRANSIENT)
   // The bytes must stay alive and unchanged until the statement is reset.
   void bind_blob_static(int i, std::string_view bytes);
+  // Text, not copied: the same lifetime rule as bind_blob_static.
+  void bind_text_static(int i, std::string_view text);
   void bind_zeroblob(int i, std::uint64_t n);
   void bind_null(int i);
 
