@@ -131,7 +131,7 @@ std::int64_t database::query_int(std::string_view sql) {
 }
 
 statement_lease database::cached(std::string_view sql) {
-  auto it = cache_.find(std::string(sql));
+  auto it = cache_.find(sql);
   if (it == cache_.end()) {
     it = cache_.emplace(std::string(sql), std::make_unique<statement>(db_, sql)).first;
   }
