@@ -121,8 +121,11 @@ bool decode_word(std::string_view charset, char enc, std::string_view text, std:
 std::string unfold(std::string_view v) {
   std::string out;
   out.reserve(v.size());
-  for (char c : v) {
-    if (c != '\r' && c != '\n') out.push_back(c);
+  while (!v.empty()) {  // copies the pieces between line breaks in one append each
+    const std::size_t brk = v.find_first_of("\r\n");
+    out.append(v.substr(0, brk));
+    if (brk == std::string_view::npos) break;
+    v.remove_prefix(brk + 1);
   }
   return out;
 }
@@ -257,8 +260,11 @@ std::string sanitize_utf8(std::string_view in) {
     std::size_t len = 0;
     unsigned cp = 0;
     if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
+      std::size_t run = i + 1;  // a run of ASCII goes in one append
+      while (run < in.size() && static_cast<unsigned char>(in[run]) < 0x80)
+        ++run;
+      out.append(in.substr(i, run - i));
+      i = run;
       continue;
     } else if ((c & 0xE0) == 0xC0) {
       len = 2;
