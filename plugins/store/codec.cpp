@@ -121,8 +121,11 @@ bool decode_word(std::string_view charset, char enc, std::string_view text, std:
 std::string unfold(std::string_view v) {
   std::string out;
   out.reserve(v.size());
-  for (char c : v) {
-    if (c != '\r' && c != '\n') out.push_back(c);
+  while (!v.empty()) {  // copies the pieces between line breaks in one append each
+    const std::size_t brk = v.find_first_of("\r\n");
+    out.append(v.substr(0, brk));
+    if (brk == std::string_view::npos) break;
+    v.remove_prefix(brk + 1);
   }
   return out;
 }
@@ -165,6 +168,19 @@ bool compress_body(const message_body& body, int level, const std::filesystem::p
   ZSTD_CCtx_setPledgedSrcSize(cctx, raw_size);  // also records the size in the frame header
   const auto limit = static_cast<std::uint64_t>(static_cast<double>(raw_size) * kMinSaving);
   out.clear();
+  if (const auto memory = body.memory();
+      memory && ZSTD_compressBound(raw_size) <= kFrameMemoryLimit) {
+    // A small in-memory body (the common case) in one call, into a per-thread buffer:
+    // no staging copies, and `out` is allocated once at the frame's size.
+    thread_local std::vector<char> frame;
+    frame.resize(ZSTD_compressBound(raw_size));
+    const std::size_t n =
+        ZSTD_compress2(cctx, frame.data(), frame.size(), memory->data(), memory->size());
+    if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
+    if (n >= limit) return false;  // not worth it: stored plain
+    out.assign(frame.data(), n);
+    return true;
+  }
   out.reserve(std::min<std::size_t>(ZSTD_compressBound(raw_size), kFrameMemoryLimit));
   // One per thread, reused: ZSTD_CStreamOutSize() is enough for zstd to always progress.
   thread_local std::vector<char> staging(ZSTD_CStreamOutSize());
@@ -244,8 +260,11 @@ std::string sanitize_utf8(std::string_view in) {
     std::size_t len = 0;
     unsigned cp = 0;
     if (c < 0x80) {
-      out.push_back(static_cast<char>(c));
-      ++i;
+      std::size_t run = i + 1;  // a run of ASCII goes in one append
+      while (run < in.size() && static_cast<unsigned char>(in[run]) < 0x80)
+        ++run;
+      out.append(in.substr(i, run - i));
+      i = run;
       continue;
     } else if ((c & 0xE0) == 0xC0) {
       len = 2;

@@ -58,7 +58,9 @@ void unindex_fields(database& db, std::int64_t data_id, std::string_view fields)
 void write_fields(database& db, std::int64_t data_id,
                   const std::vector<std::pair<std::string, std::string>>& fields);
 // Replaces the full-text entries of message_data row `data_id`: messages_fts and body_fts.
-void write_index(database& db, std::int64_t data_id, const index_text& ix);
+// `fresh`: the row was inserted in this transaction, so it has no entries to delete (the
+// messages_last_copy trigger removes them with the row); two lookups per message saved.
+void write_index(database& db, std::int64_t data_id, const index_text& ix, bool fresh = false);
 
 // Text as body_fts indexes it: every CJK character (Han, kana, Hangul) stands alone between
 // spaces, so that unicode61, which keeps a run of them as one token, indexes each one and

@@ -44,6 +44,11 @@ void statement::bind_blob_static(int i, std::string_view bytes) {
   if (rc != SQLITE_OK) throw_sqlite(db_, rc, "bind");
 }
 
+void statement::bind_text_static(int i, std::string_view text) {
+  int rc = sqlite3_bind_text64(stmt_, i, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+  if (rc != SQLITE_OK) throw_sqlite(db_, rc, "bind");
+}
+
 void statement::bind_zeroblob(int i, std::uint64_t n) {
   int rc = sqlite3_bind_zeroblob64(stmt_, i, n);
   if (rc != SQLITE_OK) throw_sqlite(db_, rc, "bind");
@@ -126,7 +131,7 @@ std::int64_t database::query_int(std::string_view sql) {
 }
 
 statement_lease database::cached(std::string_view sql) {
-  auto it = cache_.find(std::string(sql));
+  auto it = cache_.find(sql);
   if (it == cache_.end()) {
     it = cache_.emplace(std::string(sql), std::make_unique<statement>(db_, sql)).first;
   }

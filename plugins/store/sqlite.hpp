@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -47,6 +48,8 @@ class statement {
   void bind(int i, std::string_view text);  // copied by SQLite (SQLITE_TRANSIENT)
   // The bytes must stay alive and unchanged until the statement is reset.
   void bind_blob_static(int i, std::string_view bytes);
+  // Text, not copied: the same lifetime rule as bind_blob_static.
+  void bind_text_static(int i, std::string_view text);
   void bind_zeroblob(int i, std::uint64_t n);
   void bind_null(int i);
 
@@ -104,7 +107,14 @@ class database {
 
  private:
   sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, std::unique_ptr<statement>> cache_;
+  // Looked up by string_view (transparent hash): no string is built per lookup.
+  struct sql_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, std::unique_ptr<statement>, sql_hash, std::equal_to<>> cache_;
 };
 
 // Throws sqlite_error for rc (with the connection's message when db is given).

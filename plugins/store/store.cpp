@@ -330,14 +330,17 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<write_result> results(batch.size());
   std::optional<write_result> fatal;  // set when the whole transaction is lost
+  // The transaction and savepoint statements are prepared once (db.cached): exec would
+  // parse them again for every message of every batch.
+  auto run_cached = [&db](const char* sql) { db.cached(sql)->run(); };
   try {
-    db.exec("BEGIN IMMEDIATE");
+    run_cached("BEGIN IMMEDIATE");
   } catch (const std::exception& e) {
     fatal = failure(e);
   }
   for (std::size_t i = 0; !fatal && i < batch.size(); ++i) {
     try {
-      db.exec("SAVEPOINT job");
+      run_cached("SAVEPOINT job");
     } catch (const std::exception& e) {
       fatal = failure(e);
       break;
@@ -354,8 +357,8 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
       break;
     }
     try {
-      if (!results[i].ok()) db.exec("ROLLBACK TO job");
-      db.exec("RELEASE job");
+      if (!results[i].ok()) run_cached("ROLLBACK TO job");
+      run_cached("RELEASE job");
     } catch (const std::exception& e) {
       fatal = failure(e);
     }
@@ -370,7 +373,7 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
   }
   if (!fatal) {
     try {
-      db.exec("COMMIT");
+      run_cached("COMMIT");
     } catch (const std::exception& e) {
       fatal = failure(e);
     }
@@ -546,7 +549,7 @@ write_result sqlite_store::write_data(database& db, const prepared_message& p, b
     s->run();
   }
   write_fields(db, data_id, p.headers);
-  if (with_index) write_index(db, data_id, p.index);
+  if (with_index) write_index(db, data_id, p.index, /*fresh=*/true);
   return {};
 }
 
@@ -677,7 +680,7 @@ asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_op
   };
   if (defer_index) {
     job.index = [st](database& db) {
-      if (st->data_id != 0) write_index(db, st->data_id, st->row.index);
+      if (st->data_id != 0) write_index(db, st->data_id, st->row.index, /*fresh=*/true);
     };
   }
   job.after_commit = [this, st](const write_result& r) {

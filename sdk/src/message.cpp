@@ -82,7 +82,9 @@ std::size_t header_block_end(std::string_view text) {
   if (text.starts_with("\r\n")) return 2;
   if (text.starts_with("\n")) return 1;
   std::size_t crlf = text.find("\r\n\r\n");
-  std::size_t lf = text.find("\n\n");
+  // A bare-LF terminator counts only if it comes first: past the CRLF one it is not
+  // looked for (a CRLF message has none, and the search would read the whole body).
+  std::size_t lf = (crlf == std::string_view::npos ? text : text.substr(0, crlf + 2)).find("\n\n");
   if (crlf == std::string_view::npos && lf == std::string_view::npos) return std::string_view::npos;
   if (lf != std::string_view::npos && (crlf == std::string_view::npos || lf + 1 < crlf + 2)) {
     return lf + 2;
@@ -222,9 +224,10 @@ std::string message_body::to_string() const {
 std::string message_body::header_block(std::size_t limit) const {
   std::string head;
   if (auto m = memory()) {
-    head.assign(m->substr(0, limit));
-    std::size_t end = header_block_end(head);
-    if (end != std::string::npos) head.resize(end);
+    std::string_view v = m->substr(0, limit);
+    const std::size_t end = header_block_end(v);
+    if (end != std::string_view::npos) v = v.substr(0, end);
+    head.assign(v);  // the header block only, not the body
     return head;
   }
   // File-backed: read in growing steps and stop at the empty line, so a typical header
