@@ -739,7 +739,7 @@ std::string help_text() {
 }
 
 facade translate(const std::vector<std::string>& args, const env_map& env,
-                 const std::filesystem::path& temp_dir) {
+                 const std::function<std::filesystem::path()>& temp_dir) {
   settings s = collect(args, env);
   facade out;
   out.temporary_data = false;
@@ -762,8 +762,9 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
     spool += "-spool";
   } else {
     out.temporary_data = true;
-    db = temp_dir / "sluice.db";
-    spool = temp_dir / "spool";
+    const std::filesystem::path dir = temp_dir();
+    db = dir / "sluice.db";
+    spool = dir / "spool";
   }
   std::uint64_t max_messages = s.has("max") ? parse_uint(s, "max", 1000000000) : 500;
   std::string max_age;

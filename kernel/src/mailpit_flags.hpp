@@ -18,6 +18,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -38,7 +39,7 @@ using env_map = std::map<std::string, std::string, std::less<>>;
 struct facade {
   std::string yaml;     // a complete configuration
   env_map secrets;      // variables to set before the YAML is loaded (values read from files)
-  bool temporary_data;  // no --database: data lives in the temp_dir given to translate()
+  bool temporary_data;  // no --database: data lives in the directory temp_dir() gave
 };
 
 // How many arguments a command-line word of the facade consumes: -1 when it is no Mailpit
@@ -47,10 +48,16 @@ struct facade {
 int flag_arity(std::string_view arg);
 // True when `env` holds a Mailpit variable the facade reads (non-empty).
 bool env_selects_facade(const env_map& env);
-// Builds the configuration. `temp_dir` holds the database and spool when --database is not
-// given (Mailpit uses a temporary file then, deleted on exit).
+// Builds the configuration. When --database is not given (Mailpit uses a temporary file
+// then, deleted on exit), `temp_dir` is called once for the directory that holds the
+// database and spool; it is not called otherwise.
 facade translate(const std::vector<std::string>& args, const env_map& env,
-                 const std::filesystem::path& temp_dir);
+                 const std::function<std::filesystem::path()>& temp_dir);
+// The same with a fixed directory (tests, check-config).
+inline facade translate(const std::vector<std::string>& args, const env_map& env,
+                        const std::filesystem::path& temp_dir) {
+  return translate(args, env, std::function<std::filesystem::path()>([&] { return temp_dir; }));
+}
 // The "Mailpit flags" part of `sluice --help`.
 std::string help_text();
 

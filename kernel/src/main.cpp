@@ -243,19 +243,18 @@ int main(int argc, char** argv) {
   try {
     if (facade) {
       // check-config creates nothing: the printed path only shows where data would go.
-      auto where = opt.server.check_only
-                       ? std::filesystem::temp_directory_path() / "sluice-(made at start)"
-                       : std::filesystem::path();
+      auto data_dir = [&]() -> std::filesystem::path {
+        if (opt.server.check_only)
+          return std::filesystem::temp_directory_path() / "sluice-(made at start)";
+        temp.dir = make_temp_dir();
+        return temp.dir;
+      };
       std::optional<sluice::kernel::mailpit::facade> f;
       try {
-        f = sluice::kernel::mailpit::translate(opt.mailpit_args, env, where.empty() ? "/" : where);
+        f = sluice::kernel::mailpit::translate(opt.mailpit_args, env, data_dir);
       } catch (const sluice::kernel::mailpit::flag_error& e) {
         std::cerr << "sluice: " << e.what() << "\n";
         return 64;
-      }
-      if (f->temporary_data && !opt.server.check_only) {
-        temp.dir = make_temp_dir();
-        f = sluice::kernel::mailpit::translate(opt.mailpit_args, env, temp.dir);
       }
       for (const auto& [name, val] : f->secrets)
         ::setenv(name.c_str(), val.c_str(), 1);

@@ -56,7 +56,11 @@ struct world {
     thread.join();
     workers.join();
   }
-  void install(std::shared_ptr<stage> deferred, retry_policy retry) {
+  // Pipeline "p": an inline storing stage, then the deferred stage "relay" and, when
+  // `notify` is given, a deferred stage "notify" that runs after "relay" when its outcome is
+  // `when`.
+  void install(std::shared_ptr<stage> deferred, retry_policy retry,
+               std::shared_ptr<stage> notify = nullptr, const std::string& when = {}) {
     auto p = std::make_shared<pipeline>();
     p->name = "p";
     stage_instance store;
@@ -64,35 +68,28 @@ struct world {
     store.traits.commits = true;
     store.impl = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
     p->inline_stages.push_back(store);
-    stage_instance d;
-    d.name = "relay";
-    d.phase = phase::deferred;
-    d.impl = std::move(deferred);
-    d.retry = retry;
-    d.timeout = std::chrono::seconds(60);
-    p->deferred_stages.push_back(d);
+    auto add_deferred = [&](std::string name, std::shared_ptr<stage> impl) -> stage_instance& {
+      stage_instance d;
+      d.name = std::move(name);
+      d.phase = phase::deferred;
+      d.impl = std::move(impl);
+      d.retry = retry;
+      d.timeout = std::chrono::seconds(60);
+      return p->deferred_stages.emplace_back(std::move(d));
+    };
+    add_deferred("relay", std::move(deferred));
+    if (notify) {
+      auto& n = add_deferred("notify", std::move(notify));
+      n.after = "relay";
+      n.when = when;
+    }
     auto set = std::make_shared<pipeline_set>();
     set->pipelines["p"] = p;
     runner.swap(set);
   }
-  // A second deferred stage "notify" that runs after "relay" when its outcome is `when`.
   void install_after(std::shared_ptr<stage> relay, std::shared_ptr<stage> notify,
                      const std::string& when, retry_policy retry) {
-    install(std::move(relay), retry);
-    auto set = runner.current();
-    auto p = std::make_shared<pipeline>(*set->pipelines.at("p"));
-    stage_instance n;
-    n.name = "notify";
-    n.phase = phase::deferred;
-    n.impl = std::move(notify);
-    n.retry = retry;
-    n.timeout = std::chrono::seconds(60);
-    n.after = "relay";
-    n.when = when;
-    p->deferred_stages.push_back(n);
-    auto next = std::make_shared<pipeline_set>();
-    next->pipelines["p"] = p;
-    runner.swap(next);
+    install(std::move(relay), retry, std::move(notify), when);
   }
   submit_result submit(std::string body) {
     auto msg = std::make_shared<message>();
