@@ -244,7 +244,14 @@ void write_index(database& db, std::int64_t data_id, const index_text& ix, bool 
     s->bind(5, ix.cc);
     s->bind(6, ix.bcc);
     s->bind(7, ix.reply_to);
-    s->bind(8, ix.return_path);
+    // A Return-Path that is a byte substring of the From text (the usual case: the
+    // envelope sender is the From address) is not indexed again: return_path is only ever
+    // searched together with from_t (a bare word), and every substring of it is then a
+    // substring of from_t, so the results are the same with ~10% fewer trigrams to write.
+    const bool in_from = ix.from.find(ix.return_path) != std::string::npos;
+    // "" and not a null view, which would bind NULL and make the concatenated per-row
+    // check of short terms (query.cpp row_columns) NULL.
+    s->bind(8, in_from ? std::string_view("") : std::string_view(ix.return_path));
     s->bind(9, ix.message_id);
     s->bind(10, ix.files);
     s->run();

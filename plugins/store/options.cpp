@@ -54,7 +54,7 @@ store_options parse_store_options(const config_node& cfg, const host& h) {
       gc->at("max_batch").fail("must be between 1 and 100000");
     }
     o.max_batch = static_cast<std::size_t>(max_batch);
-    const auto delay = gc->get_duration("max_delay", std::chrono::milliseconds(2));
+    const auto delay = gc->get_duration("max_delay", std::chrono::milliseconds(0));
     if (delay.count() < 0 || delay > std::chrono::seconds(1)) {
       gc->at("max_delay").fail("must be between 0 and 1s");
     }

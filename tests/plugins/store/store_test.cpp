@@ -1202,6 +1202,50 @@ TEST_F(StoreTest, SearchEveryTermOverTheIndex) {
 // long values checked in the field blob); a search by an index set counts its matches from
 // a small set (messages_data) or a scan of the mailbox (sluice_keys). Each query's matches,
 // counts and page are compared with what the messages say.
+// The Return-Path is indexed only when it is not already part of the From text; a bare
+// word finds it either way, and only the other one writes a return_path entry.
+TEST_F(StoreTest, ReturnPathIsSearchableWhetherOrNotItRepeatsFrom) {
+  auto s = open();
+  auto same = make_message(
+      "Return-Path: <alice@example.com>\r\nFrom: Alice <alice@example.com>\r\n"
+      "Subject: one\r\n\r\nbody");
+  auto other = make_message(
+      "Return-Path: <bounce-77@lists.example.net>\r\nFrom: Bob <bob@example.com>\r\n"
+      "Subject: two\r\n\r\nbody");
+  ASSERT_TRUE(put(*s, same).ok());
+  ASSERT_TRUE(put(*s, other).ok());
+  auto q = [&](const std::string& query) {
+    return ids_of(run(s->search({.mailbox = "default", .query = query, .limit = 0})));
+  };
+  using ids = std::set<std::string>;
+  EXPECT_EQ(q("alice@example.com"), (ids{same->id}));
+  EXPECT_EQ(q("ALICE@"), (ids{same->id}));
+  EXPECT_EQ(q("bounce-77@lists"), (ids{other->id}));
+  EXPECT_EQ(q("example.net"), (ids{other->id}));
+  EXPECT_EQ(q("77"), (ids{other->id}));  // a short term: the per-row check
+  EXPECT_EQ(q("ce"), (ids{same->id, other->id}));
+  EXPECT_EQ(q("-bounce"), (ids{same->id}));
+  EXPECT_EQ(q("from:bounce"), (ids{}));  // from: is the From field only
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2((dir_ / "store.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT return_path FROM messages_fts ORDER BY rowid", -1, &st,
+                               nullptr),
+            SQLITE_OK);
+  std::vector<std::string> indexed;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* t = sqlite3_column_text(st, 0);
+    indexed.emplace_back(t ? reinterpret_cast<const char*>(t) : "");
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  ASSERT_EQ(indexed.size(), 2u);
+  EXPECT_EQ(indexed[0], "");
+  EXPECT_NE(indexed[1].find("bounce-77@lists.example.net"), std::string::npos);
+}
+
 TEST_F(StoreTest, HeaderIndexAndKeyedCountsAreExact) {
   auto s = open();
   constexpr int kN = 12;
