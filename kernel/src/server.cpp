@@ -246,7 +246,33 @@ const kernel_config& server::config() const {
   return impl_->cfg;
 }
 
+namespace {
+
+// The signals the kernel handles. From build() on they are blocked in the thread that
+// builds and runs the server, so every thread started after that (plugins' threads, the
+// spool's, run()'s io threads, those of a reload) inherits the block and none of them can
+// ever take a signal's default action. run() unblocks them in its own thread only, while
+// the io_context runs: the signal_set's handler then always runs on that thread, and the
+// teardown after run() can block them again before the signal_set (whose destructor
+// restores SIG_DFL) goes away.
+sigset_t handled_signals() {
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGTERM);
+  sigaddset(&s, SIGINT);
+  sigaddset(&s, SIGHUP);
+  return s;
+}
+
+void mask_handled_signals(int how) {
+  const sigset_t s = handled_signals();
+  ::pthread_sigmask(how, &s, nullptr);
+}
+
+}  // namespace
+
 void server::build() {
+  mask_handled_signals(SIG_BLOCK);
   auto& k = *impl_;
   k.cfg = k.load();
   k.cfg_dir = k.cfg.dir;
@@ -380,14 +406,18 @@ int server::run() {
   k.write_ready_file();
   const unsigned n = k.cfg.io_threads ? k.cfg.io_threads : cores();
   std::vector<std::thread> threads;
+  mask_handled_signals(SIG_BLOCK);  // the io threads inherit it (build() already did)
   for (unsigned i = 1; i < n; ++i)
     threads.emplace_back([&k] { k.io_ctx->run(); });
+  mask_handled_signals(SIG_UNBLOCK);  // signals are taken by this thread only
   k.io_ctx->run();
+  // From here on the process only tears down: a further SIGTERM/SIGINT must not kill it
+  // half-way. No other thread takes these signals (see handled_signals), so blocking
+  // them here leaves them pending while the signal_set's destructor restores SIG_DFL;
+  // ignoring them then discards what is pending and anything that comes later.
+  mask_handled_signals(SIG_BLOCK);
   for (auto& t : threads)
     t.join();
-  // From here on the process only tears down: a further SIGTERM/SIGINT must not kill it
-  // half-way. Destroying the signal_set restores the default disposition, so ignore the
-  // signals right after it.
   signals.reset();
   ::signal(SIGTERM, SIG_IGN);
   ::signal(SIGINT, SIG_IGN);

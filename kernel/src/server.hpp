@@ -6,7 +6,9 @@
 // (sessions answer 421 4.3.2 and close; messages in flight finish), stop listeners, stop
 // the spool, then stop the io_context (forced after shutdown_timeout). SIGHUP: reload
 // pipelines from the config file and swap them in atomically; listeners and services keep
-// running; a bad config is logged and the old pipelines stay.
+// running; a bad config is logged and the old pipelines stay. From build() on the three
+// signals are blocked in every thread but run()'s own, so a signal during the teardown
+// after run() is ignored instead of killing the process half-way (sdk/README.md, Signals).
 #pragma once
 
 #include <filesystem>

@@ -96,6 +96,35 @@ TEST(shutdown, sigterm_drains_and_exits_zero) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << proc.log();
 }
 
+// Signals keep coming while sluice drains and tears down (an impatient supervisor, a
+// shell's repeated Ctrl-C, a reload racing the stop): each is handled or ignored, none
+// takes its default action half-way through the teardown, and the exit status stays 0.
+// Bounded: 25 rounds, each at most 15 s and 100000 signals.
+TEST(shutdown, a_storm_of_signals_never_kills_the_teardown) {
+  for (int round = 0; round < 25; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    sluice_process proc(config_with(""));
+    ASSERT_TRUE(proc.running());
+    ASSERT_TRUE(smtp_send(proc.endpoints("smtp").at(0), "a@example.org", {"b@example.org"}, message)
+                    .starts_with("250"));
+    const int pid = proc.pid();
+    int sent = 0;
+    const int signals[] = {SIGTERM, SIGINT, SIGHUP};
+    const int status = proc.wait_exit(
+        [&] {
+          if (sent < 100000) ::kill(pid, signals[sent++ % 3]);
+        },
+        std::chrono::seconds(15), std::chrono::microseconds(50));
+    EXPECT_GT(sent, 1);
+    ASSERT_TRUE(WIFEXITED(status))
+        << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << " after " << sent
+        << " signals\n"
+        << proc.log();
+    EXPECT_EQ(WEXITSTATUS(status), 0) << proc.log();
+    EXPECT_NE(proc.log().find("stopped"), std::string::npos) << proc.log();
+  }
+}
+
 TEST(logging, json_lines_parse) {
   sluice_process proc(config_with("", "json"));
   ASSERT_TRUE(proc.running());

@@ -230,6 +230,26 @@ int sluice_process::stop(std::chrono::milliseconds timeout) {
   return status_;
 }
 
+int sluice_process::wait_exit(const std::function<void()>& between,
+                              std::chrono::milliseconds timeout, std::chrono::microseconds poll) {
+  if (pid_ <= 0) return status_;
+  terminating_ = true;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    between();
+    int st = 0;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      status_ = st;
+      return st;
+    }
+    std::this_thread::sleep_for(poll);
+  }
+  ADD_FAILURE() << "sluice did not exit within the timeout; killing it";
+  kill();
+  return -1;
+}
+
 void sluice_process::kill() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -77,6 +78,11 @@ class sluice_process {
   // Sends a signal; stop() sends SIGTERM and waits (bounded) for the exit status.
   void signal(int sig) const;
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Waits (bounded) for the process to exit without signalling it, calling `between`
+  // before every poll; returns the exit status, or -1 (and kills it) on timeout. `between`
+  // runs on this thread and never after the process is reaped, so it may signal pid().
+  int wait_exit(const std::function<void()>& between, std::chrono::milliseconds timeout,
+                std::chrono::microseconds poll = std::chrono::microseconds(200));
   // SIGKILL and reap.
   void kill();
 
