@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -99,7 +100,9 @@ struct server::impl final : host {
   logger log{"kernel"};
   std::filesystem::path incoming;
   std::filesystem::path cfg_dir;
-  bool draining = false;
+  std::atomic<bool> draining{false};  // read by posted reloads on any io thread
+  // A reload is posted and has not started yet: further SIGHUPs fold into it.
+  std::atomic<bool> reload_queued{false};
 
   // host
   asio::io_context& io() override { return *io_ctx; }
@@ -381,7 +384,18 @@ void server::impl::start_signals(asio::signal_set& signals) {
   signals.async_wait([this, &signals](boost::system::error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      reload();
+      // The reload runs as its own handler and SIGHUPs that arrive before it starts fold
+      // into it, so this handler stays short: asio hands out pending signals lowest number
+      // first, and a slow reload per SIGHUP let a stream of them starve SIGTERM (1 < 15).
+      // Once draining, a reload is pointless and is skipped.
+      if (draining) {
+        log.debug("reload skipped: draining");
+      } else if (!reload_queued.exchange(true)) {
+        asio::post(*io_ctx, [this] {
+          reload_queued = false;
+          if (!draining) reload();
+        });
+      }
     } else if (draining) {
       log.warn("second signal: stopping now");
       io_ctx->stop();
