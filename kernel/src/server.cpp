@@ -420,7 +420,7 @@ int server::run() {
   k.write_ready_file();
   const unsigned n = k.cfg.io_threads ? k.cfg.io_threads : cores();
   std::vector<std::thread> threads;
-  mask_handled_signals(SIG_BLOCK);  // the io threads inherit it (build() already did)
+  // build() blocked the signals in this thread, so the io threads start with them blocked.
   for (unsigned i = 1; i < n; ++i)
     threads.emplace_back([&k] { k.io_ctx->run(); });
   mask_handled_signals(SIG_UNBLOCK);  // signals are taken by this thread only

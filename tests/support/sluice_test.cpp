@@ -214,20 +214,7 @@ int sluice_process::stop(std::chrono::milliseconds timeout) {
   // A drain the test already started is waited for, not signalled again: a second signal
   // means "stop now" to the kernel, which is not what a clean stop() asks for.
   if (!terminating_) ::kill(pid_, SIGTERM);
-  terminating_ = true;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      status_ = st;
-      return st;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ADD_FAILURE() << "sluice did not stop within the timeout; killing it";
-  kill();
-  return status_;
+  return wait_exit([] {}, timeout, std::chrono::milliseconds(20));
 }
 
 int sluice_process::wait_exit(const std::function<void()>& between,
@@ -247,7 +234,7 @@ int sluice_process::wait_exit(const std::function<void()>& between,
   }
   ADD_FAILURE() << "sluice did not exit within the timeout; killing it";
   kill();
-  return -1;
+  return status_;
 }
 
 void sluice_process::kill() {

@@ -79,7 +79,8 @@ class sluice_process {
   void signal(int sig) const;
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   // Waits (bounded) for the process to exit without signalling it, calling `between`
-  // before every poll; returns the exit status, or -1 (and kills it) on timeout. `between`
+  // before every poll; returns the exit status (on timeout it kills the process and returns
+  // the status of that SIGKILL). stop() is this after a SIGTERM. `between`
   // runs on this thread and never after the process is reaped, so it may signal pid().
   int wait_exit(const std::function<void()>& between, std::chrono::milliseconds timeout,
                 std::chrono::microseconds poll = std::chrono::microseconds(200));
