@@ -2,7 +2,6 @@
 // gets for each accepted connection, and stop(). Everything on 127.0.0.1 and in a temp dir.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -16,6 +15,7 @@
 
 #include "sluice/acceptor.hpp"
 #include "sluice/config.hpp"
+#include "sluice_test.hpp"
 
 namespace {
 namespace asio = boost::asio;
@@ -23,6 +23,7 @@ namespace fs = std::filesystem;
 using sluice::acceptor_set;
 using sluice::connection_peer;
 using sluice::listen_address;
+using sluice::test::temp_dir;
 
 listen_address parse(const std::string& text, const fs::path& base = {}) {
   listen_address a;
@@ -30,18 +31,6 @@ listen_address parse(const std::string& text, const fs::path& base = {}) {
   EXPECT_TRUE(sluice::parse_listen_address(text, base, a, why)) << why;
   return a;
 }
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string t = (fs::temp_directory_path() / "sluice-acceptor-XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // Runs io until `done` or 5 s, whichever comes first.
 template <class Pred>
@@ -104,7 +93,7 @@ TEST(acceptor_set, tcp_port_zero_reports_the_bound_port_and_the_peer) {
 TEST(acceptor_set, unix_socket_gets_its_mode_and_is_removed_by_stop) {
   temp_dir dir;
   asio::io_context io;
-  const fs::path sock = dir.path / "s.sock";
+  const fs::path sock = dir.path() / "s.sock";
   {
     // A stale socket file (nobody listening) is replaced.
     asio::local::stream_protocol::acceptor stale(io, sock.string());
@@ -158,7 +147,7 @@ TEST(acceptor_set, a_busy_port_is_an_error_naming_the_address) {
 TEST(acceptor_set, destructor_removes_the_socket_file_without_stop) {
   temp_dir dir;
   asio::io_context io;
-  const fs::path sock = dir.path / "d.sock";
+  const fs::path sock = dir.path() / "d.sock";
   {
     acceptor_set set(io, sluice::logger("test"));
     set.bind({parse("unix:" + sock.string())});
