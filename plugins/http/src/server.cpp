@@ -4,7 +4,6 @@
 #include "server.hpp"
 
 #include <dlfcn.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -13,27 +12,16 @@
 #include <fstream>
 #include <system_error>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include "session.hpp"
+#include "sluice/acceptor.hpp"
 #include "sluice/version.hpp"
 #include "websocket.hpp"
 
 namespace sluice::http {
 namespace asio = boost::asio;
 using asio::awaitable;
-using tcp = asio::ip::tcp;
-using unix_proto = asio::local::stream_protocol;
 
 std::filesystem::path default_ui_dir() {
   Dl_info info{};
@@ -113,8 +101,8 @@ void register_metrics(server_state& st) {
 
 // Over max_connections: a short 503 instead of a silent close, then the socket goes.
 template <class Socket>
-void refuse(std::shared_ptr<server_state> st, Socket sock) {
-  if (st->metrics.connections_refused) st->metrics.connections_refused->inc();
+void refuse(server_state& st, Socket sock) {
+  if (st.metrics.connections_refused) st.metrics.connections_refused->inc();
   auto s = std::make_shared<Socket>(std::move(sock));
   static const std::string reply =
       "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -129,156 +117,52 @@ void refuse(std::shared_ptr<server_state> st, Socket sock) {
 class http_listener final : public listener {
  public:
   explicit http_listener(std::shared_ptr<server_state> st)
-      : st_(std::move(st)), strand_(asio::make_strand(st_->host.io())) {}
-
-  ~http_listener() override { remove_unix_files(); }
+      : st_(std::move(st)), acceptors_(st_->host.io(), st_->log) {}
 
   void start() override {
-    for (const auto& a : st_->cfg.listen) {
-      if (a.unix_socket) {
-        prepare_unix_path(a);
-        auto acc = std::make_shared<unix_proto::acceptor>(strand_);
-        acc->open();
-        acc->bind(unix_proto::endpoint(a.path.string()));
-        unix_files_.push_back(a.path);
-        // The mode is set before listen(): no client can connect while it is wrong.
-        if (::chmod(a.path.c_str(), a.mode) != 0) {
-          throw std::system_error(errno, std::generic_category(),
-                                  "listen " + a.text + ": chmod " + a.path.string());
-        }
-        acc->listen(asio::socket_base::max_listen_connections);
-        endpoints_.push_back("unix:" + a.path.string());
-        unix_acceptors_.push_back(acc);
-      } else {
-        tcp::endpoint ep(asio::ip::make_address(a.host), a.port);
-        auto acc = std::make_shared<tcp::acceptor>(strand_);
-        acc->open(ep.protocol());
-        acc->set_option(asio::socket_base::reuse_address(true));
-        if (ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true));
-        try {
-          acc->bind(ep);
-        } catch (const boost::system::system_error& e) {
-          throw std::system_error(e.code().value(), std::generic_category(), "listen " + a.text);
-        }
-        acc->listen(asio::socket_base::max_listen_connections);
-        auto bound = acc->local_endpoint();
-        std::string host = bound.address().to_string();
-        if (bound.address().is_v6()) host = "[" + host + "]";
-        endpoints_.push_back(host + ":" + std::to_string(bound.port()));
-        tcp_acceptors_.push_back(acc);
-      }
-    }
-    for (auto& acc : tcp_acceptors_)
-      asio::co_spawn(strand_, accept_tcp(st_, acc), asio::detached);
-    for (auto& acc : unix_acceptors_)
-      asio::co_spawn(strand_, accept_unix(st_, acc), asio::detached);
+    acceptors_.bind(st_->cfg.listen);
+    auto st = st_;
+    acceptors_.start({
+        .tcp =
+            [st](acceptor_set::tcp_socket sock, connection_peer peer) {
+              if (admit(*st, sock))
+                start_session(st, std::move(sock), {format_endpoint(peer.address, peer.port)});
+            },
+        .unix_socket =
+            [st](acceptor_set::unix_stream sock, connection_peer) {
+              if (admit(*st, sock)) start_session(st, std::move(sock), peer_info{"unix"});
+            },
+    });
     st_->hub->start();
     st_->ready = true;
-    std::string eps;
-    for (const auto& e : endpoints_)
-      eps += (eps.empty() ? "" : " ") + e;
-    st_->log.info("listening", {{"endpoints", eps},
+    st_->log.info("listening", {{"endpoints", acceptors_.endpoints_text()},
                                 {"tls", st_->tls != nullptr},
                                 {"webroot", st_->cfg.webroot},
                                 {"auth", st_->ui_auth != nullptr},
                                 {"ui_dir", st_->ui ? st_->ui->root().string() : ""}});
   }
 
-  std::vector<std::string> endpoints() const override { return endpoints_; }
+  std::vector<std::string> endpoints() const override { return acceptors_.endpoints(); }
 
   void stop() override {
     st_->ready = false;
     st_->stopping = true;
-    auto tcps = tcp_acceptors_;
-    auto unixes = unix_acceptors_;
-    // Acceptors live on strand_; close them there (Asio objects are not thread-safe).
-    asio::dispatch(strand_, [tcps, unixes] {
-      boost::system::error_code ec;
-      for (auto& a : tcps)
-        a->close(ec);
-      for (auto& a : unixes)
-        a->close(ec);
-    });
-    remove_unix_files();
+    acceptors_.stop();
     st_->hub->stop();
   }
 
  private:
-  void remove_unix_files() {
-    for (const auto& p : unix_files_) {
-      std::error_code ec;
-      std::filesystem::remove(p, ec);
-    }
-    unix_files_.clear();
-  }
-
-  template <class Acceptor>
-  static awaitable<bool> accept_failed(Acceptor& acc, server_state& st,
-                                       const boost::system::error_code& ec) {
-    st.log.warn("accept failed", {{"error", ec.message()}});
-    // EMFILE and friends: back off briefly instead of spinning.
-    asio::steady_timer t(acc.get_executor(), std::chrono::milliseconds(100));
-    boost::system::error_code ignored;
-    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-    co_return acc.is_open();
-  }
-
-  static awaitable<void> accept_tcp(std::shared_ptr<server_state> st,
-                                    std::shared_ptr<tcp::acceptor> acc) {
-    while (acc->is_open()) {
-      auto strand = asio::make_strand(st->host.io());
-      tcp::socket sock(strand);
-      boost::system::error_code ec;
-      co_await acc->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
-      if (ec) {
-        if (!co_await accept_failed(*acc, *st, ec)) co_return;
-        continue;
-      }
-      if (st->metrics.connections) st->metrics.connections->inc();
-      if (st->connections.load() >= st->cfg.limits.max_connections) {
-        refuse(st, std::move(sock));
-        continue;
-      }
-      peer_info peer;
-      boost::system::error_code e1;
-      auto remote = sock.remote_endpoint(e1);
-      if (e1) continue;  // the client is already gone
-      peer.address = (remote.address().is_v6() ? "[" + remote.address().to_string() + "]"
-                                               : remote.address().to_string()) +
-                     ":" + std::to_string(remote.port());
-      sock.set_option(tcp::no_delay(true), e1);
-      start_session(st, std::move(sock), std::move(peer));
-    }
-  }
-
-  static awaitable<void> accept_unix(std::shared_ptr<server_state> st,
-                                     std::shared_ptr<unix_proto::acceptor> acc) {
-    while (acc->is_open()) {
-      auto strand = asio::make_strand(st->host.io());
-      unix_proto::socket sock(strand);
-      boost::system::error_code ec;
-      co_await acc->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
-      if (ec) {
-        if (!co_await accept_failed(*acc, *st, ec)) co_return;
-        continue;
-      }
-      if (st->metrics.connections) st->metrics.connections->inc();
-      if (st->connections.load() >= st->cfg.limits.max_connections) {
-        refuse(st, std::move(sock));
-        continue;
-      }
-      start_session(st, std::move(sock), peer_info{"unix"});
-    }
+  // Counts the connection; over max_connections it is refused (503) and false returned.
+  template <class Socket>
+  static bool admit(server_state& st, Socket& sock) {
+    if (st.metrics.connections) st.metrics.connections->inc();
+    if (st.connections.load() < st.cfg.limits.max_connections) return true;
+    refuse(st, std::move(sock));
+    return false;
   }
 
   std::shared_ptr<server_state> st_;
-  asio::strand<asio::io_context::executor_type> strand_;
-  std::vector<std::shared_ptr<tcp::acceptor>> tcp_acceptors_;
-  std::vector<std::shared_ptr<unix_proto::acceptor>> unix_acceptors_;
-  std::vector<std::string> endpoints_;
-  std::vector<std::filesystem::path> unix_files_;
+  acceptor_set acceptors_;
 };
 
 // ---- /metrics ----

@@ -2,8 +2,6 @@
 // stop. See server.hpp.
 #include "server.hpp"
 
-#include <sys/stat.h>
-
 #include <openssl/ssl.h>
 
 #include <filesystem>
@@ -13,21 +11,12 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ip/v6_only.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 
 #include "session.hpp"
 #include "sluice/text.hpp"
 
 namespace sluice::pop3 {
 namespace asio = boost::asio;
-using asio::awaitable;
-using tcp = asio::ip::tcp;
-using unix_proto = asio::local::stream_protocol;
 
 namespace {
 
@@ -72,151 +61,31 @@ std::vector<std::string> user_names(std::string_view text) {
   return out;
 }
 
-class pop3_listener final : public listener, public std::enable_shared_from_this<pop3_listener> {
+class pop3_listener final : public listener {
  public:
   explicit pop3_listener(std::shared_ptr<server_state> st)
-      : st_(std::move(st)), strand_(asio::make_strand(st_->host.io())) {}
-
-  ~pop3_listener() override { remove_unix_files(); }
+      : st_(std::move(st)), acceptors_(st_->host.io(), st_->log) {}
 
   void start() override {
-    for (const auto& a : st_->cfg.listen) {
-      if (a.unix_socket) {
-        prepare_unix_path(a);
-        auto acc = std::make_shared<unix_proto::acceptor>(strand_);
-        acc->open();
-        acc->bind(unix_proto::endpoint(a.path.string()));
-        if (::chmod(a.path.c_str(), a.mode) != 0) {
-          throw std::system_error(errno, std::generic_category(),
-                                  "listen " + a.text + ": chmod " + a.path.string());
-        }
-        acc->listen(asio::socket_base::max_listen_connections);
-        unix_files_.push_back(a.path);
-        endpoints_.push_back("unix:" + a.path.string());
-        unix_acceptors_.push_back(acc);
-        asio::co_spawn(strand_, accept_unix(st_, acc, a.path.string()), asio::detached);
-      } else {
-        tcp::endpoint ep(asio::ip::make_address(a.host), a.port);
-        auto acc = std::make_shared<tcp::acceptor>(strand_);
-        acc->open(ep.protocol());
-        acc->set_option(asio::socket_base::reuse_address(true));
-        if (ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true));
-        try {
-          acc->bind(ep);
-        } catch (const boost::system::system_error& e) {
-          throw std::system_error(e.code().value(), std::generic_category(), "listen " + a.text);
-        }
-        acc->listen(asio::socket_base::max_listen_connections);
-        auto bound = acc->local_endpoint();
-        std::string host = bound.address().to_string();
-        if (bound.address().is_v6()) host = "[" + host + "]";
-        endpoints_.push_back(host + ":" + std::to_string(bound.port()));
-        tcp_acceptors_.push_back(acc);
-        asio::co_spawn(strand_, accept_tcp(st_, acc), asio::detached);
-      }
-    }
+    acceptors_.bind(st_->cfg.listen);
+    acceptors_.start(transport_handlers(
+        [st = st_](std::unique_ptr<transport> t, asio::any_io_executor ex, peer_info peer) {
+          auto s = std::make_shared<session>(st, std::move(t), ex, std::move(peer));
+          asio::co_spawn(ex, s->run(), asio::detached);
+        }));
     const char* tls = st_->cfg.tls == tls_mode::implicit   ? "implicit"
                       : st_->cfg.tls == tls_mode::starttls ? "starttls"
                                                            : "off";
-    st_->log.info("listening", {{"endpoints", join(endpoints_)}, {"tls", tls}});
+    st_->log.info("listening", {{"endpoints", acceptors_.endpoints_text()}, {"tls", tls}});
   }
 
-  std::vector<std::string> endpoints() const override { return endpoints_; }
+  std::vector<std::string> endpoints() const override { return acceptors_.endpoints(); }
 
-  void stop() override {
-    // Acceptors live on strand_; close them there (Asio objects are not thread-safe).
-    auto tcps = tcp_acceptors_;
-    auto unixes = unix_acceptors_;
-    asio::dispatch(strand_, [tcps, unixes] {
-      boost::system::error_code ec;
-      for (auto& a : tcps)
-        a->close(ec);
-      for (auto& a : unixes)
-        a->close(ec);
-    });
-    remove_unix_files();
-  }
+  void stop() override { acceptors_.stop(); }
 
  private:
-  static std::string join(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& e : v)
-      s += (s.empty() ? "" : " ") + e;
-    return s;
-  }
-
-  void remove_unix_files() {
-    for (const auto& p : unix_files_) {
-      std::error_code ec;
-      std::filesystem::remove(p, ec);
-    }
-    unix_files_.clear();
-  }
-
-  static awaitable<void> accept_tcp(std::shared_ptr<server_state> st,
-                                    std::shared_ptr<tcp::acceptor> acc) {
-    while (acc->is_open()) {
-      auto strand = asio::make_strand(st->host.io());
-      tcp::socket sock(strand);
-      boost::system::error_code ec;
-      co_await acc->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
-      if (ec) {
-        st->log.warn("accept failed", {{"error", ec.message()}});
-        // EMFILE and friends: back off briefly instead of spinning.
-        asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(100));
-        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        continue;
-      }
-      peer_info peer;
-      boost::system::error_code e1, e2;
-      auto remote = sock.remote_endpoint(e1);
-      auto local = sock.local_endpoint(e2);
-      if (e1) continue;  // the client is already gone
-      peer.address = remote.address();
-      peer.port = remote.port();
-      if (!e2) {
-        std::string h = local.address().to_string();
-        peer.local_address =
-            (local.address().is_v6() ? "[" + h + "]" : h) + ":" + std::to_string(local.port());
-      }
-      sock.set_option(tcp::no_delay(true), e1);  // replies must not wait for Nagle
-      auto s = std::make_shared<session>(
-          st, std::make_unique<socket_transport<tcp::socket>>(std::move(sock)), strand, peer);
-      asio::co_spawn(strand, s->run(), asio::detached);
-    }
-  }
-
-  static awaitable<void> accept_unix(std::shared_ptr<server_state> st,
-                                     std::shared_ptr<unix_proto::acceptor> acc, std::string path) {
-    while (acc->is_open()) {
-      auto strand = asio::make_strand(st->host.io());
-      unix_proto::socket sock(strand);
-      boost::system::error_code ec;
-      co_await acc->async_accept(sock, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec == asio::error::operation_aborted || !acc->is_open()) co_return;
-      if (ec) {
-        st->log.warn("accept failed", {{"error", ec.message()}});
-        asio::steady_timer t(acc->get_executor(), std::chrono::milliseconds(100));
-        co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        continue;
-      }
-      peer_info peer;
-      peer.unix_socket = true;
-      peer.local_address = "unix:" + path;
-      auto s = std::make_shared<session>(
-          st, std::make_unique<socket_transport<unix_proto::socket>>(std::move(sock)), strand,
-          peer);
-      asio::co_spawn(strand, s->run(), asio::detached);
-    }
-  }
-
   std::shared_ptr<server_state> st_;
-  asio::strand<asio::io_context::executor_type> strand_;
-  std::vector<std::shared_ptr<tcp::acceptor>> tcp_acceptors_;
-  std::vector<std::shared_ptr<unix_proto::acceptor>> unix_acceptors_;
-  std::vector<std::string> endpoints_;
-  std::vector<std::filesystem::path> unix_files_;
+  acceptor_set acceptors_;
 };
 
 }  // namespace

@@ -28,16 +28,14 @@
 
 #include "maildrop.hpp"
 #include "server.hpp"
-#include "transport.hpp"
+#include "sluice/acceptor.hpp"
+#include "sluice/transport.hpp"
 
 namespace sluice::pop3 {
 
-struct peer_info {
-  bool unix_socket = false;
-  boost::asio::ip::address address;  // unspecified for unix sockets
-  std::uint16_t port = 0;
-  std::string local_address;  // "127.0.0.1:1110" or "unix:/path"
-};
+using peer_info = sluice::connection_peer;
+using sluice::socket_transport;
+using sluice::transport;
 
 class session : public std::enable_shared_from_this<session> {
  public:

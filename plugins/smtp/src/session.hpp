@@ -27,8 +27,9 @@
 
 #include "command.hpp"
 #include "server.hpp"
+#include "sluice/acceptor.hpp"
 #include "sluice/message.hpp"
-#include "transport.hpp"
+#include "sluice/transport.hpp"
 
 namespace sluice::smtp {
 
@@ -63,12 +64,9 @@ class input_buffer {
   std::size_t capacity_ = 0;
 };
 
-struct peer_info {
-  bool unix_socket = false;
-  boost::asio::ip::address address;  // unspecified for unix sockets
-  std::uint16_t port = 0;
-  std::string local_address;  // "127.0.0.1:1025" or "unix:/path"
-};
+using peer_info = sluice::connection_peer;
+using sluice::socket_transport;
+using sluice::transport;
 
 class session : public std::enable_shared_from_this<session> {
  public:

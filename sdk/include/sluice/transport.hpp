@@ -1,5 +1,6 @@
-// plugins/smtp/src/transport.hpp — one client connection's byte stream: a TCP or unix
-// socket, optionally wrapped in TLS after STARTTLS (or from the start, implicit TLS).
+// sluice/transport.hpp — one client connection's byte stream for a line protocol: a TCP
+// or unix socket, optionally wrapped in TLS after STARTTLS/STLS (or from the start,
+// implicit TLS). The smtp and pop3 listeners use it.
 //
 // The session sees one interface whatever the socket type, so STARTTLS can swap the
 // stream in place. Threading: a transport belongs to one session and is used only on that
@@ -9,6 +10,8 @@
 #include <openssl/ssl.h>
 
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -21,7 +24,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/system/error_code.hpp>
 
-namespace sluice::smtp {
+#include "sluice/acceptor.hpp"
+
+namespace sluice {
 
 class transport {
  public:
@@ -100,4 +105,18 @@ class socket_transport final : public transport {
   mutable std::optional<boost::asio::ssl::stream<Socket&>> tls_;
 };
 
-}  // namespace sluice::smtp
+// acceptor_set handlers that wrap every accepted TCP or unix socket in a socket_transport
+// and pass it on with the socket's executor (the connection's own strand), for a session
+// to be started there.
+using transport_start =
+    std::function<void(std::unique_ptr<transport>, boost::asio::any_io_executor, connection_peer)>;
+inline acceptor_set::handlers transport_handlers(transport_start start) {
+  auto wrap = [start]<class Socket>(Socket sock, connection_peer peer) {
+    auto ex = sock.get_executor();
+    start(std::make_unique<socket_transport<Socket>>(std::move(sock)), std::move(ex),
+          std::move(peer));
+  };
+  return {.tcp = wrap, .unix_socket = wrap};
+}
+
+}  // namespace sluice
