@@ -539,6 +539,7 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
     key_type key{type, name};
     if (self->cache_find(key) || self->flights_.contains(key)) co_return;
     if (self->prefetches_ >= self->opts_.prefetch_max_in_flight) co_return;
+    if (self->recently_uncacheable(key)) co_return;
     co_await self->fly(type, key, true, true);
   }
 
@@ -562,6 +563,7 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
                                          {"prefetch", prefetch}});
       }
       cache_store(key, r);
+      note_cacheability(key, r);
     } catch (...) {
       error = std::current_exception();  // memory exhaustion: the waiters still complete
       r = lookup_result{};
@@ -595,6 +597,33 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
           f->waiters.push_back(std::make_unique<waiter_of>(std::move(handler), strand_));
         },
         asio::use_awaitable);
+  }
+
+  // Names whose last definitive answer had TTL 0 (so could not be kept) are not prefetched
+  // for kUncacheableMemory: a prefetch of them only helps a lookup that asks while it is on
+  // the wire, and otherwise costs a query. Only the fact is remembered, never the answer.
+  static constexpr auto kUncacheableMemory = std::chrono::minutes(10);
+
+  void note_cacheability(const key_type& key, const lookup_result& r) {
+    if (!definitive(r.answer.status)) return;  // says nothing about the records' TTL
+    if (r.answer.ttl > 0) {
+      uncacheable_.erase(key);
+      return;
+    }
+    if (uncacheable_.size() >= opts_.cache_max_entries) {
+      const auto now = clock::now();
+      std::erase_if(uncacheable_, [&](const auto& e) { return e.second <= now; });
+      if (uncacheable_.size() >= opts_.cache_max_entries) uncacheable_.erase(uncacheable_.begin());
+    }
+    uncacheable_[key] = clock::now() + kUncacheableMemory;
+  }
+
+  bool recently_uncacheable(const key_type& key) {
+    auto it = uncacheable_.find(key);
+    if (it == uncacheable_.end()) return false;
+    if (it->second > clock::now()) return true;
+    uncacheable_.erase(it);
+    return false;
   }
 
   std::optional<lookup_result> cache_find(const std::pair<int, std::string>& key) {
@@ -754,6 +783,7 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
   std::unordered_map<std::pair<int, std::string>, cache_entry, key_hash> cache_;
   std::unordered_map<key_type, std::shared_ptr<flight>, key_hash> flights_;
   std::size_t prefetches_ = 0;  // prefetch flights in flight
+  std::unordered_map<key_type, clock::time_point, key_hash> uncacheable_;  // → forget at
   std::multimap<clock::time_point, std::pair<int, std::string>> expiries_;
 };
 

@@ -389,21 +389,36 @@ TEST_F(resolver_test, a_lookup_joins_a_prefetch_in_flight_and_the_answer_is_cach
 }
 
 TEST_F(resolver_test, a_prefetched_ttl_0_answer_is_shared_in_flight_but_never_kept) {
-  resolver_host h(config());
-  const int before = server_->count("", "slowzero.example.test.", "TXT");
-  // Joined while in flight: the TTL 0 answer is the current answer for both.
-  h.r()->prefetch_txt("slowzero.example.test");
-  auto joined = h.wait(h.r()->txt("slowzero.example.test"));
-  ASSERT_EQ(joined.status, dns_status::ok) << joined.error;
-  EXPECT_EQ(joined.ttl, 0u);
-  EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before + 1);
-  // A prefetch that settled before anyone asked: the answer was not kept.
-  h.r()->prefetch_txt("slowzero.example.test");
-  wait_for_queries("slowzero.example.test.", "TXT", before + 2);
-  std::this_thread::sleep_for(kSlow * 2);  // its answer has arrived by now
-  auto fresh = h.wait(h.r()->txt("slowzero.example.test"));
-  EXPECT_EQ(fresh.status, dns_status::ok);
-  EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before + 3);
+  {
+    resolver_host h(config());
+    const int before = server_->count("", "slowzero.example.test.", "TXT");
+    // Joined while in flight: the TTL 0 answer is the current answer for both.
+    h.r()->prefetch_txt("slowzero.example.test");
+    auto joined = h.wait(h.r()->txt("slowzero.example.test"));
+    ASSERT_EQ(joined.status, dns_status::ok) << joined.error;
+    EXPECT_EQ(joined.ttl, 0u);
+    EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before + 1);
+  }
+  {
+    resolver_host h(config());
+    const int before = server_->count("", "slowzero.example.test.", "TXT");
+    // A prefetch that settled before anyone asked: the answer was not kept.
+    h.r()->prefetch_txt("slowzero.example.test");
+    wait_for_queries("slowzero.example.test.", "TXT", before + 1);
+    std::this_thread::sleep_for(kSlow * 2);  // its answer has arrived by now
+    auto fresh = h.wait(h.r()->txt("slowzero.example.test"));
+    EXPECT_EQ(fresh.status, dns_status::ok);
+    EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before + 2);
+    // Its answers have TTL 0: further hints for it are skipped (they could only cost queries).
+    h.r()->prefetch_txt("slowzero.example.test");
+    std::this_thread::sleep_for(kSlow);
+    EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before + 2);
+    // A name with a TTL is still prefetched by the same resolver.
+    const int slow = server_->count("", "slow.example.test.", "TXT");
+    h.r()->prefetch_txt("slow.example.test");
+    wait_for_queries("slow.example.test.", "TXT", slow + 1);
+    EXPECT_EQ(server_->count("", "slow.example.test.", "TXT"), slow + 1);
+  }
 }
 
 TEST_F(resolver_test, a_failed_prefetch_is_nobodys_answer) {
