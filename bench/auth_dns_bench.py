@@ -8,8 +8,12 @@ thread (`threads: {io: 1}`), so the figures scale with connections only if that 
 serving other connections while lookups are outstanding.
 
 What it runs (all on 127.0.0.1):
-  * bench/slow_dns_server.py: answers every query after --delay with TTL 0 (the resolver
-    never caches a TTL 0 answer: plugins/resolver/README.md), thread per query.
+  * bench/slow_dns_server.py: answers every query after --delay with TTL --ttl (default 0:
+    the resolver never caches a TTL 0 answer, plugins/resolver/README.md), thread per query.
+    With --ttl N > 0, use --domains at least --messages so that no domain repeats within a
+    round (rounds are more than N seconds apart for a small N): then each message still pays
+    for its own lookups, but an answer fetched early (the pipeline's prefetch) is cached for
+    the later stages of that message.
     Zone: for each of --domains sender domains dN.bench.example: SPF "v=spf1 ip4:127.0.0.1
     -all", DKIM key s1._domainkey.dN.bench.example (RSA 2048), "_dmarc" "v=DMARC1; p=reject";
     the HELO name client.bench.example has its own SPF record.
@@ -29,6 +33,7 @@ and fails if any is not spf=pass dkim=pass dmarc=pass.
 
   bench/auth_dns_bench.py [--sluice PATH] [--connections 1,4,16,64] [--delay 0.2]
                           [--messages 2000] [--seconds 20] [--domains 256] [--io-threads 1]
+                          [--ttl 0] [--prefetch-max N]
                           [--json OUT]   (KEEP_WORK=1: keep the temp dir)
 """
 import argparse
@@ -159,11 +164,17 @@ def main():
     p.add_argument("--seconds", type=float, default=20, help="per round, at most")
     p.add_argument("--domains", type=int, default=256)
     p.add_argument("--io-threads", type=int, default=1)
+    p.add_argument("--ttl", type=int, default=0, help="TTL of every DNS answer (0-3600)")
+    p.add_argument("--prefetch-max", type=int,
+                   help="the resolver's prefetch_max_in_flight (0: no prefetch); "
+                        "omitted: the key is not written (older binaries do not know it)")
     p.add_argument("--json")
     a = p.parse_args()
     conns = [int(c) for c in a.connections.split(",")]
     if any(c < 1 or c > 512 for c in conns) or not 1 <= a.domains <= 10000:
         sys.exit("connections must be 1-512, domains 1-10000")
+    if not 0 <= a.ttl <= 3600:
+        sys.exit("ttl must be 0-3600")
 
     work = tempfile.mkdtemp(prefix="auth-dns-bench-")
     procs = []
@@ -197,15 +208,16 @@ def main():
 
         dns = subprocess.Popen(["/usr/bin/python3", f"{HERE}/slow_dns_server.py", "--zone",
                                 f"{work}/zone.json", "--ready", f"{work}/dns.port", "--stats",
-                                f"{work}/dns.stats", "--delay", str(a.delay), "--ttl", "0"])
+                                f"{work}/dns.stats", "--delay", str(a.delay), "--ttl", str(a.ttl)])
         procs.append(dns)
         dns_port = int(wait_file(f"{work}/dns.port", dns, 20, "DNS server"))
 
+        prefetch = "" if a.prefetch_max is None else f", prefetch_max_in_flight: {a.prefetch_max}"
         cfg = f"""log: {{format: text, level: warn}}
 threads: {{io: {a.io_threads}}}
 spool: {{path: ./spool}}
 services:
-  - {{name: default, plugin: resolver, servers: ["127.0.0.1:{dns_port}"], timeout: 5s, tries: 2}}
+  - {{name: default, plugin: resolver, servers: ["127.0.0.1:{dns_port}"], timeout: 5s, tries: 2{prefetch}}}
   - {{name: store, plugin: store, path: ./bench.db, max_messages: 0}}
 listeners:
   - {{name: smtp, plugin: smtp, pipeline: in, listen: ["127.0.0.1:0"], max_connections: 1000}}
@@ -271,7 +283,8 @@ pipelines:
         print("\n".join(checked), file=sys.stderr)
         bad = [c for c in checked if not all(k in c for k in ("spf=pass", "dkim=pass", "dmarc=pass"))]
 
-        out = {"delay_s": a.delay, "io_threads": a.io_threads, "domains": a.domains,
+        out = {"delay_s": a.delay, "ttl_s": a.ttl, "prefetch_max": a.prefetch_max,
+               "io_threads": a.io_threads, "domains": a.domains,
                "load_at_start": round(load1, 2), "cpus": os.cpu_count(),
                "sluice": os.path.realpath(a.sluice), "rounds": results,
                "auth_results_sample": checked}

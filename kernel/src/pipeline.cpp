@@ -160,6 +160,15 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
   if (msg->id.empty()) msg->id = make_message_id();
   auto mlog = log_.with({"pipeline", p->name}).with({"msg", msg->id});
 
+  // Lookahead: stages may start the lookups they will need (stage::prefetch), so that a
+  // later stage's DNS answer is on its way while the earlier stages wait for theirs.
+  for (const auto& s : p->inline_stages) {
+    try {
+      s.impl->prefetch(*msg);
+    } catch (const std::exception& e) {
+      mlog.warn("stage prefetch failed", {{"stage", s.name}, {"error", e.what()}});
+    }
+  }
   bool skip_filters = false;  // after accept or quarantine only committing stages run
   for (const auto& s : p->inline_stages) {
     if (skip_filters && !s.traits.commits) continue;

@@ -13,6 +13,12 @@
 // coroutine on that strand and co_await it, which resumes the caller on its own
 // executor.
 //
+// In-flight coalescing: identical lookups (type, name) that are in flight at the same time
+// share one query (a "flight"); a prefetch hint starts a flight nobody waits for yet, whose
+// answer goes into the cache under the usual TTL rules and to the callers that join it. A
+// caller that joined a prefetch that failed makes its own query, so a failed prefetch is
+// never anyone's answer.
+//
 // Failures: the factory throws config_error for bad configuration or a channel
 // that cannot be created. At run time nothing throws for DNS outcomes; they
 // become a dns_status. In-flight lookups keep the service alive until they
@@ -28,6 +34,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -71,6 +78,7 @@ struct resolver_options {
   bool edns = true;
   bool cache = true;
   std::size_t cache_max_entries = 10000;
+  std::size_t prefetch_max_in_flight = 256;  // 0: prefetch hints are ignored
 };
 
 // "192.0.2.1:53", "192.0.2.1" (port 53), "[2001:db8::1]:53", "2001:db8::1".
@@ -131,6 +139,12 @@ resolver_options parse_options(const config_node& cfg) {
   auto max = cfg.get_int("cache_max_entries", static_cast<std::int64_t>(o.cache_max_entries));
   if (max < 1) cfg.at("cache_max_entries").fail("expected a positive number");
   o.cache_max_entries = static_cast<std::size_t>(max);
+  auto pre =
+      cfg.get_int("prefetch_max_in_flight", static_cast<std::int64_t>(o.prefetch_max_in_flight));
+  if (pre < 0 || pre > 100000) {
+    cfg.at("prefetch_max_in_flight").fail("expected a number from 0 to 100000");
+  }
+  o.prefetch_max_in_flight = static_cast<std::size_t>(pre);
   return o;
 }
 
@@ -442,6 +456,11 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
     lookup_result r = co_await run(kTypeMx, std::move(name));
     co_return std::pair{std::move(r.answer), std::move(r.mx)};
   }
+  void prefetch_txt(std::string name) override {
+    if (opts_.prefetch_max_in_flight == 0) return;
+    asio::co_spawn(strand_, prefetch(shared_from_this(), kTypeTxt, std::move(name)),
+                   asio::detached);
+  }
 
  private:
   struct watch {
@@ -454,6 +473,17 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
   struct cache_entry {
     lookup_result result;
     std::multimap<clock::time_point, std::pair<int, std::string>>::iterator expiry;
+  };
+  using key_type = std::pair<int, std::string>;
+  // Something waiting for a flight's result: a suspended lookup() on the strand.
+  struct waiter {
+    virtual ~waiter() = default;
+    virtual void complete(const lookup_result& r) = 0;
+  };
+  // One query on the wire and the lookups waiting for it besides the one that started it.
+  struct flight {
+    bool prefetch = false;  // started by a prefetch hint
+    std::vector<std::unique_ptr<waiter>> waiters;
   };
   struct key_hash {
     std::size_t operator()(const std::pair<int, std::string>& k) const noexcept {
@@ -468,6 +498,10 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
                           asio::use_awaitable);
   }
 
+  static bool definitive(dns_status s) {
+    return s == dns_status::ok || s == dns_status::nxdomain || s == dns_status::nodata;
+  }
+
   // Runs on the strand. `self` keeps the service (and its channel) alive
   // meanwhile.
   static asio::awaitable<lookup_result> lookup(std::shared_ptr<cares_resolver> self, int type,
@@ -478,19 +512,118 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
       bad.answer.error = "empty domain name";
       co_return bad;
     }
-    std::pair<int, std::string> key{type, name};
+    key_type key{type, name};
     if (auto hit = self->cache_find(key)) co_return *hit;
-    raw_reply raw = co_await self->query(type, name);
-    lookup_result r = parse_reply(type, raw);
-    if (r.answer.status != dns_status::ok && r.answer.status != dns_status::nxdomain &&
-        r.answer.status != dns_status::nodata) {
-      self->log_.debug("DNS lookup failed", {{"name", name},
-                                             {"type", type},
-                                             {"status", to_string(r.answer.status)},
-                                             {"error", r.answer.error}});
+    if (auto it = self->flights_.find(key); it != self->flights_.end()) {
+      const bool joined_prefetch = it->second->prefetch;
+      lookup_result r = co_await self->join(it->second);
+      if (!joined_prefetch || definitive(r.answer.status)) co_return r;
+      // The prefetch failed: this caller's own lookup, as if there had been no prefetch
+      // (it may share a flight another caller started, never another prefetch).
+      if (auto hit = self->cache_find(key)) co_return *hit;
+      it = self->flights_.find(key);
+      if (it != self->flights_.end() && !it->second->prefetch) {
+        co_return co_await self->join(it->second);
+      }
+      co_return co_await self->fly(type, key, false, it == self->flights_.end());
     }
-    self->cache_store(key, r);
+    co_return co_await self->fly(type, key, false, true);
+  }
+
+  // A prefetch hint, on the strand: a flight of its own unless the answer is cached, the
+  // same query is already in flight or too many prefetches are.
+  static asio::awaitable<void> prefetch(std::shared_ptr<cares_resolver> self, int type,
+                                        std::string name) {
+    name = lower(strip_dot(std::move(name)));
+    if (name.empty()) co_return;
+    key_type key{type, name};
+    if (self->cache_find(key) || self->flights_.contains(key)) co_return;
+    if (self->prefetches_ >= self->opts_.prefetch_max_in_flight) co_return;
+    if (self->recently_uncacheable(key)) co_return;
+    co_await self->fly(type, key, true, true);
+  }
+
+  // Sends the query and settles it: parse, cache, hand the result to every waiter. With
+  // `shared`, the flight is registered so that identical lookups join it. Runs on the strand.
+  asio::awaitable<lookup_result> fly(int type, key_type key, bool prefetch, bool shared) {
+    auto f = std::make_shared<flight>();
+    f->prefetch = prefetch;
+    if (shared) flights_[key] = f;
+    if (prefetch) ++prefetches_;
+    lookup_result r;
+    std::exception_ptr error;
+    try {
+      raw_reply raw = co_await query(type, key.second);
+      r = parse_reply(type, raw);
+      if (!definitive(r.answer.status)) {
+        log_.debug("DNS lookup failed", {{"name", key.second},
+                                         {"type", type},
+                                         {"status", to_string(r.answer.status)},
+                                         {"error", r.answer.error},
+                                         {"prefetch", prefetch}});
+      }
+      cache_store(key, r);
+      note_cacheability(key, r);
+    } catch (...) {
+      error = std::current_exception();  // memory exhaustion: the waiters still complete
+      r = lookup_result{};
+      r.answer.error = "lookup failed";
+    }
+    if (shared) {
+      if (auto it = flights_.find(key); it != flights_.end() && it->second == f) flights_.erase(it);
+    }
+    if (prefetch) --prefetches_;
+    for (auto& w : f->waiters)
+      w->complete(r);
+    if (error) std::rethrow_exception(error);
     co_return r;
+  }
+
+  // Waits, on the strand, for a flight another lookup started. Not cancellable, like the
+  // query itself (bounded by timeout × tries).
+  asio::awaitable<lookup_result> join(std::shared_ptr<flight> f) {
+    return asio::async_initiate<decltype(asio::use_awaitable), void(lookup_result)>(
+        [this, f](auto handler) {
+          using handler_type = decltype(handler);
+          struct waiter_of final : waiter {
+            waiter_of(handler_type h, strand_type s) : handler(std::move(h)), strand(s) {}
+            void complete(const lookup_result& r) override {
+              // Posted, never resumed inline while the flight is being settled.
+              asio::post(strand, [h = std::move(handler), r]() mutable { std::move(h)(r); });
+            }
+            handler_type handler;
+            strand_type strand;
+          };
+          f->waiters.push_back(std::make_unique<waiter_of>(std::move(handler), strand_));
+        },
+        asio::use_awaitable);
+  }
+
+  // Names whose last definitive answer had TTL 0 (so could not be kept) are not prefetched
+  // for kUncacheableMemory: a prefetch of them only helps a lookup that asks while it is on
+  // the wire, and otherwise costs a query. Only the fact is remembered, never the answer.
+  static constexpr auto kUncacheableMemory = std::chrono::minutes(10);
+
+  void note_cacheability(const key_type& key, const lookup_result& r) {
+    if (!definitive(r.answer.status)) return;  // says nothing about the records' TTL
+    if (r.answer.ttl > 0) {
+      uncacheable_.erase(key);
+      return;
+    }
+    if (uncacheable_.size() >= opts_.cache_max_entries) {
+      const auto now = clock::now();
+      std::erase_if(uncacheable_, [&](const auto& e) { return e.second <= now; });
+      if (uncacheable_.size() >= opts_.cache_max_entries) uncacheable_.erase(uncacheable_.begin());
+    }
+    uncacheable_[key] = clock::now() + kUncacheableMemory;
+  }
+
+  bool recently_uncacheable(const key_type& key) {
+    auto it = uncacheable_.find(key);
+    if (it == uncacheable_.end()) return false;
+    if (it->second > clock::now()) return true;
+    uncacheable_.erase(it);
+    return false;
   }
 
   std::optional<lookup_result> cache_find(const std::pair<int, std::string>& key) {
@@ -648,6 +781,9 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
   ares_channel channel_ = nullptr;
   std::unordered_map<ares_socket_t, std::shared_ptr<watch>> watches_;
   std::unordered_map<std::pair<int, std::string>, cache_entry, key_hash> cache_;
+  std::unordered_map<key_type, std::shared_ptr<flight>, key_hash> flights_;
+  std::size_t prefetches_ = 0;  // prefetch flights in flight
+  std::unordered_map<key_type, clock::time_point, key_hash> uncacheable_;  // → forget at
   std::multimap<clock::time_point, std::pair<int, std::string>> expiries_;
 };
 
@@ -661,13 +797,15 @@ std::shared_ptr<service> make_resolver_service(instance_context& ctx) {
     ctx.config.fail(std::string("cannot create the DNS resolver: ") + e.what());
   }
   ctx.host.services().add(resolver::kind, ctx.name, r);
-  ctx.log.info("resolver ready",
-               {{"servers", opts.servers.empty() ? std::string("system")
-                                                 : std::to_string(opts.servers.size())},
-                {"timeout_ms", static_cast<std::int64_t>(opts.timeout.count())},
-                {"tries", opts.tries},
-                {"edns", opts.edns},
-                {"cache", opts.cache}});
+  ctx.log.info(
+      "resolver ready",
+      {{"servers",
+        opts.servers.empty() ? std::string("system") : std::to_string(opts.servers.size())},
+       {"timeout_ms", static_cast<std::int64_t>(opts.timeout.count())},
+       {"tries", opts.tries},
+       {"edns", opts.edns},
+       {"cache", opts.cache},
+       {"prefetch_max_in_flight", static_cast<std::int64_t>(opts.prefetch_max_in_flight)}});
   return r;
 }
 

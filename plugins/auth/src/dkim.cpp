@@ -675,18 +675,17 @@ std::string canon_body(std::string_view body, canon c) {
   return out;
 }
 
-boost::asio::awaitable<verification> verify(std::shared_ptr<resolver> dns,
-                                            std::shared_ptr<const message_body> raw,
-                                            verify_options opt, boost::asio::thread_pool* pool) {
-  verification v;
-  if (!raw) co_return v;
-  const std::string head = raw->header_block(opt.max_header);
-  const std::vector<header_field> fields = split_header(head);
+namespace {
+
+// The signatures verify() evaluates (at most max_signatures, top first), each validated;
+// `skipped` counts the rest.
+std::vector<candidate> candidates(const std::vector<header_field>& fields,
+                                  const verify_options& opt, unsigned* skipped) {
   std::vector<candidate> cands;
   for (std::size_t i = 0; i < fields.size(); ++i) {
     if (!iequals(fields[i].name, "DKIM-Signature")) continue;
     if (cands.size() >= opt.max_signatures) {
-      ++v.skipped;
+      if (skipped) ++*skipped;
       continue;
     }
     candidate c;
@@ -694,6 +693,34 @@ boost::asio::awaitable<verification> verify(std::shared_ptr<resolver> dns,
     parse_signature(c, fields[i], opt);
     cands.push_back(std::move(c));
   }
+  return cands;
+}
+
+std::string key_name(const candidate& c) {
+  return c.out.selector + "._domainkey." + c.out.domain;
+}
+
+}  // namespace
+
+std::vector<std::string> key_names(const message_body& raw, const verify_options& opt) {
+  const std::vector<header_field> fields = split_header(raw.header_block(opt.max_header));
+  std::vector<std::string> names;
+  for (const auto& c : candidates(fields, opt, nullptr)) {
+    if (c.done) continue;
+    std::string n = key_name(c);
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(std::move(n));
+  }
+  return names;
+}
+
+boost::asio::awaitable<verification> verify(std::shared_ptr<resolver> dns,
+                                            std::shared_ptr<const message_body> raw,
+                                            verify_options opt, boost::asio::thread_pool* pool) {
+  verification v;
+  if (!raw) co_return v;
+  const std::string head = raw->header_block(opt.max_header);
+  const std::vector<header_field> fields = split_header(head);
+  std::vector<candidate> cands = candidates(fields, opt, &v.skipped);
   // Key records: one TXT lookup per signature, all in flight at once (a slow DNS server costs
   // one round trip, not one per signature); several signatures of one selector share the
   // resolver's cache.
@@ -704,9 +731,7 @@ boost::asio::awaitable<verification> verify(std::shared_ptr<resolver> dns,
   std::vector<std::size_t> which;
   for (std::size_t i = 0; i < cands.size(); ++i) {
     if (cands[i].done) continue;
-    ops.push_back(boost::asio::co_spawn(
-        ex, dns->txt(cands[i].out.selector + "._domainkey." + cands[i].out.domain),
-        boost::asio::deferred));
+    ops.push_back(boost::asio::co_spawn(ex, dns->txt(key_name(cands[i])), boost::asio::deferred));
     which.push_back(i);
   }
   std::vector<dns_answer> answers;

@@ -136,6 +136,11 @@ boost::asio::awaitable<verification> verify(std::shared_ptr<resolver> dns,
                                             verify_options opt,
                                             boost::asio::thread_pool* pool = nullptr);
 
+// The key record names (<s>._domainkey.<d>, each once) that verify() with the same options
+// will look up for this message: those of the signatures it evaluates that pass validation.
+// For a prefetch; reads only the header block.
+std::vector<std::string> key_names(const message_body& raw, const verify_options& opt);
+
 // ---------------------------------------------------------------- signing
 
 struct sign_options {

@@ -426,6 +426,31 @@ boost::json::object outcome::to_json() const {
   return j;
 }
 
+namespace {
+
+// The distinct author domains evaluate() checks, in From order.
+std::vector<std::string> distinct_domains(const std::string& from_field) {
+  std::vector<std::string> distinct;
+  for (auto& d : from_domains(from_field))
+    if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) {
+      distinct.push_back(std::move(d));
+    }
+  return distinct;
+}
+
+}  // namespace
+
+std::vector<std::string> policy_names(const std::vector<std::string>& from_fields,
+                                      std::size_t max) {
+  std::vector<std::string> names;
+  if (from_fields.size() != 1) return names;
+  for (const auto& d : distinct_domains(from_fields.front())) {
+    if (names.size() >= max) break;
+    names.push_back("_dmarc." + d);
+  }
+  return names;
+}
+
 boost::asio::awaitable<outcome> evaluate(std::shared_ptr<resolver> dns,
                                          std::shared_ptr<const suffix_list> psl,
                                          std::vector<std::string> from_fields,
@@ -442,10 +467,7 @@ boost::asio::awaitable<outcome> evaluate(std::shared_ptr<resolver> dns,
     o.reason = "several From fields";
     co_return o;
   }
-  std::vector<std::string> domains = from_domains(from_fields.front());
-  std::vector<std::string> distinct;
-  for (const auto& d : domains)
-    if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) distinct.push_back(d);
+  std::vector<std::string> distinct = distinct_domains(from_fields.front());
   if (distinct.empty()) {
     o.res = result::permerror;
     o.reason = "no usable address in From";

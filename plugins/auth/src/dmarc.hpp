@@ -98,4 +98,10 @@ boost::asio::awaitable<outcome> evaluate(std::shared_ptr<resolver> dns,
                                          std::vector<std::string> from_fields,
                                          boost::json::object auth, unsigned sample);
 
+// The first policy record names (_dmarc.<author domain>, at most `max`) that evaluate() looks
+// up for these From fields, for a prefetch. Empty when it would look up nothing (no From,
+// several From fields, no usable address). The organizational-domain fallback is not
+// included: it is only asked when the first lookup finds no record.
+std::vector<std::string> policy_names(const std::vector<std::string>& from_fields, std::size_t max);
+
 }  // namespace sluice::auth::dmarc

@@ -4,7 +4,8 @@
 //
 // Threading: stages are stateless after construction (options only) and safe for concurrent
 // calls; each check is one coroutine using the resolver service, which never blocks the I/O
-// thread. Ownership: the stage holds the resolver service alive (shared_ptr) so a
+// thread; the MAIL FROM and HELO checks of one message run concurrently (parallel_group).
+// Ownership: the stage holds the resolver service alive (shared_ptr) so a
 // cancelled check's frame may outlive the call safely.
 //
 // Failure: DNS and policy problems are SPF results (temperror/permerror), recorded, not
@@ -13,8 +14,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <exception>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
@@ -128,18 +137,40 @@ class spf_stage final : public stage {
     const std::int64_t now =
         std::chrono::duration_cast<std::chrono::seconds>(env.received_at.time_since_epoch())
             .count();
-    spf::outcome from = co_await spf::check_mail_from(dns, env.client_address, env.mail_from,
-                                                      env.helo, opt.receiver, now, opt.limits);
+    // The MAIL FROM and HELO checks run concurrently: two independent check_host()
+    // evaluations, each with its own state and its own §4.6.4 lookup limits; only the wait
+    // is shared, so a slow DNS server costs one round of lookups instead of two.
+    spf::outcome from;
+    std::optional<spf::outcome> helo;
+    if (opt.check_helo && !env.helo.empty()) {
+      auto ex = co_await boost::asio::this_coro::executor;
+      auto [order, from_error, from_result, helo_error, helo_result] =
+          co_await boost::asio::experimental::make_parallel_group(
+              boost::asio::co_spawn(ex,
+                                    spf::check_mail_from(dns, env.client_address, env.mail_from,
+                                                         env.helo, opt.receiver, now, opt.limits),
+                                    boost::asio::deferred),
+              boost::asio::co_spawn(
+                  ex,
+                  spf::check_helo(dns, env.client_address, env.helo, opt.receiver, now, opt.limits),
+                  boost::asio::deferred))
+              .async_wait(boost::asio::experimental::wait_for_all(), boost::asio::use_awaitable);
+      // The checks never throw for DNS or record problems: an exception is a bug or memory
+      // exhaustion, and reaches the kernel's on_error as before.
+      if (from_error) std::rethrow_exception(from_error);
+      if (helo_error) std::rethrow_exception(helo_error);
+      from = std::move(from_result);
+      helo = std::move(helo_result);
+    } else {
+      from = co_await spf::check_mail_from(dns, env.client_address, env.mail_from, env.helo,
+                                           opt.receiver, now, opt.limits);
+    }
     rec = to_json(from);
     rec["identity"] = "mailfrom";
     rec["client_ip"] = env.client_address;
     rec["mailfrom"] = env.mail_from.empty() ? "postmaster@" + env.helo : env.mail_from;
     rec["helo_name"] = env.helo;
-    if (opt.check_helo && !env.helo.empty()) {
-      spf::outcome helo = co_await spf::check_helo(dns, env.client_address, env.helo, opt.receiver,
-                                                   now, opt.limits);
-      rec["helo"] = to_json(helo);
-    }
+    if (helo) rec["helo"] = to_json(*helo);
     if (opt.received_spf) {
       msg->prepend_header(
           "Received-SPF",

@@ -6,7 +6,8 @@
 // Threading: every lookup may be called from any thread and any executor; the
 // implementation does its work on its own strand and completes on the caller's executor.
 // Lookups never throw for DNS outcomes: failures are reported in dns_answer::status (an
-// exception means a bug or memory exhaustion). Answers may come from a TTL-bounded cache.
+// exception means a bug or memory exhaustion). Answers may come from a TTL-bounded cache, and
+// identical lookups that are in flight at the same time may share one query.
 #pragma once
 
 #include <cstdint>
@@ -105,6 +106,15 @@ class resolver : public service {
   // the same hosts in the same order.
   virtual boost::asio::awaitable<std::pair<dns_answer, std::vector<mx_record>>> mx(
       std::string name) = 0;
+
+  // A hint that txt(name) will be asked soon (by a later pipeline stage): starts that lookup
+  // now and returns at once, so that its answer is on the way while earlier work goes on.
+  // The answer goes only where any answer goes: into the cache under its TTL (a TTL 0 answer
+  // is not kept), and to the txt() callers that ask while it is in flight. A prefetch that
+  // fails (servfail, timeout, refused, error) is handed to nobody: a caller that waited for
+  // it makes its own lookup. Best effort and bounded: an implementation may ignore the hint
+  // (the default does). Never throws for DNS outcomes; may be called from any thread.
+  virtual void prefetch_txt(std::string name) { (void)name; }
 };
 
 }  // namespace sluice

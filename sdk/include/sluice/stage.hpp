@@ -39,6 +39,14 @@ class stage {
   virtual ~stage() = default;
   virtual boost::asio::awaitable<verdict> process(std::shared_ptr<message> msg,
                                                   const stage_call& call) = 0;
+
+  // Called by the pipeline for each of its inline stages before the first one runs, with the
+  // message as received. A stage that will look something up may start that now (e.g.
+  // resolver::prefetch_txt) so that the answer is on its way while the stages before it work.
+  // It must be cheap, must not block or change the message, and must not be relied on:
+  // process() gives the same verdict whether or not it was called. Exceptions are logged and
+  // ignored. The default does nothing.
+  virtual void prefetch(const message& msg) { (void)msg; }
 };
 
 // Declared by a stage type when it registers.

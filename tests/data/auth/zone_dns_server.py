@@ -10,11 +10,16 @@ Absent names get NXDOMAIN, absent types NODATA; TIMEOUT names are never answered
 port to --ready once both sockets listen and runs until killed. Needs python3-dnslib.
 
   --zone FILE --ready FILE [--port N] [--address 127.0.0.1]
+  [--delay SECONDS]   answer every query after this delay (0-10 s; default 0). The server
+                      starts a thread per query, so concurrent queries wait concurrently.
+  [--ttl SECONDS]     TTL of every record (default 60)
+  [--log FILE]        append "<qname> <qtype>" for every query received, flushed at once
 """
 import argparse
 import json
 import os
 import sys
+import threading
 import time
 
 from dnslib import AAAA, QTYPE, RCODE, RR, TXT, A, DNSError, DNSLabel
@@ -100,14 +105,42 @@ def serve(resolver, port, address, ready):
         time.sleep(3600)
 
 
+class DelayedLoggingResolver(ZoneResolver):
+    """Logs each query as it arrives, then answers it after `delay` seconds."""
+
+    def __init__(self, zone, ttl, delay, log):
+        super().__init__(zone, ttl)
+        self.delay = delay
+        self.log = open(log, "a", buffering=1) if log else None
+        self.lock = threading.Lock()
+
+    def resolve(self, request, handler):
+        if self.log:
+            with self.lock:
+                self.log.write("%s %s\n" % (str(request.q.qname).rstrip(".").lower(),
+                                            QTYPE[request.q.qtype]))
+                self.log.flush()
+        if self.delay:
+            time.sleep(self.delay)
+        return super().resolve(request, handler)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--zone", required=True)
     p.add_argument("--ready", required=True)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--ttl", type=int, default=60)
+    p.add_argument("--log")
     a = p.parse_args()
-    serve(ZoneResolver(json.load(open(a.zone, encoding="utf-8"))), a.port, a.address, a.ready)
+    if not 0 <= a.delay <= 10:
+        sys.exit("--delay must be 0-10 seconds")
+    if not 0 <= a.ttl <= 86400:
+        sys.exit("--ttl must be 0-86400 seconds")
+    zone = json.load(open(a.zone, encoding="utf-8"))
+    serve(DelayedLoggingResolver(zone, a.ttl, a.delay, a.log), a.port, a.address, a.ready)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ UDP and TCP on the same loopback port, and logs every query it receives, one lin
   --servfail NAME   answer SERVFAIL for NAME (any type)
   --refused NAME    answer REFUSED for NAME (any type)
   --truncate NAME   answer NAME over UDP with TC=1 and no records, so clients retry over TCP
+  --slow NAME       answer NAME (any type, whatever the answer) after --delay seconds
+  --delay SECONDS   the delay of the --slow names (default 0.3, at most 10)
 
 Names that are absent get NXDOMAIN, names without the asked type NOERROR/empty (NODATA);
 both carry the zone's SOA in the authority section (RFC 2308). Writes the bound port to
@@ -24,8 +26,10 @@ from dnslib.server import BaseResolver, DNSServer
 
 
 class ZoneResolver(BaseResolver):
-    def __init__(self, records, servfail, refused, truncate):
+    def __init__(self, records, servfail, refused, truncate, slow, delay):
         self.records = records
+        self.slow = {DNSLabel(n) for n in slow}
+        self.delay = delay
         self.servfail = {DNSLabel(n) for n in servfail}
         self.refused = {DNSLabel(n) for n in refused}
         self.truncate = {DNSLabel(n) for n in truncate}
@@ -34,6 +38,8 @@ class ZoneResolver(BaseResolver):
     def resolve(self, request, handler):
         reply = request.reply()
         qname, qtype = request.q.qname, request.q.qtype
+        if qname in self.slow:
+            time.sleep(self.delay)  # dnslib runs a thread per query: others are not held up
         if qname in self.servfail:
             reply.header.rcode = RCODE.SERVFAIL
             return reply
@@ -79,10 +85,14 @@ def main():
     p.add_argument("--servfail", action="append", default=[])
     p.add_argument("--refused", action="append", default=[])
     p.add_argument("--truncate", action="append", default=[])
+    p.add_argument("--slow", action="append", default=[])
+    p.add_argument("--delay", type=float, default=0.3)
     a = p.parse_args()
+    if not 0 <= a.delay <= 10:
+        sys.exit("--delay must be 0-10 seconds")
     with open(a.zone) as f:
         records = RR.fromZone(f.read())
-    resolver = ZoneResolver(records, a.servfail, a.refused, a.truncate)
+    resolver = ZoneResolver(records, a.servfail, a.refused, a.truncate, a.slow, a.delay)
     log = QueryLog(a.log)
     # Bind UDP on a free port, then TCP on the same one; retry if TCP's is taken.
     for _ in range(50):

@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -580,6 +581,64 @@ TEST(dkim_verify, key_lookups_of_several_signatures_run_concurrently) {
   EXPECT_EQ(slow->max_in_flight, 2);
 }
 
+// Answers from a zone and records every name asked.
+class recording_resolver final : public resolver {
+ public:
+  explicit recording_resolver(map_resolver& z) : zone_(z) {}
+  std::vector<std::string> asked;
+  boost::asio::awaitable<dns_answer> txt(std::string name) override {
+    asked.push_back(name);
+    co_return co_await zone_.txt(std::move(name));
+  }
+  boost::asio::awaitable<dns_answer> a(std::string) override { co_return dns_answer{}; }
+  boost::asio::awaitable<dns_answer> aaaa(std::string) override { co_return dns_answer{}; }
+  boost::asio::awaitable<dns_answer> ptr(std::string) override { co_return dns_answer{}; }
+  boost::asio::awaitable<std::pair<dns_answer, std::vector<mx_record>>> mx(std::string) override {
+    co_return std::make_pair(dns_answer{}, std::vector<mx_record>{});
+  }
+
+ private:
+  map_resolver& zone_;
+};
+
+TEST(dkim_verify, key_names_are_the_lookups_verify_makes) {
+  map_resolver zone;
+  zone.txt_record("s1._domainkey.example.com", {dkim::dns_record_for(rsa_key())});
+  zone.txt_record("ed._domainkey.example.org", {dkim::dns_record_for(ed_key())});
+  dkim::signer rsa(rsa_key(), sopts());
+  auto eo = sopts();
+  eo.domain = "example.org";
+  eo.selector = "ed";
+  dkim::signer ed(ed_key(), eo);
+  // Top first: a malformed signature (no key lookup), the Ed25519 one, the RSA one; and an
+  // expired signature at the bottom (neutral without a lookup).
+  std::string m =
+      "DKIM-Signature: v=1; a=rsa-sha256; d=bad.example\r\n" + sign(sign(kMessage, rsa), ed);
+  m.insert(m.find("\r\n\r\n") + 2,
+           "DKIM-Signature: v=1; a=rsa-sha256; d=old.example; s=s1; h=from; bh=AAAA; b=AAAA;"
+           " t=1000; x=2000\r\n");
+  auto body = message_body::from_string(m);
+  using names = std::vector<std::string>;
+  for (unsigned max : {1u, 2u, 3u, 8u}) {
+    dkim::verify_options o;
+    o.now = kNow;
+    o.max_signatures = max;
+    auto rec = std::make_shared<recording_resolver>(zone);
+    auto v = run(dkim::verify(rec, body, o));
+    names expected = dkim::key_names(*body, o);
+    names asked = rec->asked;
+    std::sort(expected.begin(), expected.end());
+    std::sort(asked.begin(), asked.end());
+    EXPECT_EQ(expected, asked) << "max_signatures " << max;
+    if (max == 8) {
+      EXPECT_EQ(dkim::key_names(*body, o),
+                (names{"ed._domainkey.example.org", "s1._domainkey.example.com"}));
+      ASSERT_EQ(v.signatures.size(), 4u);
+      EXPECT_EQ(v.signatures[3].res, dkim::result::neutral) << v.signatures[3].reason;
+    }
+  }
+}
+
 TEST(dkim_sign, signs_the_output_with_edits_applied) {
   dkim::signer s(rsa_key(), sopts());
   message m;
@@ -685,6 +744,16 @@ TEST(dmarc, from_domains) {
   EXPECT_TRUE(dmarc::from_domains(" a@[192.0.2.1]").empty());
   EXPECT_TRUE(dmarc::from_domains(" a@exa\r\n mple.com").empty());
   EXPECT_EQ(dmarc::from_domains(" Alice\r\n <alice@example.com>"), v{"example.com"});
+}
+
+TEST(dmarc, policy_names_for_prefetch_are_the_first_lookups) {
+  using v = std::vector<std::string>;
+  EXPECT_EQ(dmarc::policy_names({" a@One.example, b@two.example, c@one.example"}, 4),
+            (v{"_dmarc.one.example", "_dmarc.two.example"}));
+  EXPECT_EQ(dmarc::policy_names({" a@one.example, b@two.example"}, 1), v{"_dmarc.one.example"});
+  EXPECT_TRUE(dmarc::policy_names({}, 4).empty());
+  EXPECT_TRUE(dmarc::policy_names({" a@one.example", " b@two.example"}, 4).empty());
+  EXPECT_TRUE(dmarc::policy_names({" undisclosed"}, 4).empty());
 }
 
 const char* kSpfPass = R"({"spf":{"result":"pass","domain":"bounce.example.com"}})";

@@ -63,7 +63,17 @@ class dns_server {
                                      "--refused",
                                      "private.example.test",
                                      "--truncate",
-                                     "big.example.test"};
+                                     "big.example.test",
+                                     "--servfail",
+                                     "slowbroken.example.test",
+                                     "--slow",
+                                     "slow.example.test",
+                                     "--slow",
+                                     "slowzero.example.test",
+                                     "--slow",
+                                     "slowbroken.example.test",
+                                     "--delay",
+                                     "0.3"};
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
@@ -103,6 +113,9 @@ class dns_server {
   int port_ = 0;
 };
 
+// The --slow names are answered after this long.
+constexpr auto kSlow = std::chrono::milliseconds(300);
+
 // The real resolver plugin's service, running on a test host's io_context.
 class resolver_host {
  public:
@@ -140,8 +153,13 @@ class resolver_test : public ::testing::Test {
            "\"]\ntimeout: 1s\ntries: 2\n" + extra;
   }
   static dns_server* server_;
+  friend int resolver_test_server_count(const std::string& name, const std::string& type);
 };
 dns_server* resolver_test::server_ = nullptr;
+
+int resolver_test_server_count(const std::string& name, const std::string& type) {
+  return resolver_test::server_->count("", name, type);
+}
 
 std::vector<std::string> sorted(std::vector<std::string> v) {
   std::sort(v.begin(), v.end());
@@ -299,6 +317,144 @@ TEST_F(resolver_test, concurrent_lookups_from_many_threads) {
   EXPECT_EQ(ok.load(), 40);
 }
 
+// Starts `n` identical lookups at once (from outside the io_context) and waits for all.
+std::vector<dns_answer> concurrent_txt(resolver_host& h, const std::string& name, int n) {
+  std::vector<std::future<dns_answer>> futures;
+  for (int i = 0; i < n; ++i)
+    futures.push_back(asio::co_spawn(h.io(), h.r()->txt(name), asio::use_future));
+  std::vector<dns_answer> out;
+  for (auto& f : futures) {
+    if (f.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+      ADD_FAILURE() << "lookup did not complete";
+      continue;
+    }
+    out.push_back(f.get());
+  }
+  return out;
+}
+
+// Waits (bounded) until the server has received `at_least` queries for the name.
+void wait_for_queries(const std::string& name, const std::string& type, int at_least) {
+  for (int i = 0; i < 100 && resolver_test_server_count(name, type) < at_least; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+TEST_F(resolver_test, identical_concurrent_lookups_share_one_query) {
+  // No cache: only the in-flight sharing can save the queries.
+  resolver_host h(config("cache: false\n"));
+  const int before = server_->count("", "slow.example.test.", "TXT");
+  const auto start = std::chrono::steady_clock::now();
+  auto answers = concurrent_txt(h, "slow.example.test", 5);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(answers.size(), 5u);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.status, dns_status::ok) << a.error;
+    EXPECT_EQ(a.records, (std::vector<std::string>{"slow record"}));
+    EXPECT_EQ(a.ttl, 300u);
+  }
+  EXPECT_EQ(server_->count("", "slow.example.test.", "TXT"), before + 1);
+  // One round trip for all five, not five after one another (1.5 s).
+  EXPECT_LT(took, kSlow * 4);
+  // Once settled, the next lookup (cache off) is a query of its own again.
+  h.wait(h.r()->txt("slow.example.test"));
+  EXPECT_EQ(server_->count("", "slow.example.test.", "TXT"), before + 2);
+}
+
+TEST_F(resolver_test, a_shared_failure_reaches_every_caller_and_is_not_cached) {
+  resolver_host h(config());
+  const int before = server_->count("", "slowbroken.example.test.", "TXT");
+  auto answers = concurrent_txt(h, "slowbroken.example.test", 3);
+  ASSERT_EQ(answers.size(), 3u);
+  for (const auto& a : answers)
+    EXPECT_EQ(a.status, dns_status::servfail) << a.error;
+  EXPECT_EQ(server_->count("", "slowbroken.example.test.", "TXT"), before + 1);
+  h.wait(h.r()->txt("slowbroken.example.test"));
+  EXPECT_EQ(server_->count("", "slowbroken.example.test.", "TXT"), before + 2);
+}
+
+TEST_F(resolver_test, a_lookup_joins_a_prefetch_in_flight_and_the_answer_is_cached) {
+  resolver_host h(config());
+  const int before = server_->count("", "slow.example.test.", "TXT");
+  h.r()->prefetch_txt("SLOW.example.test.");  // returns at once
+  h.r()->prefetch_txt("slow.example.test");   // already in flight: no second query
+  auto joined = h.wait(h.r()->txt("slow.example.test"));
+  ASSERT_EQ(joined.status, dns_status::ok) << joined.error;
+  EXPECT_EQ(joined.records, (std::vector<std::string>{"slow record"}));
+  EXPECT_EQ(server_->count("", "slow.example.test.", "TXT"), before + 1);
+  // TTL 300: cached like any answer; a later prefetch of a cached name sends nothing.
+  h.r()->prefetch_txt("slow.example.test");
+  auto cached = h.wait(h.r()->txt("slow.example.test"));
+  EXPECT_EQ(cached.status, dns_status::ok);
+  EXPECT_EQ(server_->count("", "slow.example.test.", "TXT"), before + 1);
+}
+
+TEST_F(resolver_test, a_prefetched_ttl_0_answer_is_shared_in_flight_but_never_kept) {
+  {
+    resolver_host h(config());
+    const int before = server_->count("", "slowzero.example.test.", "TXT");
+    // Joined while in flight: the TTL 0 answer is the current answer for both.
+    h.r()->prefetch_txt("slowzero.example.test");
+    auto joined = h.wait(h.r()->txt("slowzero.example.test"));
+    ASSERT_EQ(joined.status, dns_status::ok) << joined.error;
+    EXPECT_EQ(joined.ttl, 0u);
+    EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before + 1);
+  }
+  {
+    resolver_host h(config());
+    const int before = server_->count("", "slowzero.example.test.", "TXT");
+    // A prefetch that settled before anyone asked: the answer was not kept.
+    h.r()->prefetch_txt("slowzero.example.test");
+    wait_for_queries("slowzero.example.test.", "TXT", before + 1);
+    std::this_thread::sleep_for(kSlow * 2);  // its answer has arrived by now
+    auto fresh = h.wait(h.r()->txt("slowzero.example.test"));
+    EXPECT_EQ(fresh.status, dns_status::ok);
+    EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before + 2);
+    // Its answers have TTL 0: further hints for it are skipped (they could only cost queries).
+    h.r()->prefetch_txt("slowzero.example.test");
+    std::this_thread::sleep_for(kSlow);
+    EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before + 2);
+    // A name with a TTL is still prefetched by the same resolver.
+    const int slow = server_->count("", "slow.example.test.", "TXT");
+    h.r()->prefetch_txt("slow.example.test");
+    wait_for_queries("slow.example.test.", "TXT", slow + 1);
+    EXPECT_EQ(server_->count("", "slow.example.test.", "TXT"), slow + 1);
+  }
+}
+
+TEST_F(resolver_test, a_failed_prefetch_is_nobodys_answer) {
+  resolver_host h(config());
+  const int before = server_->count("", "slowbroken.example.test.", "TXT");
+  h.r()->prefetch_txt("slowbroken.example.test");
+  // Joins the prefetch, which fails: the caller makes its own lookup (and gets its own
+  // SERVFAIL from this server).
+  auto a = h.wait(h.r()->txt("slowbroken.example.test"));
+  EXPECT_EQ(a.status, dns_status::servfail) << a.error;
+  EXPECT_EQ(server_->count("", "slowbroken.example.test.", "TXT"), before + 2);
+}
+
+TEST_F(resolver_test, prefetches_are_bounded_and_can_be_turned_off) {
+  {
+    resolver_host h(config("prefetch_max_in_flight: 1\n"));
+    const int slow = server_->count("", "slow.example.test.", "TXT");
+    const int zero = server_->count("", "slowzero.example.test.", "TXT");
+    h.r()->prefetch_txt("slow.example.test");
+    h.r()->prefetch_txt("slowzero.example.test");  // over the bound: dropped
+    wait_for_queries("slow.example.test.", "TXT", slow + 1);
+    std::this_thread::sleep_for(kSlow * 2);
+    EXPECT_EQ(server_->count("", "slow.example.test.", "TXT"), slow + 1);
+    EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), zero);
+    // Lookups are never bounded by it.
+    EXPECT_EQ(h.wait(h.r()->txt("slowzero.example.test")).status, dns_status::ok);
+  }
+  {
+    resolver_host h(config("prefetch_max_in_flight: 0\n"));
+    const int before = server_->count("", "slowzero.example.test.", "TXT");
+    h.r()->prefetch_txt("slowzero.example.test");
+    std::this_thread::sleep_for(kSlow);
+    EXPECT_EQ(server_->count("", "slowzero.example.test.", "TXT"), before);
+  }
+}
+
 TEST_F(resolver_test, a_server_that_never_answers_times_out_in_bounded_time) {
   // A bound UDP socket nobody reads: queries are accepted by the kernel and
   // never answered.
@@ -325,6 +481,7 @@ TEST_F(resolver_test, config_is_validated_and_check_only_registers_nothing) {
   EXPECT_THROW(resolver_host("tries: 0\n"), config_error);
   EXPECT_THROW(resolver_host("timeout: fast\n"), config_error);
   EXPECT_THROW(resolver_host("cache_max_entries: 0\n"), config_error);
+  EXPECT_THROW(resolver_host("prefetch_max_in_flight: -1\n"), config_error);
   EXPECT_THROW(resolver_host("colour: blue\n"), config_error);  // unknown key
   resolver_host h("servers: [\"[::1]:5353\", \"192.0.2.53\"]\nedns: false\n", true);
   EXPECT_NE(h.svc(), nullptr);
