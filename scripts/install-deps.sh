@@ -10,7 +10,6 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev libsqlite3-dev libyaml-cpp-dev libgmime-3.0-dev libzstd-dev libc-ares-dev
   libcrypt-dev libgtest-dev libgmock-dev
-  libmimalloc-dev  # the sluice binary's malloc (README "Dependencies")
   libglib2.0-dev  # store search: GTimeZone for before:/after:, Unicode case folding
   zlib1g-dev  # gzip for HTTP responses (plugins/http)
   # HTTP API: attachment thumbnails (PNG/JPEG/GIF/BMP decode, JPEG encode)

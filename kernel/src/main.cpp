@@ -11,10 +11,6 @@
 // command runs with every argument.
 #include <stdlib.h>
 
-#ifdef SLUICE_WITH_MIMALLOC
-#include <mimalloc.h>
-#endif
-
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <cstdlib>
 #include <fstream>
@@ -96,25 +92,8 @@ std::filesystem::path make_temp_dir() {
   return tmpl;
 }
 
-// Which allocator serves malloc in this process: a build with mimalloc checks that the
-// override really took (a block from malloc() lies in mimalloc's heap).
-std::string allocator_text() {
-#ifdef SLUICE_WITH_MIMALLOC
-  const int v = mi_version();  // 209 for 2.0.9
-  const std::string name = "mimalloc " + std::to_string(v / 100) + "." +
-                           std::to_string(v / 10 % 10) + "." + std::to_string(v % 10);
-  void* probe = std::malloc(16);
-  const bool in_use = mi_is_in_heap_region(probe);
-  std::free(probe);
-  return in_use ? name : "system malloc (" + name + " is linked but not in use)";
-#else
-  return "system malloc";
-#endif
-}
-
 int version() {
-  std::cout << "sluice " SLUICE_SDK_VERSION_STRING "\nbuild key: " SLUICE_BUILD_KEY "\nallocator: "
-            << allocator_text() << "\n";
+  std::cout << "sluice " SLUICE_SDK_VERSION_STRING "\nbuild key: " SLUICE_BUILD_KEY "\n";
   return 0;
 }
 

@@ -41,21 +41,6 @@ bool eventually(F cond, std::chrono::milliseconds limit = std::chrono::seconds(1
   return cond();
 }
 
-// A build with mimalloc must really use it: the binary checks that malloc() returns
-// mimalloc's memory and says so; the sanitizer builds use the system allocator.
-TEST(cli, version_names_the_allocator_in_use) {
-  std::string out;
-  ASSERT_EQ(sluice::test::run_command(sluice::test::sluice_binary() + " --version", &out), 0)
-      << out;
-  EXPECT_NE(out.find("build key: "), std::string::npos) << out;
-#ifdef SLUICE_WITH_MIMALLOC
-  EXPECT_NE(out.find("\nallocator: mimalloc 2."), std::string::npos) << out;
-  EXPECT_EQ(out.find("not in use"), std::string::npos) << out;
-#else
-  EXPECT_NE(out.find("\nallocator: system malloc\n"), std::string::npos) << out;
-#endif
-}
-
 TEST(reload, sighup_swaps_pipelines_and_keeps_sessions) {
   const std::string rejecting =
       "      - {plugin: test_verdict, verdict: reject, when_rcpt: blocked@example.org}\n";
