@@ -130,6 +130,12 @@ void read_document(kernel_config& cfg, const config_node& root, const std::files
           l->fail("expected trace, debug, info, warn or error");
         }
       }
+      if (auto f = log->find("file")) {
+        auto v = f->as_string();
+        if (v.empty() || v.size() > 4096 || v.find('\0') != std::string::npos)
+          f->fail("expected a file path (1 to 4096 bytes)");
+        cfg.log_file = (dir / v).lexically_normal();
+      }
     }
     cfg.spool_dir = dir / "spool";
     if (auto sp = root.find("spool")) {

@@ -61,6 +61,7 @@ struct kernel_config {
   std::filesystem::path dir;   // relative paths resolve against this
   sluice::log_format log_format = sluice::log_format::text;
   sluice::log_level log_level = sluice::log_level::info;
+  std::filesystem::path log_file;  // empty: standard error
   std::filesystem::path spool_dir;
   bool durability_full = false;
   std::size_t spill_threshold = 1024 * 1024;

@@ -43,7 +43,8 @@ constexpr flag_spec flags[] = {
     {"max-message-size", 0, "MP_MAX_MESSAGE_SIZE", kind::text,
      "largest message in MB for SMTP and the send API (default 50, 0 = 1 GB)"},
     {"compression", 0, "MP_COMPRESSION", kind::text, "zstd level of stored messages: 0-3"},
-    {"label", 0, "MP_LABEL", kind::text, "label shown in the web UI and sent to webhooks"},
+    {"label", 0, "MP_LABEL", kind::text,
+     "label shown in the web UI, the SMTP and POP3 greetings, and sent to webhooks"},
     {"quiet", 'q', "MP_QUIET", kind::boolean, "log errors only"},
     {"verbose", 'v', "MP_VERBOSE", kind::boolean, "log debug messages"},
     {"disable-version-check", 0, "MP_DISABLE_VERSION_CHECK", kind::ignored,
@@ -61,8 +62,8 @@ constexpr flag_spec flags[] = {
      "the store always dates messages by their arrival"},
     {"ignore-duplicate-ids", 0, "MP_IGNORE_DUPLICATE_IDS", kind::refused,
      "messages with a Message-ID already stored are kept, not dropped"},
-    {"log-file", 0, "MP_LOG_FILE", kind::refused_text,
-     "sluice logs to standard error; redirect it (2>>FILE) instead"},
+    {"log-file", 0, "MP_LOG_FILE", kind::text,
+     "append the log to this file instead of standard error"},
     // HTTP
     {"listen", 'l', "MP_UI_BIND_ADDR", kind::text,
      "web UI and API address <ip>:<port> or unix:<path>[:<mode>] (default 127.0.0.1:8025)"},
@@ -116,8 +117,8 @@ constexpr flag_spec flags[] = {
      "regular expression: other recipients get 550"},
     {"smtp-disable-rdns", 0, "MP_SMTP_DISABLE_RDNS", kind::ignored,
      "accepted (Sluice never looks up client names)"},
-    {"smtp-ignore-rejected-recipients", 0, "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", kind::refused,
-     "rejected recipients are refused with 550, not accepted and dropped"},
+    {"smtp-ignore-rejected-recipients", 0, "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", kind::boolean,
+     "recipients --smtp-allowed-recipients rejects get 250 and are dropped"},
     {"smtp-strict-rfc-headers", 0, "MP_SMTP_STRICT_RFC_HEADERS", kind::refused,
      "messages with bare CR line ends are accepted, not refused"},
     {"smtp-forward-config", 0, "MP_SMTP_FORWARD_CONFIG", kind::refused_text,
@@ -786,6 +787,26 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
     auto mb = parse_uint(s, "max-message-size", 1024);
     max_size = mb == 0 ? "1GB" : std::to_string(mb) + "MB";
   }
+  // The label goes into the UI, a webhook header and (when it fits a protocol line: printable
+  // ASCII without < >, at most 128 bytes, as the smtp and pop3 plugins check) the greetings.
+  bool greeting_label = false;
+  if (s.has("label")) {
+    const std::string label = s.str("label");
+    if (label.size() > 1024) s.fail("label", "at most 1024 bytes");
+    for (unsigned char c : label) {
+      if (c < 0x20 || c == 0x7f)
+        s.fail("label", "control characters (CR, LF, ...) are not allowed");
+    }
+    greeting_label = label.size() <= 128 && std::all_of(label.begin(), label.end(), [](char c) {
+                       return c >= 0x20 && c <= 0x7e && c != '<' && c != '>';
+                     });
+  }
+  std::string log_file;
+  if (s.has("log-file")) {
+    log_file = s.str("log-file");
+    if (log_file.empty() || log_file.size() > 4096) s.fail("log-file", "expected a file path");
+    log_file = abs_path(log_file);
+  }
   std::string log_level = "info";
   if (s.on("quiet") && s.on("verbose")) s.fail("verbose", "conflicts with --quiet");
   if (s.on("quiet")) log_level = "error";
@@ -927,6 +948,7 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
   if (out.temporary_data)
     y << "# No --database: data in a temporary directory, removed when sluice stops.\n";
   y << "log:\n  format: text\n  level: " << log_level << "\n";
+  if (!log_file.empty()) y << "  file: " << q(log_file) << "\n";
   y << "spool:\n  path: " << q(spool.string()) << "\n";
 
   y << "services:\n";
@@ -948,6 +970,10 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
   y << "    max_recipients: " << max_rcpt << "\n";
   if (s.has("smtp-allowed-recipients"))
     y << "    allowed_recipients: [" << q(s.str("smtp-allowed-recipients")) << "]\n";
+  // Without allowed recipients nothing is rejected: Mailpit's flag then has no effect.
+  if (s.on("smtp-ignore-rejected-recipients") && s.has("smtp-allowed-recipients"))
+    y << "    ignore_rejected_recipients: true\n";
+  if (greeting_label) y << "    label: " << q(s.str("label")) << "\n";
   if (!tls_mode.empty()) {
     y << "    tls:\n      mode: " << tls_mode << "\n";
     y << "      cert: " << q(abs_path(s.str("smtp-tls-cert"))) << "\n";
@@ -991,6 +1017,7 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
     if (s.has("pop3-auth-file"))
       y << "    htpasswd: " << q(abs_path(s.str("pop3-auth-file"))) << "\n";
     if (env_set("MP_POP3_AUTH")) y << "    users: " << env_ref("MP_POP3_AUTH") << "\n";
+    if (greeting_label) y << "    label: " << q(s.str("label")) << "\n";
     y << "    mailbox: default\n    max_messages: 100\n";  // Mailpit shows the newest 100
     if (s.has("pop3-tls-cert")) {
       y << "    tls:\n      mode: implicit\n";

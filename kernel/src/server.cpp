@@ -1,6 +1,7 @@
 // server.cpp — see server.hpp.
 #include "server.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -12,6 +13,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -100,6 +103,11 @@ struct server::impl final : host {
   logger log{"kernel"};
   std::filesystem::path incoming;
   std::filesystem::path cfg_dir;
+  // log.file, opened by build() and reopened on reload (log rotation); -1: standard error.
+  // The descriptor number never changes once opened: a reload dup2()s the new file onto it,
+  // so a line being written concurrently never goes to a closed or reused descriptor.
+  int log_fd = -1;
+  void open_log(const kernel_config& c);
   std::atomic<bool> draining{false};  // read by posted reloads on any io thread
   // A reload is posted and has not started yet: further SIGHUPs fold into it.
   std::atomic<bool> reload_queued{false};
@@ -274,12 +282,35 @@ void mask_handled_signals(int how) {
 
 }  // namespace
 
+void server::impl::open_log(const kernel_config& c) {
+  if (c.log_file.empty()) {
+    configure_logging(c.log_format, c.log_level);
+    return;
+  }
+  int fd = ::open(c.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+  if (fd < 0) {
+    throw std::runtime_error("log.file: cannot open \"" + c.log_file.string() +
+                             "\": " + std::strerror(errno));
+  }
+  if (log_fd < 0) {
+    log_fd = fd;
+  } else {
+    if (::dup2(fd, log_fd) < 0) {
+      int e = errno;
+      ::close(fd);
+      throw std::runtime_error(std::string("log.file: dup2: ") + std::strerror(e));
+    }
+    ::close(fd);
+  }
+  configure_logging(c.log_format, c.log_level, log_fd);
+}
+
 void server::build() {
   mask_handled_signals(SIG_BLOCK);
   auto& k = *impl_;
   k.cfg = k.load();
   k.cfg_dir = k.cfg.dir;
-  configure_logging(k.cfg.log_format, k.cfg.log_level);
+  k.open_log(k.cfg);
   k.loader.load_dirs(plugin_search_path(k.opts.plugin_dirs, k.cfg.plugin_path));
   for (const auto& p : k.loader.plugins()) {
     if (!p.loaded) k.log.warn("plugin refused", {{"path", p.path.string()}, {"reason", p.refusal}});
@@ -343,8 +374,8 @@ void server::impl::reload() {
     auto set = build_pipelines(next, false);
     for (const auto& doc : next.documents)
       doc.check_unknown_keys();
+    open_log(next);  // may throw: then nothing of the new configuration is in force
     runner->swap(std::move(set));
-    configure_logging(next.log_format, next.log_level);
     log.info("configuration reloaded", {{"pipelines", next.pipelines.size()}});
   } catch (const std::exception& e) {
     log.error("reload failed; the previous configuration stays in force", {{"error", e.what()}});

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <csignal>
 #include <set>
 
 #include "../plugins/relay/relay_test_support.hpp"
@@ -355,6 +356,148 @@ TEST(mailpit_facade, relay_config_file_and_release_through_the_api) {
   ASSERT_FALSE(mid.empty());
   EXPECT_NE(content.find("Message-ID: <" + mid + ">"), std::string::npos) << mid << "\n" << content;
   EXPECT_EQ(p.log().find("relaypass"), std::string::npos);
+}
+
+TEST(mailpit_facade, label_is_in_the_smtp_banner_and_the_pop3_greeting) {
+  temp_dir dir;
+  sluice_process p(dir.path(), sluice_process::no_config{
+                                   with({"--pop3", "127.0.0.1:0"}),
+                                   {{"MP_LABEL", "QA box"}, {"MP_POP3_AUTH", "reader:popsecret"}}});
+  ASSERT_TRUE(p.running());
+  write_file(dir.path() / "greet.py",
+             "import smtplib, poplib, sys\n"
+             "s = smtplib.SMTP(timeout=20)\n"
+             "code, text = s.connect(sys.argv[1], int(sys.argv[2]))\n"
+             "print('smtp', code, text.decode())\n"
+             "s.quit()\n"
+             "p = poplib.POP3(sys.argv[3], int(sys.argv[4]), timeout=20)\n"
+             "print('pop3', p.getwelcome().decode())\n"
+             "p.user('reader'); p.pass_('popsecret')\n"
+             "print('stat', p.stat()[0])\n"
+             "p.quit()\n");
+  std::string out;
+  ASSERT_EQ(run_command("python3 " + shell_quote((dir.path() / "greet.py").string()) + " " +
+                            p.host("smtp") + " " + std::to_string(p.port("smtp")) + " " +
+                            p.host("pop3") + " " + std::to_string(p.port("pop3")),
+                        &out),
+            0)
+      << out << p.log();
+  // Mailpit: "Mailpit (label)"; Sluice keeps its own name and adds the label the same way.
+  EXPECT_NE(out.find("smtp 220 "), std::string::npos) << out;
+  EXPECT_NE(out.find(" ESMTP Sluice (QA box) ready\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("pop3 +OK Sluice (QA box) POP3 server ready"), std::string::npos) << out;
+  EXPECT_NE(out.find("stat 0"), std::string::npos) << out;
+  auto [code, body] = curl(shell_quote("http://" + p.endpoints("http").at(0) + "/api/v1/webui"));
+  EXPECT_EQ(code, 200) << body;
+  EXPECT_NE(body.find("\"Label\":\"QA box\""), std::string::npos) << body;
+}
+
+// One transaction with the given recipients through smtplib; prints each reply.
+int smtplib_rcpts(const fs::path& dir, const sluice_process& p, const std::string& subject,
+                  const std::vector<std::string>& rcpts, std::string* out) {
+  write_file(
+      dir / "rcpts.py",
+      "import smtplib, sys\n"
+      "s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=20)\n"
+      "s.ehlo('client.test')\n"
+      "print('mail', *s.mail('app@example.org'))\n"
+      "for r in sys.argv[4:]:\n"
+      "    print('rcpt', r, *s.rcpt(r))\n"
+      "body = ('From: app@example.org\\r\\nTo: x@example.org\\r\\nSubject: ' + sys.argv[3] +\n"
+      "        '\\r\\n\\r\\nhello\\r\\n').encode()\n"
+      "print('data', *s.data(body))\n"
+      "s.quit()\n");
+  std::string cmd = "python3 " + shell_quote((dir / "rcpts.py").string()) + " " + p.host("smtp") +
+                    " " + std::to_string(p.port("smtp")) + " " + shell_quote(subject);
+  for (const auto& r : rcpts)
+    cmd += " " + shell_quote(r);
+  return run_command(cmd, out);
+}
+
+TEST(mailpit_facade, ignore_rejected_recipients_answers_250_and_keeps_only_the_allowed) {
+  temp_dir dir;
+  sluice_process p(dir.path(),
+                   sluice_process::no_config{with({"--smtp-allowed-recipients", "@example\\.org$",
+                                                   "--smtp-ignore-rejected-recipients"}),
+                                             {}});
+  ASSERT_TRUE(p.running());
+  std::string out;
+  ASSERT_EQ(smtplib_rcpts(dir.path(), p, "mixed", {"x@example.org", "spy@elsewhere.test"}, &out), 0)
+      << out << p.log();
+  EXPECT_NE(out.find("rcpt x@example.org 250 b'2.1.5 Ok'"), std::string::npos) << out;
+  EXPECT_NE(out.find("rcpt spy@elsewhere.test 250 b'2.1.5 Ok'"), std::string::npos) << out;
+  EXPECT_NE(out.find("data 250 b'2.0.0 Ok: queued as "), std::string::npos) << out;
+  // Every recipient rejected: Mailpit's "250 2.0.0 Ok: queued" (no ID), and nothing stored.
+  out.clear();
+  ASSERT_EQ(smtplib_rcpts(dir.path(), p, "nobody", {"a@elsewhere.test", "b@other.test"}, &out), 0)
+      << out << p.log();
+  EXPECT_NE(out.find("rcpt b@other.test 250 b'2.1.5 Ok'"), std::string::npos) << out;
+  EXPECT_NE(out.find("data 250 b'2.0.0 Ok: queued'"), std::string::npos) << out;
+  json::object l;
+  ASSERT_TRUE(eventually([&] {
+    l = messages(p);
+    return l.contains("total") && l["total"].as_int64() >= 1;
+  }));
+  // A message after the dropped one is stored, so the dropped one had its chance to appear.
+  out.clear();
+  ASSERT_EQ(smtplib_rcpts(dir.path(), p, "after", {"y@example.org"}, &out), 0) << out;
+  ASSERT_TRUE(eventually([&] {
+    l = messages(p);
+    return l.contains("total") && l["total"].as_int64() == 2;
+  }));
+  std::set<std::string> subjects;
+  std::string mixed_id;
+  for (const auto& m : l["messages"].as_array()) {
+    const auto& o = m.as_object();
+    subjects.insert(std::string(o.at("Subject").as_string()));
+    if (o.at("Subject").as_string() == "mixed") mixed_id = std::string(o.at("ID").as_string());
+  }
+  EXPECT_EQ(subjects, (std::set<std::string>{"mixed", "after"}));
+  // The dropped recipient is not in the envelope, so not in the Bcc Mailpit-style capture adds.
+  ASSERT_FALSE(mixed_id.empty());
+  auto [code, raw] = curl(
+      shell_quote("http://" + p.endpoints("http").at(0) + "/api/v1/message/" + mixed_id + "/raw"));
+  EXPECT_EQ(code, 200) << raw;
+  EXPECT_NE(raw.find("Subject: mixed"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("spy@elsewhere.test"), std::string::npos) << raw;
+  EXPECT_NE(p.log().find("message dropped"), std::string::npos) << p.log();
+}
+
+TEST(mailpit_facade, without_ignore_rejected_recipients_the_550_stays) {
+  temp_dir dir;
+  sluice_process p(dir.path(),
+                   sluice_process::no_config{with({"--smtp-allowed-recipients", "@example\\.org$"}),
+                                             {{"MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "false"}}});
+  ASSERT_TRUE(p.running());
+  std::string out;
+  // smtplib's data() raises: no recipient was accepted.
+  EXPECT_NE(smtplib_rcpts(dir.path(), p, "refused", {"spy@elsewhere.test"}, &out), 0);
+  EXPECT_NE(out.find("rcpt spy@elsewhere.test 550 b'5.1.0 Requested action not taken: mailbox "
+                     "unavailable'"),
+            std::string::npos)
+      << out;
+}
+
+TEST(mailpit_facade, log_file_receives_the_log_instead_of_stderr) {
+  temp_dir dir;
+  const fs::path file = dir.path() / "logs-mailpit.log";
+  sluice_process p(dir.path(), sluice_process::no_config{with({"--log-file", file.string()}), {}});
+  ASSERT_TRUE(p.running());
+  std::string out;
+  ASSERT_EQ(smtplib_send(dir.path(), p, "logged", "x@example.org", {}, &out), 0) << out;
+  ASSERT_TRUE(
+      eventually([&] { return read_file(file).find("message accepted") != std::string::npos; }));
+  const std::string logged = read_file(file);
+  EXPECT_NE(logged.find("listening"), std::string::npos) << logged;
+  EXPECT_EQ(p.log().find("message accepted"), std::string::npos) << p.log();
+  // SIGHUP reopens the file (rotation): the old one moved away, new lines go to a new file.
+  fs::rename(file, dir.path() / "logs-mailpit.log.1");
+  p.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return fs::exists(file) && read_file(file).find("configuration reloaded") != std::string::npos;
+  })) << read_file(dir.path() / "logs-mailpit.log.1");
+  EXPECT_EQ(p.stop(), 0);
+  EXPECT_NE(read_file(file).find("stopped"), std::string::npos) << read_file(file);
 }
 
 TEST(mailpit_facade, refused_flags_exit_with_usage_status) {

@@ -464,9 +464,9 @@ TEST(mailpit_flags, refused_and_malformed_values_name_the_flag) {
       {{"--ignore-duplicate-ids"}, {}, "--ignore-duplicate-ids: not supported"},
       {{"--smtp-strict-rfc-headers"}, {}, "--smtp-strict-rfc-headers: not supported"},
       {{}, {{"MP_STRICT_RFC_HEADERS", "1"}}, "MP_STRICT_RFC_HEADERS: not supported"},
-      {{"--smtp-ignore-rejected-recipients"}, {}, "not supported"},
       {{"--smtp-forward-config", "f.yaml"}, {}, "--smtp-forward-config: not supported"},
-      {{"--log-file", "x.log"}, {}, "--log-file: not supported"},
+      {{"--label", "a\r\nb"}, {}, "--label: control characters"},
+      {{}, {{"MP_LABEL", std::string(1025, 'x')}}, "MP_LABEL: at most 1024 bytes"},
       {{"--block-remote-css-and-fonts"}, {}, "--block-remote-css-and-fonts: not supported"},
   };
   for (const auto& c : cases) {
@@ -484,6 +484,45 @@ TEST(mailpit_flags, refused_and_malformed_values_name_the_flag) {
   }
   EXPECT_EQ(run({"--webhook-delay", "5"}).yaml, plain);
   EXPECT_EQ(run({}, {{"MP_DISABLE_WAL", "false"}}).yaml, plain);
+}
+
+TEST(mailpit_flags, label_reaches_the_smtp_and_pop3_greetings) {
+  auto c = parse(run({"--label", "QA box", "--pop3-auth-file", "/dev/null"}));
+  EXPECT_EQ(get(listener(c, "smtp"), "label"), "QA box");
+  EXPECT_EQ(get(listener(c, "pop3"), "label"), "QA box");
+  EXPECT_EQ(get(listener(c, "http"), "label"), "QA box");
+  // A label that does not fit a protocol line stays in the UI only (never a refusal: it is
+  // valid for Mailpit's web UI).
+  for (std::string label :
+       {std::string("Caf\xc3\xa9"), std::string("<qa>"), std::string(129, 'x')}) {
+    auto d = parse(run({"--label", label, "--pop3-auth-file", "/dev/null"}));
+    EXPECT_EQ(get(listener(d, "http"), "label"), label);
+    EXPECT_FALSE(listener(d, "smtp").has("label")) << label;
+    EXPECT_FALSE(listener(d, "pop3").has("label")) << label;
+  }
+  EXPECT_FALSE(listener(parse(run({})), "smtp").has("label"));
+}
+
+TEST(mailpit_flags, ignore_rejected_recipients_goes_with_allowed_recipients) {
+  auto c = parse(run({"--smtp-allowed-recipients", "@example\\.org$"},
+                     {{"MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "true"}}));
+  EXPECT_EQ(get(listener(c, "smtp"), "ignore_rejected_recipients"), "true");
+  // The flag over the variable.
+  auto off =
+      parse(run({"--smtp-allowed-recipients", "x", "--smtp-ignore-rejected-recipients=false"},
+                {{"MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "1"}}));
+  EXPECT_FALSE(listener(off, "smtp").has("ignore_rejected_recipients"));
+  // Nothing is rejected without allowed recipients: no effect, as in Mailpit.
+  EXPECT_FALSE(listener(parse(run({"--smtp-ignore-rejected-recipients"})), "smtp")
+                   .has("ignore_rejected_recipients"));
+}
+
+TEST(mailpit_flags, log_file_becomes_log_file_with_an_absolute_path) {
+  auto c = parse(run({}, {{"MP_LOG_FILE", "logs/mailpit.log"}}));
+  EXPECT_EQ(c.log_file, fs::current_path() / "logs/mailpit.log");
+  EXPECT_EQ(parse(run({"--log-file", "/var/log/a.log"}, {{"MP_LOG_FILE", "b.log"}})).log_file,
+            fs::path("/var/log/a.log"));
+  EXPECT_TRUE(parse(run({})).log_file.empty());
 }
 
 TEST(mailpit_flags, database_directory_and_values_with_dollars) {

@@ -121,7 +121,11 @@ awaitable<void> session::run_inner() {
     }
   }
   if (st_->apop_offered) timestamp_ = apop_timestamp(cfg_.hostname);
-  ok(timestamp_.empty() ? "Sluice POP3 server ready" : "Sluice POP3 server ready " + timestamp_);
+  std::string greeting = "Sluice";
+  if (!cfg_.label.empty()) greeting += " (" + cfg_.label + ")";  // Mailpit: "Mailpit (label)"
+  greeting += " POP3 server ready";
+  // The APOP timestamp stays the last word of the line (RFC 1939 §7: clients look for <...>).
+  ok(timestamp_.empty() ? greeting : greeting + " " + timestamp_);
 
   std::string line;
   while (!closing_) {

@@ -29,6 +29,15 @@ bool valid_hostname(std::string_view h) {
 
 }  // namespace
 
+bool valid_label(std::string_view label) {
+  if (label.empty() || label.size() > max_label_length) return false;
+  for (char c : label) {
+    // No < or >: clients find the APOP timestamp as the first <...> of the greeting.
+    if (c < 0x20 || c > 0x7e || c == '<' || c == '>') return false;
+  }
+  return true;
+}
+
 bool valid_mailbox_name(std::string_view name) {
   if (name.empty() || name.size() > 200) return false;
   for (char c : name) {
@@ -58,6 +67,14 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   if (!valid_hostname(s.hostname)) {
     if (cfg.has("hostname")) cfg.at("hostname").fail("not a host name: letters, digits, - . _");
     s.hostname = "localhost";
+  }
+  if (cfg.has("label")) {
+    s.label = cfg.get_string("label", "");
+    if (!valid_label(s.label)) {
+      cfg.at("label").fail("expected 1 to " + std::to_string(max_label_length) +
+                           " printable ASCII characters, without < and > (no control characters, "
+                           "no CR/LF)");
+    }
   }
 
   s.service = cfg.get_string("service", "");

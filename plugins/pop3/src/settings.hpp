@@ -27,6 +27,8 @@ enum class tls_mode : std::uint8_t {
 struct settings {
   std::vector<listen_address> listen;
   std::string hostname;
+  // Shown in the greeting as "Sluice (label) POP3 server ready" (Mailpit's --label).
+  std::string label;
 
   // Which mailbox service (store instance) to read; empty = "default", else the only one.
   std::string service;
@@ -55,6 +57,11 @@ struct settings {
   std::size_t max_connections = 100;
   bool transcript = false;  // log every line (passwords and AUTH responses redacted)
 };
+
+inline constexpr std::size_t max_label_length = 128;
+// 1..max_label_length bytes of printable ASCII except < and >: safe inside the greeting line,
+// and never mistaken for the APOP timestamp.
+bool valid_label(std::string_view label);
 
 settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir);
 

@@ -342,7 +342,10 @@ void session::reply_lines(int code, const std::vector<std::string>& lines) {
 }
 
 void session::greet() {
-  reply(220, "", cfg_.hostname + (cfg_.lmtp ? " LMTP" : " ESMTP") + " Sluice ready");
+  // The label (printable ASCII, bounded: settings.cpp) as Mailpit shows it: "Mailpit (label)".
+  reply(220, "",
+        cfg_.hostname + (cfg_.lmtp ? " LMTP" : " ESMTP") + " Sluice" +
+            (cfg_.label.empty() ? std::string() : " (" + cfg_.label + ")") + " ready");
 }
 
 bool session::count_error() {
@@ -418,6 +421,7 @@ void session::reset_transaction() {
   mail_from_.reset();
   mail_params_.clear();
   rcpts_.clear();
+  dropped_rcpts_ = 0;
   smtputf8_ = false;
   bdat_body_.reset();
   bdat_started_ = false;
@@ -742,6 +746,18 @@ void session::cmd_rcpt(const command& c) {
                    [&](const std::regex& re) {
                      return std::regex_search(pa.address.begin(), pa.address.end(), re);
                    })) {
+    if (cfg_.ignore_rejected_recipients) {
+      // Mailpit's --smtp-ignore-rejected-recipients: 250, and the recipient is dropped. The
+      // dropped ones count towards max_recipients, so a transaction stays bounded.
+      if (rcpts_.size() + dropped_rcpts_ >= cfg_.max_recipients) {
+        reply(452, "4.5.3", "Too many recipients");
+        return;
+      }
+      ++dropped_rcpts_;
+      log_.debug("rejected recipient ignored", {{"recipient", std::string(pa.address)}});
+      reply(250, "2.1.5", "Ok");
+      return;
+    }
     // Mailpit's reply for a recipient outside --smtp-allowed-recipients.
     reply(550, "5.1.0", "Requested action not taken: mailbox unavailable");
     return;
@@ -782,7 +798,7 @@ awaitable<void> session::cmd_data(const command& c) {
     count_error();
     co_return;
   }
-  if (rcpts_.empty()) {
+  if (rcpts_.empty() && dropped_rcpts_ == 0) {
     reply(503, "5.5.1", "Error: need RCPT command");
     count_error();
     co_return;
@@ -891,7 +907,7 @@ awaitable<void> session::cmd_bdat(const command& c) {
     co_await refuse(503, "5.5.1", "Error: need MAIL command");
     co_return;
   }
-  if (rcpts_.empty()) {
+  if (rcpts_.empty() && dropped_rcpts_ == 0) {
     co_await refuse(503, "5.5.1", "Error: need RCPT command");
     co_return;
   }
@@ -1247,6 +1263,17 @@ void session::cmd_xclient(const command& c) {
 }
 
 awaitable<void> session::deliver(std::shared_ptr<const message_body> body) {
+  if (rcpts_.empty()) {
+    // Only with ignore_rejected_recipients: every recipient was dropped. Mailpit answers
+    // "250 2.0.0 Ok: queued" and keeps nothing; so does this, without a pipeline run.
+    inc(st_->metrics.messages_discarded);
+    log_.info("message dropped", {{"reason", "every recipient rejected"},
+                                  {"from", mail_from_.value_or("")},
+                                  {"ignored_recipients", dropped_rcpts_},
+                                  {"size", body->size()}});
+    reply(250, "2.0.0", "Ok: queued");
+    co_return;
+  }
   auto msg = std::make_shared<message>();
   msg->id = make_message_id();
   envelope& env = msg->envelope;

@@ -182,6 +182,8 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<std::string> mail_from_;
   std::vector<std::pair<std::string, std::string>> mail_params_;
   std::vector<recipient> rcpts_;
+  // RCPTs refused by allowed_recipients but answered 250 (ignore_rejected_recipients).
+  std::size_t dropped_rcpts_ = 0;
   bool smtputf8_ = false;
   std::unique_ptr<body_builder> bdat_body_;
   bool bdat_started_ = false;

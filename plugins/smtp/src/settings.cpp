@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <charconv>
 
@@ -33,6 +34,11 @@ network_list parse_networks(const config_node& cfg, std::string_view key,
 
 }  // namespace
 
+bool valid_label(std::string_view label) {
+  if (label.empty() || label.size() > max_label_length) return false;
+  return std::all_of(label.begin(), label.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
+}
+
 settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir) {
   settings s;
   {
@@ -51,6 +57,13 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   }
   s.hostname = cfg.get_string("hostname", "");
   if (s.hostname.empty()) s.hostname = default_hostname();
+  if (cfg.has("label")) {
+    s.label = cfg.get_string("label", "");
+    if (!valid_label(s.label)) {
+      cfg.at("label").fail("expected 1 to " + std::to_string(max_label_length) +
+                           " printable ASCII characters (no control characters, no CR/LF)");
+    }
+  }
   {
     std::string mode = cfg.get_string("mode", "smtp");
     if (mode == "lmtp")
@@ -157,6 +170,14 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
         item.fail(std::string("not a regular expression: ") + e.what());
       }
     }
+  }
+  s.ignore_rejected_recipients = cfg.get_bool("ignore_rejected_recipients", false);
+  if (s.ignore_rejected_recipients && s.allowed_recipients.empty()) {
+    cfg.at("ignore_rejected_recipients").fail("needs allowed_recipients (nothing is rejected)");
+  }
+  if (s.ignore_rejected_recipients && s.lmtp) {
+    // LMTP answers DATA once per accepted RCPT; a dropped one would lack its reply.
+    cfg.at("ignore_rejected_recipients").fail("is not available in mode lmtp");
   }
 
   s.xclient_trusted = parse_networks(cfg, "xclient_trusted", {});

@@ -36,6 +36,8 @@ enum class auth_mode : std::uint8_t {
 struct settings {
   std::vector<listen_address> listen;
   std::string hostname;
+  // Shown in the 220 greeting as "Sluice (label)" (Mailpit's --label); empty: none.
+  std::string label;
   bool lmtp = false;
   std::uint64_t max_message_size = 50ull * 1024 * 1024;
   std::size_t max_recipients = 100;
@@ -63,12 +65,19 @@ struct settings {
 
   // RCPT addresses must match one of these (Mailpit's --smtp-allowed-recipients); empty: any.
   std::vector<std::regex> allowed_recipients;
+  // Mailpit's --smtp-ignore-rejected-recipients: a rejected RCPT gets 250 and is dropped; a
+  // message left without recipients gets 250 after DATA and is discarded.
+  bool ignore_rejected_recipients = false;
 
   network_list xclient_trusted;
   bool proxy_protocol = false;
   network_list proxy_trusted;
   std::chrono::milliseconds proxy_timeout{std::chrono::seconds(10)};
 };
+
+inline constexpr std::size_t max_label_length = 128;
+// 1..max_label_length bytes of printable ASCII: safe inside a reply line.
+bool valid_label(std::string_view label);
 
 settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir);
 
