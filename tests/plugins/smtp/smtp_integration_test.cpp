@@ -604,6 +604,72 @@ TEST(SmtpRcpt, BadAllowedRecipientsPatternIsAConfigError) {
       << out;
 }
 
+TEST(SmtpRcpt, IgnoreRejectedRecipientsAnswers250AndDropsThem) {
+  sluice_server s(base +
+                  "    allowed_recipients: ['@example\\.org$']\n"
+                  "    ignore_rejected_recipients: true\n"
+                  "    max_recipients: 3\n");
+  // A dropped recipient gets 250 and counts towards max_recipients; a transaction left with
+  // dropped recipients only is read to its end and answered like Mailpit, without an ID.
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: HELO c.test\nS: 250*\n"
+                                "C: MAIL FROM:<a@example.com>\nS: 250 2.1.0 Ok\n"
+                                "C: RCPT TO:<spy@elsewhere.test>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<b@other.test>\nS: 250 2.1.5 Ok\n"
+                                "C: DATA\nS: 354*\n"
+                                "C: Subject: dropped\nC: \nC: body\nC: .\n"
+                                "S: 250 2.0.0 Ok: queued\n"
+                                "C: MAIL FROM:<a@example.com>\nS: 250 2.1.0 Ok\n"
+                                "C: RCPT TO:<x@example.org>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<c@other.test>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<d@other.test>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<e@other.test>\nS: 452 4.5.3 Too many recipients\n"
+                                "C: RSET\nS: 250*\n"
+                                "C: QUIT\nS: 221*\n"),
+            "");
+}
+
+TEST(SmtpConfig, IgnoreRejectedRecipientsAndLabelAreChecked) {
+  fs::path dir = make_temp_dir("sluice-smtp-ignore-cfg");
+  auto check = [&](const std::string& keys) {
+    write_file(
+        dir / "sluice.yaml",
+        "listeners:\n  - name: smtp\n    plugin: smtp\n    listen: [\"127.0.0.1:0\"]\n" + keys);
+    std::string out;
+    int rc = run_shell(
+        std::string(SLUICE_BINARY) + " check-config -c " + (dir / "sluice.yaml").string() + " 2>&1",
+        out);
+    return std::make_pair(rc, out);
+  };
+  auto [rc1, out1] = check("    ignore_rejected_recipients: true\n");
+  EXPECT_NE(rc1, 0);
+  EXPECT_NE(out1.find("listeners[0].ignore_rejected_recipients: needs allowed_recipients"),
+            std::string::npos)
+      << out1;
+  auto [rc2, out2] = check(
+      "    mode: lmtp\n    allowed_recipients: ['@a\\.test$']\n"
+      "    ignore_rejected_recipients: true\n");
+  EXPECT_NE(rc2, 0);
+  EXPECT_NE(out2.find("ignore_rejected_recipients: is not available in mode lmtp"),
+            std::string::npos)
+      << out2;
+  auto [rc3, out3] = check("    label: \"two\\r\\nlines\"\n");
+  EXPECT_NE(rc3, 0);
+  EXPECT_NE(out3.find("sluice.yaml:5:12: listeners[0].label: expected 1 to 128 printable ASCII"),
+            std::string::npos)
+      << out3;
+  auto [rc4, out4] = check("    label: \"QA box\"\n");
+  EXPECT_EQ(rc4, 0) << out4;
+  fs::remove_all(dir);
+}
+
+TEST(SmtpGreeting, LabelIsShownInTheBanner) {
+  sluice_server s(base + "    label: \"QA box\"\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220 mx.test ESMTP Sluice (QA box) ready\nC: QUIT\nS: 221*\n"),
+            "");
+}
+
 TEST(SmtpAuth, OffDoesNotAdvertiseOrAcceptAuth) {
   sluice_server s(base);
   const auto t = run_transcript_text(s.endpoints()[0],
