@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -21,6 +22,8 @@
 
 #include <gtest/gtest.h>
 
+extern char** environ;
+
 namespace sluice::test {
 
 temp_dir::temp_dir() {
@@ -33,6 +36,35 @@ temp_dir::temp_dir() {
 temp_dir::~temp_dir() {
   std::error_code ec;
   if (!std::getenv("SLUICE_KEEP_TEST_DIRS")) std::filesystem::remove_all(path_, ec);
+}
+
+ready_server::ready_server(std::vector<std::string> args, const std::string& what,
+                           const std::string& hint) {
+  const auto ready = dir_.path() / "ready";
+  args.push_back("--ready");
+  args.push_back(ready.string());
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
+    pid_ = -1;
+    throw std::runtime_error("cannot start " + what);
+  }
+  for (int i = 0; i < 200 && !std::filesystem::exists(ready); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!std::filesystem::exists(ready)) {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+    throw std::runtime_error(what + " did not start" + (hint.empty() ? "" : " (" + hint + ")"));
+  }
+  port_ = std::stoi(read_file(ready));
+}
+
+ready_server::~ready_server() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  ::waitpid(pid_, nullptr, 0);
 }
 
 std::string read_file(const std::filesystem::path& p) {

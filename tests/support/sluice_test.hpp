@@ -43,6 +43,26 @@ std::string source_dir();
 std::string build_dir();
 std::string test_data_dir();
 
+// A helper server the tests run beside sluice (a Python DNS server, say): started as
+// `args` + "--ready FILE", it writes its port to FILE once it listens. The constructor
+// waits up to 10 s for that and throws runtime_error naming `what` (and `hint`, e.g. the
+// Debian packages it needs) if it never comes. Stopped with SIGTERM and reaped on
+// destruction.
+class ready_server {
+ public:
+  ready_server(std::vector<std::string> args, const std::string& what,
+               const std::string& hint = "");
+  ~ready_server();
+  ready_server(const ready_server&) = delete;
+  ready_server& operator=(const ready_server&) = delete;
+  int port() const { return port_; }
+
+ private:
+  temp_dir dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
 class sluice_process {
  public:
   // Starts sluice with `config_yaml` (written to <dir>/sluice.yaml). Fails the current test

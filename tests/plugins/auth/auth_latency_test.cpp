@@ -14,7 +14,6 @@
 //
 // Every wait is bounded: servers start within 10 s, every command has a timeout.
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,8 +31,6 @@
 #include "sluice_test.hpp"
 #include "store_reader.hpp"
 
-extern char** environ;
-
 namespace {
 
 using namespace sluice;
@@ -50,34 +47,13 @@ bool have_dkimpy() {
 // zone_dns_server.py with a delay, a TTL and a query log.
 class slow_dns {
  public:
-  slow_dns(const std::filesystem::path& zone, int ttl) {
-    ready_ = dir_.path() / "ready";
-    log_ = dir_.path() / "queries.log";
-    std::vector<std::string> args = {kPython,   test_data_dir() + "/auth/zone_dns_server.py",
-                                     "--zone",  zone.string(),
-                                     "--ready", ready_.string(),
-                                     "--delay", std::to_string(kDelay),
-                                     "--ttl",   std::to_string(ttl),
-                                     "--log",   log_.string()};
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-      throw std::runtime_error("cannot start zone_dns_server.py");
-    }
-    for (int i = 0; i < 200 && !std::filesystem::exists(ready_); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (!std::filesystem::exists(ready_)) {
-      throw std::runtime_error("zone_dns_server.py did not start (python3-dnslib?)");
-    }
-    port_ = std::stoi(read_file(ready_));
-  }
-  ~slow_dns() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
+  slow_dns(const std::filesystem::path& zone, int ttl)
+      : log_(dir_.path() / "queries.log"),
+        server_({kPython, test_data_dir() + "/auth/zone_dns_server.py", "--zone", zone.string(),
+                 "--delay", std::to_string(kDelay), "--ttl", std::to_string(ttl), "--log",
+                 log_.string()},
+                "zone_dns_server.py", "python3-dnslib?") {}
+  int port() const { return server_.port(); }
   // Queries received per name (TXT only is asked here).
   std::map<std::string, int> queries() const {
     std::map<std::string, int> n;
@@ -90,9 +66,8 @@ class slow_dns {
 
  private:
   temp_dir dir_;
-  std::filesystem::path ready_, log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
+  std::filesystem::path log_;
+  ready_server server_;
 };
 
 std::string config(int dns_port, bool prefetch) {

@@ -10,7 +10,6 @@
 //    private network namespace whose resolver is the test DNS server on port 53).
 // Every wait is bounded: servers start within 10 s, every command has a timeout.
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,8 +24,6 @@
 
 #include "sluice_test.hpp"
 #include "store_reader.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -46,36 +43,13 @@ bool have_dkimpy() {
 // zone_dns_server.py serving a JSON zone.
 class zone_dns {
  public:
-  explicit zone_dns(const std::filesystem::path& zone) {
-    ready_ = dir_.path() / "ready";
-    std::vector<std::string> args = {kPython,   test_data_dir() + "/auth/zone_dns_server.py",
-                                     "--zone",  zone.string(),
-                                     "--ready", ready_.string()};
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-      throw std::runtime_error("cannot start zone_dns_server.py");
-    }
-    for (int i = 0; i < 200 && !std::filesystem::exists(ready_); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (!std::filesystem::exists(ready_)) {
-      throw std::runtime_error("zone_dns_server.py did not start (python3-dnslib?)");
-    }
-    port_ = std::stoi(read_file(ready_));
-  }
-  ~zone_dns() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
+  explicit zone_dns(const std::filesystem::path& zone)
+      : server_({kPython, test_data_dir() + "/auth/zone_dns_server.py", "--zone", zone.string()},
+                "zone_dns_server.py", "python3-dnslib?") {}
+  int port() const { return server_.port(); }
 
  private:
-  temp_dir dir_;
-  std::filesystem::path ready_;
-  pid_t pid_ = -1;
-  int port_ = 0;
+  ready_server server_;
 };
 
 // Sends each file's bytes as one message (MAIL FROM = argv sender) with smtplib; prints one

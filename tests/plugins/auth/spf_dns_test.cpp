@@ -7,7 +7,6 @@
 //    Authentication-Results / Received-SPF fields, a fail is refused with 550 5.7.23.
 // Every wait is bounded: server start 10 s, each lookup by the resolver's timeout.
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,8 +24,6 @@
 #include "spf_zone.hpp"
 #include "store_reader.hpp"
 
-extern char** environ;
-
 namespace {
 
 using namespace sluice;
@@ -40,38 +37,14 @@ std::string suite_path() {
 // spf_dns_server.py serving one scenario.
 class suite_dns {
  public:
-  explicit suite_dns(std::size_t scenario) {
-    ready_ = dir_.path() / "ready";
-    std::vector<std::string> args = {
-        "/usr/bin/python3", test_data_dir() + "/auth/spf_dns_server.py",
-        "--suite",          suite_path(),
-        "--scenario",       std::to_string(scenario),
-        "--ready",          ready_.string()};
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-      throw std::runtime_error("cannot start spf_dns_server.py");
-    }
-    for (int i = 0; i < 200 && !std::filesystem::exists(ready_); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (!std::filesystem::exists(ready_)) {
-      throw std::runtime_error("spf_dns_server.py did not start (python3-dnslib, python3-yaml?)");
-    }
-    port_ = std::stoi(read_file(ready_));
-  }
-  ~suite_dns() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
+  explicit suite_dns(std::size_t scenario)
+      : server_({"/usr/bin/python3", test_data_dir() + "/auth/spf_dns_server.py", "--suite",
+                 suite_path(), "--scenario", std::to_string(scenario)},
+                "spf_dns_server.py", "python3-dnslib, python3-yaml?") {}
+  int port() const { return server_.port(); }
 
  private:
-  temp_dir dir_;
-  std::filesystem::path ready_;
-  pid_t pid_ = -1;
-  int port_ = 0;
+  ready_server server_;
 };
 
 std::string lower(std::string s) {

@@ -7,10 +7,7 @@
 // The host runs its io_context on two threads so lookups really cross onto the
 // resolver's strand. Every wait is bounded (server start 10 s, each lookup by
 // the resolver's timeout).
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,65 +32,41 @@
 #include "sluice/resolver.hpp"
 #include "sluice_test.hpp"
 
-extern char** environ;
-
 namespace sluice::test {
 namespace {
 
 namespace asio = boost::asio;
 
-// The zone's server, started once for the whole suite.
+// The zone's server, started once for the whole suite. Its query log is kept in
+// log_dir_, which is created before the server starts and outlives it.
 class dns_server {
  public:
-  dns_server() {
-    const std::string script = test_data_dir() + "/resolver/dns_server.py";
-    const std::string zone = test_data_dir() + "/resolver/zone.txt";
-    ready_ = dir_.path() / "ready";
-    log_ = dir_.path() / "queries.log";
-    std::vector<std::string> args = {"/usr/bin/python3",
-                                     script,
-                                     "--zone",
-                                     zone,
-                                     "--ready",
-                                     ready_.string(),
-                                     "--log",
-                                     log_.string(),
-                                     "--servfail",
-                                     "broken.example.test",
-                                     "--refused",
-                                     "private.example.test",
-                                     "--truncate",
-                                     "big.example.test",
-                                     "--servfail",
-                                     "slowbroken.example.test",
-                                     "--slow",
-                                     "slow.example.test",
-                                     "--slow",
-                                     "slowzero.example.test",
-                                     "--slow",
-                                     "slowbroken.example.test",
-                                     "--delay",
-                                     "0.3"};
-    std::vector<char*> argv;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ) != 0) {
-      throw std::runtime_error("cannot start dns_server.py");
-    }
-    for (int i = 0; i < 200 && !std::filesystem::exists(ready_); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    if (!std::filesystem::exists(ready_)) {
-      throw std::runtime_error("dns_server.py did not start (is python3-dnslib installed?)");
-    }
-    port_ = std::stoi(read_file(ready_));
-  }
-  ~dns_server() {
-    ::kill(pid_, SIGTERM);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
+  dns_server()
+      : log_(log_dir_.path() / "queries.log"),
+        server_({"/usr/bin/python3",
+                 test_data_dir() + "/resolver/dns_server.py",
+                 "--zone",
+                 test_data_dir() + "/resolver/zone.txt",
+                 "--log",
+                 log_.string(),
+                 "--servfail",
+                 "broken.example.test",
+                 "--refused",
+                 "private.example.test",
+                 "--truncate",
+                 "big.example.test",
+                 "--servfail",
+                 "slowbroken.example.test",
+                 "--slow",
+                 "slow.example.test",
+                 "--slow",
+                 "slowzero.example.test",
+                 "--slow",
+                 "slowbroken.example.test",
+                 "--delay",
+                 "0.3"},
+                "dns_server.py", "is python3-dnslib installed?") {}
+  int port() const { return server_.port(); }
   // How many queries for (protocol, name, type) reached the server, e.g.
   // ("udp", "cached.example.test.", "A"); protocol "" counts both.
   int count(const std::string& proto, const std::string& name, const std::string& type) const {
@@ -107,10 +80,9 @@ class dns_server {
   }
 
  private:
-  temp_dir dir_;
-  std::filesystem::path ready_, log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
+  temp_dir log_dir_;
+  std::filesystem::path log_;
+  ready_server server_;
 };
 
 // The --slow names are answered after this long.
