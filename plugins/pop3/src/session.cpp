@@ -627,6 +627,9 @@ awaitable<void> session::cmd_quit() {
   }
   inc(st_->metrics.messages_deleted, static_cast<double>(deleted_));
   std::size_t left = drop_->count() - deleted_;
+  // Unlock before the reply: a client that has read "+OK" may log in again at once (on
+  // another connection) and must not find the maildrop still locked by this one.
+  lock_.release();
   ok("Sluice POP3 server signing off (" + std::to_string(deleted_) + " deleted, " +
      std::to_string(left) + " left)");
 }

@@ -258,6 +258,24 @@ TEST(Pop3, ArrivalsDuringASessionDoNotChangeItsNumbering) {
   EXPECT_EQ(command(*c2, "QUIT"), "+OK Sluice POP3 server signing off (0 deleted, 3 left)");
 }
 
+// The maildrop is unlocked before the QUIT reply goes out: a client that has read "+OK" and
+// logs in again at once (a fetchmail poll loop, say) never finds it still locked.
+TEST(Pop3, QuitUnlocksTheMaildropBeforeItsReply) {
+  sluice_process p(config(pop3_listener("pop3", plain_keys)));
+  ASSERT_TRUE(p.running()) << p.log();
+  seed(p, {"first.eml"});
+  const std::string ep = tcp_endpoint(p, "pop3");
+  std::string reply;
+  auto c = login(ep, "alice", "secret", &reply);
+  ASSERT_EQ(reply, "+OK maildrop locked and ready, 1 messages");
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(command(*c, "QUIT"), "+OK Sluice POP3 server signing off (0 deleted, 1 left)");
+    c = login(ep, "alice", "secret", &reply);
+    ASSERT_EQ(reply, "+OK maildrop locked and ready, 1 messages") << "round " << i;
+  }
+  EXPECT_EQ(command(*c, "QUIT"), "+OK Sluice POP3 server signing off (0 deleted, 1 left)");
+}
+
 TEST(Pop3, SecondLoginToALockedMaildropIsInUse) {
   sluice_process p(config(pop3_listener("pop3", plain_keys)));
   ASSERT_TRUE(p.running()) << p.log();
