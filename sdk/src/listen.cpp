@@ -2,6 +2,7 @@
 #include "sluice/listen.hpp"
 
 #include <openssl/ssl.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <string_view>
@@ -129,6 +130,49 @@ std::shared_ptr<asio::ssl::context> make_tls_server_context(const std::filesyste
     throw config_error("tls.key does not match tls.cert");
   }
   return ctx;
+}
+
+std::vector<listen_address> parse_listen_list(const config_node& cfg,
+                                              const std::filesystem::path& config_dir,
+                                              std::string_view fallback) {
+  std::vector<listen_address> out;
+  std::optional<config_node> node = cfg.find("listen");
+  std::vector<std::string> items =
+      node ? node->as_string_list() : std::vector<std::string>{std::string(fallback)};
+  if (items.empty()) (node ? *node : cfg).fail("at least one address is needed");
+  for (const auto& item : items) {
+    listen_address a;
+    std::string why;
+    if (!parse_listen_address(item, config_dir, a, why)) {
+      (node ? *node : cfg).fail(why + ": \"" + item + "\"");
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::string default_hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
+  return buf;
+}
+
+std::filesystem::path resolve_config_path(const std::filesystem::path& config_dir,
+                                          const std::string& path) {
+  std::filesystem::path p(path);
+  return p.is_absolute() ? p : config_dir / p;
+}
+
+void parse_tls_files(const config_node& tls, std::string_view mode, bool enabled,
+                     const std::filesystem::path& config_dir, std::filesystem::path& cert,
+                     std::filesystem::path& key) {
+  std::string c = tls.get_string("cert", "");
+  std::string k = tls.get_string("key", "");
+  if (!enabled) return;
+  if (c.empty()) tls.fail("tls.mode " + std::string(mode) + " needs tls.cert");
+  if (k.empty()) tls.fail("tls.mode " + std::string(mode) + " needs tls.key");
+  cert = resolve_config_path(config_dir, c);
+  key = resolve_config_path(config_dir, k);
 }
 
 }  // namespace sluice

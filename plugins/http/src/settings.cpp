@@ -60,24 +60,8 @@ std::string normalise_webroot(std::string_view w) {
 
 settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir) {
   settings s;
-  auto resolve = [&](const std::string& p) {
-    std::filesystem::path path(p);
-    return path.is_absolute() ? path : config_dir / path;
-  };
-  {
-    std::optional<config_node> node = cfg.find("listen");
-    std::vector<std::string> items =
-        node ? node->as_string_list() : std::vector<std::string>{"127.0.0.1:8025"};
-    if (items.empty()) (node ? *node : cfg).fail("at least one address is needed");
-    for (const auto& item : items) {
-      listen_address a;
-      std::string why;
-      if (!parse_listen_address(item, config_dir, a, why)) {
-        (node ? *node : cfg).fail(why + ": \"" + item + "\"");
-      }
-      s.listen.push_back(std::move(a));
-    }
-  }
+  auto resolve = [&](const std::string& p) { return resolve_config_path(config_dir, p); };
+  s.listen = parse_listen_list(cfg, config_dir, "127.0.0.1:8025");
   if (auto tls = cfg.find("tls")) {
     std::string cert = tls->get_string("cert", "");
     std::string key = tls->get_string("key", "");

@@ -1,20 +1,12 @@
 // plugins/pop3/src/settings.cpp — see settings.hpp.
 #include "settings.hpp"
 
-#include <unistd.h>
-
 #include <charconv>
 
 #include <boost/asio/ip/address.hpp>
 
 namespace sluice::pop3 {
 namespace {
-
-std::string default_hostname() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
-  return buf;
-}
 
 // A hostname goes into the APOP timestamp (msg-id syntax) and the greeting.
 bool valid_hostname(std::string_view h) {
@@ -48,20 +40,7 @@ bool valid_mailbox_name(std::string_view name) {
 
 settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir) {
   settings s;
-  {
-    std::optional<config_node> node = cfg.find("listen");
-    std::vector<std::string> items =
-        node ? node->as_string_list() : std::vector<std::string>{"127.0.0.1:1110"};
-    if (items.empty()) (node ? *node : cfg).fail("at least one address is needed");
-    for (const auto& item : items) {
-      listen_address a;
-      std::string why;
-      if (!parse_listen_address(item, config_dir, a, why)) {
-        (node ? *node : cfg).fail(why + ": \"" + item + "\"");
-      }
-      s.listen.push_back(std::move(a));
-    }
-  }
+  s.listen = parse_listen_list(cfg, config_dir, "127.0.0.1:1110");
   s.hostname = cfg.get_string("hostname", "");
   if (s.hostname.empty()) s.hostname = default_hostname();
   if (!valid_hostname(s.hostname)) {
@@ -98,10 +77,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
     }
   }
 
-  auto resolve = [&](const std::string& p) {
-    std::filesystem::path path(p);
-    return path.is_absolute() ? path : config_dir / path;
-  };
+  auto resolve = [&](const std::string& p) { return resolve_config_path(config_dir, p); };
   if (std::string f = cfg.get_string("htpasswd", ""); !f.empty()) s.htpasswd = resolve(f);
   s.users_pairs = cfg.get_string("users", "");
   if (s.htpasswd.empty() && s.users_pairs.empty()) {
@@ -120,14 +96,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
       s.tls = tls_mode::implicit;
     else
       tls->at("mode").fail("expected off, starttls or implicit");
-    std::string cert = tls->get_string("cert", "");
-    std::string key = tls->get_string("key", "");
-    if (s.tls != tls_mode::off) {
-      if (cert.empty()) tls->fail("tls.mode " + mode + " needs tls.cert");
-      if (key.empty()) tls->fail("tls.mode " + mode + " needs tls.key");
-      s.tls_cert = resolve(cert);
-      s.tls_key = resolve(key);
-    }
+    parse_tls_files(*tls, mode, s.tls != tls_mode::off, config_dir, s.tls_cert, s.tls_key);
   }
   // RFC 2595 §4 and RFC 1939 §13: passwords in the clear are refused unless allowed; a
   // listener without TLS could then only log users in with APOP.

@@ -1,20 +1,12 @@
 // plugins/smtp/src/settings.cpp — see settings.hpp.
 #include "settings.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <charconv>
 
 namespace sluice::smtp {
 namespace {
-
-std::string default_hostname() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
-  return buf;
-}
 
 network_list parse_networks(const config_node& cfg, std::string_view key,
                             std::vector<std::string> fallback) {
@@ -41,20 +33,7 @@ bool valid_label(std::string_view label) {
 
 settings load_settings(const config_node& cfg, const std::filesystem::path& config_dir) {
   settings s;
-  {
-    std::optional<config_node> node = cfg.find("listen");
-    std::vector<std::string> items =
-        node ? node->as_string_list() : std::vector<std::string>{"127.0.0.1:1025"};
-    if (items.empty()) (node ? *node : cfg).fail("at least one address is needed");
-    for (const auto& item : items) {
-      listen_address a;
-      std::string why;
-      if (!parse_listen_address(item, config_dir, a, why)) {
-        (node ? *node : cfg).fail(why + ": \"" + item + "\"");
-      }
-      s.listen.push_back(std::move(a));
-    }
-  }
+  s.listen = parse_listen_list(cfg, config_dir, "127.0.0.1:1025");
   s.hostname = cfg.get_string("hostname", "");
   if (s.hostname.empty()) s.hostname = default_hostname();
   if (cfg.has("label")) {
@@ -91,10 +70,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   s.transcript = cfg.get_bool("transcript", false);
   s.chaos = cfg.get_string("chaos", "");
 
-  auto resolve = [&](const std::string& p) {
-    std::filesystem::path path(p);
-    return path.is_absolute() ? path : config_dir / path;
-  };
+  auto resolve = [&](const std::string& p) { return resolve_config_path(config_dir, p); };
 
   if (auto tls = cfg.find("tls")) {
     std::string mode = tls->get_string("mode", "off");
@@ -108,14 +84,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
       s.tls = tls_mode::implicit;
     else
       tls->at("mode").fail("expected off, starttls, starttls-required or implicit");
-    std::string cert = tls->get_string("cert", "");
-    std::string key = tls->get_string("key", "");
-    if (s.tls != tls_mode::off) {
-      if (cert.empty()) tls->fail("tls.mode " + mode + " needs tls.cert");
-      if (key.empty()) tls->fail("tls.mode " + mode + " needs tls.key");
-      s.tls_cert = resolve(cert);
-      s.tls_key = resolve(key);
-    }
+    parse_tls_files(*tls, mode, s.tls != tls_mode::off, config_dir, s.tls_cert, s.tls_key);
   }
 
   if (auto auth = cfg.find("auth")) {

@@ -12,10 +12,14 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <boost/asio/ssl/context.hpp>
 
 namespace sluice {
+
+class config_node;
 
 struct listen_address {
   bool unix_socket = false;
@@ -31,6 +35,31 @@ struct listen_address {
 // resolved against base_dir. False (with why) on a bad value.
 bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
                           listen_address& out, std::string& why);
+
+// The `listen` key of a listener's config map: one address or a list of them, each parsed
+// with parse_listen_address; `fallback` ("127.0.0.1:1025") when the key is absent. Throws
+// config_error at the `listen` node (or at cfg when absent) for an empty list ("at least
+// one address is needed") or a bad address ("<why>: \"<item>\"").
+std::vector<listen_address> parse_listen_list(const config_node& cfg,
+                                              const std::filesystem::path& config_dir,
+                                              std::string_view fallback);
+
+// The machine's host name (gethostname), or "localhost" when it has none: the default of a
+// listener's `hostname` key.
+std::string default_hostname();
+
+// `path` as written in the configuration: absolute stays, relative is taken from config_dir.
+std::filesystem::path resolve_config_path(const std::filesystem::path& config_dir,
+                                          const std::string& path);
+
+// The cert/key pair of a listener's `tls` block. Always reads both keys (so neither is an
+// "unknown key"); when `enabled` (the block's mode, text `mode`, turned TLS on) throws
+// config_error at the block ("tls.mode <mode> needs tls.cert" / "... tls.key") when one is
+// missing, else stores both resolved against config_dir. Leaves cert and key alone when not
+// enabled.
+void parse_tls_files(const config_node& tls, std::string_view mode, bool enabled,
+                     const std::filesystem::path& config_dir, std::filesystem::path& cert,
+                     std::filesystem::path& key);
 
 // Before binding a unix socket: refuses a path that is not a socket or that a live server
 // answers on (config_error), removes a stale socket file (std::system_error if it cannot).
