@@ -1,5 +1,5 @@
 // plugins/pop3/src/protocol.cpp — see protocol.hpp. MD5, SHA-256 and randomness come from
-// OpenSSL. The base64 and PLAIN code is the plugin's own: plugins do not link each other.
+// OpenSSL, base64 from the SDK (sluice/base64.hpp). The PLAIN code is the plugin's own.
 #include "protocol.hpp"
 
 #include <openssl/evp.h>
@@ -10,18 +10,6 @@
 
 namespace sluice::pop3 {
 namespace {
-
-constexpr std::string_view alphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int b64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
 
 std::string hex(const unsigned char* p, std::size_t n) {
   static constexpr char digits[] = "0123456789abcdef";
@@ -88,59 +76,6 @@ std::optional<std::uint64_t> parse_number(std::string_view s) {
     v = v * 10 + static_cast<std::uint64_t>(c - '0');
   }
   return v;
-}
-
-std::string base64_encode(std::string_view in) {
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    std::uint32_t v = (std::uint32_t(std::uint8_t(in[i])) << 16) |
-                      (std::uint32_t(std::uint8_t(in[i + 1])) << 8) | std::uint8_t(in[i + 2]);
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += alphabet[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    std::uint32_t v = std::uint32_t(std::uint8_t(in[i])) << 16;
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    std::uint32_t v =
-        (std::uint32_t(std::uint8_t(in[i])) << 16) | (std::uint32_t(std::uint8_t(in[i + 1])) << 8);
-    out += alphabet[(v >> 18) & 63];
-    out += alphabet[(v >> 12) & 63];
-    out += alphabet[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  std::size_t pad = 0;
-  while (!in.empty() && in.back() == '=' && pad < 2) {
-    in.remove_suffix(1);
-    ++pad;
-  }
-  if (in.size() % 4 == 1) return std::nullopt;
-  if (pad > 0 && (in.size() + pad) % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v = b64_value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
 }
 
 std::optional<plain_credentials> parse_plain(std::string_view decoded) {

@@ -1,5 +1,5 @@
 // plugins/pop3/src/protocol.hpp — the pure parts of POP3 (RFC 1939, 2449, 5034): command
-// line splitting, message numbers, base64 and the SASL PLAIN message (RFC 4616), the APOP
+// line splitting, message numbers, the SASL PLAIN message (RFC 4616), the APOP
 // digest, the line-end normalisation and dot-stuffing of what RETR and TOP send, and UIDs.
 //
 // Pure functions, thread-safe, no exceptions (nullopt / false on bad input). Secrets pass
@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "sluice/base64.hpp"
 
 namespace sluice::pop3 {
 
@@ -28,10 +30,6 @@ bool split_args(std::string_view args, std::string_view* out, std::size_t max, s
 
 // A message number (RFC 1939 "msg"): 1-10 decimal digits, no sign, no leading '+'.
 std::optional<std::uint64_t> parse_number(std::string_view s);
-
-std::string base64_encode(std::string_view in);
-// Strict RFC 4648 decoding (padding optional); nullopt on any other byte.
-std::optional<std::string> base64_decode(std::string_view in);
 
 struct plain_credentials {
   std::string authzid;

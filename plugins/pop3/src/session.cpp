@@ -557,7 +557,8 @@ awaitable<void> session::cmd_auth(std::string_view args) {
     co_return;
   }
   std::optional<std::string> decoded =
-      response == "=" ? std::optional<std::string>("") : base64_decode(response);
+      response == "=" ? std::optional<std::string>("")
+                      : sluice::base64_decode(response, sluice::base64_padding::optional);
   if (!decoded) {
     auth_failed("PLAIN", "[AUTH] invalid base64 in the authentication exchange");
     co_return;

@@ -1,5 +1,5 @@
 // tests/plugins/pop3/pop3_unit_test.cpp — unit tests of the pop3 plugin's pure parts:
-// command splitting, message numbers, base64 and PLAIN, the APOP digest, line-end
+// command splitting, message numbers, PLAIN, the APOP digest, line-end
 // normalisation, dot-stuffing and TOP, UIDs, and the settings parser.
 #include <gtest/gtest.h>
 
@@ -74,20 +74,6 @@ TEST(Pop3Protocol, ParsesMessageNumbers) {
   EXPECT_FALSE(parse_number("+1"));
   EXPECT_FALSE(parse_number("1a"));
   EXPECT_FALSE(parse_number("12345678901"));  // more than 10 digits
-}
-
-TEST(Pop3Protocol, Base64RoundTripsAndIsStrict) {
-  for (const std::string& s :
-       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0alice\0secret", 13)}) {
-    auto d = base64_decode(base64_encode(s));
-    ASSERT_TRUE(d);
-    EXPECT_EQ(*d, s);
-  }
-  EXPECT_EQ(base64_encode(std::string("\0alice\0secret", 13)), "AGFsaWNlAHNlY3JldA==");
-  EXPECT_FALSE(base64_decode("AGFs aWNl"));
-  EXPECT_FALSE(base64_decode("A"));
-  EXPECT_FALSE(base64_decode("QQ==="));
-  EXPECT_TRUE(base64_decode("QQ"));  // padding is optional
 }
 
 TEST(Pop3Protocol, ParsesPlain) {
