@@ -8,39 +8,11 @@
 #include <array>
 #include <stdexcept>
 
+#include "sluice/base64.hpp"
 #include "sluice/config.hpp"
 #include "sluice/text.hpp"
 
 namespace sluice::http {
-
-std::optional<std::string> base64_decode(std::string_view in) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  while (!in.empty() && in.back() == '=')
-    in.remove_suffix(1);
-  if (in.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(in.size() * 3 / 4);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    int v = value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return out;
-}
 
 std::optional<basic_credentials> parse_basic_authorization(std::string_view value) {
   value = trim(value);
@@ -50,7 +22,7 @@ std::optional<basic_credentials> parse_basic_authorization(std::string_view valu
   }
   value = trim(value.substr(6));
   if (value.empty() || value.size() > 4096) return std::nullopt;
-  auto decoded = base64_decode(value);
+  auto decoded = base64_decode(value, base64_padding::optional);
   if (!decoded) return std::nullopt;
   auto colon = decoded->find(':');
   if (colon == std::string::npos) return std::nullopt;

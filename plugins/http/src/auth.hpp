@@ -39,8 +39,6 @@ struct basic_credentials {
 // insensitive). Nothing for another scheme or malformed input.
 std::optional<basic_credentials> parse_basic_authorization(std::string_view value);
 
-std::optional<std::string> base64_decode(std::string_view in);
-
 class credential_set {
  public:
   // Throws config_error when the file cannot be read or an entry is malformed. Returns

@@ -1,5 +1,5 @@
 // plugins/smtp/src/sasl.hpp — the pieces of SASL (RFC 4422) that AUTH (RFC 4954) needs:
-// base64, the PLAIN (RFC 4616) message split, and CRAM-MD5 (RFC 2195) challenge/response.
+// the PLAIN (RFC 4616) message split, and CRAM-MD5 (RFC 2195) challenge/response.
 //
 // Pure functions, thread-safe, no exceptions. Secrets pass through these functions but are
 // never logged or kept by them.
@@ -9,11 +9,9 @@
 #include <string>
 #include <string_view>
 
-namespace sluice::smtp {
+#include "sluice/base64.hpp"  // base64_encode, base64_decode (found from namespace sluice::smtp)
 
-std::string base64_encode(std::string_view in);
-// Strict decoding (RFC 4648 alphabet, padding optional); nullopt on any other byte.
-std::optional<std::string> base64_decode(std::string_view in);
+namespace sluice::smtp {
 
 struct plain_credentials {
   std::string authzid;

@@ -1000,7 +1000,7 @@ awaitable<bool> session::read_auth_response(std::string& decoded, bool& cancelle
     cancelled = true;
     co_return true;
   }
-  auto d = base64_decode(line);
+  auto d = base64_decode(line, base64_padding::optional);
   if (!d) {
     reply(501, "5.5.2", "Cannot decode response");
     cancelled = true;
@@ -1107,7 +1107,7 @@ awaitable<void> session::cmd_auth(const command& c) {
       reply(501, "5.7.0", "Authentication cancelled");
       co_return;
     } else {
-      auto d = base64_decode(initial);
+      auto d = base64_decode(initial, base64_padding::optional);
       if (!d) {
         reply(501, "5.5.2", "Cannot decode response");
         count_error();

@@ -513,10 +513,9 @@ TEST(SmtpAuth, CramMd5WithPlainTextEntry) {
     c.send_line("AUTH CRAM-MD5");
     auto r = c.read_reply();
     if (!r || !r->starts_with("334 ")) return std::string("bad challenge");
-    auto challenge = sluice::smtp::base64_decode(r->substr(4));
+    auto challenge = sluice::base64_decode(r->substr(4));
     if (!challenge) return std::string("undecodable challenge");
-    c.send_line(
-        sluice::smtp::base64_encode(user + " " + sluice::smtp::hmac_md5_hex(secret, *challenge)));
+    c.send_line(sluice::base64_encode(user + " " + sluice::smtp::hmac_md5_hex(secret, *challenge)));
     return c.read_reply().value_or("EOF");
   };
   EXPECT_EQ(attempt("carol", "plainpw"), "235 2.7.0 Authentication successful");

@@ -12,6 +12,8 @@
 #include "sasl.hpp"
 
 using namespace sluice::smtp;
+using sluice::base64_decode;
+using sluice::base64_encode;
 
 namespace {
 
