@@ -380,7 +380,8 @@ awaitable<std::optional<session_error>> connection::authenticate(const session_p
     case mechanism::cram_md5: {
       r = co_await command("AUTH CRAM-MD5", p.timeouts.command);
       if (r.code == 334) {
-        auto challenge = base64_decode(r.lines.empty() ? "" : r.lines.front());
+        auto challenge =
+            base64_decode(r.lines.empty() ? "" : r.lines.front(), base64_padding::optional);
         if (!challenge) {
           co_await command("*", p.timeouts.command);  // RFC 4954 §4: cancel the exchange
           session_error e;

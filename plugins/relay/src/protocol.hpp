@@ -16,6 +16,8 @@
 #include <string_view>
 #include <vector>
 
+#include "sluice/base64.hpp"
+
 namespace sluice::relay {
 
 // One complete server reply: "250-a" "250 b" gives code 250, lines {"a", "b"}.
@@ -87,9 +89,7 @@ class dot_stuffer {
   bool pending_cr_ = false;
 };
 
-// SASL client side.
-std::string base64_encode(std::string_view in);
-std::optional<std::string> base64_decode(std::string_view in);
+// SASL client side (base64 from sluice/base64.hpp).
 // RFC 4616: authzid NUL authcid NUL passwd.
 std::string sasl_plain(std::string_view authzid, std::string_view user, std::string_view password);
 // RFC 2195: "user SP hex(HMAC-MD5(password, challenge))".
