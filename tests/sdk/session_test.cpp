@@ -44,8 +44,9 @@ class fake_histogram final : public sluice::histogram {
 class fake_metrics final : public sluice::metrics {
  public:
   sluice::counter& get_counter(std::string_view name, std::string_view help,
-                               const sluice::metric_labels&) override {
+                               const sluice::metric_labels& labels) override {
     help_[std::string(name)] = help;
+    labels_[std::string(name)] = labels;
     return counters_[std::string(name)];
   }
   sluice::gauge& get_gauge(std::string_view name, std::string_view help,
@@ -60,16 +61,31 @@ class fake_metrics final : public sluice::metrics {
   std::string render_prometheus() const override { return {}; }
 
   std::map<std::string, std::string> help_;
+  std::map<std::string, sluice::metric_labels> labels_;
   std::map<std::string, fake_value> counters_;
   std::map<std::string, fake_value> gauges_;
   fake_histogram histogram_;
+};
+
+// Holds at most one service: the metrics registry, when set.
+class fake_registry final : public sluice::service_registry {
+ public:
+  void add(std::string_view, std::string_view, std::shared_ptr<sluice::service>) override {
+    throw std::logic_error("read-only");
+  }
+  std::shared_ptr<sluice::service> find(std::string_view kind, std::string_view) const override {
+    return kind == sluice::metrics::kind ? metrics_ : nullptr;
+  }
+  std::vector<std::string> names(std::string_view) const override { return {}; }
+
+  std::shared_ptr<sluice::service> metrics_;
 };
 
 class fake_host final : public sluice::host {
  public:
   asio::io_context& io() override { return io_; }
   asio::thread_pool& workers() override { return pool_; }
-  sluice::service_registry& services() override { throw std::logic_error("no services"); }
+  sluice::service_registry& services() override { return registry_; }
   const std::filesystem::path& spool_dir() const override { return dir_; }
   const std::filesystem::path& config_dir() const override { return dir_; }
   std::size_t spill_threshold() const override { return 0; }
@@ -77,6 +93,7 @@ class fake_host final : public sluice::host {
 
   asio::io_context io_;
   asio::thread_pool pool_{1};
+  fake_registry registry_;
   std::filesystem::path dir_;
 };
 
@@ -161,6 +178,26 @@ TEST_F(session_lifecycle_test, registers_the_connection_metrics_by_protocol) {
   EXPECT_EQ(cm.connections, &m.counters_["sluice_test_connections_total"]);
   EXPECT_EQ(cm.sessions_active, &m.gauges_["sluice_test_sessions_active"]);
   EXPECT_EQ(m.help_.size(), 4u);
+}
+
+TEST_F(session_lifecycle_test, registers_a_listeners_metrics_labelled_with_its_name) {
+  st.name = "inbound";
+  sluice::connection_metrics out;
+  EXPECT_EQ(sluice::register_connection_metrics(st, out, "smtp", "SMTP"), nullptr);
+  EXPECT_EQ(out.connections, nullptr);  // no metrics service: left alone
+
+  auto reg = std::make_shared<fake_metrics>();
+  host.registry_.metrics_ = reg;
+  EXPECT_EQ(sluice::register_connection_metrics(st, out, "smtp", "SMTP"), reg);
+  EXPECT_EQ(out.connections, &reg->counters_["sluice_smtp_connections_total"]);
+  EXPECT_EQ(out.connections_refused, &reg->counters_["sluice_smtp_connections_refused_total"]);
+  EXPECT_EQ(out.sessions_active, &reg->gauges_["sluice_smtp_sessions_active"]);
+  EXPECT_EQ(out.timeouts, &reg->counters_["sluice_smtp_timeouts_total"]);
+  EXPECT_EQ(reg->help_["sluice_smtp_connections_total"], "SMTP connections accepted");
+  sluice::metric_labels want{{"listener", "inbound"}};
+  EXPECT_EQ(reg->labels_["sluice_smtp_timeouts_total"], want);
+  EXPECT_EQ(sluice::with_label(want, "result", "ok"),
+            (sluice::metric_labels{{"listener", "inbound"}, {"result", "ok"}}));
 }
 
 TEST_F(session_lifecycle_test, counts_the_connection_and_gives_the_slot_back_once) {
