@@ -175,4 +175,25 @@ void parse_tls_files(const config_node& tls, std::string_view mode, bool enabled
   key = resolve_config_path(config_dir, k);
 }
 
+std::size_t parse_tls_block(const config_node& tls, std::initializer_list<std::string_view> modes,
+                            const std::filesystem::path& config_dir, std::filesystem::path& cert,
+                            std::filesystem::path& key) {
+  const std::string_view* first = modes.begin();
+  std::string mode = tls.get_string("mode", std::string(*first));
+  std::size_t index = 0;
+  for (; index < modes.size(); ++index) {
+    if (first[index] == mode) break;
+  }
+  if (index == modes.size()) {
+    std::string expected = "expected ";
+    for (std::size_t i = 0; i < modes.size(); ++i) {
+      if (i > 0) expected += i + 1 == modes.size() ? " or " : ", ";
+      expected += first[i];
+    }
+    tls.at("mode").fail(expected);
+  }
+  parse_tls_files(tls, mode, index != 0, config_dir, cert, key);
+  return index;
+}
+
 }  // namespace sluice

@@ -25,6 +25,7 @@
 #include "settings.hpp"
 #include "sluice/listener.hpp"
 #include "sluice/plugin.hpp"
+#include "sluice/session.hpp"
 #include "static_files.hpp"
 
 namespace sluice::http {
@@ -46,22 +47,18 @@ struct http_metrics {
   counter* websocket_slow_disconnects = nullptr;
 };
 
-struct server_state {
-  server_state(sluice::host& h, listener_context& l) : host(h), lctx(l) {}
-  sluice::host& host;
-  listener_context& lctx;
-  std::string name;  // listener instance name
-  sluice::logger log;
+// host, lctx, name, log, tls (null: plain HTTP) and the open-connection count come from
+// the SDK's listener_state.
+struct server_state : listener_state {
+  using listener_state::listener_state;
   http::settings cfg;
-  std::shared_ptr<boost::asio::ssl::context> tls;  // null: plain HTTP
-  std::shared_ptr<credential_set> ui_auth;         // null: no authentication
-  std::shared_ptr<credential_set> send_auth;       // null: the UI rules apply to send
+  std::shared_ptr<credential_set> ui_auth;    // null: no authentication
+  std::shared_ptr<credential_set> send_auth;  // null: the UI rules apply to send
   std::shared_ptr<static_files> ui;
   http::router routes;
   api_env env;
   std::shared_ptr<ws_hub> hub;
   http_metrics metrics;
-  std::atomic<std::size_t> connections{0};
   std::atomic<bool> ready{false};
   std::atomic<bool> stopping{false};
 };

@@ -1,5 +1,6 @@
-// plugins/pop3/src/server.cpp — the listener: users, TLS context, binding, accept loops,
-// stop. See server.hpp.
+// plugins/pop3/src/server.cpp — the listener factory: users, TLS context, the mailbox
+// service, metrics; the SDK's session_listener binds, accepts and runs the sessions. See
+// server.hpp.
 #include "server.hpp"
 
 #include <openssl/ssl.h>
@@ -9,42 +10,30 @@
 #include <sstream>
 #include <system_error>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-
 #include "session.hpp"
 #include "sluice/text.hpp"
 
 namespace sluice::pop3 {
-namespace asio = boost::asio;
 
 namespace {
 
 void register_metrics(server_state& st) {
-  auto m = st.host.services().get<sluice::metrics>();
+  auto& mm = st.metrics;
+  auto m = register_connection_metrics(st, mm, "pop3", "POP3");
   if (!m) return;
   metric_labels l{{"listener", st.name}};
-  auto with = [&](std::string k, std::string v) {
-    metric_labels r = l;
-    r.emplace_back(std::move(k), std::move(v));
-    return r;
-  };
-  auto& mm = st.metrics;
-  mm.connections = &m->get_counter("sluice_pop3_connections_total", "POP3 connections accepted", l);
-  mm.connections_refused = &m->get_counter("sluice_pop3_connections_refused_total",
-                                           "POP3 connections refused (limit, drain)", l);
-  mm.sessions_active = &m->get_gauge("sluice_pop3_sessions_active", "POP3 sessions open", l);
   const char* ahelp = "POP3 logins by result";
-  mm.auth_success = &m->get_counter("sluice_pop3_logins_total", ahelp, with("result", "success"));
-  mm.auth_failure = &m->get_counter("sluice_pop3_logins_total", ahelp, with("result", "failure"));
-  mm.in_use = &m->get_counter("sluice_pop3_logins_total", ahelp, with("result", "in_use"));
+  mm.auth_success =
+      &m->get_counter("sluice_pop3_logins_total", ahelp, with_label(l, "result", "success"));
+  mm.auth_failure =
+      &m->get_counter("sluice_pop3_logins_total", ahelp, with_label(l, "result", "failure"));
+  mm.in_use = &m->get_counter("sluice_pop3_logins_total", ahelp, with_label(l, "result", "in_use"));
   mm.messages_retrieved =
       &m->get_counter("sluice_pop3_messages_retrieved_total", "Messages sent by RETR", l);
   mm.messages_deleted = &m->get_counter("sluice_pop3_messages_deleted_total",
                                         "Messages removed in the UPDATE state", l);
   mm.bytes_sent =
       &m->get_counter("sluice_pop3_sent_bytes_total", "Bytes written to POP3 clients", l);
-  mm.timeouts = &m->get_counter("sluice_pop3_timeouts_total", "POP3 sessions timed out", l);
 }
 
 // The user names of htpasswd text (what precedes the first ':' of each entry line).
@@ -60,33 +49,6 @@ std::vector<std::string> user_names(std::string_view text) {
   }
   return out;
 }
-
-class pop3_listener final : public listener {
- public:
-  explicit pop3_listener(std::shared_ptr<server_state> st)
-      : st_(std::move(st)), acceptors_(st_->host.io(), st_->log) {}
-
-  void start() override {
-    acceptors_.bind(st_->cfg.listen);
-    acceptors_.start(transport_handlers(
-        [st = st_](std::unique_ptr<transport> t, asio::any_io_executor ex, peer_info peer) {
-          auto s = std::make_shared<session>(st, std::move(t), ex, std::move(peer));
-          asio::co_spawn(ex, s->run(), asio::detached);
-        }));
-    const char* tls = st_->cfg.tls == tls_mode::implicit   ? "implicit"
-                      : st_->cfg.tls == tls_mode::starttls ? "starttls"
-                                                           : "off";
-    st_->log.info("listening", {{"endpoints", acceptors_.endpoints_text()}, {"tls", tls}});
-  }
-
-  std::vector<std::string> endpoints() const override { return acceptors_.endpoints(); }
-
-  void stop() override { acceptors_.stop(); }
-
- private:
-  std::shared_ptr<server_state> st_;
-  acceptor_set acceptors_;
-};
 
 }  // namespace
 
@@ -150,7 +112,13 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
     ctx.config.fail(what);
   }
   register_metrics(*st);
-  return std::make_shared<pop3_listener>(std::move(st));
+  auto listen = st->cfg.listen;
+  const char* tls = st->cfg.tls == tls_mode::implicit   ? "implicit"
+                    : st->cfg.tls == tls_mode::starttls ? "starttls"
+                                                        : "off";
+  std::vector<log_field> fields{{"tls", tls}};
+  return std::make_shared<session_listener<session, server_state>>(std::move(st), std::move(listen),
+                                                                   std::move(fields));
 }
 
 }  // namespace sluice::pop3

@@ -11,7 +11,6 @@
 // configuration or an address cannot be used; after that nothing throws.
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,36 +24,31 @@
 #include "sluice/mailbox.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/plugin.hpp"
+#include "sluice/session.hpp"
 
 namespace sluice::pop3 {
 
-// Metric handles; null when no metrics service is registered.
-struct pop3_metrics {
-  counter* connections = nullptr;
-  counter* connections_refused = nullptr;  // over max_connections or drain
-  gauge* sessions_active = nullptr;
+// Metric handles; null when no metrics service is registered. The connection ones
+// (connections, connections_refused, sessions_active, timeouts) come from the SDK's
+// connection_metrics.
+struct pop3_metrics : connection_metrics {
   counter* auth_success = nullptr;
   counter* auth_failure = nullptr;
   counter* in_use = nullptr;              // logins refused with [IN-USE]
   counter* messages_retrieved = nullptr;  // RETR
   counter* messages_deleted = nullptr;    // removed at UPDATE
   counter* bytes_sent = nullptr;
-  counter* timeouts = nullptr;
 };
 
-struct server_state {
-  server_state(sluice::host& h, listener_context& l) : host(h), lctx(l) {}
-  sluice::host& host;
-  listener_context& lctx;
-  std::string name;  // listener instance name
-  sluice::logger log;
+// host, lctx, name, log, tls (null when tls.mode is off) and the open-connection count
+// come from the SDK's listener_state.
+struct server_state : listener_state {
+  using listener_state::listener_state;
   pop3::settings cfg;
-  std::shared_ptr<boost::asio::ssl::context> tls;  // null when tls.mode is off
   std::shared_ptr<const sluice::htpasswd> users;
   bool apop_offered = false;  // apop on and at least one user has a plain-text secret
   std::shared_ptr<mailbox_service> mailboxes;  // null only in check-config
   pop3_metrics metrics;
-  std::atomic<std::size_t> connections{0};
 
   // The mailbox `user` logs in to.
   std::string mailbox_for(const std::string& user) const;

@@ -3,12 +3,6 @@
 
 #include <algorithm>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include "protocol.hpp"
 #include "sluice/host.hpp"
 #include "sluice/message.hpp"
@@ -22,7 +16,6 @@ namespace {
 
 constexpr std::size_t read_chunk_size = 16 * 1024;
 constexpr std::size_t write_chunk_size = 64 * 1024;
-constexpr auto final_write_grace = std::chrono::seconds(10);
 
 void inc(counter* c, double v = 1) {
   if (c) c->inc(v);
@@ -52,8 +45,8 @@ session::session(std::shared_ptr<server_state> st, std::unique_ptr<transport> t,
     : st_(std::move(st)),
       cfg_(st_->cfg),
       t_(std::move(t)),
-      ex_(ex),
-      timer_(ex),
+      life_(ex, *st_, st_->metrics, *t_,
+            {cfg_.idle_timeout, cfg_.session_timeout, cfg_.max_connections}),
       peer_(std::move(peer)),
       id_(make_message_id()),
       log_(st_->log.with({"session", id_})) {}
@@ -62,63 +55,30 @@ session::~session() = default;
 
 awaitable<void> session::run() {
   auto self = shared_from_this();  // keeps the session alive until the coroutine ends
-  try {
-    co_await run_inner();
-  } catch (const std::exception& e) {
-    log_.error("session failed", {{"error", e.what()}});
-  } catch (...) {
-    log_.error("session failed", {{"error", "unknown exception"}});
-  }
+  co_await run_logging_failure(run_inner(), log_);
   finish();
 }
 
 awaitable<void> session::run_inner() {
-  started_ = std::chrono::steady_clock::now();
-  session_end_ = started_ + cfg_.session_timeout;
-  deadline_ = std::min(started_ + cfg_.idle_timeout, session_end_);
-  asio::co_spawn(
-      ex_, [self = shared_from_this()]() { return self->watchdog(); }, asio::detached);
-
-  counted_ = true;
-  std::size_t now_open = st_->connections.fetch_add(1) + 1;
-  inc(st_->metrics.connections);
-  if (st_->metrics.sessions_active) st_->metrics.sessions_active->add(1);
-
-  if (auto g = st_->lctx.drain_gate()) {
-    gate_holder_ = g->try_enter();
-    if (!gate_holder_) {
-      inc(st_->metrics.connections_refused);
+  using admission = session_lifecycle::admission;
+  std::string client = peer_.unix_socket ? std::string("unix") : peer_.address.to_string();
+  switch (life_.begin({shared_from_this(), &life_}, log_, client)) {
+    case admission::admitted:
+      break;
+    case admission::draining:
       err("[SYS/TEMP] server shutting down");
       co_await flush();
       co_return;
-    }
-    // Runs on the thread that closes the gate: hop onto our strand.
-    drain_token_ = g->on_close([w = weak_from_this(), ex = ex_] {
-      asio::post(ex, [w] {
-        if (auto s = w.lock()) s->on_drain();
-      });
-    });
-  }
-  std::string client = peer_.unix_socket ? std::string("unix") : peer_.address.to_string();
-  if (now_open > cfg_.max_connections) {
-    inc(st_->metrics.connections_refused);
-    log_.warn("connection refused: too many connections",
-              {{"client", client}, {"limit", cfg_.max_connections}});
-    err("[SYS/TEMP] too many connections, try again later");
-    co_await flush();
-    co_return;
+    case admission::too_many:
+      err("[SYS/TEMP] too many connections, try again later");
+      co_await flush();
+      co_return;
   }
   log_.info("session open",
             {{"client", client}, {"local", peer_.local_address}, {"listener", st_->name}});
 
   if (cfg_.tls == tls_mode::implicit) {
-    boost::system::error_code ec;
-    arm();
-    co_await t_->start_tls(*st_->tls, ec);
-    if (ec) {
-      log_.info("TLS handshake failed", {{"error", ec.message()}});
-      co_return;
-    }
+    if (!co_await life_.start_tls(*st_->tls, log_)) co_return;
   }
   if (st_->apop_offered) timestamp_ = apop_timestamp(cfg_.hostname);
   std::string greeting = "Sluice";
@@ -129,7 +89,7 @@ awaitable<void> session::run_inner() {
 
   std::string line;
   while (!closing_) {
-    if (draining_) {
+    if (life_.draining()) {
       // Only reached between commands: a RETR or UPDATE in progress finished first. No
       // UPDATE: marked messages stay in the store.
       err("[SYS/TEMP] server shutting down");
@@ -142,9 +102,9 @@ awaitable<void> session::run_inner() {
       continue;
     }
     if (ls == line_status::need_more) {
-      waiting_for_command_ = true;
+      life_.set_idle(true);
       bool got = co_await read_more();
-      waiting_for_command_ = false;
+      life_.set_idle(false);
       if (!got) {
         co_await on_read_failure();
         co_return;
@@ -166,69 +126,21 @@ awaitable<void> session::run_inner() {
   co_await flush();
 }
 
-awaitable<void> session::watchdog() {
-  auto self = shared_from_this();
-  while (!closed_) {
-    timer_.expires_at(deadline_);
-    boost::system::error_code ec;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (closed_) co_return;
-    auto now = std::chrono::steady_clock::now();
-    if (now < deadline_) continue;  // re-armed by I/O meanwhile
-    if (!timed_out_) {
-      // First expiry: abort the pending I/O; the session says why within the grace time.
-      timed_out_ = true;
-      inc(st_->metrics.timeouts);
-      deadline_ = now + final_write_grace;
-      t_->cancel();
-    } else {
-      t_->close();  // the peer does not even read our last reply
-      co_return;
-    }
-  }
-}
-
-void session::on_drain() {
-  if (closed_) return;
-  draining_ = true;
-  // An idle session is told now; a busy one (RETR, UPDATE) finishes first and is told at
-  // the next command boundary.
-  if (waiting_for_command_) t_->cancel();
-}
-
 void session::finish() {
-  if (closed_) return;
-  closed_ = true;
-  timer_.cancel();
-  t_->close();
+  if (!life_.close()) return;
   // Leaving without QUIT (timeout, drain, dropped connection) never enters UPDATE: the
   // marks are forgotten with the snapshot, and the maildrop is unlocked.
   drop_.reset();
   lock_.release();
-  if (drain_token_ != 0) {
-    if (auto g = st_->lctx.drain_gate()) g->cancel(drain_token_);
-  }
-  if (counted_) {
-    st_->connections.fetch_sub(1);
-    if (st_->metrics.sessions_active) st_->metrics.sessions_active->add(-1);
-  }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  started_)
-                .count();
   log_.info("session close", {{"user", login_user_},
                               {"retrieved", retrieved_},
                               {"deleted", deleted_},
                               {"errors", errors_},
-                              {"duration_ms", ms}});
-  gate_holder_.release();
+                              {"duration_ms", life_.elapsed_ms()}});
+  life_.leave();
 }
 
 // ---------------------------------------------------------------------------- I/O
-
-void session::arm() {
-  if (timed_out_) return;  // the grace deadline for the last reply stands
-  deadline_ = std::min(std::chrono::steady_clock::now() + cfg_.idle_timeout, session_end_);
-}
 
 awaitable<bool> session::read_more() {
   if (!out_.empty()) {
@@ -241,10 +153,10 @@ awaitable<bool> session::read_more() {
   }
   // A drain notice that arrived while we were flushing found no read to cancel: honour it
   // here, before blocking (on_drain runs on this strand, so it cannot interleave).
-  if (draining_ && waiting_for_command_) co_return false;
+  if (life_.draining() && life_.idle()) co_return false;
   const std::size_t old = in_.size();
   in_.resize(old + read_chunk_size);
-  arm();
+  life_.arm();
   boost::system::error_code ec;
   std::size_t n = co_await t_->read_some(asio::buffer(in_.data() + old, read_chunk_size), ec);
   in_.resize(old + n);
@@ -253,13 +165,13 @@ awaitable<bool> session::read_more() {
 }
 
 awaitable<void> session::flush() {
-  if (out_.empty() || closed_) co_return;
+  if (out_.empty() || life_.closed()) co_return;
   if (cfg_.transcript) {
     std::string_view o = out_;
     // Only the first line of each reply batch: message bodies are not logged.
     log_.info("S: " + std::string(o.substr(0, std::min(o.find("\r\n"), std::size_t{200}))));
   }
-  arm();
+  life_.arm();
   boost::system::error_code ec;
   std::string out = std::move(out_);
   out_.clear();
@@ -271,14 +183,14 @@ awaitable<void> session::flush() {
 awaitable<void> session::on_read_failure() {
   closing_ = true;
   out_.clear();
-  if (timed_out_) {
-    bool total = std::chrono::steady_clock::now() >= session_end_;
+  if (life_.timed_out()) {
+    bool total = life_.session_time_exceeded();
     log_.info(total ? "session time limit exceeded" : "idle timeout");
     // RFC 1939 §3: an autologout timer closes the connection without entering UPDATE.
     err(total ? "session time limit exceeded, closing (no messages deleted)"
               : "autologout: idle for too long, closing (no messages deleted)");
     co_await flush();
-  } else if (draining_) {
+  } else if (life_.draining()) {
     err("[SYS/TEMP] server shutting down");
     co_await flush();
   }
@@ -330,6 +242,11 @@ void session::err(std::string_view text) {
   out_ += "\r\n";
 }
 
+void session::refuse(std::string_view text) {
+  err(text);
+  count_error();
+}
+
 bool session::count_error() {
   ++errors_;
   if (errors_ >= cfg_.max_errors) {
@@ -348,14 +265,12 @@ awaitable<void> session::dispatch(const std::string& line) {
   // RFC 1939 §7: PASS is valid only right after USER; anything else forgets the name.
   if (k != "PASS") user_.reset();
   if (k.empty()) {
-    err("empty command");
-    count_error();
+    refuse("empty command");
     co_return;
   }
   if (k == "CAPA") {
     if (!c.args.empty()) {
-      err("CAPA takes no arguments");
-      count_error();
+      refuse("CAPA takes no arguments");
       co_return;
     }
     cmd_capa();
@@ -363,8 +278,7 @@ awaitable<void> session::dispatch(const std::string& line) {
   }
   if (k == "QUIT") {
     if (!c.args.empty()) {
-      err("QUIT takes no arguments");
-      count_error();
+      refuse("QUIT takes no arguments");
       co_return;
     }
     co_await cmd_quit();
@@ -382,19 +296,16 @@ awaitable<void> session::dispatch(const std::string& line) {
     } else if (k == "STLS") {
       co_await cmd_stls(c.args);
     } else if (transaction_command(k)) {
-      err("command not valid in this state: log in first");
-      count_error();
+      refuse("command not valid in this state: log in first");
     } else {
-      err("unknown command");
-      count_error();
+      refuse("unknown command");
     }
     co_return;
   }
   // TRANSACTION
   if (k == "STAT" || k == "NOOP" || k == "RSET") {
     if (!c.args.empty()) {
-      err(k + " takes no arguments");
-      count_error();
+      refuse(k + " takes no arguments");
       co_return;
     }
     if (k == "STAT") {
@@ -415,11 +326,9 @@ awaitable<void> session::dispatch(const std::string& line) {
   } else if (k == "DELE") {
     cmd_dele(c.args);
   } else if (authorization_command(k)) {
-    err("command not valid in this state: already logged in");
-    count_error();
+    refuse("command not valid in this state: already logged in");
   } else {
-    err("unknown command");
-    count_error();
+    refuse("unknown command");
   }
 }
 
@@ -446,13 +355,11 @@ void session::cmd_capa() {
 
 void session::cmd_user(std::string_view args) {
   if (!cleartext_allowed()) {
-    err(cleartext_refusal());
-    count_error();
+    refuse(cleartext_refusal());
     return;
   }
   if (args.empty() || args.size() > 255) {
-    err("syntax: USER name");
-    count_error();
+    refuse("syntax: USER name");
     return;
   }
   user_ = std::string(args);
@@ -462,8 +369,7 @@ void session::cmd_user(std::string_view args) {
 
 awaitable<void> session::cmd_pass(std::string_view args) {
   if (!user_) {
-    err("PASS must follow USER");
-    count_error();
+    refuse("PASS must follow USER");
     co_return;
   }
   // USER succeeded, so cleartext logins are allowed on this connection (STLS forgets it).
@@ -478,15 +384,13 @@ awaitable<void> session::cmd_pass(std::string_view args) {
 
 awaitable<void> session::cmd_apop(std::string_view args) {
   if (timestamp_.empty()) {
-    err("APOP not available");
-    count_error();
+    refuse("APOP not available");
     co_return;
   }
   std::string_view words[2];
   std::size_t n = 0;
   if (!split_args(args, words, 2, n) || n != 2 || !is_md5_hex(words[1]) || words[0].size() > 255) {
-    err("syntax: APOP name digest");
-    count_error();
+    refuse("syntax: APOP name digest");
     co_return;
   }
   std::string user(words[0]);
@@ -505,8 +409,7 @@ awaitable<void> session::cmd_auth(std::string_view args) {
   std::string_view words[2];
   std::size_t n = 0;
   if (!split_args(args, words, 2, n)) {
-    err("syntax: AUTH mechanism [initial-response]");
-    count_error();
+    refuse("syntax: AUTH mechanism [initial-response]");
     co_return;
   }
   if (n == 0) {
@@ -517,13 +420,11 @@ awaitable<void> session::cmd_auth(std::string_view args) {
     co_return;
   }
   if (!iequals(words[0], "PLAIN")) {
-    err("unsupported authentication mechanism");
-    count_error();
+    refuse("unsupported authentication mechanism");
     co_return;
   }
   if (!cleartext_allowed()) {
-    err(cleartext_refusal());
-    count_error();
+    refuse(cleartext_refusal());
     co_return;
   }
   std::string response;
@@ -536,14 +437,13 @@ awaitable<void> session::cmd_auth(std::string_view args) {
       line_status ls = take_line(line, cfg_.max_auth_line);
       if (ls == line_status::got) break;
       if (ls == line_status::too_long) {
-        err("authentication exchange line too long");
-        count_error();
+        refuse("authentication exchange line too long");
         co_return;
       }
       // The client is expected to answer: idle like between commands, so a drain ends it.
-      waiting_for_command_ = true;
+      life_.set_idle(true);
       bool got = co_await read_more();
-      waiting_for_command_ = false;
+      life_.set_idle(false);
       if (!got) {
         co_await on_read_failure();
         co_return;
@@ -577,18 +477,15 @@ awaitable<void> session::cmd_auth(std::string_view args) {
 
 awaitable<void> session::cmd_stls(std::string_view args) {
   if (t_->is_tls()) {
-    err("TLS already active");
-    count_error();
+    refuse("TLS already active");
     co_return;
   }
   if (cfg_.tls != tls_mode::starttls) {
-    err("STLS not available");
-    count_error();
+    refuse("STLS not available");
     co_return;
   }
   if (!args.empty()) {
-    err("STLS takes no arguments");
-    count_error();
+    refuse("STLS takes no arguments");
     co_return;
   }
   ok("begin TLS negotiation");
@@ -599,11 +496,7 @@ awaitable<void> session::cmd_stls(std::string_view args) {
   in_.clear();
   in_pos_ = 0;
   skipping_long_line_ = false;
-  boost::system::error_code ec;
-  arm();
-  co_await t_->start_tls(*st_->tls, ec);
-  if (ec) {
-    log_.info("TLS handshake failed", {{"error", ec.message()}});
+  if (!co_await life_.start_tls(*st_->tls, log_)) {
     closing_ = true;
     co_return;
   }
@@ -640,7 +533,7 @@ void session::store_failure(std::string_view what, const std::string& error) {
   err("[SYS/TEMP] the message store is unavailable, try again later");
 }
 
-awaitable<void> session::cmd_stat() {
+awaitable<bool> session::fill_sizes(std::string_view what) {
   std::string failure;
   try {
     co_await drop_->fill_sizes();
@@ -648,24 +541,32 @@ awaitable<void> session::cmd_stat() {
     failure = e.what();
   }
   if (!failure.empty()) {
-    store_failure("STAT", failure);
-    co_return;
+    store_failure(what, failure);
+    co_return false;
   }
-  std::uint64_t count = 0;
-  std::uint64_t octets = 0;
+  co_return true;
+}
+
+session::totals session::undeleted_totals() {
+  totals t;
   for (const auto& e : drop_->entries()) {
     if (e.deleted) continue;
-    ++count;
-    octets += e.size.value_or(0);
+    ++t.count;
+    t.octets += e.size.value_or(0);
   }
-  ok(std::to_string(count) + " " + std::to_string(octets));
+  return t;
+}
+
+awaitable<void> session::cmd_stat() {
+  if (!co_await fill_sizes("STAT")) co_return;
+  totals t = undeleted_totals();
+  ok(std::to_string(t.count) + " " + std::to_string(t.octets));
 }
 
 maildrop_entry* session::message_arg(std::string_view arg, std::uint64_t& n) {
   auto v = parse_number(arg);
   if (!v) {
-    err("invalid message number");
-    count_error();
+    refuse("invalid message number");
     return nullptr;
   }
   n = *v;
@@ -685,11 +586,9 @@ awaitable<void> session::cmd_list(std::string_view args, bool uidl) {
   std::string_view words[1];
   std::size_t nargs = 0;
   if (!split_args(args, words, 1, nargs)) {
-    err(std::string("syntax: ") + (uidl ? "UIDL" : "LIST") + " [msg]");
-    count_error();
+    refuse(std::string("syntax: ") + (uidl ? "UIDL" : "LIST") + " [msg]");
     co_return;
   }
-  std::string failure;
   if (nargs == 1) {
     std::uint64_t n = 0;
     maildrop_entry* e = message_arg(words[0], n);
@@ -698,6 +597,7 @@ awaitable<void> session::cmd_list(std::string_view args, bool uidl) {
       ok(std::to_string(n) + " " + e->uid);
       co_return;
     }
+    std::string failure;
     std::optional<std::uint64_t> size;
     try {
       size = co_await drop_->size_of(n);
@@ -711,28 +611,12 @@ awaitable<void> session::cmd_list(std::string_view args, bool uidl) {
     ok(std::to_string(n) + " " + std::to_string(size.value_or(0)));
     co_return;
   }
-  if (!uidl) {
-    try {
-      co_await drop_->fill_sizes();
-    } catch (const std::exception& ex) {
-      failure = ex.what();
-    }
-    if (!failure.empty()) {
-      store_failure("LIST", failure);
-      co_return;
-    }
-  }
-  std::uint64_t count = 0;
-  std::uint64_t octets = 0;
-  for (const auto& e : drop_->entries()) {
-    if (e.deleted) continue;
-    ++count;
-    octets += e.size.value_or(0);
-  }
+  if (!uidl && !co_await fill_sizes("LIST")) co_return;
   if (uidl) {
     ok("unique-id listing follows");
   } else {
-    ok(std::to_string(count) + " messages (" + std::to_string(octets) + " octets)");
+    totals t = undeleted_totals();
+    ok(std::to_string(t.count) + " messages (" + std::to_string(t.octets) + " octets)");
   }
   std::uint64_t n = 0;
   for (const auto& e : drop_->entries()) {
@@ -758,16 +642,8 @@ awaitable<void> session::send_multiline(std::string first_line, std::string_view
   }
 }
 
-awaitable<void> session::cmd_retr(std::string_view args) {
-  std::string_view words[1];
-  std::size_t nargs = 0;
-  if (!split_args(args, words, 1, nargs) || nargs != 1) {
-    err("syntax: RETR msg");
-    count_error();
-    co_return;
-  }
-  std::uint64_t n = 0;
-  if (!message_arg(words[0], n)) co_return;
+awaitable<std::optional<std::string>> session::fetch_message(std::uint64_t n,
+                                                             std::string_view what) {
   std::optional<std::string> raw;
   std::string failure;
   try {
@@ -776,13 +652,24 @@ awaitable<void> session::cmd_retr(std::string_view args) {
     failure = e.what();
   }
   if (!failure.empty()) {
-    store_failure("RETR", failure);
+    store_failure(what, failure);
+    co_return std::nullopt;
+  }
+  if (!raw) err("message " + std::to_string(n) + " is no longer in the store");
+  co_return raw;
+}
+
+awaitable<void> session::cmd_retr(std::string_view args) {
+  std::string_view words[1];
+  std::size_t nargs = 0;
+  if (!split_args(args, words, 1, nargs) || nargs != 1) {
+    refuse("syntax: RETR msg");
     co_return;
   }
-  if (!raw) {
-    err("message " + std::to_string(n) + " is no longer in the store");
-    co_return;
-  }
+  std::uint64_t n = 0;
+  if (!message_arg(words[0], n)) co_return;
+  std::optional<std::string> raw = co_await fetch_message(n, "RETR");
+  if (!raw) co_return;
   // The octet count is exactly what follows before dot-stuffing (RFC 1939 §11).
   co_await send_multiline(std::to_string(normalized_size(*raw)) + " octets", *raw);
   ++retrieved_;
@@ -793,33 +680,18 @@ awaitable<void> session::cmd_top(std::string_view args) {
   std::string_view words[2];
   std::size_t nargs = 0;
   if (!split_args(args, words, 2, nargs) || nargs != 2) {
-    err("syntax: TOP msg n");
-    count_error();
+    refuse("syntax: TOP msg n");
     co_return;
   }
   auto lines = parse_number(words[1]);
   if (!lines) {
-    err("invalid number of lines");
-    count_error();
+    refuse("invalid number of lines");
     co_return;
   }
   std::uint64_t n = 0;
   if (!message_arg(words[0], n)) co_return;
-  std::optional<std::string> raw;
-  std::string failure;
-  try {
-    raw = co_await drop_->fetch(n);
-  } catch (const std::exception& e) {
-    failure = e.what();
-  }
-  if (!failure.empty()) {
-    store_failure("TOP", failure);
-    co_return;
-  }
-  if (!raw) {
-    err("message " + std::to_string(n) + " is no longer in the store");
-    co_return;
-  }
+  std::optional<std::string> raw = co_await fetch_message(n, "TOP");
+  if (!raw) co_return;
   std::string top = top_of(*raw, *lines);
   co_await send_multiline("top of message follows", top);
 }
@@ -828,8 +700,7 @@ void session::cmd_dele(std::string_view args) {
   std::string_view words[1];
   std::size_t nargs = 0;
   if (!split_args(args, words, 1, nargs) || nargs != 1) {
-    err("syntax: DELE msg");
-    count_error();
+    refuse("syntax: DELE msg");
     return;
   }
   std::uint64_t n = 0;

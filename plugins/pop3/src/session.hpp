@@ -3,7 +3,8 @@
 // 3206), STLS (RFC 2595) and AUTH PLAIN (RFC 5034, 4616).
 //
 // A session is a coroutine on its own strand, plus a watchdog coroutine on the same strand
-// that enforces the idle and total timeouts by cancelling the transport. Everything in a
+// that enforces the idle and total timeouts by cancelling the transport (the SDK's
+// session_lifecycle, which also counts the connection and holds the drain gate). Everything in a
 // session runs on that strand; the only cross-thread entry is the drain gate's on_close
 // callback, which posts to it. The session holds the drain gate for its whole life, the
 // server_state by shared_ptr, itself (shared_from_this) in both coroutines, and, once
@@ -24,11 +25,11 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "maildrop.hpp"
 #include "server.hpp"
 #include "sluice/acceptor.hpp"
+#include "sluice/session.hpp"
 #include "sluice/transport.hpp"
 
 namespace sluice::pop3 {
@@ -51,19 +52,18 @@ class session : public std::enable_shared_from_this<session> {
   enum class line_status : std::uint8_t { got, need_more, too_long };
 
   boost::asio::awaitable<void> run_inner();
-  boost::asio::awaitable<void> watchdog();
-  void on_drain();
   void finish();
 
   // I/O. read_more() first flushes pending replies (PIPELINING: replies to a batch of
   // commands go out together when the input is drained).
-  void arm();
   boost::asio::awaitable<bool> read_more();
   boost::asio::awaitable<void> flush();
   boost::asio::awaitable<void> on_read_failure();
   line_status take_line(std::string& line, std::size_t max_length);
   void ok(std::string_view text);
   void err(std::string_view text);
+  // err(), counted as a client error (count_error(): the session may end after it).
+  void refuse(std::string_view text);
   bool count_error();  // true when the session must end (too many errors)
 
   boost::asio::awaitable<void> dispatch(const std::string& line);
@@ -88,6 +88,19 @@ class session : public std::enable_shared_from_this<session> {
   // Resolves a message-number argument; replies -ERR and returns nullptr when it is not a
   // number, out of range or (unless allow_deleted) marked deleted.
   maildrop_entry* message_arg(std::string_view arg, std::uint64_t& n);
+  // Fills in the maildrop's message sizes; false once it replied [SYS/TEMP] because the
+  // store failed (`what`, the command, goes into the log).
+  boost::asio::awaitable<bool> fill_sizes(std::string_view what);
+  // The messages not marked deleted, and their octets (after fill_sizes()).
+  struct totals {
+    std::uint64_t count = 0;
+    std::uint64_t octets = 0;
+  };
+  totals undeleted_totals();
+  // Message n's text from the maildrop; nullopt once it replied -ERR: [SYS/TEMP] when the
+  // store failed (`what`, the command, goes into the log), or "no longer in the store".
+  boost::asio::awaitable<std::optional<std::string>> fetch_message(std::uint64_t n,
+                                                                   std::string_view what);
   // Sends raw (normalized, dot-stuffed, terminated) after `first_line`.
   boost::asio::awaitable<void> send_multiline(std::string first_line, std::string_view raw);
 
@@ -103,8 +116,8 @@ class session : public std::enable_shared_from_this<session> {
   std::shared_ptr<server_state> st_;
   const settings& cfg_;
   std::unique_ptr<transport> t_;
-  boost::asio::any_io_executor ex_;
-  boost::asio::steady_timer timer_;
+  // Deadlines and watchdog, connection slot, drain gate (references *st_ and *t_).
+  sluice::session_lifecycle life_;
   peer_info peer_;
   std::string id_;
   sluice::logger log_;
@@ -115,18 +128,7 @@ class session : public std::enable_shared_from_this<session> {
   std::string out_;
   bool skipping_long_line_ = false;
 
-  gate::holder gate_holder_;
-  std::uint64_t drain_token_ = 0;
-  bool counted_ = false;
-
-  std::chrono::steady_clock::time_point started_;
-  std::chrono::steady_clock::time_point session_end_;
-  std::chrono::steady_clock::time_point deadline_;
-  bool waiting_for_command_ = false;
-  bool draining_ = false;
-  bool timed_out_ = false;
   bool closing_ = false;
-  bool closed_ = false;
   unsigned errors_ = 0;
   unsigned auth_failures_ = 0;
 

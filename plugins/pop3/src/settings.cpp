@@ -87,16 +87,9 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   s.allow_insecure = cfg.get_bool("allow_insecure", false);
 
   if (auto tls = cfg.find("tls")) {
-    std::string mode = tls->get_string("mode", "off");
-    if (mode == "off")
-      s.tls = tls_mode::off;
-    else if (mode == "starttls")
-      s.tls = tls_mode::starttls;
-    else if (mode == "implicit")
-      s.tls = tls_mode::implicit;
-    else
-      tls->at("mode").fail("expected off, starttls or implicit");
-    parse_tls_files(*tls, mode, s.tls != tls_mode::off, config_dir, s.tls_cert, s.tls_key);
+    static constexpr tls_mode modes[] = {tls_mode::off, tls_mode::starttls, tls_mode::implicit};
+    s.tls = modes[parse_tls_block(*tls, {"off", "starttls", "implicit"}, config_dir, s.tls_cert,
+                                  s.tls_key)];
   }
   // RFC 2595 §4 and RFC 1939 §13: passwords in the clear are refused unless allowed; a
   // listener without TLS could then only log users in with APOP.

@@ -1,4 +1,6 @@
-// plugins/smtp/src/server.cpp — the listener: binding, accept loops, stop. See server.hpp.
+// plugins/smtp/src/server.cpp — the listener factory: settings, TLS context, credentials,
+// metrics, services; the SDK's session_listener binds, accepts and runs the sessions. See
+// server.hpp.
 #include "server.hpp"
 
 #include <openssl/ssl.h>
@@ -8,75 +10,38 @@
 #include <sstream>
 #include <system_error>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-
 #include "session.hpp"
 
 namespace sluice::smtp {
-namespace asio = boost::asio;
 
 namespace {
 
 void register_metrics(server_state& st) {
-  auto m = st.host.services().get<sluice::metrics>();
+  auto& mm = st.metrics;
+  auto m = register_connection_metrics(st, mm, "smtp", "SMTP");
   if (!m) return;
   metric_labels l{{"listener", st.name}};
-  auto with = [&](std::string k, std::string v) {
-    metric_labels r = l;
-    r.emplace_back(std::move(k), std::move(v));
-    return r;
-  };
-  auto& mm = st.metrics;
-  mm.connections = &m->get_counter("sluice_smtp_connections_total", "SMTP connections accepted", l);
-  mm.connections_refused = &m->get_counter("sluice_smtp_connections_refused_total",
-                                           "SMTP connections refused (limit, drain)", l);
-  mm.sessions_active = &m->get_gauge("sluice_smtp_sessions_active", "SMTP sessions open", l);
   const char* help = "SMTP messages by result";
   mm.messages_accepted =
-      &m->get_counter("sluice_smtp_messages_total", help, with("result", "accepted"));
+      &m->get_counter("sluice_smtp_messages_total", help, with_label(l, "result", "accepted"));
   mm.messages_rejected =
-      &m->get_counter("sluice_smtp_messages_total", help, with("result", "rejected"));
+      &m->get_counter("sluice_smtp_messages_total", help, with_label(l, "result", "rejected"));
   mm.messages_tempfail =
-      &m->get_counter("sluice_smtp_messages_total", help, with("result", "tempfail"));
+      &m->get_counter("sluice_smtp_messages_total", help, with_label(l, "result", "tempfail"));
   mm.messages_too_big =
-      &m->get_counter("sluice_smtp_messages_total", help, with("result", "too_big"));
+      &m->get_counter("sluice_smtp_messages_total", help, with_label(l, "result", "too_big"));
   mm.messages_discarded =
-      &m->get_counter("sluice_smtp_messages_total", help, with("result", "discarded"));
+      &m->get_counter("sluice_smtp_messages_total", help, with_label(l, "result", "discarded"));
   mm.accepted_bytes =
       &m->get_counter("sluice_smtp_accepted_bytes_total", "Bytes of the messages SMTP accepted", l);
   const char* ahelp = "SMTP AUTH attempts by result";
-  mm.auth_success = &m->get_counter("sluice_smtp_auth_total", ahelp, with("result", "success"));
-  mm.auth_failure = &m->get_counter("sluice_smtp_auth_total", ahelp, with("result", "failure"));
+  mm.auth_success =
+      &m->get_counter("sluice_smtp_auth_total", ahelp, with_label(l, "result", "success"));
+  mm.auth_failure =
+      &m->get_counter("sluice_smtp_auth_total", ahelp, with_label(l, "result", "failure"));
   mm.bytes_received =
       &m->get_counter("sluice_smtp_received_bytes_total", "Bytes read from SMTP clients", l);
-  mm.timeouts = &m->get_counter("sluice_smtp_timeouts_total", "SMTP sessions timed out", l);
 }
-
-class smtp_listener final : public listener {
- public:
-  explicit smtp_listener(std::shared_ptr<server_state> st)
-      : st_(std::move(st)), acceptors_(st_->host.io(), st_->log) {}
-
-  void start() override {
-    acceptors_.bind(st_->cfg.listen);
-    acceptors_.start(transport_handlers(
-        [st = st_](std::unique_ptr<transport> t, asio::any_io_executor ex, peer_info peer) {
-          auto s = std::make_shared<session>(st, std::move(t), ex, std::move(peer));
-          asio::co_spawn(ex, s->run(), asio::detached);
-        }));
-    st_->log.info("listening", {{"endpoints", acceptors_.endpoints_text()},
-                                {"mode", st_->cfg.lmtp ? "lmtp" : "smtp"}});
-  }
-
-  std::vector<std::string> endpoints() const override { return acceptors_.endpoints(); }
-
-  void stop() override { acceptors_.stop(); }
-
- private:
-  std::shared_ptr<server_state> st_;
-  acceptor_set acceptors_;
-};
 
 }  // namespace
 
@@ -118,7 +83,10 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   } else if (services.names(chaos_service::kind).size() == 1) {
     st->chaos = services.get<chaos_service>();
   }
-  return std::make_shared<smtp_listener>(std::move(st));
+  auto listen = st->cfg.listen;
+  std::vector<log_field> fields{{"mode", st->cfg.lmtp ? "lmtp" : "smtp"}};
+  return std::make_shared<session_listener<session, server_state>>(std::move(st), std::move(listen),
+                                                                   std::move(fields));
 }
 
 }  // namespace sluice::smtp

@@ -10,7 +10,6 @@
 // after that nothing throws.
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,14 +24,14 @@
 #include "sluice/log.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/plugin.hpp"
+#include "sluice/session.hpp"
 
 namespace sluice::smtp {
 
-// Metric handles; any of them may be null when no metrics service is registered.
-struct smtp_metrics {
-  counter* connections = nullptr;
-  counter* connections_refused = nullptr;  // over max_connections or drain
-  gauge* sessions_active = nullptr;
+// Metric handles; any of them may be null when no metrics service is registered. The
+// connection ones (connections, connections_refused, sessions_active, timeouts) come from
+// the SDK's connection_metrics.
+struct smtp_metrics : connection_metrics {
   counter* messages_accepted = nullptr;
   counter* messages_rejected = nullptr;
   counter* messages_tempfail = nullptr;
@@ -42,22 +41,17 @@ struct smtp_metrics {
   counter* auth_success = nullptr;
   counter* auth_failure = nullptr;
   counter* bytes_received = nullptr;
-  counter* timeouts = nullptr;
 };
 
-struct server_state {
-  server_state(sluice::host& h, listener_context& l) : host(h), lctx(l) {}
-  sluice::host& host;
-  listener_context& lctx;
-  std::string name;  // listener instance name
-  sluice::logger log;
+// host, lctx, name, log, tls (null when tls.mode is off) and the open-connection count
+// come from the SDK's listener_state.
+struct server_state : listener_state {
+  using listener_state::listener_state;
   smtp::settings cfg;
-  std::shared_ptr<boost::asio::ssl::context> tls;  // null when tls.mode is off
-  std::shared_ptr<const sluice::htpasswd> users;   // null without auth.htpasswd
+  std::shared_ptr<const sluice::htpasswd> users;  // null without auth.htpasswd
   smtp_metrics metrics;
   std::shared_ptr<chaos_service> chaos;    // null: no chaos
   std::shared_ptr<sluice::events> events;  // null: no event bus (error events)
-  std::atomic<std::size_t> connections{0};
 };
 
 std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context& lctx);

@@ -6,9 +6,6 @@
 #include <unordered_set>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <boost/json/object.hpp>
@@ -28,7 +25,6 @@ using asio::awaitable;
 namespace {
 
 constexpr std::size_t read_chunk_size = 64 * 1024;
-constexpr auto final_write_grace = std::chrono::seconds(10);
 
 void inc(counter* c, double v = 1) {
   if (c) c->inc(v);
@@ -52,8 +48,8 @@ session::session(std::shared_ptr<server_state> st, std::unique_ptr<transport> t,
     : st_(std::move(st)),
       cfg_(st_->cfg),
       t_(std::move(t)),
-      ex_(ex),
-      timer_(ex),
+      life_(ex, *st_, st_->metrics, *t_,
+            {cfg_.idle_timeout, cfg_.session_timeout, cfg_.max_connections}),
       peer_(std::move(peer)),
       id_(make_message_id()),
       log_(st_->log.with({"session", id_})) {
@@ -66,50 +62,23 @@ session::~session() = default;
 
 awaitable<void> session::run() {
   auto self = shared_from_this();  // keeps the session alive until the coroutine ends
-  try {
-    co_await run_inner();
-  } catch (const std::exception& e) {
-    log_.error("session failed", {{"error", e.what()}});
-  } catch (...) {
-    log_.error("session failed", {{"error", "unknown exception"}});
-  }
+  co_await run_logging_failure(run_inner(), log_);
   finish();
 }
 
 awaitable<void> session::run_inner() {
-  started_ = std::chrono::steady_clock::now();
-  session_end_ = started_ + cfg_.session_timeout;
-  deadline_ = std::min(started_ + cfg_.idle_timeout, session_end_);
-  asio::co_spawn(
-      ex_, [self = shared_from_this()]() { return self->watchdog(); }, asio::detached);
-
-  counted_ = true;
-  std::size_t now_open = st_->connections.fetch_add(1) + 1;
-  inc(st_->metrics.connections);
-  if (st_->metrics.sessions_active) st_->metrics.sessions_active->add(1);
-
-  if (auto g = st_->lctx.drain_gate()) {
-    gate_holder_ = g->try_enter();
-    if (!gate_holder_) {
-      inc(st_->metrics.connections_refused);
+  using admission = session_lifecycle::admission;
+  switch (life_.begin({shared_from_this(), &life_}, log_, client_address_text())) {
+    case admission::admitted:
+      break;
+    case admission::draining:
       reply(421, "4.3.2", "Service shutting down");
       co_await flush();
       co_return;
-    }
-    // Runs on the thread that closes the gate: hop onto our strand.
-    drain_token_ = g->on_close([w = weak_from_this(), ex = ex_] {
-      asio::post(ex, [w] {
-        if (auto s = w.lock()) s->on_drain();
-      });
-    });
-  }
-  if (now_open > cfg_.max_connections) {
-    inc(st_->metrics.connections_refused);
-    log_.warn("connection refused: too many connections",
-              {{"client", client_address_text()}, {"limit", cfg_.max_connections}});
-    reply(421, "4.7.0", cfg_.hostname + " Too many connections, try again later");
-    co_await flush();
-    co_return;
+    case admission::too_many:
+      reply(421, "4.7.0", cfg_.hostname + " Too many connections, try again later");
+      co_await flush();
+      co_return;
   }
 
   if (cfg_.proxy_protocol) {
@@ -120,19 +89,13 @@ awaitable<void> session::run_inner() {
       {{"client", client_address_text()}, {"local", peer_.local_address}, {"listener", st_->name}});
 
   if (cfg_.tls == tls_mode::implicit) {
-    boost::system::error_code ec;
-    arm();
-    co_await t_->start_tls(*st_->tls, ec);
-    if (ec) {
-      log_.info("TLS handshake failed", {{"error", ec.message()}});
-      co_return;
-    }
+    if (!co_await life_.start_tls(*st_->tls, log_)) co_return;
   }
   greet();
 
   std::string line;
   while (!closing_) {
-    if (draining_) {
+    if (life_.draining()) {
       // Only reached between commands: a message in DATA or submit finished first.
       reply(421, "4.3.2", "Service shutting down");
       break;
@@ -144,9 +107,9 @@ awaitable<void> session::run_inner() {
       continue;
     }
     if (ls == line_status::need_more) {
-      waiting_for_command_ = true;
+      life_.set_idle(true);
       bool ok = co_await read_more();
-      waiting_for_command_ = false;
+      life_.set_idle(false);
       if (!ok) {
         co_await on_read_failure();
         co_return;
@@ -159,61 +122,14 @@ awaitable<void> session::run_inner() {
   co_await flush();
 }
 
-awaitable<void> session::watchdog() {
-  auto self = shared_from_this();
-  while (!closed_) {
-    timer_.expires_at(deadline_);
-    boost::system::error_code ec;
-    co_await timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (closed_) co_return;
-    auto now = std::chrono::steady_clock::now();
-    if (now < deadline_) continue;  // re-armed by I/O meanwhile
-    if (!timed_out_) {
-      // First expiry: abort the pending I/O; the session sends 421 within the grace time.
-      timed_out_ = true;
-      inc(st_->metrics.timeouts);
-      deadline_ = now + final_write_grace;
-      t_->cancel();
-    } else {
-      t_->close();  // the peer does not even read our 421
-      co_return;
-    }
-  }
-}
-
-void session::on_drain() {
-  if (closed_) return;
-  draining_ = true;
-  // An idle session is told now; a busy one (DATA, submit) finishes its message first and
-  // is told at the next command boundary.
-  if (waiting_for_command_) t_->cancel();
-}
-
 void session::finish() {
-  if (closed_) return;
-  closed_ = true;
-  timer_.cancel();
-  t_->close();
-  if (drain_token_ != 0) {
-    if (auto g = st_->lctx.drain_gate()) g->cancel(drain_token_);
-  }
-  if (counted_) {
-    st_->connections.fetch_sub(1);
-    if (st_->metrics.sessions_active) st_->metrics.sessions_active->add(-1);
-  }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  started_)
-                .count();
-  log_.info("session close", {{"messages", messages_}, {"errors", errors_}, {"duration_ms", ms}});
-  gate_holder_.release();
+  if (!life_.close()) return;
+  log_.info("session close",
+            {{"messages", messages_}, {"errors", errors_}, {"duration_ms", life_.elapsed_ms()}});
+  life_.leave();
 }
 
 // ---------------------------------------------------------------------------- I/O
-
-void session::arm() {
-  if (timed_out_) return;  // the grace deadline for the final 421 stands
-  deadline_ = std::min(std::chrono::steady_clock::now() + cfg_.idle_timeout, session_end_);
-}
 
 awaitable<bool> session::read_more() {
   if (!out_.empty()) {
@@ -227,9 +143,9 @@ awaitable<bool> session::read_more() {
   // A drain notice that arrived while we were flushing found no read to cancel: honour it
   // here, before blocking (on_drain runs on this session's executor, so this check and the
   // read below cannot interleave with it).
-  if (draining_ && waiting_for_command_) co_return false;
+  if (life_.draining() && life_.idle()) co_return false;
   char* room = in_.prepare(read_chunk_size);
-  arm();
+  life_.arm();
   boost::system::error_code ec;
   std::size_t n = co_await t_->read_some(asio::buffer(room, read_chunk_size), ec);
   in_.commit(n);
@@ -239,7 +155,7 @@ awaitable<bool> session::read_more() {
 }
 
 awaitable<void> session::flush() {
-  if (out_.empty() || closed_) co_return;
+  if (out_.empty() || life_.closed()) co_return;
   if (cfg_.transcript) {
     std::string_view o = out_;
     while (!o.empty()) {
@@ -249,7 +165,7 @@ awaitable<void> session::flush() {
       o.remove_prefix(nl + 2);
     }
   }
-  arm();
+  life_.arm();
   boost::system::error_code ec;
   std::string out = std::move(out_);
   out_.clear();
@@ -260,14 +176,14 @@ awaitable<void> session::flush() {
 awaitable<void> session::on_read_failure() {
   closing_ = true;
   out_.clear();
-  if (timed_out_) {
-    bool total = std::chrono::steady_clock::now() >= session_end_;
+  if (life_.timed_out()) {
+    bool total = life_.session_time_exceeded();
     log_.info(total ? "session time limit exceeded" : "idle timeout");
     reply(421, "4.4.2",
           cfg_.hostname +
               (total ? " Error: session time limit exceeded" : " Error: timeout exceeded"));
     co_await flush();
-  } else if (draining_) {
+  } else if (life_.draining()) {
     reply(421, "4.3.2", "Service shutting down");
     co_await flush();
   }
@@ -348,6 +264,11 @@ void session::greet() {
             (cfg_.label.empty() ? std::string() : " (" + cfg_.label + ")") + " ready");
 }
 
+void session::refuse(int code, std::string_view enhanced, std::string_view text) {
+  reply(code, enhanced, text);
+  count_error();
+}
+
 bool session::count_error() {
   ++errors_;
   if (errors_ >= cfg_.max_errors) {
@@ -367,7 +288,7 @@ awaitable<bool> session::read_proxy_header() {
     co_return false;
   }
   auto limit = std::chrono::steady_clock::now() + cfg_.proxy_timeout;
-  session_end_ = std::min(session_end_, limit);  // restored below once the header is in
+  life_.limit_session_end(limit);  // restored below once the header is in
   while (true) {
     proxy_header h;
     std::size_t consumed = 0;
@@ -376,7 +297,7 @@ awaitable<bool> session::read_proxy_header() {
     parse_status ps = parse_proxy(avail, h, consumed, error);
     if (ps == parse_status::complete) {
       in_pos_ += consumed;
-      session_end_ = started_ + cfg_.session_timeout;
+      life_.restore_session_end();
       if (!h.local) {
         boost::system::error_code ec;
         auto addr = asio::ip::make_address(h.src_addr, ec);
@@ -495,8 +416,7 @@ awaitable<void> session::dispatch(const std::string& line) {
       case verb::bdat:
         break;  // answered with 530 in cmd_bdat, after its chunk was read
       default:
-        reply(530, "5.7.0", "Must issue a STARTTLS command first");
-        count_error();
+        refuse(530, "5.7.0", "Must issue a STARTTLS command first");
         co_return;
     }
   }
@@ -521,8 +441,7 @@ awaitable<void> session::dispatch(const std::string& line) {
       break;
     case verb::rset:
       if (!c.args.empty()) {
-        reply(501, "5.5.4", "Syntax: RSET");
-        count_error();
+        refuse(501, "5.5.4", "Syntax: RSET");
         break;
       }
       reset_transaction();
@@ -537,8 +456,7 @@ awaitable<void> session::dispatch(const std::string& line) {
       break;
     case verb::vrfy:
       if (c.args.empty()) {
-        reply(501, "5.5.4", "Syntax: VRFY address");
-        count_error();
+        refuse(501, "5.5.4", "Syntax: VRFY address");
         break;
       }
       reply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
@@ -560,17 +478,15 @@ awaitable<void> session::dispatch(const std::string& line) {
       cmd_xclient(c);
       break;
     case verb::unknown:
-      reply(500, "5.5.1", "Error: command not recognized");
-      count_error();
+      refuse(500, "5.5.1", "Error: command not recognized");
       break;
   }
 }
 
 void session::cmd_hello(const command& c) {
   if (c.args.empty()) {
-    reply(501, "5.5.4",
-          std::string("Syntax: ") + (c.verb == verb::helo ? "HELO" : "EHLO") + " hostname");
-    count_error();
+    refuse(501, "5.5.4",
+           std::string("Syntax: ") + (c.verb == verb::helo ? "HELO" : "EHLO") + " hostname");
     return;
   }
   reset_transaction();
@@ -603,55 +519,59 @@ void session::cmd_hello(const command& c) {
   reply_lines(250, lines);
 }
 
+bool session::take_path(const command& c, bool mail, path_args& pa) {
+  switch (parse_path(c.args, mail ? "FROM" : "TO", pa)) {
+    case path_status::ok:
+      return true;
+    case path_status::missing_keyword:
+      refuse(501, "5.5.4", mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>");
+      break;
+    case path_status::bad_address:
+      refuse_path_address(mail);
+      break;
+    case path_status::bad_params:
+    case path_status::too_many_params:
+      refuse(501, "5.5.4", mail ? "Bad MAIL parameters" : "Bad RCPT parameters");
+      break;
+  }
+  return false;
+}
+
+void session::refuse_path_address(bool mail) {
+  if (mail)
+    refuse(501, "5.1.7", "Bad sender address syntax");
+  else
+    refuse(501, "5.1.3", "Bad recipient address syntax");
+}
+
 void session::cmd_mail(const command& c) {
   if (!hello_done_) {
-    reply(503, "5.5.1", "Error: send HELO/EHLO first");
-    count_error();
+    refuse(503, "5.5.1", "Error: send HELO/EHLO first");
     return;
   }
   if (in_transaction()) {
-    reply(503, "5.5.1", "Error: nested MAIL command");
-    count_error();
+    refuse(503, "5.5.1", "Error: nested MAIL command");
     return;
   }
   if (cfg_.auth == auth_mode::required && auth_user_.empty()) {
-    reply(530, "5.7.0", "Authentication required");
-    count_error();
+    refuse(530, "5.7.0", "Authentication required");
     return;
   }
   path_args pa;
-  switch (parse_path(c.args, "FROM", pa)) {
-    case path_status::ok:
-      break;
-    case path_status::missing_keyword:
-      reply(501, "5.5.4", "Syntax: MAIL FROM:<address>");
-      count_error();
-      return;
-    case path_status::bad_address:
-      reply(501, "5.1.7", "Bad sender address syntax");
-      count_error();
-      return;
-    case path_status::bad_params:
-    case path_status::too_many_params:
-      reply(501, "5.5.4", "Bad MAIL parameters");
-      count_error();
-      return;
-  }
+  if (!take_path(c, true, pa)) return;
   bool utf8 = false;
   std::vector<std::pair<std::string, std::string>> params;
   for (std::size_t i = 0; i < pa.param_count; ++i) {
     const esmtp_param& p = pa.params[i];
     if (!esmtp_) {
-      reply(555, "5.5.4", "MAIL parameters need EHLO");
-      count_error();
+      refuse(555, "5.5.4", "MAIL parameters need EHLO");
       return;
     }
     if (iequals(p.keyword, "SIZE")) {
       std::uint64_t size = 0;
       auto [ptr, ec] = std::from_chars(p.value.data(), p.value.data() + p.value.size(), size);
       if (!p.has_value || ec != std::errc() || ptr != p.value.data() + p.value.size()) {
-        reply(501, "5.5.4", "Bad SIZE parameter");
-        count_error();
+        refuse(501, "5.5.4", "Bad SIZE parameter");
         return;
       }
       if (size > cfg_.max_message_size) {
@@ -660,34 +580,29 @@ void session::cmd_mail(const command& c) {
       }
     } else if (iequals(p.keyword, "BODY")) {
       if (!iequals(p.value, "7BIT") && !iequals(p.value, "8BITMIME")) {
-        reply(501, "5.5.4", "Unsupported BODY type");
-        count_error();
+        refuse(501, "5.5.4", "Unsupported BODY type");
         return;
       }
     } else if (iequals(p.keyword, "SMTPUTF8")) {
       if (p.has_value) {
-        reply(501, "5.5.4", "SMTPUTF8 takes no value");
-        count_error();
+        refuse(501, "5.5.4", "SMTPUTF8 takes no value");
         return;
       }
       utf8 = true;
     } else if (iequals(p.keyword, "AUTH") && cfg_.auth != auth_mode::off) {
       // RFC 4954 §5: accepted and not propagated (we do not relay).
     } else {
-      reply(555, "5.5.4", "Unsupported option: " + std::string(p.keyword));
-      count_error();
+      refuse(555, "5.5.4", "Unsupported option: " + std::string(p.keyword));
       return;
     }
     params.emplace_back(std::string(p.keyword), std::string(p.value));
   }
   if (pa.has_8bit && !utf8) {
-    reply(553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
-    count_error();
+    refuse(553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
     return;
   }
   if (!pa.null_path && !valid_mailbox(pa.address, false)) {
-    reply(501, "5.1.7", "Bad sender address syntax");
-    count_error();
+    refuse_path_address(true);
     return;
   }
   if (chaos_fired(chaos_service::point::sender)) return;
@@ -699,46 +614,25 @@ void session::cmd_mail(const command& c) {
 
 void session::cmd_rcpt(const command& c) {
   if (!in_transaction()) {
-    reply(503, "5.5.1", "Error: need MAIL command");
-    count_error();
+    refuse(503, "5.5.1", "Error: need MAIL command");
     return;
   }
   if (bdat_started_) {
-    reply(503, "5.5.1", "Error: RCPT after BDAT");
-    count_error();
+    refuse(503, "5.5.1", "Error: RCPT after BDAT");
     return;
   }
   path_args pa;
-  switch (parse_path(c.args, "TO", pa)) {
-    case path_status::ok:
-      break;
-    case path_status::missing_keyword:
-      reply(501, "5.5.4", "Syntax: RCPT TO:<address>");
-      count_error();
-      return;
-    case path_status::bad_address:
-      reply(501, "5.1.3", "Bad recipient address syntax");
-      count_error();
-      return;
-    case path_status::bad_params:
-    case path_status::too_many_params:
-      reply(501, "5.5.4", "Bad RCPT parameters");
-      count_error();
-      return;
-  }
+  if (!take_path(c, false, pa)) return;
   if (pa.null_path || !valid_mailbox(pa.address, true)) {
-    reply(501, "5.1.3", "Bad recipient address syntax");
-    count_error();
+    refuse_path_address(false);
     return;
   }
   if (pa.param_count > 0) {
-    reply(555, "5.5.4", "Unsupported option: " + std::string(pa.params[0].keyword));
-    count_error();
+    refuse(555, "5.5.4", "Unsupported option: " + std::string(pa.params[0].keyword));
     return;
   }
   if (pa.has_8bit && !smtputf8_) {
-    reply(553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8");
-    count_error();
+    refuse(553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8");
     return;
   }
   if (!cfg_.allowed_recipients.empty() &&
@@ -784,23 +678,19 @@ void session::reply_message_too_big() {
 
 awaitable<void> session::cmd_data(const command& c) {
   if (!c.args.empty()) {
-    reply(501, "5.5.4", "Syntax: DATA");
-    count_error();
+    refuse(501, "5.5.4", "Syntax: DATA");
     co_return;
   }
   if (!in_transaction()) {
-    reply(503, "5.5.1", "Error: need MAIL command");
-    count_error();
+    refuse(503, "5.5.1", "Error: need MAIL command");
     co_return;
   }
   if (bdat_started_) {
-    reply(503, "5.5.1", "Error: DATA after BDAT");
-    count_error();
+    refuse(503, "5.5.1", "Error: DATA after BDAT");
     co_return;
   }
   if (rcpts_.empty() && dropped_rcpts_ == 0) {
-    reply(503, "5.5.1", "Error: need RCPT command");
-    count_error();
+    refuse(503, "5.5.1", "Error: need RCPT command");
     co_return;
   }
   reply(354, "", "End data with <CR><LF>.<CR><LF>");
@@ -886,29 +776,28 @@ awaitable<void> session::cmd_bdat(const command& c) {
   bdat_args ba;
   if (!parse_bdat(c.args, ba)) {
     // Without a size we cannot find the end of the chunk; what follows is read as commands.
-    reply(501, "5.5.4", "Syntax: BDAT size [LAST]");
-    count_error();
+    refuse(501, "5.5.4", "Syntax: BDAT size [LAST]");
     co_return;
   }
   // Every refusal below still consumes the chunk (RFC 3030 §4.2), so the stream stays in step.
-  auto refuse = [&](int code, std::string_view enh, std::string_view text) -> awaitable<void> {
+  auto skip_and_refuse = [&](int code, std::string_view enh,
+                             std::string_view text) -> awaitable<void> {
     if (!co_await read_chunk(ba.size, false)) {
       co_await on_read_failure();
       co_return;
     }
-    reply(code, enh, text);
-    count_error();
+    refuse(code, enh, text);
   };
   if (tls_required_now()) {
-    co_await refuse(530, "5.7.0", "Must issue a STARTTLS command first");
+    co_await skip_and_refuse(530, "5.7.0", "Must issue a STARTTLS command first");
     co_return;
   }
   if (!in_transaction()) {
-    co_await refuse(503, "5.5.1", "Error: need MAIL command");
+    co_await skip_and_refuse(503, "5.5.1", "Error: need MAIL command");
     co_return;
   }
   if (rcpts_.empty() && dropped_rcpts_ == 0) {
-    co_await refuse(503, "5.5.1", "Error: need RCPT command");
+    co_await skip_and_refuse(503, "5.5.1", "Error: need RCPT command");
     co_return;
   }
   if (!bdat_started_) {
@@ -946,18 +835,15 @@ awaitable<void> session::cmd_bdat(const command& c) {
 
 awaitable<void> session::cmd_starttls(const command& c) {
   if (cfg_.tls != tls_mode::starttls && cfg_.tls != tls_mode::starttls_required) {
-    reply(502, "5.5.1", "STARTTLS not available");
-    count_error();
+    refuse(502, "5.5.1", "STARTTLS not available");
     co_return;
   }
   if (t_->is_tls()) {
-    reply(503, "5.5.1", "TLS already active");
-    count_error();
+    refuse(503, "5.5.1", "TLS already active");
     co_return;
   }
   if (!c.args.empty()) {
-    reply(501, "5.5.4", "Syntax: STARTTLS");
-    count_error();
+    refuse(501, "5.5.4", "Syntax: STARTTLS");
     co_return;
   }
   reply(220, "2.0.0", "Ready to start TLS");
@@ -968,11 +854,7 @@ awaitable<void> session::cmd_starttls(const command& c) {
   in_.clear();
   in_pos_ = 0;
   skipping_long_line_ = false;
-  boost::system::error_code ec;
-  arm();
-  co_await t_->start_tls(*st_->tls, ec);
-  if (ec) {
-    log_.info("TLS handshake failed", {{"error", ec.message()}});
+  if (!co_await life_.start_tls(*st_->tls, log_)) {
     closing_ = true;
     co_return;
   }
@@ -1039,29 +921,24 @@ void session::auth_failed(std::string_view mech) {
   inc(st_->metrics.auth_failure);
   // The user name is logged, never what was offered as a password.
   log_.info("authentication failed", {{"mechanism", mech}});
-  reply(535, "5.7.8", "Authentication credentials invalid");
-  count_error();
+  refuse(535, "5.7.8", "Authentication credentials invalid");
 }
 
 awaitable<void> session::cmd_auth(const command& c) {
   if (cfg_.auth == auth_mode::off) {
-    reply(502, "5.5.1", "AUTH not available");
-    count_error();
+    refuse(502, "5.5.1", "AUTH not available");
     co_return;
   }
   if (!hello_done_ || !esmtp_) {
-    reply(503, "5.5.1", "Error: send EHLO first");
-    count_error();
+    refuse(503, "5.5.1", "Error: send EHLO first");
     co_return;
   }
   if (!auth_user_.empty()) {
-    reply(503, "5.5.1", "Error: already authenticated");
-    count_error();
+    refuse(503, "5.5.1", "Error: already authenticated");
     co_return;
   }
   if (in_transaction()) {
-    reply(503, "5.5.1", "Error: AUTH not permitted during a mail transaction");
-    count_error();
+    refuse(503, "5.5.1", "Error: AUTH not permitted during a mail transaction");
     co_return;
   }
   if (chaos_fired(chaos_service::point::authentication)) co_return;
@@ -1084,18 +961,15 @@ awaitable<void> session::cmd_auth(const command& c) {
   else if (iequals(mech, "CRAM-MD5") && cfg_.mech_cram_md5)
     which = m::cram;
   else {
-    reply(504, "5.5.4", "Unrecognized authentication mechanism");
-    count_error();
+    refuse(504, "5.5.4", "Unrecognized authentication mechanism");
     co_return;
   }
   if (which != m::cram && !clear_ok) {
-    reply(538, "5.7.11", "Encryption required for requested authentication mechanism");
-    count_error();
+    refuse(538, "5.7.11", "Encryption required for requested authentication mechanism");
     co_return;
   }
   if (which == m::cram && has_initial) {
-    reply(501, "5.5.4", "CRAM-MD5 takes no initial response");
-    count_error();
+    refuse(501, "5.5.4", "CRAM-MD5 takes no initial response");
     co_return;
   }
   std::string initial_decoded;
@@ -1109,8 +983,7 @@ awaitable<void> session::cmd_auth(const command& c) {
     } else {
       auto d = base64_decode(initial, base64_padding::optional);
       if (!d) {
-        reply(501, "5.5.2", "Cannot decode response");
-        count_error();
+        refuse(501, "5.5.2", "Cannot decode response");
         co_return;
       }
       initial_decoded = std::move(*d);
@@ -1207,20 +1080,17 @@ awaitable<void> session::cmd_auth(const command& c) {
 
 void session::cmd_xclient(const command& c) {
   if (!xclient_allowed()) {
-    reply(550, "5.7.0", "Error: insufficient authorization");
-    count_error();
+    refuse(550, "5.7.0", "Error: insufficient authorization");
     return;
   }
   if (in_transaction()) {
-    reply(503, "5.5.1", "Error: MAIL transaction in progress");
-    count_error();
+    refuse(503, "5.5.1", "Error: MAIL transaction in progress");
     return;
   }
   xclient_attrs attrs;
   std::string error;
   if (!parse_xclient(c.args, attrs, error)) {
-    reply(501, "5.5.4", "Bad XCLIENT syntax: " + sanitize_reply_text(error));
-    count_error();
+    refuse(501, "5.5.4", "Bad XCLIENT syntax: " + sanitize_reply_text(error));
     return;
   }
   if (attrs.addr) {
@@ -1232,8 +1102,7 @@ void session::cmd_xclient(const command& c) {
       boost::system::error_code ec;
       auto ip = asio::ip::make_address(a, ec);
       if (ec) {
-        reply(501, "5.5.4", "Bad XCLIENT ADDR");
-        count_error();
+        refuse(501, "5.5.4", "Bad XCLIENT ADDR");
         return;
       }
       client_ip_ = ip;

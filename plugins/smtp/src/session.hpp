@@ -2,7 +2,8 @@
 // 2034, 2920, 3030, 3207, 4954, 6152, 6531; Postfix XCLIENT; HAProxy PROXY v1/v2).
 //
 // A session is a coroutine on its own strand, plus a watchdog coroutine on the same strand
-// that enforces the idle and total timeouts by cancelling the transport. Everything in a
+// that enforces the idle and total timeouts by cancelling the transport (the SDK's
+// session_lifecycle, which also counts the connection and holds the drain gate). Everything in a
 // session runs on that strand; the only cross-thread entry is the drain gate's on_close
 // callback, which posts to it. The session holds the drain gate for its whole life, the
 // server_state by shared_ptr, and itself (shared_from_this) in both coroutines.
@@ -23,12 +24,12 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "command.hpp"
 #include "server.hpp"
 #include "sluice/acceptor.hpp"
 #include "sluice/message.hpp"
+#include "sluice/session.hpp"
 #include "sluice/transport.hpp"
 
 namespace sluice::smtp {
@@ -81,18 +82,17 @@ class session : public std::enable_shared_from_this<session> {
   enum class line_status : std::uint8_t { got, need_more, too_long };
 
   boost::asio::awaitable<void> run_inner();
-  boost::asio::awaitable<void> watchdog();
-  void on_drain();
   void finish();
 
   // I/O. read_more() first flushes pending replies (the pipelining rule: replies go out in
   // one write when the input is drained or before we block).
-  void arm();
   boost::asio::awaitable<bool> read_more();
   boost::asio::awaitable<void> flush();
   boost::asio::awaitable<void> on_read_failure();
   line_status take_line(std::string& line);
   void reply(int code, std::string_view enhanced, std::string_view text);
+  // reply(), counted as a client error (count_error(): the session may end after it).
+  void refuse(int code, std::string_view enhanced, std::string_view text);
   void reply_lines(int code, const std::vector<std::string>& lines);
   void greet();
   bool count_error();  // true when the session must end (too many errors)
@@ -101,6 +101,11 @@ class session : public std::enable_shared_from_this<session> {
   boost::asio::awaitable<void> dispatch(const std::string& line);
 
   void cmd_hello(const command& c);
+  // The path of MAIL FROM (mail) or RCPT TO into pa; false once a malformed one was
+  // refused (501, counted as an error).
+  bool take_path(const command& c, bool mail, path_args& pa);
+  // 501 for a bad sender (mail) or recipient address, counted as an error.
+  void refuse_path_address(bool mail);
   void cmd_mail(const command& c);
   void cmd_rcpt(const command& c);
   boost::asio::awaitable<void> cmd_data(const command& c);
@@ -134,8 +139,8 @@ class session : public std::enable_shared_from_this<session> {
   std::shared_ptr<server_state> st_;
   const settings& cfg_;
   std::unique_ptr<transport> t_;
-  boost::asio::any_io_executor ex_;
-  boost::asio::steady_timer timer_;
+  // Deadlines and watchdog, connection slot, drain gate (references *st_ and *t_).
+  sluice::session_lifecycle life_;
   peer_info peer_;
   std::string id_;
   sluice::logger log_;
@@ -146,18 +151,7 @@ class session : public std::enable_shared_from_this<session> {
   std::string out_;
   bool skipping_long_line_ = false;
 
-  gate::holder gate_holder_;
-  std::uint64_t drain_token_ = 0;
-  bool counted_ = false;
-
-  std::chrono::steady_clock::time_point started_;
-  std::chrono::steady_clock::time_point session_end_;
-  std::chrono::steady_clock::time_point deadline_;
-  bool waiting_for_command_ = false;
-  bool draining_ = false;
-  bool timed_out_ = false;
   bool closing_ = false;
-  bool closed_ = false;
   bool auth_exchange_ = false;  // redact transcript lines
   unsigned errors_ = 0;
   unsigned messages_ = 0;

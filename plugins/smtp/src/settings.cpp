@@ -73,18 +73,10 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   auto resolve = [&](const std::string& p) { return resolve_config_path(config_dir, p); };
 
   if (auto tls = cfg.find("tls")) {
-    std::string mode = tls->get_string("mode", "off");
-    if (mode == "off")
-      s.tls = tls_mode::off;
-    else if (mode == "starttls")
-      s.tls = tls_mode::starttls;
-    else if (mode == "starttls-required")
-      s.tls = tls_mode::starttls_required;
-    else if (mode == "implicit")
-      s.tls = tls_mode::implicit;
-    else
-      tls->at("mode").fail("expected off, starttls, starttls-required or implicit");
-    parse_tls_files(*tls, mode, s.tls != tls_mode::off, config_dir, s.tls_cert, s.tls_key);
+    static constexpr tls_mode modes[] = {tls_mode::off, tls_mode::starttls,
+                                         tls_mode::starttls_required, tls_mode::implicit};
+    s.tls = modes[parse_tls_block(*tls, {"off", "starttls", "starttls-required", "implicit"},
+                                  config_dir, s.tls_cert, s.tls_key)];
   }
 
   if (auto auth = cfg.find("auth")) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,6 +61,15 @@ std::filesystem::path resolve_config_path(const std::filesystem::path& config_di
 void parse_tls_files(const config_node& tls, std::string_view mode, bool enabled,
                      const std::filesystem::path& config_dir, std::filesystem::path& cert,
                      std::filesystem::path& key);
+
+// A listener's `tls` block: its `mode`, one of `modes` (the first, TLS off, is the default
+// when the key is absent), and its cert/key pair through parse_tls_files (required unless
+// the mode is the first). Returns the index of the mode in `modes`. Throws config_error at
+// tls.mode for any other mode ("expected off, starttls or implicit", listing `modes`), and
+// as parse_tls_files does. `modes` must not be empty.
+std::size_t parse_tls_block(const config_node& tls, std::initializer_list<std::string_view> modes,
+                            const std::filesystem::path& config_dir, std::filesystem::path& cert,
+                            std::filesystem::path& key);
 
 // Before binding a unix socket: refuses a path that is not a socket or that a live server
 // answers on (config_error), removes a stale socket file (std::system_error if it cannot).
