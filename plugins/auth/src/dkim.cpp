@@ -7,7 +7,6 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <limits>
 #include <map>
@@ -20,6 +19,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "sluice/base64.hpp"
 #include "sluice/host.hpp"
 
 namespace sluice::auth::dkim {
@@ -73,48 +73,10 @@ std::vector<std::string> split_list(std::string_view s, char sep) {
   return out;
 }
 
-// RFC 4648 base64, whitespace ignored (the values may be folded). Padding is optional only
-// at the very end; anything else is an error.
-std::optional<std::string> base64_decode(std::string_view in) {
-  static const auto table = [] {
-    std::array<int, 256> t{};
-    t.fill(-1);
-    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i)
-      t[static_cast<unsigned char>(a[i])] = i;
-    return t;
-  }();
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  int pad = 0;
-  for (char c : in) {
-    if (fws(c)) continue;
-    if (c == '=') {
-      ++pad;
-      continue;
-    }
-    if (pad) return std::nullopt;  // data after padding
-    int v = table[static_cast<unsigned char>(c)];
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  if (pad > 2 || bits >= 6) return std::nullopt;
-  return out;
-}
-
-std::string base64_encode(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
+// A base64 tag value (b=, bh=, p=): RFC 6376 §3.5 lets FWS fold it anywhere and its ABNF
+// takes zero to two trailing '=' without checking that they fit the data.
+std::optional<std::string> decode_tag_base64(std::string_view v) {
+  return sluice::base64_decode(strip_fws(v), base64_padding::unchecked);
 }
 
 // A DNS name as DKIM uses it for d= and s= (RFC 6376 §3.5: sub-domain; underscores are
@@ -409,8 +371,8 @@ void parse_signature(candidate& c, const header_field& f, const verify_options& 
   if (c.out.timestamp && c.out.expiration && *c.out.expiration < *c.out.timestamp) {
     return finish(c, result::permerror, "x= is earlier than t=");
   }
-  auto bh = base64_decode(*get("bh"));
-  auto b = base64_decode(*get("b"));
+  auto bh = decode_tag_base64(*get("bh"));
+  auto b = decode_tag_base64(*get("b"));
   if (!bh || bh->empty()) return finish(c, result::permerror, "malformed bh=");
   if (!b || b->empty()) return finish(c, result::permerror, "malformed b=");
   c.bh = *bh, c.b = *b;
@@ -467,7 +429,7 @@ void apply_key_record(candidate& c, const std::string& record, unsigned min_rsa_
   if (p == t.end()) return finish(c, result::permerror, "key record has no p=");
   std::string pv = strip_fws(p->second);
   if (pv.empty()) return finish(c, result::permerror, "key revoked (empty p=)");
-  auto der = base64_decode(pv);
+  auto der = decode_tag_base64(pv);
   if (!der || der->empty()) return finish(c, result::permerror, "malformed key p=");
   const auto* bytes = reinterpret_cast<const unsigned char*>(der->data());
   if (c.kt == key_type::ed25519) {
