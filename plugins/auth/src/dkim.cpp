@@ -21,6 +21,7 @@
 
 #include "sluice/base64.hpp"
 #include "sluice/host.hpp"
+#include "sluice/text.hpp"
 
 namespace sluice::auth::dkim {
 namespace {
@@ -30,20 +31,6 @@ bool wsp(char c) {
 }
 bool fws(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 std::string_view trim_fws(std::string_view s) {
@@ -91,7 +78,7 @@ bool valid_name(std::string& s) {
       if (!(std::isalnum(u) || c == '-' || c == '_' || u >= 0x80)) return false;
     }
   }
-  s = lower(s);
+  s = to_lower_ascii(s);
   return true;
 }
 
@@ -169,7 +156,7 @@ std::string signed_headers_data(const std::vector<header_field>& fields,
   std::string data;
   std::map<std::string, std::size_t> next;  // lower name → fields searched below this index
   for (const auto& n : names) {
-    std::string key = lower(n);
+    std::string key = to_lower_ascii(n);
     auto it = next.try_emplace(key, fields.size()).first;
     std::size_t i = it->second;
     bool found = false;
@@ -296,9 +283,9 @@ void parse_signature(candidate& c, const header_field& f, const verify_options& 
     auto it = t.find(k);
     return it == t.end() ? nullptr : &it->second;
   };
-  if (auto* d = get("d")) c.out.domain = lower(*d);
-  if (auto* s = get("s")) c.out.selector = lower(*s);
-  if (auto* a = get("a")) c.out.algorithm = lower(*a);
+  if (auto* d = get("d")) c.out.domain = to_lower_ascii(*d);
+  if (auto* s = get("s")) c.out.selector = to_lower_ascii(*s);
+  if (auto* a = get("a")) c.out.algorithm = to_lower_ascii(*a);
   if (auto* b = get("b")) c.out.b_prefix = strip_fws(*b).substr(0, 12);
   for (const char* req : {"v", "a", "b", "bh", "d", "h", "s"}) {
     if (!get(req)) return finish(c, result::permerror, std::string("missing tag ") + req + "=");
@@ -314,7 +301,7 @@ void parse_signature(candidate& c, const header_field& f, const verify_options& 
   } else {
     return finish(c, result::neutral, "unsupported algorithm a=" + a);
   }
-  std::string cv = lower(get("c") ? strip_fws(*get("c")) : std::string("simple/simple"));
+  std::string cv = to_lower_ascii(get("c") ? strip_fws(*get("c")) : std::string("simple/simple"));
   std::size_t slash = cv.find('/');
   auto hc = parse_canon(cv.substr(0, slash));
   auto bc = slash == std::string::npos ? std::optional<canon>(canon::simple)
@@ -335,7 +322,7 @@ void parse_signature(candidate& c, const header_field& f, const verify_options& 
     std::string id = strip_fws(*i);
     std::size_t at = id.rfind('@');
     if (at == std::string::npos) return finish(c, result::permerror, "i= has no @");
-    std::string idom = lower(id.substr(at + 1));
+    std::string idom = to_lower_ascii(id.substr(at + 1));
     if (idom != c.out.domain &&
         !(idom.size() > c.out.domain.size() && idom.ends_with("." + c.out.domain))) {
       return finish(c, result::permerror, "i= domain is not d= or a subdomain of it");
@@ -402,7 +389,7 @@ void apply_key_record(candidate& c, const std::string& record, unsigned min_rsa_
       if (iequals(h, c.h == hash_alg::sha1 ? "sha1" : "sha256")) ok = true;
     if (!ok) return finish(c, result::permerror, "key h= does not allow the signature's hash");
   }
-  std::string k = t.count("k") ? lower(strip_fws(t["k"])) : "rsa";
+  std::string k = t.count("k") ? to_lower_ascii(strip_fws(t["k"])) : "rsa";
   if (k != "rsa" && k != "ed25519") return finish(c, result::permerror, "unknown key type k=" + k);
   if ((k == "rsa") != (c.kt == key_type::rsa)) {
     return finish(c, result::permerror, "key type k=" + k + " does not match a=");
@@ -418,7 +405,7 @@ void apply_key_record(candidate& c, const std::string& record, unsigned min_rsa_
       if (iequals(f, "y")) c.out.testing = true;
       if (iequals(f, "s")) {
         std::string id = c.out.identity;
-        std::string idom = lower(id.substr(id.rfind('@') + 1));
+        std::string idom = to_lower_ascii(id.substr(id.rfind('@') + 1));
         if (idom != c.out.domain) {
           return finish(c, result::permerror, "key t=s forbids the subdomain in i=");
         }
@@ -542,7 +529,7 @@ std::string canon_header(const header_field& f, canon c) {
     return r;
   }
   std::size_t colon = f.text.find(':');
-  std::string r = lower(f.name);
+  std::string r = to_lower_ascii(f.name);
   r += ':';
   std::string_view v =
       colon == std::string::npos ? std::string_view{} : std::string_view(f.text).substr(colon + 1);
