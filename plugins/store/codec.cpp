@@ -696,21 +696,7 @@ std::error_code frame_file::append(std::string_view bytes) {
 
 std::size_t frame_file::read(std::uint64_t offset, std::span<char> out,
                              std::error_code& ec) const noexcept {
-  ec.clear();
-  if (offset >= size_) return 0;
-  const std::size_t want = std::min<std::uint64_t>(out.size(), size_ - offset);
-  std::size_t done = 0;
-  while (done < want) {
-    ssize_t n = ::pread(fd_, out.data() + done, want - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ec = std::error_code(errno, std::generic_category());
-      return done;
-    }
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  return done;
+  return read_file_at(fd_, size_, offset, out, ec);
 }
 
 std::uint64_t prepared_message::stored_size() const noexcept {
