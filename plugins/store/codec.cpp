@@ -1,6 +1,7 @@
 // codec.cpp — row preparation, header summary, RFC 2047, zstd (see codec.hpp).
 #include "codec.hpp"
 
+#include "sluice/base64.hpp"
 #include "sluice/message_json.hpp"
 #include "sluice/text.hpp"
 
@@ -37,31 +38,6 @@ int hex_value(char c) {
   return -1;
 }
 
-bool base64_decode(std::string_view in, std::string& out) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  unsigned acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    int v = val(c);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  return true;
-}
-
 void append_utf8(std::string& out, unsigned cp) {
   if (cp < 0x80) {
     out.push_back(static_cast<char>(cp));
@@ -91,7 +67,8 @@ bool decode_word(std::string_view charset, char enc, std::string_view text, std:
   if (!utf8 && !latin1) return false;
   std::string bytes;
   if (enc == 'B' || enc == 'b') {
-    if (!base64_decode(text, bytes)) return false;
+    // A byte outside the alphabet before the padding makes the word undecodable here.
+    if (sluice::base64_decode_lenient(text, bytes) != 0) return false;
   } else if (enc == 'Q' || enc == 'q') {
     for (std::size_t i = 0; i < text.size(); ++i) {
       char c = text[i];
@@ -719,21 +696,7 @@ std::error_code frame_file::append(std::string_view bytes) {
 
 std::size_t frame_file::read(std::uint64_t offset, std::span<char> out,
                              std::error_code& ec) const noexcept {
-  ec.clear();
-  if (offset >= size_) return 0;
-  const std::size_t want = std::min<std::uint64_t>(out.size(), size_ - offset);
-  std::size_t done = 0;
-  while (done < want) {
-    ssize_t n = ::pread(fd_, out.data() + done, want - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ec = std::error_code(errno, std::generic_category());
-      return done;
-    }
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  return done;
+  return read_file_at(fd_, size_, offset, out, ec);
 }
 
 std::uint64_t prepared_message::stored_size() const noexcept {
@@ -833,31 +796,7 @@ std::string decode_transfer(std::string_view encoding, std::string_view data) {
   const std::string enc = to_lower_ascii(trim(encoding));
   std::string out;
   if (enc == "base64") {
-    out.reserve(data.size() / 4 * 3 + 3);
-    unsigned acc = 0;
-    int bits = 0;
-    for (char c : data) {
-      int v = -1;
-      if (c >= 'A' && c <= 'Z')
-        v = c - 'A';
-      else if (c >= 'a' && c <= 'z')
-        v = c - 'a' + 26;
-      else if (c >= '0' && c <= '9')
-        v = c - '0' + 52;
-      else if (c == '+')
-        v = 62;
-      else if (c == '/')
-        v = 63;
-      else if (c == '=')
-        break;              // padding ends the data
-      if (v < 0) continue;  // line breaks, white space, junk (RFC 2045 §6.8)
-      acc = (acc << 6) | static_cast<unsigned>(v);
-      bits += 6;
-      if (bits >= 8) {
-        bits -= 8;
-        out.push_back(static_cast<char>((acc >> bits) & 0xff));
-      }
-    }
+    sluice::base64_decode_lenient(data, out);  // skips line breaks and junk (RFC 2045 §6.8)
     return out;
   }
   if (enc == "quoted-printable") {

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "sluice/listen.hpp"
+
 namespace sluice::store {
 
 int parse_compression(const config_node& node) {
@@ -26,9 +28,9 @@ int parse_compression(const config_node& node) {
 
 store_options parse_store_options(const config_node& cfg, const host& h) {
   store_options o;
-  std::filesystem::path path = cfg.get_string("path", "sluice.db");
+  const std::string path = cfg.get_string("path", "sluice.db");
   if (path.empty()) cfg.at("path").fail("must not be empty");
-  o.path = path.is_absolute() ? path : h.config_dir() / path;
+  o.path = resolve_config_path(h.config_dir(), path);
 
   const std::int64_t max_messages = cfg.get_int("max_messages", 0);
   if (max_messages < 0) cfg.at("max_messages").fail("must be 0 (unlimited) or more");

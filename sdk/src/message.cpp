@@ -50,21 +50,7 @@ class file_body final : public message_body {
   std::uint64_t size() const noexcept override { return size_; }
   std::size_t read(std::uint64_t offset, std::span<char> out,
                    std::error_code& ec) const noexcept override {
-    ec.clear();
-    if (offset >= size_) return 0;
-    std::size_t want = std::min<std::uint64_t>(out.size(), size_ - offset);
-    std::size_t done = 0;
-    while (done < want) {
-      ssize_t n = ::pread(fd_, out.data() + done, want - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        ec = std::error_code(errno, std::generic_category());
-        return done;
-      }
-      if (n == 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    return done;
+    return read_file_at(fd_, size_, offset, out, ec);
   }
   std::optional<std::string_view> memory() const noexcept override { return std::nullopt; }
   const std::filesystem::path& file() const noexcept override { return path_; }
@@ -191,6 +177,25 @@ void apply_edit(std::vector<field>& fields, const header_edit& e, std::string_vi
 }
 
 }  // namespace
+
+std::size_t read_file_at(int fd, std::uint64_t size, std::uint64_t offset, std::span<char> out,
+                         std::error_code& ec) noexcept {
+  ec.clear();
+  if (offset >= size) return 0;
+  const std::size_t want = std::min<std::uint64_t>(out.size(), size - offset);
+  std::size_t done = 0;
+  while (done < want) {
+    ssize_t n = ::pread(fd, out.data() + done, want - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ec = std::error_code(errno, std::generic_category());
+      return done;
+    }
+    if (n == 0) break;  // the file is shorter than `size`
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
 
 std::error_code message_body::for_each_chunk(const std::function<bool(std::string_view)>& fn,
                                              std::size_t chunk_size) const {

@@ -1,6 +1,10 @@
 // message_test.cpp — bodies (memory and spilled), header edits on output, message ids.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <set>
 
 #include "sluice/message.hpp"
@@ -158,6 +162,34 @@ TEST(message_id, unique_and_sorted_by_time) {
   std::this_thread::sleep_for(std::chrono::milliseconds(3));
   auto b = make_message_id();
   EXPECT_LT(a, b);
+}
+
+TEST(message_body, read_file_at_stays_inside_the_given_size) {
+  sluice::test::temp_dir d;
+  const auto path = d.path() / "f";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    ASSERT_TRUE(f);
+    std::fputs("0123456789", f);
+    std::fclose(f);
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::error_code ec = std::make_error_code(std::errc::io_error);
+  char buf[16];
+  EXPECT_EQ(read_file_at(fd, 10, 0, std::span<char>(buf, 4), ec), 4u);
+  EXPECT_FALSE(ec);  // cleared on success
+  EXPECT_EQ(std::string_view(buf, 4), "0123");
+  EXPECT_EQ(read_file_at(fd, 10, 7, std::span<char>(buf, 16), ec), 3u);
+  EXPECT_EQ(std::string_view(buf, 3), "789");
+  EXPECT_EQ(read_file_at(fd, 6, 4, std::span<char>(buf, 16), ec), 2u);  // not past size
+  EXPECT_EQ(std::string_view(buf, 2), "45");
+  EXPECT_EQ(read_file_at(fd, 10, 10, std::span<char>(buf, 16), ec), 0u);
+  EXPECT_EQ(read_file_at(fd, 20, 8, std::span<char>(buf, 16), ec), 2u);  // the file ends first
+  EXPECT_FALSE(ec);
+  ::close(fd);
+  EXPECT_EQ(read_file_at(fd, 10, 0, std::span<char>(buf, 4), ec), 0u);  // closed: EBADF
+  EXPECT_EQ(ec, std::error_code(EBADF, std::generic_category()));
 }
 
 }  // namespace

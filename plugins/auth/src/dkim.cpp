@@ -7,7 +7,6 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
-#include <array>
 #include <cctype>
 #include <limits>
 #include <map>
@@ -20,7 +19,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "sluice/base64.hpp"
 #include "sluice/host.hpp"
+#include "sluice/text.hpp"
 
 namespace sluice::auth::dkim {
 namespace {
@@ -30,20 +31,6 @@ bool wsp(char c) {
 }
 bool fws(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 std::string_view trim_fws(std::string_view s) {
@@ -73,48 +60,10 @@ std::vector<std::string> split_list(std::string_view s, char sep) {
   return out;
 }
 
-// RFC 4648 base64, whitespace ignored (the values may be folded). Padding is optional only
-// at the very end; anything else is an error.
-std::optional<std::string> base64_decode(std::string_view in) {
-  static const auto table = [] {
-    std::array<int, 256> t{};
-    t.fill(-1);
-    const char* a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (int i = 0; i < 64; ++i)
-      t[static_cast<unsigned char>(a[i])] = i;
-    return t;
-  }();
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  int pad = 0;
-  for (char c : in) {
-    if (fws(c)) continue;
-    if (c == '=') {
-      ++pad;
-      continue;
-    }
-    if (pad) return std::nullopt;  // data after padding
-    int v = table[static_cast<unsigned char>(c)];
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  if (pad > 2 || bits >= 6) return std::nullopt;
-  return out;
-}
-
-std::string base64_encode(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
+// A base64 tag value (b=, bh=, p=): RFC 6376 §3.5 lets FWS fold it anywhere and its ABNF
+// takes zero to two trailing '=' without checking that they fit the data.
+std::optional<std::string> decode_tag_base64(std::string_view v) {
+  return sluice::base64_decode(strip_fws(v), base64_padding::unchecked);
 }
 
 // A DNS name as DKIM uses it for d= and s= (RFC 6376 §3.5: sub-domain; underscores are
@@ -129,7 +78,7 @@ bool valid_name(std::string& s) {
       if (!(std::isalnum(u) || c == '-' || c == '_' || u >= 0x80)) return false;
     }
   }
-  s = lower(s);
+  s = to_lower_ascii(s);
   return true;
 }
 
@@ -207,7 +156,7 @@ std::string signed_headers_data(const std::vector<header_field>& fields,
   std::string data;
   std::map<std::string, std::size_t> next;  // lower name → fields searched below this index
   for (const auto& n : names) {
-    std::string key = lower(n);
+    std::string key = to_lower_ascii(n);
     auto it = next.try_emplace(key, fields.size()).first;
     std::size_t i = it->second;
     bool found = false;
@@ -334,9 +283,9 @@ void parse_signature(candidate& c, const header_field& f, const verify_options& 
     auto it = t.find(k);
     return it == t.end() ? nullptr : &it->second;
   };
-  if (auto* d = get("d")) c.out.domain = lower(*d);
-  if (auto* s = get("s")) c.out.selector = lower(*s);
-  if (auto* a = get("a")) c.out.algorithm = lower(*a);
+  if (auto* d = get("d")) c.out.domain = to_lower_ascii(*d);
+  if (auto* s = get("s")) c.out.selector = to_lower_ascii(*s);
+  if (auto* a = get("a")) c.out.algorithm = to_lower_ascii(*a);
   if (auto* b = get("b")) c.out.b_prefix = strip_fws(*b).substr(0, 12);
   for (const char* req : {"v", "a", "b", "bh", "d", "h", "s"}) {
     if (!get(req)) return finish(c, result::permerror, std::string("missing tag ") + req + "=");
@@ -352,7 +301,7 @@ void parse_signature(candidate& c, const header_field& f, const verify_options& 
   } else {
     return finish(c, result::neutral, "unsupported algorithm a=" + a);
   }
-  std::string cv = lower(get("c") ? strip_fws(*get("c")) : std::string("simple/simple"));
+  std::string cv = to_lower_ascii(get("c") ? strip_fws(*get("c")) : std::string("simple/simple"));
   std::size_t slash = cv.find('/');
   auto hc = parse_canon(cv.substr(0, slash));
   auto bc = slash == std::string::npos ? std::optional<canon>(canon::simple)
@@ -373,7 +322,7 @@ void parse_signature(candidate& c, const header_field& f, const verify_options& 
     std::string id = strip_fws(*i);
     std::size_t at = id.rfind('@');
     if (at == std::string::npos) return finish(c, result::permerror, "i= has no @");
-    std::string idom = lower(id.substr(at + 1));
+    std::string idom = to_lower_ascii(id.substr(at + 1));
     if (idom != c.out.domain &&
         !(idom.size() > c.out.domain.size() && idom.ends_with("." + c.out.domain))) {
       return finish(c, result::permerror, "i= domain is not d= or a subdomain of it");
@@ -409,8 +358,8 @@ void parse_signature(candidate& c, const header_field& f, const verify_options& 
   if (c.out.timestamp && c.out.expiration && *c.out.expiration < *c.out.timestamp) {
     return finish(c, result::permerror, "x= is earlier than t=");
   }
-  auto bh = base64_decode(*get("bh"));
-  auto b = base64_decode(*get("b"));
+  auto bh = decode_tag_base64(*get("bh"));
+  auto b = decode_tag_base64(*get("b"));
   if (!bh || bh->empty()) return finish(c, result::permerror, "malformed bh=");
   if (!b || b->empty()) return finish(c, result::permerror, "malformed b=");
   c.bh = *bh, c.b = *b;
@@ -440,7 +389,7 @@ void apply_key_record(candidate& c, const std::string& record, unsigned min_rsa_
       if (iequals(h, c.h == hash_alg::sha1 ? "sha1" : "sha256")) ok = true;
     if (!ok) return finish(c, result::permerror, "key h= does not allow the signature's hash");
   }
-  std::string k = t.count("k") ? lower(strip_fws(t["k"])) : "rsa";
+  std::string k = t.count("k") ? to_lower_ascii(strip_fws(t["k"])) : "rsa";
   if (k != "rsa" && k != "ed25519") return finish(c, result::permerror, "unknown key type k=" + k);
   if ((k == "rsa") != (c.kt == key_type::rsa)) {
     return finish(c, result::permerror, "key type k=" + k + " does not match a=");
@@ -456,7 +405,7 @@ void apply_key_record(candidate& c, const std::string& record, unsigned min_rsa_
       if (iequals(f, "y")) c.out.testing = true;
       if (iequals(f, "s")) {
         std::string id = c.out.identity;
-        std::string idom = lower(id.substr(id.rfind('@') + 1));
+        std::string idom = to_lower_ascii(id.substr(id.rfind('@') + 1));
         if (idom != c.out.domain) {
           return finish(c, result::permerror, "key t=s forbids the subdomain in i=");
         }
@@ -467,7 +416,7 @@ void apply_key_record(candidate& c, const std::string& record, unsigned min_rsa_
   if (p == t.end()) return finish(c, result::permerror, "key record has no p=");
   std::string pv = strip_fws(p->second);
   if (pv.empty()) return finish(c, result::permerror, "key revoked (empty p=)");
-  auto der = base64_decode(pv);
+  auto der = decode_tag_base64(pv);
   if (!der || der->empty()) return finish(c, result::permerror, "malformed key p=");
   const auto* bytes = reinterpret_cast<const unsigned char*>(der->data());
   if (c.kt == key_type::ed25519) {
@@ -580,7 +529,7 @@ std::string canon_header(const header_field& f, canon c) {
     return r;
   }
   std::size_t colon = f.text.find(':');
-  std::string r = lower(f.name);
+  std::string r = to_lower_ascii(f.name);
   r += ':';
   std::string_view v =
       colon == std::string::npos ? std::string_view{} : std::string_view(f.text).substr(colon + 1);

@@ -32,6 +32,7 @@
 #include "dkim.hpp"
 #include "dmarc.hpp"
 #include "sluice/resolver.hpp"
+#include "sluice/text.hpp"
 
 namespace sluice::auth {
 namespace {
@@ -39,13 +40,6 @@ namespace {
 std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
   if (t == std::chrono::system_clock::time_point{}) t = std::chrono::system_clock::now();
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
 }
 
 boost::json::object& auth_of(message& msg) {

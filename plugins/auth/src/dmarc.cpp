@@ -9,16 +9,10 @@
 #include <boost/json/array.hpp>
 
 #include "dkim.hpp"
+#include "sluice/text.hpp"
 
 namespace sluice::auth::dmarc {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
 
 std::string trim(std::string_view s) {
   auto sp = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
@@ -30,7 +24,7 @@ std::string trim(std::string_view s) {
 }
 
 std::optional<policy> parse_policy(std::string_view v) {
-  std::string l = lower(trim(v));
+  std::string l = to_lower_ascii(trim(v));
   if (l == "none") return policy::none;
   if (l == "quarantine") return policy::quarantine;
   if (l == "reject") return policy::reject;
@@ -105,7 +99,7 @@ struct one {
 // Strict: the same name; relaxed: the same organizational domain (§3.1).
 bool aligned(const suffix_list& psl, const std::string& id_domain, const std::string& author,
              const std::string& author_org, bool strict) {
-  std::string d = lower(id_domain);
+  std::string d = to_lower_ascii(id_domain);
   if (!d.empty() && d.back() == '.') d.pop_back();
   if (d.empty()) return false;
   if (strict) return d == author;
@@ -279,7 +273,7 @@ suffix_list::~suffix_list() {
 }
 
 std::string suffix_list::organizational_domain(std::string_view domain) const {
-  std::string d = lower(domain);
+  std::string d = to_lower_ascii(domain);
   if (!d.empty() && d.back() == '.') d.pop_back();
   if (!psl_ || d.empty()) return d;
   const char* reg = psl_registrable_domain(static_cast<const psl_ctx_t*>(psl_), d.c_str());
@@ -303,9 +297,9 @@ std::optional<record> parse_record(std::string_view text, std::string& error) {
     } else if (k == "sp") {
       r.sp = parse_policy(v);
     } else if (k == "adkim") {
-      r.strict_dkim = lower(v) == "s";
+      r.strict_dkim = to_lower_ascii(v) == "s";
     } else if (k == "aspf") {
-      r.strict_spf = lower(v) == "s";
+      r.strict_spf = to_lower_ascii(v) == "s";
     } else if (k == "pct") {
       std::string t = trim(v);
       if (!t.empty() && t.size() <= 3 && std::all_of(t.begin(), t.end(), ::isdigit) &&
@@ -338,7 +332,7 @@ std::vector<std::string> from_domains(std::string_view value) {
     addr = trim(addr);
     std::size_t at = addr.rfind('@');
     if (at == std::string::npos) return;
-    std::string d = lower(trim(addr.substr(at + 1)));
+    std::string d = to_lower_ascii(trim(addr.substr(at + 1)));
     if (!d.empty() && d.back() == '.') d.pop_back();
     // A domain literal, or anything that is not a host name (this text also reaches SMTP
     // replies and logs): not an author domain DMARC can evaluate.

@@ -16,24 +16,12 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include "sluice/text.hpp"
+
 namespace sluice::auth::spf {
 namespace {
 
 namespace asio = boost::asio;
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  for (char& c : r)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return r;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 bool is_alpha(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -479,7 +467,7 @@ std::string parse_record(std::string_view text, record& rec) {
         ++n;
     }
     if (n == 0) return "invalid term \"" + std::string(term) + "\"";
-    std::string name = lower(t.substr(0, n));
+    std::string name = to_lower_ascii(t.substr(0, n));
     std::string_view rest = t.substr(n);
 
     if (!rest.empty() && rest[0] == '=') {

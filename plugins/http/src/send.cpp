@@ -15,6 +15,7 @@
 
 #include "api.hpp"
 #include "api_util.hpp"
+#include "sluice/base64.hpp"
 #include "sluice/listener.hpp"
 #include "sluice/message.hpp"
 #include "sluice/text.hpp"
@@ -306,43 +307,31 @@ bool valid_email(std::string_view a) {
 }
 
 bool decode_base64(std::string_view in, std::string& out, std::string& error) {
-  auto value = [](unsigned char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
+  // The checks are ours, for Go's error offsets into `in`; the decoding is the SDK's. Once
+  // they pass, the lenient decoder (which skips the white space and stops at the first '=')
+  // sees only what they accepted.
   out.clear();
-  out.reserve(in.size() / 4 * 3 + 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
+  std::size_t sextets = 0;
   bool padding = false;
   for (std::size_t i = 0; i < in.size(); ++i) {
-    const unsigned char c = static_cast<unsigned char>(in[i]);
+    const char c = in[i];
     if (c == '\r' || c == '\n' || c == ' ' || c == '\t') continue;
     if (c == '=') {
       padding = true;
       continue;
     }
-    const int v = value(c);
-    if (v < 0 || padding) {
+    if (!sluice::is_base64_char(c) || padding) {
       error = "illegal base64 data at input byte " + std::to_string(i);
       return false;
     }
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
+    ++sextets;
   }
   // A single leftover sextet cannot encode a byte.
-  if (bits >= 6) {
+  if (sextets % 4 == 1) {
     error = "illegal base64 data at input byte " + std::to_string(in.size());
     return false;
   }
+  sluice::base64_decode_lenient(in, out);
   return true;
 }
 

@@ -1,5 +1,6 @@
 // plugins/pop3/src/protocol.cpp — see protocol.hpp. MD5, SHA-256 and randomness come from
-// OpenSSL, base64 from the SDK (sluice/base64.hpp). The PLAIN code is the plugin's own.
+// OpenSSL, base64 and the PLAIN message split from the SDK (sluice/base64.hpp,
+// sluice/sasl.hpp).
 #include "protocol.hpp"
 
 #include <openssl/evp.h>
@@ -79,19 +80,8 @@ std::optional<std::uint64_t> parse_number(std::string_view s) {
 }
 
 std::optional<plain_credentials> parse_plain(std::string_view decoded) {
-  std::size_t a = decoded.find('\0');
-  if (a == std::string_view::npos) return std::nullopt;
-  std::size_t b = decoded.find('\0', a + 1);
-  if (b == std::string_view::npos) return std::nullopt;
-  if (decoded.find('\0', b + 1) != std::string_view::npos) return std::nullopt;
   plain_credentials c;
-  c.authzid = std::string(decoded.substr(0, a));
-  c.authcid = std::string(decoded.substr(a + 1, b - a - 1));
-  c.password = std::string(decoded.substr(b + 1));
-  if (c.authcid.empty() || c.authcid.size() > 255 || c.authzid.size() > 255 ||
-      c.password.size() > 255) {
-    return std::nullopt;
-  }
+  if (sasl::parse_plain(decoded, c) != sasl::plain_status::ok) return std::nullopt;
   return c;
 }
 

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "sluice/base64.hpp"
+#include "sluice/sasl.hpp"
 
 namespace sluice::pop3 {
 
@@ -31,13 +32,10 @@ bool split_args(std::string_view args, std::string_view* out, std::size_t max, s
 // A message number (RFC 1939 "msg"): 1-10 decimal digits, no sign, no leading '+'.
 std::optional<std::uint64_t> parse_number(std::string_view s);
 
-struct plain_credentials {
-  std::string authzid;
-  std::string authcid;
-  std::string password;
-};
-// Splits a decoded PLAIN message "[authzid] NUL authcid NUL passwd" (RFC 4616 §2): exactly
-// two NULs, a non-empty authcid, at most 255 bytes per field as RFC 4616 allows.
+using plain_credentials = sasl::plain_credentials;
+// Splits a decoded PLAIN message "[authzid] NUL authcid NUL passwd" (RFC 4616 §2, with
+// sasl::parse_plain): exactly two NULs, a non-empty authcid and passwd, at most 255 bytes
+// per field as RFC 4616 allows; nullopt when it is malformed.
 std::optional<plain_credentials> parse_plain(std::string_view decoded);
 
 // Lower-case hex MD5(timestamp || secret), the APOP digest (RFC 1939 §7).

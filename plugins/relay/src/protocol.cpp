@@ -1,12 +1,11 @@
-// plugins/relay/src/protocol.cpp — see protocol.hpp. HMAC-MD5 comes from OpenSSL.
+// plugins/relay/src/protocol.cpp — see protocol.hpp. The CRAM-MD5 digest comes from the SDK
+// (sluice/sasl.hpp).
 #include "protocol.hpp"
-
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <algorithm>
 #include <charconv>
 
+#include "sluice/sasl.hpp"
 #include "sluice/text.hpp"
 
 namespace sluice::relay {
@@ -209,18 +208,7 @@ std::string sasl_plain(std::string_view authzid, std::string_view user, std::str
 
 std::string cram_md5_response(std::string_view user, std::string_view password,
                               std::string_view challenge) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_md5(), password.data(), static_cast<int>(password.size()),
-       reinterpret_cast<const unsigned char*>(challenge.data()), challenge.size(), md, &len);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out(user);
-  out += ' ';
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
+  return std::string(user) + ' ' + sasl::cram_md5_digest(password, challenge);
 }
 
 std::string xoauth2(std::string_view user, std::string_view token) {

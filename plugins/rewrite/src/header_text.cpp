@@ -8,6 +8,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "sluice/base64.hpp"
 #include "sluice/text.hpp"
 
 namespace sluice::rewrite {
@@ -66,30 +67,6 @@ void q_append(std::string& out, std::string_view bytes) {
       out += hex[u & 0xf];
     }
   }
-}
-
-std::string base64(std::string_view bytes) {
-  static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    unsigned v = (static_cast<unsigned char>(bytes[i]) << 16) |
-                 (static_cast<unsigned char>(bytes[i + 1]) << 8) |
-                 static_cast<unsigned char>(bytes[i + 2]);
-    out += tbl[(v >> 18) & 63];
-    out += tbl[(v >> 12) & 63];
-    out += tbl[(v >> 6) & 63];
-    out += tbl[v & 63];
-  }
-  if (i < bytes.size()) {
-    unsigned v = static_cast<unsigned char>(bytes[i]) << 16;
-    if (i + 1 < bytes.size()) v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
-    out += tbl[(v >> 18) & 63];
-    out += tbl[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? tbl[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
 }
 
 std::size_t b_len(std::size_t bytes) {
@@ -285,7 +262,7 @@ std::string encode_words(std::string_view s) {
     if (use_q) {
       q_append(out, s.substr(i, j - i));
     } else {
-      out += base64(s.substr(i, j - i));
+      out += sluice::base64_encode(s.substr(i, j - i));
     }
     out += "?=";
     i = j;

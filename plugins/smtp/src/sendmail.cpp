@@ -6,6 +6,7 @@
 // "sendmail: " line on stderr.
 #include "sendmail.hpp"
 
+#include "sluice/base64.hpp"
 #include "sluice/text.hpp"
 
 #include <netdb.h>
@@ -317,34 +318,10 @@ std::string rfc5322_date() {
   return std::string(buf, n);
 }
 
-std::string base64(std::string_view in) {
-  static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
-    out += tbl[(v >> 18) & 63];
-    out += tbl[(v >> 12) & 63];
-    out += tbl[(v >> 6) & 63];
-    out += tbl[v & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += tbl[(v >> 18) & 63];
-    out += tbl[(v >> 12) & 63];
-    out += i + 1 < in.size() ? tbl[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 // A display name as a phrase: as is when plain, quoted when it has specials, RFC 2047
 // encoded when it has 8-bit bytes.
 std::string display_name(std::string_view name) {
-  if (has_8bit(name)) return "=?UTF-8?B?" + base64(name) + "?=";
+  if (has_8bit(name)) return "=?UTF-8?B?" + sluice::base64_encode(name) + "?=";
   bool special = false;
   for (char c : name) {
     if (std::strchr("()<>[]:;@\\,.\"", c) || static_cast<unsigned char>(c) < 0x20) special = true;

@@ -13,6 +13,7 @@
 #include <boost/json/value.hpp>
 
 #include "external.hpp"
+#include "sluice/listen.hpp"
 
 namespace sluice::spam {
 namespace {
@@ -279,8 +280,7 @@ boost::asio::awaitable<spam_train_result> bayes_service::train(std::string heade
 std::shared_ptr<service> make_bayes_service(instance_context& ctx) {
   const config_node& cfg = ctx.config;
   bayes_options o;
-  std::filesystem::path p = cfg.get_string("path", "spam-bayes.db");
-  o.path = p.is_absolute() ? p : ctx.host.config_dir() / p;
+  o.path = resolve_config_path(ctx.host.config_dir(), cfg.get_string("path", "spam-bayes.db"));
   o.min_spam = static_cast<std::uint64_t>(cfg.get_int("min_spam", 200));
   o.min_ham = static_cast<std::uint64_t>(cfg.get_int("min_ham", 200));
   o.read_connections =

@@ -1,7 +1,6 @@
 // http_client.cpp — see http_client.hpp.
 #include "http_client.hpp"
 
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
@@ -17,6 +16,7 @@
 #include <boost/url/parse.hpp>
 
 #include "address_class.hpp"
+#include "sluice/base64.hpp"
 
 namespace sluice::webhook {
 namespace asio = boost::asio;
@@ -28,15 +28,6 @@ using boost::system::error_code;
 namespace {
 
 constexpr std::uint32_t header_limit = 16 * 1024;
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
 std::string describe(const error_code& ec, std::chrono::milliseconds limit) {
   if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
@@ -231,8 +222,8 @@ asio::awaitable<http_result> send_request(asio::io_context& io, http_request req
                                ? std::string(u.encoded_host()) + ":" + std::string(u.port())
                                : std::string(u.encoded_host()));
   if (u.has_userinfo()) {
-    r.set(http::field::authorization,
-          "Basic " + base64(std::string(u.user()) + ":" + std::string(u.password())));
+    r.set(http::field::authorization, "Basic " + sluice::base64_encode(std::string(u.user()) + ":" +
+                                                                       std::string(u.password())));
   }
   for (const auto& [name, value] : req.headers)
     r.set(name, value);

@@ -56,6 +56,15 @@ class message_body {
                                                        std::error_code& ec);
 };
 
+// The read of a file-backed message_body, for other read-only files a plugin keeps open
+// (the store's spilled zstd frames): copies up to out.size() bytes of the open file `fd`
+// from `offset` into out, never past `size` (the file's length as the caller knows it),
+// with pread, so it is safe from any thread; EINTR is retried. Returns how many bytes were
+// copied: 0 at or past `size`, fewer than asked when the file ends early. On a read error it
+// sets ec (errno) and returns what it copied before it; otherwise it clears ec.
+std::size_t read_file_at(int fd, std::uint64_t size, std::uint64_t offset, std::span<char> out,
+                         std::error_code& ec) noexcept;
+
 // Builds a body while it arrives. Keeps up to `spill_threshold` bytes in memory, then
 // moves everything to a new file in `spill_dir` and appends there. The file is removed
 // when the last reference to the finished body goes away, unless it was adopted (the
