@@ -23,7 +23,8 @@ char lower(char c) {
 
 }  // namespace
 
-plain_status parse_plain(std::string_view message, plain_credentials& out) {
+plain_status parse_plain(std::string_view message, plain_credentials& out,
+                         const plain_rules& rules) {
   const std::size_t a = message.find('\0');
   if (a == std::string_view::npos) return plain_status::missing_nul;
   const std::size_t b = message.find('\0', a + 1);
@@ -33,9 +34,9 @@ plain_status parse_plain(std::string_view message, plain_credentials& out) {
   const std::string_view authcid = message.substr(a + 1, b - a - 1);
   const std::string_view password = message.substr(b + 1);
   if (authcid.empty()) return plain_status::empty_authcid;
-  if (password.empty()) return plain_status::empty_password;
-  if (authzid.size() > plain_max_field || authcid.size() > plain_max_field ||
-      password.size() > plain_max_field) {
+  if (password.empty() && !rules.allow_empty_password) return plain_status::empty_password;
+  if (authzid.size() > rules.max_field || authcid.size() > rules.max_field ||
+      password.size() > rules.max_field) {
     return plain_status::too_long;
   }
   out.authzid.assign(authzid);

@@ -80,6 +80,26 @@ TEST(SaslPlain, FieldLengthLimit) {
   EXPECT_EQ(sasl::parse_plain(nul + "tim" + nul + over, c), plain_status::too_long);
 }
 
+TEST(SaslPlain, LooserRulesAllowAnEmptyPasswordAndLongFields) {
+  const std::string nul(1, '\0');
+  const std::string token(2048, 't');  // e.g. an API token used as the password
+  const sasl::plain_rules loose{.max_field = 4096, .allow_empty_password = true};
+  sasl::plain_credentials c;
+  ASSERT_EQ(sasl::parse_plain(nul + "tim" + nul, c, loose), plain_status::ok);
+  EXPECT_EQ(c.authcid, "tim");
+  EXPECT_EQ(c.password, "");
+  ASSERT_EQ(sasl::parse_plain(nul + "tim" + nul + token, c, loose), plain_status::ok);
+  EXPECT_EQ(c.password, token);
+  // What the rules do not loosen.
+  EXPECT_EQ(sasl::parse_plain(nul + nul + "pw", c, loose), plain_status::empty_authcid);
+  EXPECT_EQ(sasl::parse_plain(nul + "tim" + nul + "a" + nul, c, loose), plain_status::extra_nul);
+  EXPECT_EQ(sasl::parse_plain(nul + "tim" + nul + std::string(4097, 'x'), c, loose),
+            plain_status::too_long);
+  // The defaults are RFC 4616's.
+  EXPECT_EQ(sasl::parse_plain(nul + "tim" + nul, c), plain_status::empty_password);
+  EXPECT_EQ(sasl::parse_plain(nul + "tim" + nul + token, c), plain_status::too_long);
+}
+
 TEST(SaslPlain, DescribeNeverEchoesTheMessage) {
   for (auto s :
        {plain_status::ok, plain_status::missing_nul, plain_status::extra_nul,

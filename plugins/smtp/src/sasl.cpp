@@ -1,13 +1,20 @@
 // plugins/smtp/src/sasl.cpp — see sasl.hpp; the work is done by the SDK (sluice/sasl.hpp).
 #include "sasl.hpp"
 
+#include <cstddef>
+#include <limits>
 #include <utility>
 
 namespace sluice::smtp {
 
 std::optional<plain_credentials> parse_plain(std::string_view decoded) {
+  // As Mailpit's PLAIN split (and this plugin's LOGIN): an empty password and fields of any
+  // length pass to the credential check. With auth.mode accept-any they get in; an htpasswd
+  // file never matches an empty password. The AUTH line limit bounds the message.
+  static constexpr sasl::plain_rules rules{.max_field = std::numeric_limits<std::size_t>::max(),
+                                           .allow_empty_password = true};
   plain_credentials c;
-  if (sasl::parse_plain(decoded, c) != sasl::plain_status::ok) return std::nullopt;
+  if (sasl::parse_plain(decoded, c, rules) != sasl::plain_status::ok) return std::nullopt;
   return c;
 }
 

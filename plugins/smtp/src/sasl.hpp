@@ -18,8 +18,8 @@ namespace sluice::smtp {
 
 using plain_credentials = sasl::plain_credentials;
 // Splits a decoded PLAIN message "[authzid] NUL authcid NUL passwd" (sasl::parse_plain:
-// exactly two NULs, non-empty authcid and passwd, at most 255 octets a field); nullopt when
-// it is malformed.
+// exactly two NULs and a non-empty authcid; like Mailpit, an empty password and fields over
+// RFC 4616's 255 octets are left to the credential check); nullopt when it is malformed.
 std::optional<plain_credentials> parse_plain(std::string_view decoded);
 
 // A fresh CRAM-MD5 challenge "<random.time@hostname>" (not base64 encoded).

@@ -36,13 +36,25 @@ enum class plain_status {
   extra_nul,       // a third NUL (no field may contain one)
   empty_authcid,   // authcid is 1*SAFE
   empty_password,  // passwd is 1*SAFE
-  too_long,        // a field longer than plain_max_field octets
+  too_long,        // a field longer than plain_rules::max_field octets
+};
+
+// What parse_plain insists on beyond the two NULs and a non-empty authcid. The defaults are
+// RFC 4616 §2's. A server that accepts any credentials the way Mailpit does
+// (`--smtp-auth-accept-any`) loosens both: clients configured with an empty password, or
+// with a long API token as the password, then still get in; the protocol's own line limit
+// bounds the fields.
+struct plain_rules {
+  std::size_t max_field = plain_max_field;  // longest authzid, authcid or passwd, in octets
+  bool allow_empty_password = false;        // RFC 4616: passwd is 1*SAFE
 };
 
 // Splits a decoded PLAIN message "[authzid] NUL authcid NUL passwd" (RFC 4616 §2): exactly
-// two NULs, a non-empty authcid and passwd, at most 255 octets per field. The fields are
-// taken as octets; UTF-8 validity is not checked (the password check decides).
-plain_status parse_plain(std::string_view message, plain_credentials& out);
+// two NULs, a non-empty authcid, and (by default) a non-empty passwd and at most 255 octets
+// per field. The fields are taken as octets; UTF-8 validity is not checked (the password
+// check decides).
+plain_status parse_plain(std::string_view message, plain_credentials& out,
+                         const plain_rules& rules = {});
 
 // A short fixed English phrase for logs ("ok", "missing NUL separator", …); it never
 // contains any part of the message.

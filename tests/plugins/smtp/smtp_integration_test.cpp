@@ -688,6 +688,22 @@ TEST(SmtpAuth, AcceptAnyTakesAnyCredentials) {
             "");
 }
 
+TEST(SmtpAuth, AcceptAnyTakesAnEmptyPasswordAndALongTokenLikeMailpit) {
+  sluice_server s(base + "    auth: {mode: accept-any, allow_insecure: true}\n");
+  const std::string ehlo =
+      "S: 220*\nC: EHLO c.test\nS: 250-*\nS: 250-*\nS: 250-*\nS: 250-*\n"
+      "S: 250-*\nS: 250-*\nS: 250-*\nS: 250 AUTH PLAIN LOGIN CRAM-MD5\n";
+  // "\0tim\0": no password at all.
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0], ehlo + "C: AUTH PLAIN AHRpbQA=\nS: 235 2.7.0*\n"),
+            "");
+  // A 400-octet password (an API token), over RFC 4616's 255.
+  const std::string token(400, 'k');
+  const std::string msg = sluice::base64_encode(std::string("\0tim\0", 5) + token);
+  EXPECT_EQ(
+      run_transcript_text(s.endpoints()[0], ehlo + "C: AUTH PLAIN " + msg + "\nS: 235 2.7.0*\n"),
+      "");
+}
+
 // ------------------------------------------------------------------ TLS
 
 TEST(SmtpTls, StarttlsRequiredBlocksMailUntilTls) {
