@@ -14,12 +14,13 @@ Needs python3-dnslib and python3-yaml (Debian).
 import argparse
 import os
 import sys
-import threading
-import time
 
 import yaml
 from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSError, DNSLabel
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from dns_serve import QueryLog, serve  # noqa: E402  (tests/data/dns_serve.py)
 
 
 def raw_bytes(s):
@@ -110,21 +111,6 @@ class SuiteResolver(BaseResolver):
         return reply
 
 
-class QueryLog:
-    def __init__(self, path):
-        self.out = open(path, "a", buffering=1) if path else None
-        self.lock = threading.Lock()
-
-    def log_request(self, handler, request):
-        if self.out:
-            with self.lock:
-                self.out.write("%s %s %s\n" % (handler.protocol, request.q.qname,
-                                               QTYPE[request.q.qtype]))
-
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--suite", required=True)
@@ -132,26 +118,7 @@ def main():
     p.add_argument("--ready", required=True)
     p.add_argument("--log", default="")
     a = p.parse_args()
-    resolver = SuiteResolver(load(a.suite, a.scenario))
-    log = QueryLog(a.log)
-    for _ in range(50):
-        udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=log)
-        port = udp.server.server_address[1]
-        try:
-            tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=log)
-        except OSError:
-            udp.server.server_close()
-            continue
-        break
-    else:
-        sys.exit("no free port")
-    udp.start_thread()
-    tcp.start_thread()
-    with open(a.ready + ".tmp", "w") as f:
-        f.write(str(port))
-    os.rename(a.ready + ".tmp", a.ready)
-    while True:
-        time.sleep(3600)
+    serve(SuiteResolver(load(a.suite, a.scenario)), 0, "127.0.0.1", a.ready, QueryLog(a.log))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ import threading
 import time
 
 from dnslib import AAAA, QTYPE, RCODE, RR, TXT, A, DNSError, DNSLabel
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from dns_serve import serve  # noqa: E402  (tests/data/dns_serve.py)
 
 
 class Drop(DNSError):
@@ -71,38 +74,6 @@ class ZoneResolver(BaseResolver):
             rd = txt(v) if qtype == "TXT" else A(v) if qtype == "A" else AAAA(v)
             reply.add_answer(RR(qname, getattr(QTYPE, qtype), rdata=rd, ttl=self.ttl))
         return reply
-
-
-class Quiet:
-    def __getattr__(self, name):
-        return lambda *args, **kwargs: None
-
-
-def serve(resolver, port, address, ready):
-    """Serves `resolver` on UDP and TCP on one port (0: any free one), writes the port to
-    `ready` once both listen, and runs until killed."""
-    for _ in range(50):
-        udp = DNSServer(resolver, port=port, address=address, logger=Quiet())
-        bound = udp.server.server_address[1]
-        try:
-            tcp = DNSServer(resolver, port=bound, address=address, tcp=True, logger=Quiet())
-        except OSError:
-            udp.server.server_close()
-            if port:
-                sys.exit("port in use")
-            continue
-        break
-    else:
-        sys.exit("no free port")
-    udp.server.daemon_threads = True
-    tcp.server.daemon_threads = True
-    udp.start_thread()
-    tcp.start_thread()
-    with open(ready + ".tmp", "w") as f:
-        f.write(str(bound))
-    os.rename(ready + ".tmp", ready)
-    while True:
-        time.sleep(3600)
 
 
 class DelayedLoggingResolver(ZoneResolver):

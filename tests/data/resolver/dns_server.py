@@ -18,11 +18,13 @@ both carry the zone's SOA in the authority section (RFC 2308). Writes the bound 
 import argparse
 import os
 import sys
-import threading
 import time
 
 from dnslib import QTYPE, RCODE, RR, DNSLabel
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from dns_serve import QueryLog, serve  # noqa: E402  (tests/data/dns_serve.py)
 
 
 class ZoneResolver(BaseResolver):
@@ -60,23 +62,6 @@ class ZoneResolver(BaseResolver):
         return reply
 
 
-class QueryLog:
-    """dnslib logger interface: only the received requests are written."""
-
-    def __init__(self, path):
-        self.out = open(path, "a", buffering=1)
-        self.lock = threading.Lock()
-
-    def log_request(self, handler, request):
-        with self.lock:
-            self.out.write("%s %s %s\n" % (handler.protocol, request.q.qname,
-                                           QTYPE[request.q.qtype]))
-            self.out.flush()
-
-    def __getattr__(self, name):  # log_recv, log_send, log_reply, log_error, ...
-        return lambda *args, **kwargs: None
-
-
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--zone", required=True)
@@ -93,26 +78,7 @@ def main():
     with open(a.zone) as f:
         records = RR.fromZone(f.read())
     resolver = ZoneResolver(records, a.servfail, a.refused, a.truncate, a.slow, a.delay)
-    log = QueryLog(a.log)
-    # Bind UDP on a free port, then TCP on the same one; retry if TCP's is taken.
-    for _ in range(50):
-        udp = DNSServer(resolver, port=0, address="127.0.0.1", logger=log)
-        port = udp.server.server_address[1]
-        try:
-            tcp = DNSServer(resolver, port=port, address="127.0.0.1", tcp=True, logger=log)
-        except OSError:
-            udp.server.server_close()
-            continue
-        break
-    else:
-        sys.exit("no free port")
-    udp.start_thread()
-    tcp.start_thread()
-    with open(a.ready + ".tmp", "w") as f:
-        f.write(str(port))
-    os.rename(a.ready + ".tmp", a.ready)
-    while True:
-        time.sleep(3600)
+    serve(resolver, 0, "127.0.0.1", a.ready, QueryLog(a.log))
 
 
 if __name__ == "__main__":
