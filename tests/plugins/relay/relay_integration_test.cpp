@@ -82,6 +82,16 @@ std::string message_text(const std::string& subject, const std::string& body = "
          "\r\nMessage-ID: <" + subject + "@example.com>\r\n\r\n" + body;
 }
 
+// Sends message_text(subject, body) from app@example.com to user@example.net through the
+// gateway; success when its reply is a 250 (the failure shows the reply).
+::testing::AssertionResult accepted(const sluice_process& s, const std::string& subject,
+                                    const std::string& body = "Hello.\r\n") {
+  const std::string r = smtp_send(s.endpoints("smtp").at(0), "app@example.com",
+                                  {"user@example.net"}, message_text(subject, body));
+  if (r.substr(0, 3) == "250") return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "reply: " << r;
+}
+
 bool log_has(const sluice_process& s, const std::string& needle,
              std::chrono::milliseconds limit = 20s) {
   return eventually([&] { return s.log().find(needle) != std::string::npos; }, limit);
@@ -171,9 +181,7 @@ TEST_F(RelayTest, ImplicitTls) {
                                   "\n        security: tls\n        ca_file: " + c.ca.string() +
                                   "\n"));
   ASSERT_TRUE(s.running());
-  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                     message_text("implicit"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s, "implicit"));
   ASSERT_TRUE(up.wait_for(1)) << s.log();
 }
 
@@ -185,9 +193,7 @@ TEST_F(RelayTest, CertificateVerificationFailureNamesTheSettingsAndAllowInsecure
   sluice_process s(
       gateway_config("        smarthost: localhost:" + std::to_string(up.port()) + "\n"));
   ASSERT_TRUE(s.running());
-  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                     message_text("verify"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s, "verify"));
   ASSERT_TRUE(log_has(s, "TLS certificate verification failed")) << s.log();
   EXPECT_TRUE(log_has(s, "ca_file"));
   EXPECT_TRUE(log_has(s, "allow_insecure: true"));
@@ -198,9 +204,7 @@ TEST_F(RelayTest, CertificateVerificationFailureNamesTheSettingsAndAllowInsecure
   sluice_process s2(gateway_config("        smarthost: localhost:" + std::to_string(up.port()) +
                                    "\n        allow_insecure: true\n"));
   ASSERT_TRUE(s2.running());
-  r = smtp_send(s2.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                message_text("insecure"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s2, "insecure"));
   ASSERT_TRUE(up.wait_for(1)) << s2.log();
   EXPECT_TRUE(up.messages().at(0)["tls"].as_bool());
 }
@@ -213,9 +217,7 @@ TEST_F(RelayTest, CertificateForAnotherNameIsRefused) {
   sluice_process s(gateway_config("        smarthost: 127.0.0.1:" + std::to_string(up.port()) +
                                   "\n        ca_file: " + c.ca.string() + "\n"));
   ASSERT_TRUE(s.running());
-  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                     message_text("mismatch"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s, "mismatch"));
   ASSERT_TRUE(log_has(s, "TLS certificate verification failed")) << s.log();
   EXPECT_TRUE(log_has(s, "mismatch")) << s.log();  // OpenSSL: "IP address mismatch"
   EXPECT_TRUE(up.messages().empty());
@@ -226,9 +228,7 @@ TEST_F(RelayTest, StarttlsRequiredButNotOffered) {
   // security defaults to starttls-required for a smarthost.
   sluice_process s(gateway_config("        smarthost: " + up.address() + "\n"));
   ASSERT_TRUE(s.running());
-  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                     message_text("nostarttls"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s, "nostarttls"));
   ASSERT_TRUE(log_has(s, "does not offer STARTTLS and security is starttls-required")) << s.log();
   EXPECT_TRUE(log_has(s, "set security: starttls"));
   EXPECT_TRUE(up.messages().empty());
@@ -240,9 +240,7 @@ TEST_F(RelayTest, AuthIsNeverSentInClearAndTheDiagnosticsSayWhatToChange) {
                                   "\n        security: none\n        auth: {username: relayuser, "
                                   "password: s3cret}\n"));
   ASSERT_TRUE(s.running());
-  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                     message_text("cleartext"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s, "cleartext"));
   ASSERT_TRUE(log_has(s, "over an unencrypted connection")) << s.log();
   EXPECT_TRUE(log_has(s, "allow_plaintext_auth: true"));
   s.stop();
@@ -253,9 +251,7 @@ TEST_F(RelayTest, AuthIsNeverSentInClearAndTheDiagnosticsSayWhatToChange) {
                                    "\n        security: none\n        allow_plaintext_auth: true\n"
                                    "        auth: {username: relayuser, password: s3cret}\n"));
   ASSERT_TRUE(s2.running());
-  r = smtp_send(s2.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                message_text("noauth"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s2, "noauth"));
   ASSERT_TRUE(log_has(s2, "offers no AUTH on an unencrypted connection")) << s2.log();
   EXPECT_TRUE(log_has(s2, "security: starttls-required or tls"));
   EXPECT_TRUE(up.messages().empty());
@@ -266,9 +262,7 @@ TEST_F(RelayTest, TemporaryFailureIsRetriedFromTheSpool) {
   sluice_process s(
       gateway_config("        smarthost: " + up.address() + "\n        security: none\n"));
   ASSERT_TRUE(s.running());
-  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                     message_text("retry"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s, "retry"));
   ASSERT_TRUE(up.wait_for(1, 30s)) << s.log();
   EXPECT_TRUE(log_has(s, "451 4.3.0 Try again later (attempt 1)")) << s.log();
   EXPECT_TRUE(log_has(s, "Try again later (attempt 2)"));
@@ -411,9 +405,7 @@ TEST_F(RelayTest, QueuedMessagesSurviveSigkillAndAreDeliveredAfterRestart) {
         dir, gateway_config("        smarthost: " + busy.address() + "\n        security: none\n"));
     ASSERT_TRUE(s.running());
     for (int i = 0; i < 3; ++i) {
-      auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                         message_text("durable" + std::to_string(i)));
-      ASSERT_EQ(r.substr(0, 3), "250") << r;
+      ASSERT_TRUE(accepted(s, "durable" + std::to_string(i)));
     }
     ASSERT_TRUE(eventually([&] {
       std::size_t n = 0;
@@ -507,9 +499,7 @@ TEST_F(RelayTest, SizeLimitRefusedBeforeMail) {
   sluice_process s(
       gateway_config("        smarthost: " + up.address() + "\n        security: none\n"));
   ASSERT_TRUE(s.running());
-  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                     message_text("big", std::string(400, 'x') + "\r\n"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s, "big", std::string(400, 'x') + "\r\n"));
   ASSERT_TRUE(log_has(s, "exceeds the limit of 200 bytes")) << s.log();
   EXPECT_TRUE(log_has(s, "deferred stage failed"));
   EXPECT_TRUE(up.messages().empty());
@@ -522,9 +512,7 @@ TEST_F(RelayTest, ConnectionReusedAcrossMessages) {
                      "\n        security: none\n        pool: {size: 2, idle_timeout: 30s}\n"));
   ASSERT_TRUE(s.running());
   for (int i = 0; i < 3; ++i) {
-    auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                       message_text("reuse" + std::to_string(i)));
-    ASSERT_EQ(r.substr(0, 3), "250") << r;
+    ASSERT_TRUE(accepted(s, "reuse" + std::to_string(i)));
     ASSERT_TRUE(up.wait_for(i + 1)) << s.log();
   }
   // upstream.py numbers its connections: all three messages came over the first one.
@@ -761,9 +749,7 @@ TEST(RelaySmtpSink, RelaysToPostfixSmtpSink) {
   sluice_process s(gateway_config("        smarthost: 127.0.0.1:" + std::to_string(port) +
                                   "\n        security: none\n"));
   ASSERT_TRUE(s.running());
-  auto r = smtp_send(s.endpoints("smtp").at(0), "app@example.com", {"user@example.net"},
-                     message_text("sink"));
-  ASSERT_EQ(r.substr(0, 3), "250") << r;
+  ASSERT_TRUE(accepted(s, "sink"));
   ASSERT_TRUE(log_has(s, "deferred stage done")) << s.log() << read_file(tmp.path() / "sink.log");
   ASSERT_TRUE(eventually([&] { return !fs::is_empty(tmp.path() / "dump"); }));
   std::string dumped;
