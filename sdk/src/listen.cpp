@@ -47,8 +47,7 @@ bool parse_listen_address(const std::string& text, const std::filesystem::path& 
       why = "unix socket path is empty";
       return false;
     }
-    std::filesystem::path p(t);
-    out.path = p.is_absolute() ? p : base_dir / p;
+    out.path = resolve_config_path(base_dir, std::string(t));
     if (out.path.native().size() >= 100) {  // sockaddr_un.sun_path is 108 bytes
       why = "unix socket path is too long (max 100 bytes)";
       return false;

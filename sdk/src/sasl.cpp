@@ -58,7 +58,7 @@ std::string_view describe(plain_status s) noexcept {
     case plain_status::empty_password:
       return "empty password";
     case plain_status::too_long:
-      return "field longer than 255 octets";
+      return "field longer than the limit";
   }
   return "unknown";
 }

@@ -1069,7 +1069,7 @@ awaitable<void> session::cmd_auth(const command& c) {
     ok = true;
   } else if (st_->users) {
     if (auto secret = st_->users->plain_secret(user)) {
-      ok = constant_time_equal(hmac_md5_hex(*secret, challenge), digest);
+      ok = sasl::cram_md5_verify(*secret, challenge, digest);
     }
   }
   if (ok)
