@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "sluice/config.hpp"
+#include "sluice/text.hpp"
 
 namespace sluice::kernel::mailpit {
 namespace {
@@ -355,10 +356,8 @@ std::string q(std::string_view s) {
         break;
       default:
         if (c < 0x20 || c == 0x7f) {
-          static const char hex[] = "0123456789abcdef";
           out += "\\x";
-          out += hex[c >> 4];
-          out += hex[c & 15];
+          append_hex(out, c, false);
         } else {
           out += static_cast<char>(c);
         }

@@ -1,5 +1,6 @@
 // sasl.cpp — see sluice/sasl.hpp. HMAC-MD5 and randomness come from OpenSSL.
 #include "sluice/sasl.hpp"
+#include "sluice/text.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -110,14 +111,7 @@ std::string cram_md5_digest(std::string_view secret, std::string_view challenge)
             reinterpret_cast<const unsigned char*>(challenge.data()), challenge.size(), md, &len)) {
     return {};
   }
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
+  return to_hex(md, len);
 }
 
 bool cram_md5_verify(std::string_view secret, std::string_view challenge,

@@ -34,4 +34,19 @@ std::string_view trim(std::string_view s) noexcept {
   return s;
 }
 
+std::string to_hex(const void* data, std::size_t n) {
+  std::string out;
+  out.reserve(n * 2);
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (std::size_t i = 0; i < n; ++i)
+    append_hex(out, p[i], false);
+  return out;
+}
+
+void append_hex(std::string& out, unsigned char byte, bool upper) {
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  out += digits[byte >> 4];
+  out += digits[byte & 15];
+}
+
 }  // namespace sluice

@@ -146,7 +146,6 @@ bool delimiter(char c) {
 }
 
 std::string url_escape(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
   std::string r;
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
@@ -154,8 +153,7 @@ std::string url_escape(std::string_view s) {
       r += ch;
     } else {
       r += '%';
-      r += hex[c >> 4];
-      r += hex[c & 15];
+      append_hex(r, c);
     }
   }
   return r;

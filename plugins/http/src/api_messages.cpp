@@ -49,7 +49,6 @@ bool is_ascii(std::string_view s) {
 
 // RFC 8187 ext-value: UTF-8'' followed by percent-encoded octets outside attr-char.
 std::string ext_value(std::string_view s) {
-  static const char* hex = "0123456789ABCDEF";
   std::string out = "UTF-8''";
   for (unsigned char c : s) {
     const bool attr =
@@ -59,8 +58,7 @@ std::string ext_value(std::string_view s) {
       out += static_cast<char>(c);
     } else {
       out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
+      append_hex(out, c);
     }
   }
   return out;

@@ -54,13 +54,7 @@ constexpr std::size_t discard_body_max = 64 * 1024;
 std::string random_nonce() {
   unsigned char b[16];
   if (RAND_bytes(b, sizeof b) != 1) return {};
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : b) {
-    s.push_back(hex[c >> 4]);
-    s.push_back(hex[c & 15]);
-  }
-  return s;
+  return to_hex(b, sizeof b);
 }
 
 std::string html_escape(std::string_view s) {

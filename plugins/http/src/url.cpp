@@ -3,6 +3,8 @@
 
 #include <vector>
 
+#include "sluice/text.hpp"
+
 namespace sluice::http {
 
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
@@ -82,7 +84,6 @@ std::string clean_path(std::string_view p) {
 }
 
 std::string encode_segment(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : s) {
     bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -93,8 +94,7 @@ std::string encode_segment(std::string_view s) {
       out.push_back(static_cast<char>(c));
     } else {
       out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
+      append_hex(out, c);
     }
   }
   return out;

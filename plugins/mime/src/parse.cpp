@@ -12,6 +12,7 @@
 #include <set>
 
 #include "body_stream.hpp"
+#include "sluice/text.hpp"
 #include "text.hpp"
 #include "unsubscribe.hpp"
 
@@ -225,7 +226,6 @@ std::string requote_padded_base64_words(std::string_view in) {
     gsize n = 0;
     std::string encoded(data);
     guchar* bytes = g_base64_decode(encoded.c_str(), &n);
-    static constexpr char digits[] = "0123456789ABCDEF";
     out += "=?";
     out += charset;
     out += "?Q?";
@@ -235,8 +235,7 @@ std::string requote_padded_base64_words(std::string_view in) {
         out += static_cast<char>(c);
       } else {
         out += '=';
-        out += digits[c >> 4];
-        out += digits[c & 15];
+        append_hex(out, c);
       }
     }
     g_free(bytes);
@@ -357,13 +356,7 @@ class digests {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_DigestFinal_ex(c, md, &n);
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned i = 0; i < n; ++i) {
-      out += digits[md[i] >> 4];
-      out += digits[md[i] & 15];
-    }
-    return out;
+    return to_hex(md, n);
   }
   EVP_MD_CTX* ctx_[3];
 };

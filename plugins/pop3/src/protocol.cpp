@@ -9,19 +9,10 @@
 #include <algorithm>
 #include <chrono>
 
+#include "sluice/text.hpp"
+
 namespace sluice::pop3 {
 namespace {
-
-std::string hex(const unsigned char* p, std::size_t n) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (std::size_t i = 0; i < n; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
-  }
-  return out;
-}
 
 std::string digest_hex(const EVP_MD* md, std::string_view a, std::string_view b) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -33,7 +24,7 @@ std::string digest_hex(const EVP_MD* md, std::string_view a, std::string_view b)
       EVP_DigestUpdate(ctx, b.data(), b.size()) == 1 && EVP_DigestFinal_ex(ctx, out, &len) == 1;
   EVP_MD_CTX_free(ctx);
   if (!ok) return {};
-  return hex(out, len);
+  return to_hex(out, len);
 }
 
 char upper(char c) {
@@ -100,7 +91,7 @@ std::string apop_timestamp(std::string_view hostname) {
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
-  return "<" + hex(r, sizeof r) + "." + std::to_string(now) + "@" + std::string(hostname) + ">";
+  return "<" + to_hex(r, sizeof r) + "." + std::to_string(now) + "@" + std::string(hostname) + ">";
 }
 
 bool is_md5_hex(std::string_view s) {

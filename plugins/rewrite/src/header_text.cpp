@@ -54,7 +54,6 @@ std::size_t q_len(std::string_view bytes) {
 }
 
 void q_append(std::string& out, std::string_view bytes) {
-  static constexpr char hex[] = "0123456789ABCDEF";
   for (char c : bytes) {
     auto u = static_cast<unsigned char>(c);
     if (u == ' ') {
@@ -63,8 +62,7 @@ void q_append(std::string& out, std::string_view bytes) {
       out += c;
     } else {
       out += '=';
-      out += hex[u >> 4];
-      out += hex[u & 0xf];
+      append_hex(out, u);
     }
   }
 }

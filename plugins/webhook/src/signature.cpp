@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "sluice/text.hpp"
+
 namespace sluice::webhook {
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
@@ -16,14 +18,7 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out += digits[mac[i] >> 4];
-    out += digits[mac[i] & 0xf];
-  }
-  return out;
+  return to_hex(mac, len);
 }
 
 std::string sign(std::string_view secret, std::int64_t unix_seconds, std::string_view body) {

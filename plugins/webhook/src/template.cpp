@@ -9,6 +9,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 
+#include "sluice/text.hpp"
+
 namespace sluice::webhook {
 namespace json = boost::json;
 namespace {
@@ -114,7 +116,6 @@ std::string one_line_excerpt(std::string_view s, std::size_t limit) {
 }
 
 std::string percent_encode(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
   std::string out;
   out.reserve(s.size());
   for (unsigned char c : s) {
@@ -123,8 +124,7 @@ std::string percent_encode(std::string_view s) {
       out += static_cast<char>(c);
     } else {
       out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
+      append_hex(out, c);
     }
   }
   return out;
