@@ -220,7 +220,7 @@ TEST_F(WebhookIntegration, FiveHundredThenTwoHundredIsRetriedFromTheSpool) {
   auto reqs = rx.wait_for(3);
   ASSERT_EQ(reqs.size(), 3u) << p.log();
   for (std::size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(header(reqs[i], "x-sluice-attempt"), std::to_string(i + 1));
+    EXPECT_EQ(header(reqs[i], "x-sluice-attempt"), std::to_string(i + 1)) << p.log();
     EXPECT_EQ(reqs[i].at("body"), reqs[0].at("body"));  // the same event, re-sent
   }
   EXPECT_EQ(message_ids(reqs).size(), 1u);
@@ -230,7 +230,7 @@ TEST_F(WebhookIntegration, FiveHundredThenTwoHundredIsRetriedFromTheSpool) {
   EXPECT_TRUE(wait_until([&] { return p.log().find("deferred stage done") != std::string::npos; }))
       << p.log();
   std::this_thread::sleep_for(std::chrono::milliseconds(800));
-  EXPECT_EQ(rx.requests().size(), 3u);  // done means done: no further request
+  EXPECT_EQ(rx.requests().size(), 3u) << p.log();  // done means done: no further request
   EXPECT_EQ(p.stop(), 0) << p.log();
 }
 
