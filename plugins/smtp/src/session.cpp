@@ -464,10 +464,17 @@ awaitable<void> session::dispatch(const std::string& line) {
     case verb::expn:
       reply(502, "5.5.1", "EXPN is disabled: it would expose mailing-list members");
       break;
-    case verb::help:
-      reply(214, "2.0.0",
-            "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH");
+    case verb::help: {
+      // Only what this listener would accept (RFC 5321 §4.1.1.8 leaves the text free).
+      std::string text = cfg_.lmtp ? "Commands: LHLO" : "Commands: EHLO HELO";
+      text += " MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+      if (cfg_.tls == tls_mode::starttls || cfg_.tls == tls_mode::starttls_required)
+        text += " STARTTLS";
+      if (cfg_.auth != auth_mode::off) text += " AUTH";
+      if (xclient_allowed()) text += " XCLIENT";
+      reply(214, "2.0.0", text);
       break;
+    }
     case verb::starttls:
       co_await cmd_starttls(c);
       break;

@@ -95,6 +95,35 @@ TEST(SmtpTranscript, CommandsSequenceAndSyntax) {
   EXPECT_EQ(transcript(s, "commands.txt"), "");
 }
 
+// HELP (RFC 5321 §4.1.1.8) names only the commands this listener's configuration accepts.
+TEST(SmtpTranscript, HelpListsOnlyWhatThisListenerAccepts) {
+  const std::string core = " MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+  const auto help = [](const sluice_server& s, const std::string& greeting,
+                       const std::string& text) {
+    return run_transcript_text(
+        s.endpoints()[0],
+        "S: 220 mx.test " + greeting + " Sluice ready\nC: HELP\nS: 214 2.0.0 " + text + "\n");
+  };
+  {
+    sluice_server s(base);
+    EXPECT_EQ(help(s, "ESMTP", "Commands: EHLO HELO" + core), "");
+  }
+  {
+    sluice_server s(base + "    mode: lmtp\n");
+    EXPECT_EQ(help(s, "LMTP", "Commands: LHLO" + core), "");
+  }
+  {
+    sluice_server s(base + "    auth: {mode: accept-any, allow_insecure: true}\n" +
+                    "    xclient_trusted: [\"127.0.0.0/8\"]\n");
+    EXPECT_EQ(help(s, "ESMTP", "Commands: EHLO HELO" + core + " AUTH XCLIENT"), "");
+  }
+  {
+    cert_files certs;
+    sluice_server s(base + certs.yaml("starttls"));
+    EXPECT_EQ(help(s, "ESMTP", "Commands: EHLO HELO" + core + " STARTTLS"), "");
+  }
+}
+
 TEST(SmtpTranscript, Pipelining) {
   sluice_server s(base);
   EXPECT_EQ(transcript(s, "pipelining.txt"), "");
