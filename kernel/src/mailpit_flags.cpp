@@ -59,10 +59,10 @@ constexpr flag_spec flags[] = {
     {"tenant-id", 0, "MP_TENANT_ID", kind::refused_text,
      "tenants sharing one database are not supported; give each instance its own --database, "
      "or use mailboxes in a configuration file (plugins/store/README.md)"},
-    {"use-message-dates", 0, "MP_USE_MESSAGE_DATES", kind::refused,
-     "the store always dates messages by their arrival"},
-    {"ignore-duplicate-ids", 0, "MP_IGNORE_DUPLICATE_IDS", kind::refused,
-     "messages with a Message-ID already stored are kept, not dropped"},
+    {"use-message-dates", 0, "MP_USE_MESSAGE_DATES", kind::boolean,
+     "date messages by their Date header instead of their arrival"},
+    {"ignore-duplicate-ids", 0, "MP_IGNORE_DUPLICATE_IDS", kind::boolean,
+     "a message whose Message-ID is already stored gets 250 and is dropped"},
     {"log-file", 0, "MP_LOG_FILE", kind::text,
      "append the log to this file instead of standard error"},
     // HTTP
@@ -90,8 +90,8 @@ constexpr flag_spec flags[] = {
      "accepted (no link check or screenshot proxy makes requests)"},
     {"allow-untrusted-tls", 0, "MP_ALLOW_UNTRUSTED_TLS", kind::ignored,
      "accepted (no link check or screenshot proxy makes requests)"},
-    {"block-remote-css-and-fonts", 0, "MP_BLOCK_REMOTE_CSS_AND_FONTS", kind::refused,
-     "the HTML view cannot block remote CSS and fonts; remote content would load"},
+    {"block-remote-css-and-fonts", 0, "MP_BLOCK_REMOTE_CSS_AND_FONTS", kind::boolean,
+     "the HTML view loads no style sheets or fonts from remote hosts"},
     {"enable-prometheus", 0, "MP_ENABLE_PROMETHEUS", kind::text,
      "true: /metrics on the web server (always served); a separate address is not supported"},
     // SMTP
@@ -120,8 +120,8 @@ constexpr flag_spec flags[] = {
      "accepted (Sluice never looks up client names)"},
     {"smtp-ignore-rejected-recipients", 0, "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", kind::boolean,
      "recipients --smtp-allowed-recipients rejects get 250 and are dropped"},
-    {"smtp-strict-rfc-headers", 0, "MP_SMTP_STRICT_RFC_HEADERS", kind::refused,
-     "messages with bare CR line ends are accepted, not refused"},
+    {"smtp-strict-rfc-headers", 0, "MP_SMTP_STRICT_RFC_HEADERS", kind::boolean,
+     "refuse messages whose headers hold <CR><CR><LF> (a CR not followed by LF)"},
     {"smtp-forward-config", 0, "MP_SMTP_FORWARD_CONFIG", kind::refused_text,
      "forwarding a copy of every message is not supported by the facade; use a configuration "
      "file with a rewrite and a relay stage (plugins/relay/README.md)"},
@@ -972,6 +972,7 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
   // Without allowed recipients nothing is rejected: Mailpit's flag then has no effect.
   if (s.on("smtp-ignore-rejected-recipients") && s.has("smtp-allowed-recipients"))
     y << "    ignore_rejected_recipients: true\n";
+  if (s.on("smtp-strict-rfc-headers")) y << "    reject_bare_cr_in_headers: true\n";
   if (greeting_label) y << "    label: " << q(s.str("label")) << "\n";
   if (!tls_mode.empty()) {
     y << "    tls:\n      mode: " << tls_mode << "\n";
@@ -1004,6 +1005,7 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
   if (s.on("send-api-auth-accept-any")) y << "    send_auth_accept_any: true\n";
   if (s.has("api-cors")) y << "    api_cors: " << q(s.str("api-cors")) << "\n";
   if (s.on("disable-http-compression")) y << "    disable_compression: true\n";
+  if (s.on("block-remote-css-and-fonts")) y << "    block_remote_css_and_fonts: true\n";
   if (relay) {
     y << "    release_pipeline: release\n";
     if (!relay->return_path.empty()) y << "    release_sender: " << q(relay->return_path) << "\n";
@@ -1038,6 +1040,8 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
   }
   y << "      - plugin: store\n        mailbox: default\n        timeout: 30s\n"
        "        on_error: tempfail\n";
+  if (s.on("ignore-duplicate-ids")) y << "        duplicates: drop\n";
+  if (s.on("use-message-dates")) y << "        dates: message\n";
   if (!x_tags || !plus_tags || s.on("tags-username") || s.on("tags-title-case") || !rules.empty()) {
     y << "        tags:\n";
     if (!x_tags) y << "          x_tags: false\n";

@@ -742,7 +742,9 @@ prepared_message prepare_message(const message& msg, std::string mailbox, int zs
     for (const auto& kv : mime->get_object()) {
       if (kv.key() != "text" && kv.key() != "html") light.emplace(kv.key(), kv.value());
     }
-    summary_from_view(p, parsed_message_from_json(light));
+    const parsed_message view = parsed_message_from_json(light);
+    summary_from_view(p, view);
+    p.date_ms = view.date_ms;
     p.view_blob = encode_view(mime->get_object(), zstd_level, p.view_compressed);
   } else {
     summary_from_headers(p, h);

@@ -19,6 +19,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -110,6 +111,9 @@ struct prepared_message {
   stored_message meta;
   std::vector<std::string> mailboxes;  // distinct, valid names; one stored copy each
   std::uint64_t raw_size = 0;
+  // The Date header as the parsed view read it (ms since the epoch); empty without a view
+  // or when it did not parse. meta.created_ms is the arrival time either way.
+  std::optional<std::int64_t> date_ms;
   std::string envelope_json;
   std::string attributes_json;  // every attribute but "mime"
   std::string edits_json;

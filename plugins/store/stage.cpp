@@ -97,6 +97,16 @@ stage_options parse_stage_options(const config_node& cfg) {
   o.mailbox = cfg.get_string("mailbox", "default");
   o.fallback_mailbox = cfg.get_string("fallback_mailbox", "default");
   o.requested_mailbox = cfg.get_bool("requested_mailbox", true);
+  if (const std::string d = cfg.get_string("duplicates", "keep"); d == "drop") {
+    o.drop_duplicate_ids = true;
+  } else if (d != "keep") {
+    cfg.at("duplicates").fail("expected keep or drop, got \"" + d + "\"");
+  }
+  if (const std::string d = cfg.get_string("dates", "arrival"); d == "message") {
+    o.message_dates = true;
+  } else if (d != "arrival") {
+    cfg.at("dates").fail("expected arrival or message, got \"" + d + "\"");
+  }
   if (!valid_mailbox_name(o.fallback_mailbox)) {
     cfg.at("fallback_mailbox").fail("expected a mailbox name of 1 to 200 printable characters");
   }
@@ -154,6 +164,7 @@ store_stage::store_stage(sluice::host& host, std::shared_ptr<sqlite_store> store
   } else {
     store_->declare_mailbox(opts_.fallback_mailbox);
   }
+  if (opts_.drop_duplicate_ids) store_->require_message_id_index();
 }
 
 std::vector<std::string> store_stage::choose_mailboxes(const message& msg) const {
@@ -210,13 +221,24 @@ boost::asio::awaitable<verdict> store_stage::process(std::shared_ptr<message> ms
     co_return verdict_for_failure(SQLITE_IOERR);
   }
   row.mailboxes = mailboxes;
-  const write_result r = co_await store->insert(std::move(row), insert_options{opts_.rules});
+  if (opts_.message_dates && row.date_ms) row.meta.created_ms = *row.date_ms;
+  const std::string message_id = opts_.drop_duplicate_ids ? row.meta.message_id : std::string();
+  const write_result r =
+      co_await store->insert(std::move(row), insert_options{opts_.rules, opts_.drop_duplicate_ids});
   if (!r.ok()) {
     call.log.warn("store failed to commit the message",
                   {{"rc", r.rc}, {"error", r.error}, {"store", store->name()}});
     co_return verdict_for_failure(r.rc);
   }
-  call.log.debug("message stored", {{"store", store->name()}, {"copies", r.n}});
+  if (r.n == 0 && r.duplicates > 0) {
+    // Every mailbox already holds this Message-ID: acknowledged, not stored (Mailpit's
+    // --ignore-duplicate-ids), and nothing after this stage runs for it.
+    call.log.info("duplicate Message-ID, not stored",
+                  {{"store", store->name()}, {"message_id", message_id}});
+    co_return verdict::discard();
+  }
+  call.log.debug("message stored",
+                 {{"store", store->name()}, {"copies", r.n}, {"duplicates", r.duplicates}});
   co_return verdict::next();
 }
 

@@ -48,9 +48,16 @@ struct stage_options {
   bool requested_mailbox = true;
   tag_sources tags;
   std::vector<tag_rule> rules;
+  // `duplicates: drop`: a copy whose mailbox holds the Message-ID already is not stored;
+  // when no copy is new the stage returns discard (250, later stages skipped).
+  bool drop_duplicate_ids = false;
+  // `dates: message`: the message is dated (created, sorted, pruned) by its Date header as
+  // the mime stage parsed it, instead of its arrival; arrival when there is none.
+  bool message_dates = false;
 };
 
-// Reads the stage keys (mailbox, fallback_mailbox, tags{…}); throws config_error.
+// Reads the stage keys (mailbox, fallback_mailbox, requested_mailbox, duplicates, dates,
+// tags{…}); throws config_error.
 stage_options parse_stage_options(const config_node& cfg);
 
 class store_stage final : public sluice::stage {

@@ -7,6 +7,7 @@
 #include <span>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -591,13 +592,27 @@ write_result sqlite_store::insert_rows(database& db, prepared_message& p, const 
                                        std::int64_t& data_id) {
   data_id = 0;
   std::vector<std::string> fresh;
+  std::uint64_t duplicates = 0;
+  const bool check_message_id = o.drop_duplicate_ids && !p.meta.message_id.empty();
   for (const auto& mailbox : p.mailboxes) {
-    auto s = db.cached("SELECT 1 FROM messages WHERE mailbox = ?1 AND id = ?2");
-    s->bind(1, mailbox);
-    s->bind(2, p.meta.id);
-    if (!s->step()) fresh.push_back(mailbox);  // else: already stored (idempotent retry)
+    {
+      auto s = db.cached("SELECT 1 FROM messages WHERE mailbox = ?1 AND id = ?2");
+      s->bind(1, mailbox);
+      s->bind(2, p.meta.id);
+      if (s->step()) continue;  // already stored (idempotent retry)
+    }
+    if (check_message_id) {
+      auto s = db.cached("SELECT 1 FROM messages WHERE mailbox = ?1 AND message_id = ?2 LIMIT 1");
+      s->bind(1, mailbox);
+      s->bind(2, p.meta.message_id);
+      if (s->step()) {
+        ++duplicates;
+        continue;
+      }
+    }
+    fresh.push_back(mailbox);
   }
-  if (fresh.empty()) return {SQLITE_OK, 0, {}};
+  if (fresh.empty()) return {SQLITE_OK, 0, {}, duplicates};
   if (auto r = write_data(db, p, !defer_index, data_id); !r.ok()) return r;
   const stored_message& m = p.meta;
   for (const auto& mailbox : fresh) {
@@ -659,7 +674,7 @@ write_result sqlite_store::insert_rows(database& db, prepared_message& p, const 
     sort_tags(names);
     added.push_back({mailbox, std::move(names)});
   }
-  return {SQLITE_OK, fresh.size(), {}};
+  return {SQLITE_OK, fresh.size(), {}, duplicates};
 }
 
 asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_options o) {
@@ -717,6 +732,29 @@ void sqlite_store::declare_mailbox(const std::string& mailbox) {
   job.complete = [this, mailbox](write_result r) {
     if (!r.ok())
       log_.warn("store could not record a mailbox", {{"mailbox", mailbox}, {"error", r.error}});
+  };
+  enqueue(std::move(job));
+}
+
+void sqlite_store::require_message_id_index() {
+  {
+    std::lock_guard lk(mu_);
+    if (std::exchange(message_id_index_, true)) return;
+  }
+  write_job job;
+  job.run = [](database& db) {
+    db.exec(
+        "CREATE INDEX IF NOT EXISTS messages_mailbox_message_id"
+        " ON messages(mailbox, message_id)");
+    return write_result{};
+  };
+  job.complete = [this](write_result r) {
+    if (!r.ok()) {
+      // The duplicate check still works without it (a scan of the mailbox's rows).
+      log_.warn("store could not create the Message-ID index", {{"error", r.error}});
+      std::lock_guard lk(mu_);
+      message_id_index_ = false;
+    }
   };
   enqueue(std::move(job));
 }

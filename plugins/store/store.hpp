@@ -71,6 +71,9 @@ struct write_result {
   int rc = SQLITE_OK;  // primary SQLite result code (SQLITE_FULL, SQLITE_IOERR, …)
   std::uint64_t n = 0;
   std::string error;  // for logs only; may name paths
+  // insert(): copies not stored because their mailbox holds the Message-ID already
+  // (insert_options::drop_duplicate_ids).
+  std::uint64_t duplicates = 0;
   bool ok() const noexcept { return rc == SQLITE_OK; }
 };
 
@@ -84,6 +87,11 @@ struct tag_rule {
 // What the stage asks of one insert beyond the prepared row.
 struct insert_options {
   std::vector<tag_rule> rules;
+  // Skip a copy whose mailbox already holds a message with this (non-empty) Message-ID,
+  // as Mailpit's --ignore-duplicate-ids does. Checked on the writer thread, inside the
+  // batch transaction, so two copies in one batch are caught too. The stage calls
+  // require_message_id_index() first.
+  bool drop_duplicate_ids = false;
 };
 
 // Entries kept in one message's delivery log (the oldest go first).
@@ -138,6 +146,10 @@ class sqlite_store final : public mailbox_service {
   boost::asio::awaitable<write_result> insert(prepared_message p, insert_options o = {});
   // Makes a mailbox exist (listed by mailboxes()) before it holds any message.
   void declare_mailbox(const std::string& mailbox);
+  // Creates the (mailbox, message_id) index that drop_duplicate_ids looks up, once, on the
+  // writer thread ahead of any insert queued after this call. Only stores that drop
+  // duplicates pay for it on every insert; it stays in the file once created.
+  void require_message_id_index();
   // Runs pruning to completion now; returns how many messages it removed.
   boost::asio::awaitable<std::uint64_t> prune_now();
 
@@ -217,11 +229,12 @@ class sqlite_store final : public mailbox_service {
   // closed last by stop() (so SQLite can checkpoint and remove the WAL).
   std::unique_ptr<database> writer_db_;
 
-  mutable std::mutex mu_;  // guards queue_, stopping_, mailboxes_
+  mutable std::mutex mu_;  // guards queue_, stopping_, mailboxes_, message_id_index_
   std::condition_variable cv_;
   std::deque<write_job> queue_;
   bool stopping_ = false;
   std::set<std::string> mailboxes_;
+  bool message_id_index_ = false;  // require_message_id_index() has queued its job
 
   std::mutex readers_mu_;  // guards idle_readers_
   std::vector<std::unique_ptr<database>> idle_readers_;

@@ -246,6 +246,49 @@ TEST(mailpit_facade, max_prunes_to_the_newest_messages) {
   EXPECT_EQ(subjects, (std::set<std::string>{"msg 4", "msg 5"}));
 }
 
+TEST(mailpit_facade, ignore_duplicate_ids_and_use_message_dates) {
+  temp_dir dir;
+  sluice_process p(dir.path(), sluice_process::no_config{
+                                   with({"--ignore-duplicate-ids", "--use-message-dates"}), {}});
+  ASSERT_TRUE(p.running());
+  // smtplib sends the same Message-ID twice and another once; every one gets its 250
+  // (sendmail() raises otherwise), as in Mailpit.
+  write_file(
+      dir.path() / "dup.py",
+      "import smtplib, sys\n"
+      "def msg(mid, subject):\n"
+      "    return ('From: app@example.org\\r\\nTo: dev@example.org\\r\\n'\n"
+      "            'Date: Sat, 3 Feb 2001 04:05:06 +0000\\r\\n'\n"
+      "            'Message-ID: <' + mid + '>\\r\\nSubject: ' + subject + '\\r\\n\\r\\nhi\\r\\n')\n"
+      "with smtplib.SMTP(sys.argv[1], int(sys.argv[2]), timeout=20) as s:\n"
+      "    for mid, subject in [('dup@example.org', 'first'), ('dup@example.org', 'again'),\n"
+      "                         ('other@example.org', 'other')]:\n"
+      "        s.sendmail('app@example.org', ['dev@example.org'], msg(mid, subject))\n"
+      "        print(subject, s.noop()[0])\n");
+  std::string out;
+  ASSERT_EQ(run_command("python3 " + shell_quote((dir.path() / "dup.py").string()) + " " +
+                            p.host("smtp") + " " + std::to_string(p.port("smtp")),
+                        &out),
+            0)
+      << out << p.log();
+  json::object l;
+  ASSERT_TRUE(eventually([&] {
+    l = messages(p);
+    return l.contains("total") && l["total"].as_int64() == 2;
+  })) << json::serialize(l);
+  std::set<std::string> subjects;
+  for (auto& mv : l["messages"].as_array()) {
+    auto& m = mv.as_object();
+    subjects.insert(std::string(m["Subject"].as_string()));
+    EXPECT_EQ(m["Created"].as_string(), "2001-02-03T04:05:06Z") << json::serialize(m);
+  }
+  EXPECT_EQ(subjects, (std::set<std::string>{"first", "other"}));
+  auto [code, info] = curl(shell_quote("http://" + p.endpoints("http").at(0) + "/api/v1/info"));
+  ASSERT_EQ(code, 200) << info;
+  EXPECT_EQ(json::parse(info).at("RuntimeStats").at("SMTPIgnored").to_number<int>(), 1) << info;
+  EXPECT_NE(p.log().find("duplicate Message-ID, not stored"), std::string::npos) << p.log();
+}
+
 TEST(mailpit_facade, tag_rules_and_the_flag_over_its_variable) {
   temp_dir dir;
   // MP_TAG is overridden by --tag, as in Mailpit: its rule must not apply.

@@ -309,8 +309,20 @@ std::vector<bool_case> bool_cases() {
        [](auto& c) { return listener(c, "http").get_bool("disable_compression", false); }},
       {"--send-api-auth-accept-any", "MP_SEND_API_AUTH_ACCEPT_ANY",
        [](auto& c) { return listener(c, "http").get_bool("send_auth_accept_any", false); }},
+      {"--smtp-strict-rfc-headers", "MP_SMTP_STRICT_RFC_HEADERS",
+       [](auto& c) { return listener(c, "smtp").get_bool("reject_bare_cr_in_headers", false); }},
+      {"--block-remote-css-and-fonts", "MP_BLOCK_REMOTE_CSS_AND_FONTS",
+       [](auto& c) { return listener(c, "http").get_bool("block_remote_css_and_fonts", false); }},
       {"--tags-username", "MP_TAGS_USERNAME", store_tag("username")},
       {"--tags-title-case", "MP_TAGS_TITLE_CASE", store_tag("title_case")},
+      {"--ignore-duplicate-ids", "MP_IGNORE_DUPLICATE_IDS",
+       [](auto& c) {
+         return stage(c, "capture", "store")->node.get_string("duplicates", "keep") == "drop";
+       }},
+      {"--use-message-dates", "MP_USE_MESSAGE_DATES",
+       [](auto& c) {
+         return stage(c, "capture", "store")->node.get_string("dates", "arrival") == "message";
+       }},
       {"--enable-chaos", "MP_ENABLE_CHAOS",
        [](auto& c) {
          for (auto& s : c.services)
@@ -460,14 +472,9 @@ TEST(mailpit_flags, refused_and_malformed_values_name_the_flag) {
       {{"--disable-wal"}, {}, "--disable-wal: not supported by sluice"},
       {{}, {{"MP_DISABLE_WAL", "true"}}, "MP_DISABLE_WAL: not supported"},
       {{"--tenant-id", "t1"}, {}, "--tenant-id: not supported"},
-      {{"--use-message-dates"}, {}, "--use-message-dates: not supported"},
-      {{"--ignore-duplicate-ids"}, {}, "--ignore-duplicate-ids: not supported"},
-      {{"--smtp-strict-rfc-headers"}, {}, "--smtp-strict-rfc-headers: not supported"},
-      {{}, {{"MP_STRICT_RFC_HEADERS", "1"}}, "MP_STRICT_RFC_HEADERS: not supported"},
       {{"--smtp-forward-config", "f.yaml"}, {}, "--smtp-forward-config: not supported"},
       {{"--label", "a\r\nb"}, {}, "--label: control characters"},
       {{}, {{"MP_LABEL", std::string(1025, 'x')}}, "MP_LABEL: at most 1024 bytes"},
-      {{"--block-remote-css-and-fonts"}, {}, "--block-remote-css-and-fonts: not supported"},
   };
   for (const auto& c : cases) {
     std::string err = error_of(c.args, c.env);

@@ -54,6 +54,7 @@ struct api_env {
   std::uint64_t max_send_bytes = 50ull << 20;  // POST /api/v1/send body limit
   std::string version;                         // sluice version, for /api/v1/info
   std::int64_t started_ms = 0;                 // for uptime
+  bool block_remote_css_and_fonts = false;     // the HTML view's CSP (view_csp)
 
   // POST /api/v1/message/{ID}/release (api_release.cpp): null pipelines = release is off.
   std::shared_ptr<pipeline_service> pipelines;

@@ -346,6 +346,7 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   }
   st->env.default_mailbox = st->cfg.default_mailbox;
   st->env.label = st->cfg.label;
+  st->env.block_remote_css_and_fonts = st->cfg.block_remote_css_and_fonts;
   st->env.max_send_bytes = st->cfg.max_send_bytes;
   st->env.version = SLUICE_SDK_VERSION_STRING;
   st->env.started_ms = now_ms();

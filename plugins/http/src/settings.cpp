@@ -133,6 +133,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   s.max_send_bytes = cfg.get_size("max_send_size", s.max_send_bytes);
   if (s.max_send_bytes == 0) cfg.at("max_send_size").fail("must be positive");
   s.disable_compression = cfg.get_bool("disable_compression", false);
+  s.block_remote_css_and_fonts = cfg.get_bool("block_remote_css_and_fonts", false);
   s.compress_min_bytes = cfg.get_size("compress_min_size", s.compress_min_bytes);
   if (auto l = cfg.find("limits")) {
     auto& lim = s.limits;

@@ -65,6 +65,7 @@ struct settings {
   bool release_preserve_message_ids = false;  // keep Message-ID and Date (Mailpit's relay key)
   std::uint64_t max_send_bytes = 50ull << 20;
   bool disable_compression = false;
+  bool block_remote_css_and_fonts = false;  // the HTML view loads styles and fonts from here only
   std::size_t compress_min_bytes = 1024;
   http::limits limits;
 };

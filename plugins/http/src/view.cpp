@@ -233,7 +233,7 @@ awaitable<response> view_html(request_context& ctx) {
   std::string html = rewrite_cid_references(m->view->html, *m, ctx.base);
   if (embed) html = embed_html(html);
   auto r = api::bytes_response(ctx.req, "text/html; charset=utf-8", std::move(html));
-  r.set("Content-Security-Policy", view_csp(embed));
+  r.set("Content-Security-Policy", view_csp(embed, ctx.env.block_remote_css_and_fonts));
   r.set("X-Content-Type-Options", "nosniff");
   co_return r;
 }
@@ -317,12 +317,17 @@ std::string embed_html(std::string_view html) {
   return doc;
 }
 
-std::string view_csp(bool embed) {
+std::string view_csp(bool embed, bool block_remote_css_and_fonts) {
   // Remote images, styles and fonts load as in a mail client; scripts, plugins, frames,
-  // forms and network requests from the message do not.
-  std::string csp =
-      "default-src 'none'; img-src * data: blob:; style-src * 'unsafe-inline' data:; "
-      "font-src * data:; media-src * data: blob:; base-uri 'none'; form-action 'none'; ";
+  // forms and network requests from the message do not. Mailpit's
+  // --block-remote-css-and-fonts keeps styles and fonts to this origin (the message's own
+  // parts) and the message itself.
+  const char* remote = block_remote_css_and_fonts ? "'self'" : "*";
+  std::string csp = "default-src 'none'; img-src * data: blob:; style-src ";
+  csp += remote;
+  csp += " 'unsafe-inline' data:; font-src ";
+  csp += remote;
+  csp += " data:; media-src * data: blob:; base-uri 'none'; form-action 'none'; ";
   csp += embed ? "script-src 'sha256-" + script_hash() + "'" : std::string("script-src 'none'");
   return csp;
 }

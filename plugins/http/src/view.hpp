@@ -27,6 +27,6 @@ std::string rewrite_cid_references(std::string_view html, const stored_message& 
 std::string embed_html(std::string_view html);
 
 // The Content-Security-Policy of a view (embed adds the height script's hash).
-std::string view_csp(bool embed);
+std::string view_csp(bool embed, bool block_remote_css_and_fonts = false);
 
 }  // namespace sluice::http

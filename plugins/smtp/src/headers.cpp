@@ -11,6 +11,13 @@ std::string ascii_lower(std::string_view s) {
   return to_lower_ascii(s);
 }
 
+bool has_bare_cr(std::string_view block) noexcept {
+  for (std::size_t i = block.find('\r'); i != std::string_view::npos; i = block.find('\r', i + 1)) {
+    if (i + 1 == block.size() || block[i + 1] != '\n') return true;
+  }
+  return false;
+}
+
 std::vector<std::string> header_values(std::string_view block, std::string_view name) {
   std::vector<std::string> out;
   std::string* current = nullptr;  // the field being unfolded, when it is one we want

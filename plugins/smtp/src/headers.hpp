@@ -16,6 +16,8 @@ namespace sluice::smtp {
 
 // The unfolded values of every field named `name` (case-insensitive), in order.
 std::vector<std::string> header_values(std::string_view block, std::string_view name);
+// Whether `block` holds a CR that is not followed by LF (RFC 5322 §2.2 allows CR only in CRLF).
+bool has_bare_cr(std::string_view block) noexcept;
 
 // The addr-specs of an address-list value ("A <a@x>, b@y, group: c@z;"), as written.
 std::vector<std::string> header_address_list(std::string_view value);

@@ -1227,7 +1227,13 @@ awaitable<void> session::deliver(std::shared_ptr<const message_body> body) {
 
   const std::uint64_t size = body->size();
   const std::size_t nrcpt = rcpts_.size();
-  submit_result res = co_await st_->lctx.submit(msg);
+  submit_result res;
+  if (cfg_.reject_bare_cr_in_headers && has_bare_cr(head)) {
+    res.kind = verdict_kind::reject;
+    res.reply = {550, "5.6.0", "Message header has a CR not followed by LF"};
+  } else {
+    res = co_await st_->lctx.submit(msg);
+  }
   ++messages_;
   std::string id = res.id.empty() ? msg->id : res.id;
   int code;

@@ -133,6 +133,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
     }
   }
   s.ignore_rejected_recipients = cfg.get_bool("ignore_rejected_recipients", false);
+  s.reject_bare_cr_in_headers = cfg.get_bool("reject_bare_cr_in_headers", false);
   if (s.ignore_rejected_recipients && s.allowed_recipients.empty()) {
     cfg.at("ignore_rejected_recipients").fail("needs allowed_recipients (nothing is rejected)");
   }

@@ -68,6 +68,9 @@ struct settings {
   // Mailpit's --smtp-ignore-rejected-recipients: a rejected RCPT gets 250 and is dropped; a
   // message left without recipients gets 250 after DATA and is discarded.
   bool ignore_rejected_recipients = false;
+  // Mailpit's --smtp-strict-rfc-headers: refuse (550 5.6.0) a message whose header section
+  // holds a CR not followed by LF, such as <CR><CR><LF> (RFC 5322 §2.2).
+  bool reject_bare_cr_in_headers = false;
 
   network_list xclient_trusted;
   bool proxy_protocol = false;

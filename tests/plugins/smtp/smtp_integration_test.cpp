@@ -224,6 +224,43 @@ TEST(SmtpHeaders, TraceFieldsMessageIdAndBcc) {
   EXPECT_EQ(count(msg, "Bcc:"), 1u);
 }
 
+// Mailpit's --smtp-strict-rfc-headers: <CR><CR><LF> in the header section is refused; the
+// same bytes in the body, or with the key off, are accepted and kept byte for byte.
+TEST(SmtpHeaders, BareCrInTheHeaderIsRefusedOnlyWhenConfigured) {
+  auto send = [](const sluice_server& s, const std::string& data) {
+    client c(s.endpoints()[0]);
+    EXPECT_TRUE(c.read_reply());
+    c.send("EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+    for (int i = 0; i < 3; ++i)
+      EXPECT_TRUE(c.read_reply());
+    auto r = c.read_reply();
+    EXPECT_TRUE(r && r->starts_with("354")) << r.value_or("EOF");
+    c.send(data + ".\r\n");
+    r = c.read_reply();
+    c.send("QUIT\r\n");
+    return r.value_or("EOF");
+  };
+  const std::string crcrlf = "Subject: outlook\r\r\nTo: b@example.com\r\n\r\nbody\r\n";
+  const std::string lone_cr = "Subject: a\rb\r\n\r\nbody\r\n";
+  const std::string in_body = "Subject: fine\r\n\r\nbody\r\r\nmore\r\n";
+  {
+    sluice_server s(base + "    reject_bare_cr_in_headers: true\n");
+    EXPECT_EQ(send(s, crcrlf), "550 5.6.0 Message header has a CR not followed by LF");
+    EXPECT_EQ(send(s, lone_cr), "550 5.6.0 Message header has a CR not followed by LF");
+    EXPECT_TRUE(send(s, in_body).starts_with("250 2.0.0 Ok: queued as "));
+    auto m = s.wait_messages(1);
+    ASSERT_EQ(m.size(), 1u);
+    EXPECT_NE(m[0].find("Subject: fine\r\n"), std::string::npos) << m[0];
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(s.messages().size(), 1u);
+  }
+  sluice_server lenient(base);
+  EXPECT_TRUE(send(lenient, crcrlf).starts_with("250 2.0.0 Ok: queued as "));
+  auto m = lenient.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(m[0].find("Subject: outlook\r\r\nTo: b@example.com\r\n"), std::string::npos) << m[0];
+}
+
 TEST(SmtpHeaders, ReceivedNamesTheSingleRecipientAndKeepsMessageId) {
   sluice_server s(base);
   EXPECT_EQ(

@@ -231,6 +231,15 @@ TEST(SmtpHeaders, ValuesAndAddresses) {
   EXPECT_EQ(ascii_lower("A@X.Example"), "a@x.example");
 }
 
+TEST(SmtpHeaders, BareCr) {
+  EXPECT_FALSE(has_bare_cr(""));
+  EXPECT_FALSE(has_bare_cr("Subject: s\r\nTo: t\r\n\r\n"));
+  EXPECT_FALSE(has_bare_cr("Subject: bare LF is not a CR\n\n"));
+  EXPECT_TRUE(has_bare_cr("Subject: s\r\r\n\r\n"));
+  EXPECT_TRUE(has_bare_cr("Subject: a\rb\r\n"));
+  EXPECT_TRUE(has_bare_cr("Subject: s\r"));  // at the very end
+}
+
 TEST(SmtpHeaders, ReceivedForm) {
   received_info r;
   r.helo = "client.test";

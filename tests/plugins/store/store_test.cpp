@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -1621,4 +1622,94 @@ TEST_F(StorePluginTest, MailboxTemplatesStoreOneCopyPerMailbox) {
   EXPECT_THROW(make_stage("tags: {rules: [{match: \"larger:x\", tags: [A]}]}\n"), config_error);
   EXPECT_THROW(make_stage("tags: {rules: [{match: \"a\", tags: [\"!!\"]}]}\n"), config_error);
   EXPECT_THROW(make_stage("tags: {bogus: 1}\n"), config_error);
+}
+
+// Mailpit's --ignore-duplicate-ids: a copy whose mailbox holds the Message-ID already is
+// acknowledged and not stored; only when no copy is new does the stage discard.
+TEST_F(StorePluginTest, DuplicateMessageIdsAreDroppedPerMailbox) {
+  make_service("path: d.db\n", "default");
+  auto mb = host_->services().get<mailbox_service>();
+  auto keep = make_stage("{}");
+  auto drop = make_stage("mailbox: \"{rcpt_domain}\"\nduplicates: drop\n");
+  auto to = [](std::shared_ptr<message> m, std::vector<std::string> rcpts) {
+    m->envelope.recipients.clear();
+    for (auto& r : rcpts)
+      m->envelope.recipients.push_back({r, {}});
+    return m;
+  };
+  // sample_message("x") carries Message-ID <x@example.com>.
+  auto first = to(make_message(sample_message("x")), {"a@one.example"});
+  EXPECT_EQ(process(*drop, first).kind, verdict_kind::continue_);
+  auto again = to(make_message(sample_message("x")), {"a@one.example"});
+  verdict v = process(*drop, again);
+  EXPECT_EQ(v.kind, verdict_kind::discard);
+  EXPECT_EQ(v.reply.code, 250);
+  EXPECT_FALSE(run(mb->get("one.example", again->id)));
+  EXPECT_EQ(count(*mb, "one.example"), 1u);
+  // A retry of the same message is idempotent, not a duplicate.
+  EXPECT_EQ(process(*drop, first).kind, verdict_kind::continue_);
+  // Per mailbox: a new mailbox takes it, the one that has it does not, and that is a
+  // success (the new copy is stored).
+  auto both = to(make_message(sample_message("x")), {"b@one.example", "c@two.example"});
+  EXPECT_EQ(process(*drop, both).kind, verdict_kind::continue_);
+  EXPECT_FALSE(run(mb->get("one.example", both->id)));
+  EXPECT_TRUE(run(mb->get("two.example", both->id)));
+  // Without a Message-ID nothing is a duplicate.
+  for (int i = 0; i < 2; ++i) {
+    auto anon = to(make_message("Subject: no id\r\n\r\nbody\r\n"), {"a@one.example"});
+    EXPECT_EQ(process(*drop, anon).kind, verdict_kind::continue_);
+  }
+  EXPECT_EQ(count(*mb, "one.example"), 3u);
+  // A stage that keeps duplicates (the default) stores them.
+  EXPECT_EQ(process(*keep, make_message(sample_message("x"))).kind, verdict_kind::continue_);
+  EXPECT_EQ(process(*keep, make_message(sample_message("x"))).kind, verdict_kind::continue_);
+  EXPECT_EQ(count(*mb, "default"), 2u);
+  // Two copies racing into one batch: exactly one is stored.
+  std::vector<std::future<verdict>> racing;
+  std::deque<stage_call> calls(8);  // process() holds its call by reference
+  for (auto& call : calls) {
+    auto m = to(make_message(sample_message("race")), {"r@three.example"});
+    call.log = logger("test");
+    racing.push_back(asio::co_spawn(host_->io(), drop->process(m, call), asio::use_future));
+  }
+  int discarded = 0;
+  for (auto& f : racing)
+    discarded += f.get().kind == verdict_kind::discard;
+  EXPECT_EQ(discarded, 7);
+  EXPECT_EQ(count(*mb, "three.example"), 1u);
+
+  EXPECT_THROW(make_stage("duplicates: ignore\n"), config_error);
+}
+
+// Mailpit's --use-message-dates: created (listing order, pruning) from the Date header the
+// mime stage parsed; the arrival time without one.
+TEST_F(StorePluginTest, MessageDatesComeFromTheParsedView) {
+  make_service("path: dates.db\n", "default");
+  auto mb = host_->services().get<mailbox_service>();
+  auto st = make_stage("dates: message\n");
+  auto arrival = make_stage("{}");
+  parsed_message v = view_of("dated", "text", {"Alice", "alice@example.com"});
+  v.date_ms = 978'307'200'123;  // 2001-01-01T00:00:00.123Z
+  auto old = with_view("Date: Mon, 1 Jan 2001 00:00:00 +0000\r\nSubject: dated\r\n\r\ntext\r\n", v);
+  EXPECT_EQ(process(*st, old).kind, verdict_kind::continue_);
+  EXPECT_EQ(run(mb->get("default", old->id))->created_ms, 978'307'200'123);
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const auto before = now_ms();
+  auto undated = with_view("Subject: undated\r\n\r\ntext\r\n", view_of("undated", "t", {}));
+  undated->envelope.received_at = std::chrono::system_clock::now();
+  EXPECT_EQ(process(*st, undated).kind, verdict_kind::continue_);
+  EXPECT_GE(run(mb->get("default", undated->id))->created_ms, before - 1000);
+  auto same = with_view("Subject: dated\r\n\r\ntext\r\n", v);
+  EXPECT_EQ(process(*arrival, same).kind, verdict_kind::continue_);
+  EXPECT_GE(run(mb->get("default", same->id))->created_ms, before - 1000);
+  // The newest first order follows the dates.
+  auto page = list(*mb, {.mailbox = "default", .limit = 10});
+  ASSERT_EQ(page.size(), 3u);
+  EXPECT_EQ(page.back().id, old->id);
+
+  EXPECT_THROW(make_stage("dates: header\n"), config_error);
 }

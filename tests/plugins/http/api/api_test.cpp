@@ -738,6 +738,18 @@ TEST_F(ApiTest, ViewHtmlTextLatestAndPrefixedMailbox) {
   const std::string ecsp(r["Content-Security-Policy"]);
   EXPECT_NE(ecsp.find("script-src 'sha256-"), std::string::npos);
   EXPECT_EQ(ecsp.find("unsafe-inline'; script"), std::string::npos);
+  // Remote style sheets and fonts load unless blocked (Mailpit's --block-remote-css-and-fonts);
+  // remote images load either way.
+  EXPECT_NE(csp.find("style-src * 'unsafe-inline' data:"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("font-src * data:"), std::string::npos) << csp;
+  env_.block_remote_css_and_fonts = true;
+  const std::string blocked(
+      get("/view/m1.html", "other", "/mailbox/other/")["Content-Security-Policy"]);
+  EXPECT_NE(blocked.find("style-src 'self' 'unsafe-inline' data:;"), std::string::npos) << blocked;
+  EXPECT_NE(blocked.find("font-src 'self' data:;"), std::string::npos) << blocked;
+  EXPECT_NE(blocked.find("img-src * data: blob:;"), std::string::npos) << blocked;
+  EXPECT_EQ(blocked.find("style-src *"), std::string::npos) << blocked;
+  env_.block_remote_css_and_fonts = false;
 
   EXPECT_EQ(get("/view/m0.html", "other").result(), bhttp::status::not_found);
   r = get("/view/m0.txt", "other");
