@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 #include <random>
 
 namespace sluice {
@@ -62,11 +63,29 @@ class file_body final : public message_body {
   bool owned_;
 };
 
+// Whether `text` starts with a header field: a field name of printable US-ASCII other than
+// ':' (RFC 5322 §3.6.8), optional WSP (the obsolete syntax of §4.5), then ':'. nullopt when
+// `text` ends before that is decided (a prefix of a longer message).
+std::optional<bool> starts_with_field(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && text[i] > ' ' && text[i] < 127 && text[i] != ':')
+    ++i;
+  const std::size_t name = i;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t'))
+    ++i;
+  if (i == text.size()) return std::nullopt;
+  return name > 0 && text[i] == ':';
+}
+
 // Offset just past the header block's terminating empty line, or npos if the block has
-// no end within `text` (then everything is header).
-std::size_t header_block_end(std::string_view text) {
+// no end within `text` (then everything is header). A message whose first line is not a
+// header field has no header section: its body starts at 0 (RFC 5322 §2.1), so added
+// fields go before that line, not after it.
+// `whole`: text is the entire message, not a prefix of it.
+std::size_t header_block_end(std::string_view text, bool whole) {
   if (text.starts_with("\r\n")) return 2;
   if (text.starts_with("\n")) return 1;
+  if (!starts_with_field(text).value_or(!whole)) return 0;
   std::size_t crlf = text.find("\r\n\r\n");
   // A bare-LF terminator counts only if it comes first: past the CRLF one it is not
   // looked for (a CRLF message has none, and the search would read the whole body).
@@ -230,7 +249,7 @@ std::string message_body::header_block(std::size_t limit) const {
   std::string head;
   if (auto m = memory()) {
     std::string_view v = m->substr(0, limit);
-    const std::size_t end = header_block_end(v);
+    const std::size_t end = header_block_end(v, v.size() == m->size());
     if (end != std::string_view::npos) v = v.substr(0, end);
     head.assign(v);  // the header block only, not the body
     return head;
@@ -245,7 +264,7 @@ std::string message_body::header_block(std::size_t limit) const {
     head.resize(old + step);
     head.resize(old + read(old, std::span<char>(head.data() + old, step), ec));
     // The terminator may straddle the previous read; header_block_end scans from the start.
-    std::size_t end = header_block_end(head);
+    std::size_t end = header_block_end(head, head.size() >= size());
     if (end != std::string::npos) {
       head.resize(end);
       break;
@@ -378,6 +397,10 @@ std::string message::output_headers() const {
   } else if (fields_text == "\r\n" || fields_text == "\n") {
     terminator = fields_text;
     fields_text = {};
+  } else if (fields_text.empty() && raw && raw->size() > 0) {
+    // No header section (header_block_end): the added fields need the empty line that
+    // separates them from the body.
+    terminator = eol;
   }
   auto fields = split_fields(fields_text);
   for (const auto& e : edits)

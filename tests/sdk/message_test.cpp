@@ -88,6 +88,41 @@ TEST(message_body, header_block_of_a_spilled_body_reads_only_the_header) {
   EXPECT_EQ(no_end->header_block(), "A: 1\r\nB: 2");
 }
 
+// RFC 5322 §2.1: a first line that is not a header field starts the body; fields added to
+// such a message go before it, followed by the empty line.
+TEST(message_body, a_message_without_a_header_section_is_all_body) {
+  EXPECT_EQ(message_body::from_string("hello world\r\nsecond: line\r\n")->header_block(), "");
+  EXPECT_EQ(message_body::from_string("hi")->header_block(), "");
+  EXPECT_EQ(message_body::from_string(" folded: first\r\n\r\nx")->header_block(), "");
+  EXPECT_EQ(
+      message_body::from_string("From me@example.com Sat Jan  1\r\nA: 1\r\n\r\nx")->header_block(),
+      "");
+  // Field names: printable ASCII but ':', WSP before the colon is the obsolete syntax.
+  EXPECT_EQ(message_body::from_string("X-A_b.c: 1\r\n\r\nx")->header_block(), "X-A_b.c: 1\r\n\r\n");
+  EXPECT_EQ(message_body::from_string("Subject : old\r\n\r\nx")->header_block(),
+            "Subject : old\r\n\r\n");
+  EXPECT_EQ(message_body::from_string(": no name\r\n\r\nx")->header_block(), "");
+  EXPECT_EQ(message_body::from_string("Sub\xc3\xa9ject: 8-bit\r\n\r\nx")->header_block(), "");
+  // A field line later on that is junk does not end the block (GMime skips it too).
+  EXPECT_EQ(message_body::from_string("A: 1\r\njunk\r\nB: 2\r\n\r\nx")->header_block(),
+            "A: 1\r\njunk\r\nB: 2\r\n\r\n");
+
+  message m;
+  m.raw = message_body::from_string("hello world\r\nsecond line\r\n");
+  m.prepend_header("Received", "from x");
+  m.append_header("Message-ID", "<id@x>");
+  EXPECT_EQ(m.output(),
+            "Received: from x\r\nMessage-ID: <id@x>\r\n\r\nhello world\r\nsecond line\r\n");
+  message bdat;  // content without any line end
+  bdat.raw = message_body::from_string("hi");
+  bdat.append_header("Message-ID", "<id@x>");
+  EXPECT_EQ(bdat.output(), "Message-ID: <id@x>\r\n\r\nhi");
+  message empty;
+  empty.raw = message_body::from_string("");
+  empty.append_header("Message-ID", "<id@x>");
+  EXPECT_EQ(empty.output(), "Message-ID: <id@x>\r\n");
+}
+
 TEST(message, no_edits_outputs_raw_bytes_exactly) {
   message m;
   std::string raw = "Subject: \xe2\x9c\x93\r\nX:  odd  spacing \r\n\r\nbody\0bin\r\n";

@@ -1,6 +1,9 @@
 // plugins/smtp/src/command.cpp — see command.hpp. Pure, allocation-free, noexcept.
 #include "command.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <limits>
 
 namespace sluice::smtp {
@@ -94,15 +97,41 @@ bool valid_quoted_local(std::string_view s) noexcept {
   return true;
 }
 
+// inet_pton on a view (it wants a NUL-terminated string).
+bool parses_as(int family, std::string_view s) noexcept {
+  char buf[INET6_ADDRSTRLEN + 1];
+  if (s.empty() || s.size() >= sizeof buf) return false;
+  s.copy(buf, s.size());
+  buf[s.size()] = '\0';
+  unsigned char out[sizeof(in6_addr)];
+  return ::inet_pton(family, buf, out) == 1;
+}
+
+// RFC 5321 §4.1.3: IPv4-address-literal, "IPv6:" IPv6-addr, or a General-address-literal
+// (Standardized-tag ":" 1*dcontent). `inner` is what the brackets hold.
+bool valid_address_literal(std::string_view inner) noexcept {
+  if (parses_as(AF_INET, inner)) return true;
+  const std::size_t colon = inner.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == inner.size()) return false;
+  const std::string_view tag = inner.substr(0, colon);
+  if (iequals(tag, "IPv6")) return parses_as(AF_INET6, inner.substr(colon + 1));
+  for (char c : tag) {  // Ldh-str
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-'))
+      return false;
+  }
+  if (tag.back() == '-') return false;
+  for (char c : inner.substr(colon + 1)) {  // dcontent: %d33-90 / %d94-126
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f || c == '[' || c == ']' || c == '\\') return false;
+  }
+  return true;
+}
+
 bool valid_domain(std::string_view d) noexcept {
   if (d.empty() || d.size() > 255) return false;
   if (d.front() == '[') {  // address literal: [1.2.3.4] or [IPv6:...]
     if (d.back() != ']' || d.size() < 3) return false;
-    for (char c : d.substr(1, d.size() - 2)) {
-      auto u = static_cast<unsigned char>(c);
-      if (u <= 0x20 || u >= 0x7f || c == '[' || c == ']' || c == '\\') return false;
-    }
-    return true;
+    return valid_address_literal(d.substr(1, d.size() - 2));
   }
   std::size_t label = 0;
   char prev = '.';
@@ -302,6 +331,10 @@ bool parse_bdat(std::string_view args, bdat_args& out) noexcept {
   if (!iequals(rest, "last")) return false;
   out.last = true;
   return true;
+}
+
+bool valid_helo_argument(std::string_view arg) noexcept {
+  return valid_domain(arg) && valid_utf8(arg);
 }
 
 bool valid_utf8(std::string_view s) noexcept {

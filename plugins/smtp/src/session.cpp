@@ -189,7 +189,8 @@ awaitable<void> session::on_read_failure() {
   }
 }
 
-session::line_status session::take_line(std::string& line) {
+session::line_status session::take_line(std::string& line, std::size_t limit) {
+  if (limit == 0) limit = cfg_.max_line_length;
   while (true) {
     std::string_view avail(in_.data() + in_pos_, in_.size() - in_pos_);
     std::size_t nl = avail.find('\n');
@@ -204,7 +205,7 @@ session::line_status session::take_line(std::string& line) {
       continue;
     }
     if (nl == std::string_view::npos) {
-      if (avail.size() > cfg_.max_line_length) {
+      if (avail.size() > limit) {
         in_pos_ = in_.size();
         skipping_long_line_ = true;
         return line_status::too_long;
@@ -212,7 +213,7 @@ session::line_status session::take_line(std::string& line) {
       return line_status::need_more;
     }
     in_pos_ += nl + 1;
-    if (nl + 1 > cfg_.max_line_length) return line_status::too_long;
+    if (nl + 1 > limit) return line_status::too_long;
     std::string_view l = avail.substr(0, nl);
     if (!l.empty() && l.back() == '\r') l.remove_suffix(1);
     line.assign(l);
@@ -451,6 +452,10 @@ awaitable<void> session::dispatch(const std::string& line) {
       reply(250, "2.0.0", "Ok");
       break;
     case verb::quit:
+      if (!c.args.empty()) {  // RFC 5321 §4.1.1.10: quit = "QUIT" CRLF
+        refuse(501, "5.5.4", "Syntax: QUIT");
+        break;
+      }
       reply(221, "2.0.0", "Bye");
       closing_ = true;
       break;
@@ -459,7 +464,7 @@ awaitable<void> session::dispatch(const std::string& line) {
         refuse(501, "5.5.4", "Syntax: VRFY address");
         break;
       }
-      reply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery");
+      reply(252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
       break;
     case verb::expn:
       reply(502, "5.5.1", "EXPN is disabled: it would expose mailing-list members");
@@ -491,9 +496,12 @@ awaitable<void> session::dispatch(const std::string& line) {
 }
 
 void session::cmd_hello(const command& c) {
-  if (c.args.empty()) {
-    refuse(501, "5.5.4",
-           std::string("Syntax: ") + (c.verb == verb::helo ? "HELO" : "EHLO") + " hostname");
+  // The argument goes into the reply and the Received field: a domain or an address literal
+  // only (RFC 5321 §4.1.1.1), so no client can put control characters, a second word or a
+  // "; date" there.
+  if (!valid_helo_argument(c.args)) {
+    const char* name = c.verb == verb::helo ? "HELO" : c.verb == verb::lhlo ? "LHLO" : "EHLO";
+    refuse(501, "5.5.4", std::string("Syntax: ") + name + " domain or address literal");
     return;
   }
   reset_transaction();
@@ -505,7 +513,10 @@ void session::cmd_hello(const command& c) {
     return;
   }
   std::vector<std::string> lines;
-  lines.push_back(cfg_.hostname + " greets " + helo_);
+  // Reply text is US-ASCII (RFC 5321 §4.2): a UTF-8 name is not echoed.
+  const bool ascii = std::all_of(helo_.begin(), helo_.end(),
+                                 [](char ch) { return static_cast<unsigned char>(ch) < 0x80; });
+  lines.push_back(cfg_.hostname + " greets " + (ascii ? helo_ : std::string("you")));
   lines.emplace_back("PIPELINING");
   lines.push_back("SIZE " + std::to_string(cfg_.max_message_size));
   lines.emplace_back("8BITMIME");
@@ -553,7 +564,7 @@ void session::refuse_path_address(bool mail) {
 
 void session::cmd_mail(const command& c) {
   if (!hello_done_) {
-    refuse(503, "5.5.1", "Error: send HELO/EHLO first");
+    refuse(503, "5.5.1", cfg_.lmtp ? "Error: send LHLO first" : "Error: send HELO/EHLO first");
     return;
   }
   if (in_transaction()) {
@@ -799,6 +810,10 @@ awaitable<void> session::cmd_bdat(const command& c) {
     co_await skip_and_refuse(530, "5.7.0", "Must issue a STARTTLS command first");
     co_return;
   }
+  if (hello_done_ && !esmtp_) {  // CHUNKING is an ESMTP extension (RFC 3030 §2)
+    co_await skip_and_refuse(503, "5.5.1", "Error: send EHLO first");
+    co_return;
+  }
   if (!in_transaction()) {
     co_await skip_and_refuse(503, "5.5.1", "Error: need MAIL command");
     co_return;
@@ -853,6 +868,10 @@ awaitable<void> session::cmd_starttls(const command& c) {
     refuse(501, "5.5.4", "Syntax: STARTTLS");
     co_return;
   }
+  if (in_transaction()) {  // as Postfix: the TLS session would forget it anyway
+    refuse(503, "5.5.1", "Error: MAIL transaction in progress");
+    co_return;
+  }
   reply(220, "2.0.0", "Ready to start TLS");
   co_await flush();
   if (closing_) co_return;
@@ -873,8 +892,12 @@ awaitable<void> session::cmd_starttls(const command& c) {
 awaitable<bool> session::read_auth_response(std::string& decoded, bool& cancelled) {
   cancelled = false;
   std::string line;
+  // RFC 4954 §4: a response line is bounded by what the mechanisms need, not by the command
+  // line limit; RFC 4616 allows 3 × 255 octets for PLAIN (1,026 in base64 with CRLF), and
+  // 12,288 is the RFC's (and Postfix's smtpd_sasl_response_limit) figure.
+  constexpr std::size_t kSaslResponseLimit = 12'288;
   while (true) {
-    line_status ls = take_line(line);
+    line_status ls = take_line(line, std::max(cfg_.max_line_length, kSaslResponseLimit));
     if (ls == line_status::got) break;
     if (ls == line_status::too_long) {
       reply(500, "5.5.6", "Authentication Exchange line is too long");
@@ -951,6 +974,10 @@ awaitable<void> session::cmd_auth(const command& c) {
   if (chaos_fired(chaos_service::point::authentication)) co_return;
   std::string_view args = c.args;
   std::string_view mech = args.substr(0, args.find(' '));
+  if (mech.empty()) {
+    refuse(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+    co_return;
+  }
   std::string_view initial;
   bool has_initial = false;
   if (mech.size() < args.size()) {

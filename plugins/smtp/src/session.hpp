@@ -89,7 +89,8 @@ class session : public std::enable_shared_from_this<session> {
   boost::asio::awaitable<bool> read_more();
   boost::asio::awaitable<void> flush();
   boost::asio::awaitable<void> on_read_failure();
-  line_status take_line(std::string& line);
+  // A line of at most `limit` octets, CRLF included (0: max_line_length).
+  line_status take_line(std::string& line, std::size_t limit = 0);
   void reply(int code, std::string_view enhanced, std::string_view text);
   // reply(), counted as a client error (count_error(): the session may end after it).
   void refuse(int code, std::string_view enhanced, std::string_view text);

@@ -2,6 +2,8 @@
 // thread-safe; reports bad input through the return value, never by exception.
 #include "xclient.hpp"
 
+#include "command.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -77,12 +79,9 @@ bool valid_hostname(std::string_view v) {
   return true;
 }
 
+// The rule of EHLO's own argument: the value reaches the Received field the same way.
 bool valid_helo(std::string_view v) {
-  if (v.empty() || v.size() > max_value_length) return false;
-  for (char c : v) {
-    if (c <= ' ' || c > '~') return false;
-  }
-  return true;
+  return v.size() <= max_value_length && valid_helo_argument(v);
 }
 
 bool valid_login(std::string_view v) {

@@ -224,6 +224,41 @@ TEST(SmtpHeaders, TraceFieldsMessageIdAndBcc) {
   EXPECT_EQ(count(msg, "Bcc:"), 1u);
 }
 
+// RFC 5322 §2.1: content whose first line is not a header field is all body; the trace and
+// added fields go before it, with the empty line (they were appended after the text).
+TEST(SmtpHeaders, ContentWithoutAHeaderSectionKeepsItsBody) {
+  sluice_server s(base);
+  client c(s.endpoints()[0]);
+  ASSERT_TRUE(c.read_reply());
+  c.send("EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(c.read_reply());
+  auto r = c.read_reply();
+  ASSERT_TRUE(r && r->starts_with("354")) << r.value_or("EOF");
+  c.send("hello world\r\nsecond line\r\n.\r\n");
+  r = c.read_reply();
+  ASSERT_TRUE(r && r->starts_with("250 ")) << r.value_or("EOF");
+  // BDAT content without any line end.
+  c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nBDAT 2 LAST\r\nhi");
+  for (int i = 0; i < 3; ++i) {
+    r = c.read_reply();
+    ASSERT_TRUE(r && r->starts_with("250")) << r.value_or("EOF");
+  }
+  auto m = s.wait_messages(2);
+  ASSERT_EQ(m.size(), 2u);
+  for (const auto& [msg, body] : {std::pair{m[0], std::string("hello world\r\nsecond line\r\n")},
+                                  std::pair{m[1], std::string("hi")}}) {
+    ASSERT_TRUE(msg.ends_with("\r\n\r\n" + body)) << msg;
+    const std::string head = msg.substr(0, msg.size() - body.size());
+    EXPECT_NE(head.find("\r\nMessage-ID: <"), std::string::npos) << msg;
+    EXPECT_NE(head.find("\r\nBcc: b@example.com\r\n"), std::string::npos) << msg;
+    EXPECT_EQ(head.find("\r\n\r\n"), head.size() - 4) << msg;  // one empty line, at the end
+    for (std::size_t i = 0; i < head.size(); ++i) {
+      if (head[i] == '\n') EXPECT_TRUE(i > 0 && head[i - 1] == '\r') << "bare LF at " << i;
+    }
+  }
+}
+
 // Mailpit's --smtp-strict-rfc-headers: <CR><CR><LF> in the header section is refused; the
 // same bytes in the body, or with the key off, are accepted and kept byte for byte.
 TEST(SmtpHeaders, BareCrInTheHeaderIsRefusedOnlyWhenConfigured) {
@@ -461,6 +496,25 @@ TEST(SmtpXclient, TrustedClientChangesIdentityAndGetsNewGreeting) {
   EXPECT_NE(unfold(m[0]).find("Received: from real-helo.example (real.example [192.0.2.7])"),
             std::string::npos)
       << m[0];
+}
+
+// XCLIENT HELO and NAME reach the Received field: the rule of EHLO's argument applies.
+TEST(SmtpXclient, HeloAndNameMustBeDomainsOrLiterals) {
+  sluice_server s(base + "    xclient_trusted: [127.0.0.0/8]\n");
+  const std::string ehlo =
+      "S: 220*\nC: EHLO proxy.test\nS: 250-mx.test*\nS: 250-PIPELINING\nS: 250-SIZE*\n"
+      "S: 250-8BITMIME\nS: 250-SMTPUTF8\nS: 250-CHUNKING\nS: 250-ENHANCEDSTATUSCODES\n"
+      "S: 250 XCLIENT ADDR PORT HELO NAME PROTO LOGIN\n";
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                ehlo + "C: XCLIENT HELO=x+3Bdate\n"
+                                       "S: 501 5.5.4 Bad XCLIENT syntax: bad HELO value\n"
+                                       "C: XCLIENT HELO=a+28b\n"
+                                       "S: 501 5.5.4 Bad XCLIENT syntax: bad HELO value\n"
+                                       "C: XCLIENT NAME=a+28b\n"
+                                       "S: 501 5.5.4 Bad XCLIENT syntax: bad NAME value\n"
+                                       "C: XCLIENT HELO=[UNAVAILABLE] NAME=[TEMPUNAVAIL]\n"
+                                       "S: 220 mx.test ESMTP Sluice ready\n"),
+            "");
 }
 
 TEST(SmtpXclient, RefusedFromUntrustedAddress) {
@@ -768,6 +822,28 @@ TEST(SmtpAuth, AcceptAnyTakesAnEmptyPasswordAndALongTokenLikeMailpit) {
   EXPECT_EQ(
       run_transcript_text(s.endpoints()[0], ehlo + "C: AUTH PLAIN " + msg + "\nS: 235 2.7.0*\n"),
       "");
+}
+
+// RFC 4954 §4 / RFC 4616 §2: a response after 334 may carry three 255-octet fields (1,024
+// base64 characters, over the 1,000-octet command line limit); only a line over the SASL
+// buffer (12,288 octets) fails with 500 5.5.6, and the session goes on.
+TEST(SmtpAuth, ResponseLinesAreNotBoundByTheCommandLineLimit) {
+  sluice_server s(base + "    auth: {mode: accept-any, allow_insecure: true}\n");
+  const std::string ehlo =
+      "S: 220*\nC: EHLO c.test\nS: 250-*\nS: 250-*\nS: 250-*\nS: 250-*\n"
+      "S: 250-*\nS: 250-*\nS: 250-*\nS: 250 AUTH PLAIN LOGIN CRAM-MD5\n";
+  const std::string f(255, 'x');
+  const std::string longest = sluice::base64_encode(f + '\0' + f + '\0' + f);
+  ASSERT_EQ(longest.size(), 1024u);
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0], ehlo + "C: AUTH PLAIN\nS: 334 \nC: " + longest +
+                                                      "\nS: 235 2.7.0*\n"),
+            "");
+  const std::string too_long(12'288, 'A');
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                ehlo + "C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6\nC: " + too_long +
+                                    "\nS: 500 5.5.6 Authentication Exchange line is too long\n"
+                                    "C: NOOP\nS: 250 2.0.0 Ok\n"),
+            "");
 }
 
 // ------------------------------------------------------------------ TLS

@@ -131,6 +131,22 @@ TEST(SmtpCommand, Mailbox) {
   EXPECT_FALSE(valid_mailbox("a@b@c", false));
 }
 
+TEST(SmtpCommand, HeloArgumentAndAddressLiterals) {
+  for (const char* good : {"client.example", "my_laptop", "localhost", "h\xc3\xa9llo.test",
+                           "[127.0.0.1]", "[IPv6:::1]", "[ipv6:2001:db8::1]", "[x-tag:abc]"}) {
+    EXPECT_TRUE(valid_helo_argument(good)) << good;
+  }
+  for (const char* bad : {"", "two words", "foo\x1b[31m", "a;b", "a(b", "foo_bar!", "a..b",
+                          "-a.com", "[999.1.1.1]", "[1.2.3]", "[foo]", "[IPv6:zz]", "[IPv6:]",
+                          "[:x]", "[tag-:x]", "[t:a b]", "h\xc3(llo", "\xff\xfe"}) {
+    EXPECT_FALSE(valid_helo_argument(bad)) << bad;
+  }
+  EXPECT_FALSE(valid_helo_argument(std::string(256, 'a')));
+  EXPECT_FALSE(valid_helo_argument(std::string("a\0b", 3)));
+  EXPECT_FALSE(valid_mailbox("a@[300.0.0.1]", false));
+  EXPECT_TRUE(valid_mailbox("a@[IPv6:2001:db8::1]", false));
+}
+
 TEST(SmtpCommand, Bdat) {
   bdat_args b;
   ASSERT_TRUE(parse_bdat("1234", b));

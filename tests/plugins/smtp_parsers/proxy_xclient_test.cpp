@@ -358,6 +358,9 @@ TEST(Xclient, ErrorsLeaveOutputUntouched) {
       "NAME=bad+20name",     // space after decoding
       "NAME=under+00score",  // NUL
       "HELO=a+0Db",          // CR
+      "HELO=x+3Bdate",       // ';' would split the Received field
+      "HELO=a+28b",          // '('
+      "HELO=[999.1.1.1]",    // not an address
       "LOGIN=a+0Ab",         // LF
       "LOGIN=a+7Fb",         // DEL
       "NAME=ok+",            // truncated xtext
@@ -393,7 +396,9 @@ TEST(Xclient, UnknownAttributeIsNamedSafely) {
 TEST(Xclient, LongValuesAreRejected) {
   xclient_attrs a;
   std::string err;
-  EXPECT_TRUE(parse_xclient("HELO=" + std::string(255, 'h'), a, err)) << err;
+  const std::string label(63, 'h');  // a 255-octet domain
+  EXPECT_TRUE(parse_xclient("HELO=" + label + "." + label + "." + label + "." + label, a, err))
+      << err;
   EXPECT_FALSE(parse_xclient("HELO=" + std::string(256, 'h'), a, err));
   EXPECT_FALSE(parse_xclient("NAME=" + std::string(256, 'n'), a, err));
   EXPECT_FALSE(parse_xclient("LOGIN=" + std::string(256, 'l'), a, err));
