@@ -243,13 +243,10 @@ kernel_config parse_kernel_config(std::string_view text, const std::string& file
 }
 
 kernel_config load_kernel_config(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw config_error(file.string() + ": cannot read the configuration file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
   auto dir = file.parent_path();
   if (dir.empty()) dir = ".";
-  return parse_kernel_config(ss.str(), file.string(), std::filesystem::absolute(dir));
+  return parse_kernel_config(config_node::read_file(file.string()), file.string(),
+                             std::filesystem::absolute(dir));
 }
 
 }  // namespace sluice::kernel

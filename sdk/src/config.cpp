@@ -6,8 +6,10 @@
 // refused at parse time (yaml-cpp keeps both silently).
 #include <yaml-cpp/yaml.h>
 
+#include <cerrno>
 #include <charconv>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -55,12 +57,19 @@ std::string item_path(const std::string& parent, std::size_t i) {
 // Configuration is shallow; anything deeper is a mistake or an alias that contains itself
 // (`a: &x {b: *x}` makes the node graph cyclic), which must not recurse without end.
 constexpr int max_depth = 64;
+// Aliases are expanded wherever they are read: ten aliases of ten aliases of … make a few
+// lines mean a billion nodes. No configuration comes near this many.
+constexpr std::size_t max_nodes = 100'000;
 
 void check_duplicates(const YAML::Node& n, const std::string& file, const std::string& path,
-                      int depth = 0) {
+                      std::size_t& nodes, int depth = 0) {
   if (depth > max_depth) {
     throw_at(file, n.Mark(), path,
              "nested more than 64 levels deep (or an alias that refers to itself)");
+  }
+  if (++nodes > max_nodes) {
+    throw_at(file, n.Mark(), path,
+             "more than 100000 values once aliases are expanded (an alias bomb?)");
   }
   if (n.IsMap()) {
     std::set<std::string> seen;
@@ -72,12 +81,12 @@ void check_duplicates(const YAML::Node& n, const std::string& file, const std::s
       if (!seen.insert(key).second) {
         throw_at(file, it->first.Mark(), child_path(path, key), "duplicate key");
       }
-      check_duplicates(it->second, file, child_path(path, key), depth + 1);
+      check_duplicates(it->second, file, child_path(path, key), nodes, depth + 1);
     }
   } else if (n.IsSequence()) {
     std::size_t i = 0;
     for (auto it = n.begin(); it != n.end(); ++it, ++i) {
-      check_duplicates(*it, file, item_path(path, i), depth + 1);
+      check_duplicates(*it, file, item_path(path, i), nodes, depth + 1);
     }
   }
 }
@@ -214,6 +223,10 @@ std::string config_node::as_string() const {
       if (auto d = expr.find(":-"); d != std::string::npos) {
         name = expr.substr(0, d);
         fallback = expr.substr(d + 2);
+        // "${A:-${B}}" would end at the first '}' and leave "}" behind: say so instead.
+        if (fallback->find("${") != std::string::npos)
+          fail("a default may not contain ${...} (nested variables are not supported): \"" + raw +
+               "\"");
       }
       bool valid = !name.empty();
       for (char c : name) {
@@ -398,11 +411,18 @@ void config_node::check_unknown_keys() const {
 config_node config_node::parse(std::string_view text, std::string file) {
   auto p = std::make_shared<impl>();
   try {
-    p->node = YAML::Load(std::string(text));
+    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
+    // A second document ("---") would be ignored without a word: refuse it.
+    if (docs.size() > 1) {
+      throw_at(file, docs[1].Mark(), "",
+               "a second YAML document (after ---): a configuration file holds one");
+    }
+    if (!docs.empty()) p->node = docs.front();
   } catch (const YAML::Exception& e) {
     throw_at(file, e.mark, "", "YAML syntax error: " + e.msg);
   }
-  check_duplicates(p->node, file, "");
+  std::size_t nodes = 0;
+  check_duplicates(p->node, file, "", nodes);
   p->file = std::move(file);
   p->mark = p->node.Mark();
   if (p->mark.is_null()) p->mark = YAML::Mark();
@@ -410,12 +430,28 @@ config_node config_node::parse(std::string_view text, std::string file) {
   return config_node(std::move(p));
 }
 
-config_node config_node::load_file(const std::string& path) {
+std::string config_node::read_file(const std::string& path) {
+  // Only regular files of a sane size: a FIFO or a device would block or never end (and
+  // the kernel reads its configuration with SIGTERM and SIGINT blocked).
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec) throw config_error(path + ": cannot read the configuration file: " + ec.message());
+  if (std::filesystem::is_directory(st)) throw config_error(path + ": is a directory, not a file");
+  if (!std::filesystem::is_regular_file(st)) throw config_error(path + ": is not a regular file");
+  if (std::filesystem::file_size(path, ec) > max_file_bytes)
+    throw config_error(path + ": larger than 4MB: not a configuration file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw config_error(path + ": cannot read the configuration file");
+  if (!in) {
+    throw config_error(
+        path + ": cannot read the configuration file: " + std::generic_category().message(errno));
+  }
   std::ostringstream ss;
   ss << in.rdbuf();
-  return parse(ss.str(), path);
+  return ss.str();
+}
+
+config_node config_node::load_file(const std::string& path) {
+  return parse(read_file(path), path);
 }
 
 }  // namespace sluice

@@ -14,6 +14,8 @@
 
 #include "sluice/config.hpp"
 
+#include <algorithm>
+
 namespace sluice {
 namespace asio = boost::asio;
 using unix_proto = asio::local::stream_protocol;
@@ -38,10 +40,21 @@ bool parse_listen_address(const std::string& text, const std::filesystem::path& 
   if (t.starts_with("unix:")) {
     t.remove_prefix(5);
     out.unix_socket = true;
-    if (auto colon = t.rfind(':');
-        colon != std::string_view::npos && all_octal(t.substr(colon + 1))) {
-      out.mode = static_cast<unsigned>(std::stoul(std::string(t.substr(colon + 1)), nullptr, 8));
-      t = t.substr(0, colon);
+    if (auto colon = t.rfind(':'); colon != std::string_view::npos) {
+      const std::string_view m = t.substr(colon + 1);
+      const bool digits = !m.empty() && std::all_of(m.begin(), m.end(),
+                                                    [](char c) { return c >= '0' && c <= '9'; });
+      if (digits) {
+        // A mode, never part of the path; permission bits only (no setuid, sticky, …).
+        const unsigned v =
+            all_octal(m) ? static_cast<unsigned>(std::stoul(std::string(m), nullptr, 8)) : 01000;
+        if (v > 0777) {
+          why = "bad unix socket mode \"" + std::string(m) + "\": expected octal 0 to 777";
+          return false;
+        }
+        out.mode = v;
+        t = t.substr(0, colon);
+      }
     }
     if (t.empty()) {
       why = "unix socket path is empty";
@@ -148,6 +161,16 @@ std::vector<listen_address> parse_listen_list(const config_node& cfg,
     out.push_back(std::move(a));
   }
   return out;
+}
+
+bool valid_hostname(std::string_view h) noexcept {
+  if (h.empty() || h.size() > 253) return false;
+  for (char c : h) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '.' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 std::string default_hostname() {

@@ -1,5 +1,6 @@
 // config_test.cpp — malformed configurations are refused with file:line:col and the key.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "kernel_config.hpp"
 #include "sluice_test.hpp"
@@ -58,6 +59,17 @@ const bad_case kernel_cases[] = {
     {"missing_include", "include: nothere.yaml\n", "t.yaml:1:10: include: included file"},
     {"device_include", "include: /dev/zero\n",
      "t.yaml:1:10: include: included file \"/dev/zero\" is not a regular file"},
+    {"second_document", "log: {level: info}\n---\nlog: {level: debug}\n",
+     "t.yaml:3:1: a second YAML document (after ---): a configuration file holds one"},
+    // Ten aliases of ten aliases, six levels: a million values from seven lines.
+    {"alias_bomb",
+     "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, "
+     "*c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, "
+     "*e, *e]\n",
+     "more than 100000 values once aliases are expanded"},
+    {"nested_default", "spool:\n  path: ${SLUICE_TEST_SURELY_UNSET:-${HOME}}/x\n",
+     "t.yaml:2:9: spool.path: a default may not contain ${...}"},
 };
 
 class kernel_config_errors : public ::testing::TestWithParam<bad_case> {};
@@ -95,6 +107,29 @@ TEST(kernel_config, include_merges_pipelines) {
                                  "t.yaml", d.path());
   ASSERT_EQ(cfg.pipelines.size(), 1u);
   EXPECT_EQ(cfg.pipelines[0].name, "inc");
+}
+
+// The main file gets the checks an included one gets: a FIFO would block (with SIGTERM and
+// SIGINT blocked, so nothing could stop it), a directory or a huge file is no configuration.
+TEST(kernel_config, main_file_must_be_a_regular_file_of_a_sane_size) {
+  sluice::test::temp_dir d;
+  auto error_of = [](const std::filesystem::path& p) {
+    try {
+      sluice::kernel::load_kernel_config(p);
+    } catch (const sluice::config_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const auto fifo = d.path() / "fifo.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_NE(error_of(fifo).find("fifo.yaml: is not a regular file"), std::string::npos);
+  EXPECT_NE(error_of(d.path()).find(": is a directory, not a file"), std::string::npos);
+  EXPECT_NE(error_of(d.path() / "none.yaml").find("cannot read the configuration file: No such"),
+            std::string::npos)
+      << error_of(d.path() / "none.yaml");
+  sluice::test::write_file(d.path() / "big.yaml", "# " + std::string(5 << 20, 'x') + "\n");
+  EXPECT_NE(error_of(d.path() / "big.yaml").find("larger than 4MB"), std::string::npos);
 }
 
 TEST(kernel_config, include_cannot_set_kernel_keys) {
@@ -140,6 +175,41 @@ const plugin_case plugin_cases[] = {
     {"unknown_listener_plugin", "listeners:\n  - plugin: nosuch\n",
      "sluice.yaml:2:13: listeners[0].plugin: unknown listener plugin \"nosuch\""},
 };
+
+// The same through the real plugins (the default plugin directory of the build).
+const plugin_case real_plugin_cases[] = {
+    {"smtp_hostname_with_crlf",
+     "listeners:\n  - plugin: smtp\n    listen: [\"127.0.0.1:0\"]\n"
+     "    hostname: \"mx.example\\r\\n250 injected\"\n",
+     "sluice.yaml:4:15: listeners[0].hostname: not a host name"},
+    {"smtp_hostname_two_words",
+     "listeners:\n  - plugin: smtp\n    listen: [\"127.0.0.1:0\"]\n    hostname: two words\n",
+     "sluice.yaml:4:15: listeners[0].hostname: not a host name"},
+    {"unix_mode_not_octal",
+     "listeners:\n  - plugin: smtp\n    listen: [\"unix:/tmp/sluice-test.sock:999\"]\n",
+     "bad unix socket mode \"999\": expected octal 0 to 777"},
+    {"unix_mode_special_bits",
+     "listeners:\n  - plugin: smtp\n    listen: [\"unix:/tmp/sluice-test.sock:7777\"]\n",
+     "bad unix socket mode \"7777\""},
+};
+
+class real_plugin_config_errors : public ::testing::TestWithParam<plugin_case> {};
+
+TEST_P(real_plugin_config_errors, check_config_reports_location) {
+  const auto& c = GetParam();
+  sluice::test::temp_dir d;
+  sluice::test::write_file(d.path() / "sluice.yaml", c.yaml);
+  std::string out;
+  int rc = sluice::test::run_command(
+      sluice::test::sluice_binary() + " check-config -c " + (d.path() / "sluice.yaml").string(),
+      &out);
+  EXPECT_EQ(rc, 78) << out;
+  EXPECT_NE(out.find(c.expected), std::string::npos)
+      << "output was: " << out << "\nexpected to contain: " << c.expected;
+}
+
+INSTANTIATE_TEST_SUITE_P(all, real_plugin_config_errors, ::testing::ValuesIn(real_plugin_cases),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 class plugin_config_errors : public ::testing::TestWithParam<plugin_case> {};
 

@@ -6,21 +6,6 @@
 #include <boost/asio/ip/address.hpp>
 
 namespace sluice::pop3 {
-namespace {
-
-// A hostname goes into the APOP timestamp (msg-id syntax) and the greeting.
-bool valid_hostname(std::string_view h) {
-  if (h.empty() || h.size() > 253) return false;
-  for (char c : h) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 bool valid_label(std::string_view label) {
   if (label.empty() || label.size() > max_label_length) return false;
   for (char c : label) {

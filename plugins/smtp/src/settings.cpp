@@ -36,6 +36,13 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   s.listen = parse_listen_list(cfg, config_dir, "127.0.0.1:1025");
   s.hostname = cfg.get_string("hostname", "");
   if (s.hostname.empty()) s.hostname = default_hostname();
+  // It goes into the greeting, every reply's text and Received: a CR/LF would be a second
+  // reply line (the greeting "220 mx\r\n250 injected").
+  if (!valid_hostname(s.hostname)) {
+    if (cfg.has("hostname"))
+      cfg.at("hostname").fail("not a host name: 1 to 253 letters, digits, - . _");
+    s.hostname = "localhost";
+  }
   if (cfg.has("label")) {
     s.label = cfg.get_string("label", "");
     if (!valid_label(s.label)) {

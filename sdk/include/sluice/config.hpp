@@ -82,7 +82,10 @@ class config_node {
 
   // Parses a YAML document. Throws config_error on a syntax error, with its location.
   static config_node parse(std::string_view text, std::string file);
+  // Reads and parses a file: a regular file of at most max_file_bytes, else config_error.
   static config_node load_file(const std::string& path);
+  static std::string read_file(const std::string& path);
+  static constexpr std::uintmax_t max_file_bytes = 4 * 1024 * 1024;
 
   impl* get_impl() const { return impl_.get(); }
 

@@ -49,6 +49,10 @@ std::vector<listen_address> parse_listen_list(const config_node& cfg,
 // listener's `hostname` key.
 std::string default_hostname();
 
+// Whether `h` can be a listener's `hostname`: 1 to 253 letters, digits, '-', '.', '_' (it
+// goes into greetings, Received fields and message ids, so nothing else may).
+bool valid_hostname(std::string_view h) noexcept;
+
 // `path` as written in the configuration: absolute stays, relative is taken from config_dir.
 std::filesystem::path resolve_config_path(const std::filesystem::path& config_dir,
                                           const std::string& path);
