@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <optional>
 #include <random>
 
@@ -446,6 +448,26 @@ std::string message::output() const {
     return true;
   });
   return out;
+}
+
+std::string rfc5322_date(std::chrono::system_clock::time_point t, bool local_zone) {
+  static constexpr const char* days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  if (local_zone) {
+    ::localtime_r(&tt, &tm);
+  } else {
+    ::gmtime_r(&tt, &tm);
+  }
+  const long offset_min = local_zone ? tm.tm_gmtoff / 60 : 0;
+  const long abs_min = offset_min < 0 ? -offset_min : offset_min;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday % 7],
+                tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec, offset_min < 0 ? '-' : '+', abs_min / 60, abs_min % 60);
+  return buf;
 }
 
 std::string make_message_id() {

@@ -39,6 +39,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   bdat_args b;
   if (parse_bdat(c.args, b) && b.size > (std::uint64_t{1} << 63)) __builtin_trap();
+  // What EHLO accepts goes into replies and Received: never a blank, a control character,
+  // ';' or a comment delimiter, and always well-formed UTF-8.
+  if (valid_helo_argument(c.args)) {
+    for (char ch : c.args) {
+      const auto u = static_cast<unsigned char>(ch);
+      if (u <= 0x20 || u == 0x7f || ch == ';' || ch == '(' || ch == ')') __builtin_trap();
+    }
+    if (!valid_utf8(c.args) || c.args.size() > 255) __builtin_trap();
+  }
   (void)valid_utf8(line);
   (void)valid_mailbox(line, false);
   (void)iequals(c.name, "MAIL");

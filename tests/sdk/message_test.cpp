@@ -123,6 +123,25 @@ TEST(message_body, a_message_without_a_header_section_is_all_body) {
   EXPECT_EQ(empty.output(), "Message-ID: <id@x>\r\n");
 }
 
+TEST(message, rfc5322_date_in_utc_and_in_the_local_zone) {
+  using namespace std::chrono;
+  const system_clock::time_point t = sys_days{year{2026} / December / 4} + 18h + 28min + 54s;
+  EXPECT_EQ(rfc5322_date(t), "Fri, 04 Dec 2026 18:28:54 +0000");
+  EXPECT_EQ(rfc5322_date(sys_days{year{2001} / January / 1} + 5s),
+            "Mon, 01 Jan 2001 00:00:05 +0000");
+  const char* old = std::getenv("TZ");
+  const std::string saved = old ? old : "";
+  ::setenv("TZ", "XST+3:30", 1);  // POSIX form: 3 h 30 min west of UTC, no tzdata needed
+  ::tzset();
+  EXPECT_EQ(rfc5322_date(t, true), "Fri, 04 Dec 2026 14:58:54 -0330");
+  if (old) {
+    ::setenv("TZ", saved.c_str(), 1);
+  } else {
+    ::unsetenv("TZ");
+  }
+  ::tzset();
+}
+
 TEST(message, no_edits_outputs_raw_bytes_exactly) {
   message m;
   std::string raw = "Subject: \xe2\x9c\x93\r\nX:  odd  spacing \r\n\r\nbody\0bin\r\n";

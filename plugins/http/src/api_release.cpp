@@ -18,6 +18,7 @@
 #include "api.hpp"
 #include "api_util.hpp"
 #include "send.hpp"
+#include "sluice/message.hpp"
 #include "sluice/text.hpp"
 
 namespace sluice::http::api {
@@ -47,15 +48,6 @@ std::string first_address(std::string v) {
   auto comma = v.find(',');
   if (comma != std::string::npos) v.resize(comma);
   return std::string(trim(v));
-}
-
-std::string rfc5322_date(std::int64_t ms) {
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return buf;
 }
 
 std::string reply_text(const submit_result& r, std::string_view fallback) {
@@ -115,7 +107,7 @@ boost::asio::awaitable<response> release_stored(request_context& ctx, std::strin
   msg->remove_header("Return-Path");
   if (!env.release_preserve_message_ids) {
     msg->set_header("Message-ID", "<" + msg->id + "@" + local_host() + ">");
-    msg->set_header("Date", rfc5322_date(now));
+    msg->set_header("Date", rfc5322_date(e.received_at));
   }
   msg->attributes["release"] = boost::json::object{
       {"mailbox", ctx.mailbox}, {"id", id}, {"to", boost::json::array(to.begin(), to.end())}};

@@ -88,9 +88,9 @@ struct bdat_args {
 bool parse_bdat(std::string_view args, bdat_args& out) noexcept;
 
 // The argument of EHLO/HELO/LHLO (RFC 5321 §4.1.1.1): a domain (labels of letters, digits,
-// '-', '_' or UTF-8, at most 255 octets) or an address literal ([192.0.2.1], [IPv6:…],
-// [tag:content]). No blanks, control characters or ';', '(' that would reach the reply and
-// the Received field.
+// '-', '_' or UTF-8, at most 255 octets) or an IPv4 or IPv6 address literal ([192.0.2.1],
+// [IPv6:…]). No blanks, control characters, ';' or '(' that would reach the reply and the
+// Received field.
 bool valid_helo_argument(std::string_view arg) noexcept;
 
 // True when s is well-formed UTF-8 (no overlongs, no surrogates, nothing past U+10FFFF).

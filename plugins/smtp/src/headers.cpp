@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "command.hpp"
+#include "sluice/message.hpp"
 
 namespace sluice::smtp {
 
@@ -120,15 +121,6 @@ std::vector<std::string> header_address_list(std::string_view value) {
   }
   finish();
   return out;
-}
-
-std::string rfc5322_date(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-  return std::string(buf, n);
 }
 
 std::string received_value(const received_info& r) {

@@ -26,9 +26,6 @@ std::vector<std::string> header_address_list(std::string_view value);
 // treat local parts the same way, as Mailpit does).
 std::string ascii_lower(std::string_view s);
 
-// RFC 5322 date-time in UTC: "Tue, 01 Jul 2003 10:52:37 +0000".
-std::string rfc5322_date(std::chrono::system_clock::time_point t);
-
 struct received_info {
   std::string helo;            // EHLO/HELO argument
   std::string client_name;     // reverse name, may be empty

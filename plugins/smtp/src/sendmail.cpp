@@ -7,6 +7,7 @@
 #include "sendmail.hpp"
 
 #include "sluice/base64.hpp"
+#include "sluice/message.hpp"
 #include "sluice/text.hpp"
 
 #include <netdb.h>
@@ -308,16 +309,6 @@ std::string default_sender() {
   return user + "@" + local_hostname();
 }
 
-std::string rfc5322_date() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  ::localtime_r(&now, &tm);
-  char buf[64];
-  // strftime in the "C" locale (this program never calls setlocale): English names.
-  const std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
-  return std::string(buf, n);
-}
-
 // A display name as a phrase: as is when plain, quoted when it has specials, RFC 2047
 // encoded when it has 8-bit bytes.
 std::string display_name(std::string_view name) {
@@ -336,11 +327,43 @@ std::string display_name(std::string_view name) {
   return q;
 }
 
-// "<a@b>" or "a@b" → "a@b"; "<>" → "".
+// "<a@b>", "a@b" or "Name <a@b>" → "a@b"; "<>" → "". Only the first address counts, as
+// Postfix takes it.
 std::string strip_angles(std::string_view s) {
   s = trim(s);
-  if (s.size() >= 2 && s.front() == '<' && s.back() == '>') s = s.substr(1, s.size() - 2);
-  return std::string(s);
+  if (auto lt = s.find('<'); lt != std::string_view::npos) {
+    if (auto gt = s.find('>', lt); gt != std::string_view::npos) s = s.substr(lt + 1, gt - lt - 1);
+  }
+  return std::string(trim(s));
+}
+
+// An envelope address goes between "<" and ">" on a command line: no control characters
+// (CR or LF would end the command and start another), no angle brackets.
+bool safe_envelope_address(std::string_view a) {
+  for (char c : a) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '<' || c == '>') return false;
+  }
+  return true;
+}
+
+// No control characters at all (arguments before they are parsed as address lists).
+bool safe_envelope_text(std::string_view a) {
+  for (char c : a) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return false;
+  }
+  return true;
+}
+
+// For messages: the address with control characters shown as '?'.
+std::string shown_address(std::string_view a) {
+  std::string out;
+  for (char c : a.substr(0, 200)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+  }
+  return out;
 }
 
 }  // namespace
@@ -441,8 +464,27 @@ bool parse_sendmail_args(std::span<const std::string> args, std::string_view def
     }
   }
   for (; i < args.size(); ++i) {
+    // A CR or LF in an argument is a header or command injection attempt (PHP's mail() $to),
+    // never an address: refused before it is parsed.
+    if (!safe_envelope_text(args[i])) {
+      error = "recipient argument with a control character: " + shown_address(args[i]);
+      return false;
+    }
     for (auto& r : parse_address_list(args[i]))
       o.recipients.push_back(std::move(r));
+  }
+  if (o.sender && !safe_envelope_address(*o.sender)) {
+    error = "sender address with a control character or angle bracket: " + shown_address(*o.sender);
+    return false;
+  }
+  // -bs takes its envelope from the SMTP session on stdin (Postfix refuses both too).
+  if (o.smtp_mode && !o.recipients.empty()) {
+    error = "-bs takes no recipient arguments: the SMTP session names them";
+    return false;
+  }
+  if (o.smtp_mode && o.recipients_from_headers) {
+    error = "-t can be used only in delivery mode (not with -bs)";
+    return false;
   }
   out = std::move(o);
   return true;
@@ -582,7 +624,7 @@ std::vector<std::string> parse_address_list(std::string_view value) {
 prepared_headers prepare_headers(const std::vector<std::string>& lines, bool extract_recipients,
                                  std::string_view envelope_sender,
                                  const std::optional<std::string>& full_name,
-                                 std::string_view date_value) {
+                                 std::string_view date_value, std::string_view message_id_value) {
   // Group physical lines into fields (a line starting with space/tab continues the field).
   std::vector<std::vector<std::string>> fields;
   for (const auto& l : lines) {
@@ -593,7 +635,7 @@ prepared_headers prepare_headers(const std::vector<std::string>& lines, bool ext
     }
   }
   prepared_headers out;
-  bool have_from = false, have_date = false;
+  bool have_from = false, have_date = false, have_message_id = false;
   for (const auto& f : fields) {
     const std::string& first = f.front();
     const std::size_t colon = first.find(':');
@@ -601,6 +643,7 @@ prepared_headers prepare_headers(const std::vector<std::string>& lines, bool ext
         trim(std::string_view(first).substr(0, colon == std::string::npos ? 0 : colon));
     if (iequals(name, "From")) have_from = true;
     if (iequals(name, "Date")) have_date = true;
+    if (iequals(name, "Message-ID")) have_message_id = true;
     const bool is_bcc = iequals(name, "Bcc");
     if (extract_recipients && (iequals(name, "To") || iequals(name, "Cc") || is_bcc)) {
       std::string value = first.substr(colon + 1);
@@ -609,7 +652,9 @@ prepared_headers prepare_headers(const std::vector<std::string>& lines, bool ext
       for (auto& r : parse_address_list(value))
         out.recipients.push_back(std::move(r));
     }
-    if (extract_recipients && is_bcc) continue;
+    // Bcc never goes out (Postfix drops it too): with -t its addresses are recipients, and
+    // without -t a server other than Sluice would show them to every recipient.
+    if (is_bcc) continue;
     for (const auto& l : f) {
       out.text += l;
       out.text += "\r\n";
@@ -618,7 +663,8 @@ prepared_headers prepare_headers(const std::vector<std::string>& lines, bool ext
   std::string added;
   if (!have_from) {
     added += "From: ";
-    if (full_name && !full_name->empty()) {
+    // A null sender has no address to put the name on (Postfix: MAILER-DAEMON).
+    if (full_name && !full_name->empty() && !envelope_sender.empty()) {
       added += display_name(*full_name) + " <" + std::string(envelope_sender) + ">";
     } else {
       added +=
@@ -631,6 +677,11 @@ prepared_headers prepare_headers(const std::vector<std::string>& lines, bool ext
     added += date_value;
     added += "\r\n";
   }
+  if (!have_message_id && !message_id_value.empty()) {
+    added += "Message-ID: ";
+    added += message_id_value;
+    added += "\r\n";
+  }
   out.text = added + out.text;
   return out;
 }
@@ -639,15 +690,17 @@ prepared_headers prepare_headers(const std::vector<std::string>& lines, bool ext
 
 namespace {
 
+// A field name (printable ASCII but ':'), optional WSP (RFC 5322 §4.5 obsolete syntax,
+// which Postfix accepts too), then ':'; or a continuation line.
 bool is_header_line(const std::string& l, bool first) {
   if (!first && !l.empty() && (l[0] == ' ' || l[0] == '\t')) return true;  // continuation
-  const std::size_t colon = l.find(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  for (std::size_t i = 0; i < colon; ++i) {
-    const auto c = static_cast<unsigned char>(l[i]);
-    if (c <= 32 || c >= 127) return false;
-  }
-  return true;
+  std::size_t i = 0;
+  while (i < l.size() && l[i] > ' ' && static_cast<unsigned char>(l[i]) < 127 && l[i] != ':')
+    ++i;
+  if (i == 0) return false;
+  while (i < l.size() && (l[i] == ' ' || l[i] == '\t'))
+    ++i;
+  return i < l.size() && l[i] == ':';
 }
 
 // Exit status for a failed reply at a given step.
@@ -705,8 +758,12 @@ int submit(const sendmail_options& opts, int in_fd) {
   }
 
   const std::string sender = opts.sender ? *opts.sender : default_sender();
-  auto headers = prepare_headers(header_lines, opts.recipients_from_headers, sender, opts.full_name,
-                                 rfc5322_date());
+  if (!safe_envelope_address(sender))
+    throw failure{sysexits::usage, "bad sender address <" + shown_address(sender) + ">"};
+  auto headers =
+      prepare_headers(header_lines, opts.recipients_from_headers, sender, opts.full_name,
+                      rfc5322_date(std::chrono::system_clock::now(), /*local_zone=*/true),
+                      "<" + make_message_id() + "@" + local_hostname() + ">");
   std::vector<std::string> rcpts = opts.recipients;
   for (auto& r : headers.recipients)
     rcpts.push_back(std::move(r));
@@ -714,6 +771,10 @@ int submit(const sendmail_options& opts, int in_fd) {
     throw failure{sysexits::usage, opts.recipients_from_headers
                                        ? "no recipient addresses found in the message header"
                                        : "no recipients given (use -t or name them as arguments)"};
+  }
+  for (const auto& a : rcpts) {  // arguments were checked; this is for header addresses
+    if (!safe_envelope_address(a))
+      throw failure{sysexits::dataerr, "bad recipient address <" + shown_address(a) + ">"};
   }
 
   connection conn(connect_server(opts.server, opts.timeout), opts.verbose);
@@ -760,7 +821,7 @@ int submit(const sendmail_options& opts, int in_fd) {
     if (r.code == 250 || r.code == 251) {
       ++accepted;
     } else {
-      complain("recipient <" + a + "> refused: " + r.text());
+      complain("recipient <" + shown_address(a) + "> refused: " + r.text());
       const int st = status_for(r, true);
       if (worst == sysexits::ok || st == sysexits::tempfail) worst = st;
     }
@@ -811,7 +872,10 @@ int submit(const sendmail_options& opts, int in_fd) {
   } catch (const failure&) {
     // The message is accepted; a server that hangs up without answering QUIT is harmless.
   }
-  return worst;
+  // Sent to the accepted recipients: success, as Postfix's sendmail exits 0 once the message
+  // is queued. The refusals were reported on stderr; a non-zero status would make callers
+  // (PHP's mail()) report a failure and retry, sending it twice.
+  return sysexits::ok;
 }
 
 bool write_all(int fd, const char* p, std::size_t n) {

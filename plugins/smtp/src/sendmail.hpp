@@ -74,12 +74,15 @@ struct prepared_headers {
 };
 
 // `lines`: the header fields as read (one element per physical line, no line ends,
-// continuation lines included). Removes Bcc when extract_recipients; adds "From:" (from
-// envelope_sender and full_name) and "Date:" (date_value) when absent.
+// continuation lines included). Removes Bcc (its addresses are recipients when
+// extract_recipients); adds "From:" (from envelope_sender and full_name, which a null sender
+// ignores), "Date:" (date_value) and "Message-ID:" (message_id_value, when not empty) when
+// absent.
 prepared_headers prepare_headers(const std::vector<std::string>& lines, bool extract_recipients,
                                  std::string_view envelope_sender,
                                  const std::optional<std::string>& full_name,
-                                 std::string_view date_value);
+                                 std::string_view date_value,
+                                 std::string_view message_id_value = {});
 
 // Runs one submission (or, with smtp_mode, the -bs relay) reading the message from in_fd
 // and (for -bs) writing to out_fd; diagnostics go to stderr. Returns a sysexits status.

@@ -162,4 +162,8 @@ class message {
 // Creates a new message id: 22 characters of base62, sorting by creation time.
 std::string make_message_id();
 
+// An RFC 5322 §3.3 date-time, "Fri, 04 Dec 2026 18:28:54 +0000": in UTC, or with local_zone
+// in the process's time zone and its offset. English names whatever the C locale.
+std::string rfc5322_date(std::chrono::system_clock::time_point t, bool local_zone = false);
+
 }  // namespace sluice
