@@ -71,7 +71,9 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
     cfg.at("max_data_line_length").fail("must be at least 1000 (RFC 5321)");
   }
   s.idle_timeout = cfg.get_duration("idle_timeout", s.idle_timeout);
+  if (s.idle_timeout.count() <= 0) cfg.at("idle_timeout").fail("must be positive");
   s.session_timeout = cfg.get_duration("session_timeout", s.session_timeout);
+  if (s.session_timeout.count() <= 0) cfg.at("session_timeout").fail("must be positive");
   s.max_connections = positive("max_connections", 1000);
   s.max_errors = static_cast<unsigned>(positive("max_errors", 20));
   s.transcript = cfg.get_bool("transcript", false);
