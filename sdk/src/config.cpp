@@ -78,6 +78,11 @@ void check_duplicates(const YAML::Node& n, const std::string& file, const std::s
         throw_at(file, it->first.Mark(), path, "map keys must be plain strings");
       }
       auto key = it->first.Scalar();
+      if (key == "<<" && it->first.Tag() == "?") {  // plain, not "<<" quoted
+        throw_at(file, it->first.Mark(), child_path(path, key),
+                 "YAML merge keys (<<) are not supported: write the keys out, or use an alias "
+                 "for the whole value");
+      }
       if (!seen.insert(key).second) {
         throw_at(file, it->first.Mark(), child_path(path, key), "duplicate key");
       }

@@ -101,6 +101,7 @@ TEST(shutdown, sigterm_drains_and_exits_zero) {
 // takes its default action half-way through the teardown, and the exit status stays 0.
 // Bounded: 25 rounds, each at most 15 s and 100000 signals.
 TEST(shutdown, a_storm_of_signals_never_kills_the_teardown) {
+  int total = 0;
   for (int round = 0; round < 25; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
     sluice_process proc(config_with(""));
@@ -115,7 +116,9 @@ TEST(shutdown, a_storm_of_signals_never_kills_the_teardown) {
           if (sent < 100000) ::kill(pid, signals[sent++ % 3]);
         },
         std::chrono::seconds(15), std::chrono::microseconds(50));
-    EXPECT_GT(sent, 1);
+    // A round may end after its first signal when this loop is descheduled while sluice
+    // drains (it did once in CI on a loaded machine); the storm is checked over all rounds.
+    total += sent;
     ASSERT_TRUE(WIFEXITED(status))
         << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0) << " after " << sent
         << " signals\n"
@@ -123,6 +126,7 @@ TEST(shutdown, a_storm_of_signals_never_kills_the_teardown) {
     EXPECT_EQ(WEXITSTATUS(status), 0) << proc.log();
     EXPECT_NE(proc.log().find("stopped"), std::string::npos) << proc.log();
   }
+  EXPECT_GT(total, 25 * 2) << "the signals did not come as a storm";
 }
 
 TEST(logging, json_lines_parse) {

@@ -68,6 +68,8 @@ const bad_case kernel_cases[] = {
      "*c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, "
      "*e, *e]\n",
      "more than 100000 values once aliases are expanded"},
+    {"merge_key", "x: &base {level: info}\nlog:\n  <<: *base\n",
+     "t.yaml:3:3: log.<<: YAML merge keys (<<) are not supported"},
     {"nested_default", "spool:\n  path: ${SLUICE_TEST_SURELY_UNSET:-${HOME}}/x\n",
      "t.yaml:2:9: spool.path: a default may not contain ${...}"},
 };
