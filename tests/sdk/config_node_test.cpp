@@ -72,6 +72,23 @@ TEST(config_node, self_referencing_alias_is_an_error_not_a_stack_overflow) {
   EXPECT_THROW(config_node::parse(deep + "\n", "f.yaml"), config_error);
 }
 
+// Found by fuzz_config (tests/fuzz/regressions/fuzz_config/loadall-endless-documents): after
+// a leading ',' yaml-cpp 0.7 reports empty documents without end, so YAML::LoadAll never
+// returned. Only the second document is looked at, and only for content.
+TEST(config_node, a_second_document_is_refused_and_the_search_for_it_ends) {
+  EXPECT_TRUE(config_node::parse(",og: 1\n", "f.yaml").is_null());  // returns at all
+  try {
+    config_node::parse("a: 1\n---\nb: 2\n", "f.yaml");
+    FAIL() << "accepted two documents";
+  } catch (const config_error& e) {
+    EXPECT_NE(std::string(e.what()).find("f.yaml:3:1: a second YAML document"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(config_node::parse("a: 1\n---\n", "f.yaml"));  // an empty one is no content
+  EXPECT_NO_THROW(config_node::parse("---\na: 1\n...\n", "f.yaml"));
+  EXPECT_THROW(config_node::parse("---\n---\nb: 2\n", "f.yaml"), config_error);
+}
+
 TEST(config_node, env_escape) {
   auto n = config_node::parse("a: $${NOT_SUBSTITUTED}\n", "f");
   EXPECT_EQ(n.at("a").as_string(), "${NOT_SUBSTITUTED}");
