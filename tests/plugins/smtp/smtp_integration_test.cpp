@@ -224,21 +224,32 @@ TEST(SmtpHeaders, TraceFieldsMessageIdAndBcc) {
   EXPECT_EQ(count(msg, "Bcc:"), 1u);
 }
 
+// EHLO, one MAIL and RCPT, DATA with `data` (CRLF lines, without the final dot); the reply.
+std::string send_data(const sluice_server& s, const std::string& data) {
+  client c(s.endpoints()[0]);
+  EXPECT_TRUE(c.read_reply());
+  c.send("EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(c.read_reply());
+  auto r = c.read_reply();
+  EXPECT_TRUE(r && r->starts_with("354")) << r.value_or("EOF");
+  c.send(data + ".\r\n");
+  r = c.read_reply();
+  c.send("QUIT\r\n");
+  return r.value_or("EOF");
+}
+
 // RFC 5322 §2.1: content whose first line is not a header field is all body; the trace and
 // added fields go before it, with the empty line (they were appended after the text).
 TEST(SmtpHeaders, ContentWithoutAHeaderSectionKeepsItsBody) {
   sluice_server s(base);
+  ASSERT_TRUE(send_data(s, "hello world\r\nsecond line\r\n").starts_with("250 "));
+  // BDAT content without any line end.
   client c(s.endpoints()[0]);
   ASSERT_TRUE(c.read_reply());
-  c.send("EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
-  for (int i = 0; i < 3; ++i)
-    ASSERT_TRUE(c.read_reply());
-  auto r = c.read_reply();
-  ASSERT_TRUE(r && r->starts_with("354")) << r.value_or("EOF");
-  c.send("hello world\r\nsecond line\r\n.\r\n");
-  r = c.read_reply();
-  ASSERT_TRUE(r && r->starts_with("250 ")) << r.value_or("EOF");
-  // BDAT content without any line end.
+  std::optional<std::string> r;
+  c.send("EHLO client.test\r\n");
+  ASSERT_TRUE(c.read_reply());
   c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nBDAT 2 LAST\r\nhi");
   for (int i = 0; i < 3; ++i) {
     r = c.read_reply();
@@ -262,19 +273,7 @@ TEST(SmtpHeaders, ContentWithoutAHeaderSectionKeepsItsBody) {
 // Mailpit's --smtp-strict-rfc-headers: <CR><CR><LF> in the header section is refused; the
 // same bytes in the body, or with the key off, are accepted and kept byte for byte.
 TEST(SmtpHeaders, BareCrInTheHeaderIsRefusedOnlyWhenConfigured) {
-  auto send = [](const sluice_server& s, const std::string& data) {
-    client c(s.endpoints()[0]);
-    EXPECT_TRUE(c.read_reply());
-    c.send("EHLO client.test\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
-    for (int i = 0; i < 3; ++i)
-      EXPECT_TRUE(c.read_reply());
-    auto r = c.read_reply();
-    EXPECT_TRUE(r && r->starts_with("354")) << r.value_or("EOF");
-    c.send(data + ".\r\n");
-    r = c.read_reply();
-    c.send("QUIT\r\n");
-    return r.value_or("EOF");
-  };
+  const auto& send = send_data;
   const std::string crcrlf = "Subject: outlook\r\r\nTo: b@example.com\r\n\r\nbody\r\n";
   const std::string lone_cr = "Subject: a\rb\r\n\r\nbody\r\n";
   const std::string in_body = "Subject: fine\r\n\r\nbody\r\r\nmore\r\n";
