@@ -634,26 +634,43 @@ prepared_headers prepare_headers(const std::vector<std::string>& lines, bool ext
       fields.push_back({l});
     }
   }
+  auto name_of = [](const std::string& first) {
+    const std::size_t colon = first.find(':');
+    return trim(std::string_view(first).substr(0, colon == std::string::npos ? 0 : colon));
+  };
+  // A resent message (RFC 5322 §3.6.6) goes to its Resent- recipients only, as Postfix's -t.
+  bool resent = false;
+  for (const auto& f : fields) {
+    const std::string_view n = name_of(f.front());
+    resent =
+        resent || iequals(n, "Resent-To") || iequals(n, "Resent-Cc") || iequals(n, "Resent-Bcc");
+  }
+  const std::string_view prefix = resent ? "Resent-" : "";
+  auto is = [&](std::string_view name, std::string_view field) {
+    return name.size() == prefix.size() + field.size() &&
+           iequals(name.substr(0, prefix.size()), prefix) &&
+           iequals(name.substr(prefix.size()), field);
+  };
   prepared_headers out;
   bool have_from = false, have_date = false, have_message_id = false;
   for (const auto& f : fields) {
     const std::string& first = f.front();
     const std::size_t colon = first.find(':');
-    const std::string_view name =
-        trim(std::string_view(first).substr(0, colon == std::string::npos ? 0 : colon));
+    const std::string_view name = name_of(first);
     if (iequals(name, "From")) have_from = true;
     if (iequals(name, "Date")) have_date = true;
     if (iequals(name, "Message-ID")) have_message_id = true;
-    const bool is_bcc = iequals(name, "Bcc");
-    if (extract_recipients && (iequals(name, "To") || iequals(name, "Cc") || is_bcc)) {
+    // Bcc and Resent-Bcc never go out (Postfix drops them too).
+    const bool is_bcc = iequals(name, "Bcc") || iequals(name, "Resent-Bcc");
+    if (extract_recipients && (is(name, "To") || is(name, "Cc") || is(name, "Bcc"))) {
       std::string value = first.substr(colon + 1);
       for (std::size_t i = 1; i < f.size(); ++i)
         value += " " + f[i];
       for (auto& r : parse_address_list(value))
         out.recipients.push_back(std::move(r));
     }
-    // Bcc never goes out (Postfix drops it too): with -t its addresses are recipients, and
-    // without -t a server other than Sluice would show them to every recipient.
+    // With -t their addresses are recipients; without -t a server other than Sluice would
+    // show them to every recipient.
     if (is_bcc) continue;
     for (const auto& l : f) {
       out.text += l;

@@ -143,6 +143,18 @@ TEST(SendmailHeaders, ExtractsRecipientsAndRemovesBcc) {
             "c@x\r\nSubject: hi\r\n");
 }
 
+// RFC 5322 §3.6.6, as Postfix's -t: a resent message goes to its Resent- recipients only,
+// and Resent-Bcc is dropped like Bcc.
+TEST(SendmailHeaders, ResentFieldsNameTheRecipientsOfAResentMessage) {
+  auto h = prepare_headers({"To: orig@x", "Bcc: old-hidden@x", "Resent-To: new@y", "resent-cc: c@y",
+                            "Resent-Bcc: rb@z", "Subject: fwd"},
+                           true, "me@x", std::nullopt, "D");
+  EXPECT_EQ(h.recipients, (std::vector<std::string>{"new@y", "c@y", "rb@z"}));
+  EXPECT_EQ(h.text,
+            "From: me@x\r\nDate: D\r\nTo: orig@x\r\nResent-To: new@y\r\nresent-cc: c@y\r\n"
+            "Subject: fwd\r\n");
+}
+
 TEST(SendmailHeaders, WithoutDashTDropsBccAndFindsNoRecipients) {
   auto h =
       prepare_headers({"To: a@x", "Bcc: b@x", " c@x", "Date: x"}, false, "me@x", std::nullopt, "D");
