@@ -20,18 +20,6 @@ namespace sluice {
 namespace asio = boost::asio;
 using unix_proto = asio::local::stream_protocol;
 
-namespace {
-
-bool all_octal(std::string_view s) {
-  if (s.empty() || s.size() > 4) return false;
-  for (char c : s) {
-    if (c < '0' || c > '7') return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 bool parse_listen_address(const std::string& text, const std::filesystem::path& base_dir,
                           listen_address& out, std::string& why) {
   out = listen_address{};
@@ -42,13 +30,13 @@ bool parse_listen_address(const std::string& text, const std::filesystem::path& 
     out.unix_socket = true;
     if (auto colon = t.rfind(':'); colon != std::string_view::npos) {
       const std::string_view m = t.substr(colon + 1);
-      const bool digits = !m.empty() && std::all_of(m.begin(), m.end(),
-                                                    [](char c) { return c >= '0' && c <= '9'; });
-      if (digits) {
-        // A mode, never part of the path; permission bits only (no setuid, sticky, …).
-        const unsigned v =
-            all_octal(m) ? static_cast<unsigned>(std::stoul(std::string(m), nullptr, 8)) : 01000;
-        if (v > 0777) {
+      // Digits after the last ':' are a mode, never part of the path; permission bits only
+      // (no setuid, sticky, …).
+      if (!m.empty() &&
+          std::all_of(m.begin(), m.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        unsigned v = 0;
+        const auto [end, ec] = std::from_chars(m.data(), m.data() + m.size(), v, 8);
+        if (ec != std::errc() || end != m.data() + m.size() || v > 0777) {
           why = "bad unix socket mode \"" + std::string(m) + "\": expected octal 0 to 777";
           return false;
         }

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 
 #include "api.hpp"
 #include "api_util.hpp"

@@ -1,8 +1,6 @@
 // plugins/smtp/src/headers.cpp — see headers.hpp.
 #include "headers.hpp"
 
-#include <ctime>
-
 #include "command.hpp"
 #include "sluice/message.hpp"
 

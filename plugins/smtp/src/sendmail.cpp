@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <csignal>
@@ -337,23 +338,18 @@ std::string strip_angles(std::string_view s) {
   return std::string(trim(s));
 }
 
-// An envelope address goes between "<" and ">" on a command line: no control characters
-// (CR or LF would end the command and start another), no angle brackets.
-bool safe_envelope_address(std::string_view a) {
-  for (char c : a) {
+// No control characters (CR or LF would end an SMTP command and start another).
+bool safe_envelope_text(std::string_view a) {
+  return std::none_of(a.begin(), a.end(), [](char c) {
     const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '<' || c == '>') return false;
-  }
-  return true;
+    return u < 0x20 || u == 0x7f;
+  });
 }
 
-// No control characters at all (arguments before they are parsed as address lists).
-bool safe_envelope_text(std::string_view a) {
-  for (char c : a) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) return false;
-  }
-  return true;
+// An envelope address goes between "<" and ">" on a command line: no control characters,
+// no angle brackets.
+bool safe_envelope_address(std::string_view a) {
+  return safe_envelope_text(a) && a.find_first_of("<>") == std::string_view::npos;
 }
 
 // For messages: the address with control characters shown as '?'.
