@@ -139,7 +139,7 @@ bool spool::read_record(const std::string& id, record& r) const {
   std::ostringstream ss;
   ss << in.rdbuf();
   boost::system::error_code ec;
-  auto v = json::parse(ss.str(), ec);
+  auto v = sluice::parse_stored_json(ss.str(), ec);
   if (ec || !v.is_object()) return false;
   auto& o = v.as_object();
   auto str = [&](const json::object& obj, std::string_view k) {

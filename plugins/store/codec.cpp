@@ -645,7 +645,7 @@ parsed_message decode_view(std::string_view blob, bool compressed) {
     blob = text;
   }
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(blob, ec);
+  boost::json::value v = sluice::parse_stored_json(blob, ec);
   if (ec || !v.is_object()) throw std::runtime_error("stored message view is not a JSON object");
   return parsed_message_from_json(v.get_object());
 }
@@ -920,8 +920,9 @@ std::string edits_to_json_text(const std::vector<header_edit>& edits) {
 }
 
 std::vector<header_edit> edits_from_json_text(std::string_view json) {
-  boost::json::value v = boost::json::parse(json);
-  if (!v.is_array()) throw std::runtime_error("stored edits are not a JSON array");
+  boost::system::error_code ec;
+  boost::json::value v = sluice::parse_stored_json(json, ec);
+  if (ec || !v.is_array()) throw std::runtime_error("stored edits are not a JSON array");
   return sluice::edits_from_json(v.as_array());
 }
 
@@ -932,7 +933,7 @@ std::string envelope_to_json_text(const envelope& env) {
 std::vector<std::string> envelope_recipients(std::string_view envelope_json) {
   std::vector<std::string> out;
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(envelope_json, ec);
+  boost::json::value v = sluice::parse_stored_json(envelope_json, ec);
   if (ec || !v.is_object()) return out;
   if (const auto* r = v.as_object().if_contains("recipients"); r && r->is_array()) {
     for (const auto& item : r->get_array()) {

@@ -7,6 +7,8 @@
 
 #include <boost/json.hpp>
 
+#include "sluice/message_json.hpp"
+
 namespace sluice::store {
 namespace json = boost::json;
 namespace {
@@ -40,7 +42,7 @@ std::string address_list_json_text(const std::vector<mail_address>& v) {
 
 std::optional<mail_address> address_from_json_text(std::string_view text) {
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = sluice::parse_stored_json(text, ec);
   if (ec || !v.is_object()) return std::nullopt;
   return from_obj(v);
 }
@@ -48,7 +50,7 @@ std::optional<mail_address> address_from_json_text(std::string_view text) {
 std::vector<mail_address> address_list_from_json_text(std::string_view text) {
   std::vector<mail_address> out;
   boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
+  json::value v = sluice::parse_stored_json(text, ec);
   if (ec || !v.is_array()) return out;
   for (const auto& x : v.get_array())
     out.push_back(from_obj(x));

@@ -22,6 +22,7 @@
 #include "query.hpp"
 #include "schema.hpp"
 #include "sluice/mailpit_json.hpp"
+#include "sluice/message_json.hpp"
 #include "sluice/text.hpp"
 
 namespace asio = boost::asio;
@@ -75,7 +76,7 @@ stored_message row_to_message(const statement& s) {
   m.read = s.column_int(17) != 0;
   m.quarantined = s.column_int(18) != 0;
   boost::system::error_code ec;
-  auto tags = boost::json::parse(s.column_text(19), ec);
+  auto tags = sluice::parse_stored_json(s.column_text(19), ec);
   if (!ec && tags.is_array()) {
     for (const auto& t : tags.get_array()) {
       if (t.is_string()) m.tags.emplace_back(t.get_string());
@@ -1071,7 +1072,7 @@ asio::awaitable<std::optional<boost::json::array>> sqlite_store::deliveries(std:
     s->bind(1, id);
     while (s->step()) {
       boost::system::error_code ec;
-      auto v = boost::json::parse(s->column_text(0), ec);
+      auto v = sluice::parse_stored_json(s->column_text(0), ec);
       if (!ec) out.push_back(std::move(v));
     }
     return out;
@@ -1308,7 +1309,7 @@ asio::awaitable<std::optional<stored_message>> sqlite_store::get(std::string mai
       s->bind(1, seq);
       if (s->step()) {
         boost::system::error_code ec;
-        auto attrs = boost::json::parse(s->column_text(0), ec);
+        auto attrs = sluice::parse_stored_json(s->column_text(0), ec);
         if (!ec && attrs.is_object()) m->attributes = std::move(attrs.get_object());
       }
     }

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -185,6 +186,19 @@ void apply_edit(std::vector<field>& fields, const header_edit& e, std::string_vi
                                   [&](const field& f) { return iequals(f.name, e.name); }),
                    fields.end());
       break;
+    case op::remove_nth: {
+      std::size_t want = 0;
+      auto [end, err] = std::from_chars(e.value.data(), e.value.data() + e.value.size(), want);
+      if (err != std::errc() || end != e.value.data() + e.value.size()) break;
+      std::size_t seen = 0;
+      for (auto it = fields.begin(); it != fields.end(); ++it) {
+        if (iequals(it->name, e.name) && seen++ == want) {
+          fields.erase(it);
+          break;
+        }
+      }
+      break;
+    }
     case op::rename:
       for (auto& f : fields) {
         if (iequals(f.name, e.name)) {
@@ -381,6 +395,10 @@ void message::remove_header(std::string name) {
 }
 void message::rename_header(std::string name, std::string new_name) {
   edits.push_back({edit_op::rename, std::move(name), std::move(new_name)});
+}
+
+void message::remove_nth_header(std::string name, std::size_t index) {
+  edits.push_back({edit_op::remove_nth, std::move(name), std::to_string(index)});
 }
 
 std::string message::output_headers() const {

@@ -93,7 +93,8 @@ envelope envelope_from_json(const json::object& o) {
 }
 
 json::array edits_to_json(const std::vector<header_edit>& edits) {
-  static constexpr const char* ops[] = {"prepend", "append", "set", "remove", "rename"};
+  static constexpr const char* ops[] = {"prepend", "append", "set",
+                                        "remove",  "rename", "remove_nth"};
   json::array a;
   for (auto& e : edits) {
     a.push_back(
@@ -119,6 +120,8 @@ std::vector<header_edit> edits_from_json(const json::array& a) {
       e.op = edit_op::remove;
     else if (op == "rename")
       e.op = edit_op::rename;
+    else if (op == "remove_nth")
+      e.op = edit_op::remove_nth;
     else
       continue;
     e.name = str(o, "name");
@@ -126,6 +129,12 @@ std::vector<header_edit> edits_from_json(const json::array& a) {
     out.push_back(std::move(e));
   }
   return out;
+}
+
+boost::json::value parse_stored_json(std::string_view text, boost::system::error_code& ec) {
+  boost::json::parse_options opt;
+  opt.allow_invalid_utf8 = true;
+  return boost::json::parse(text, ec, {}, opt);
 }
 
 }  // namespace sluice

@@ -30,6 +30,7 @@ class scripted_stage final : public stage {
     attempts.push_back(call.attempt);
     phases.push_back(call.phase);
     bodies.push_back(msg->raw ? msg->raw->to_string() : "");
+    outputs.push_back(msg->output());
     co_return f_(call.attempt);
   }
   std::mutex mu;
@@ -38,6 +39,7 @@ class scripted_stage final : public stage {
   std::vector<unsigned> attempts;
   std::vector<phase> phases;
   std::vector<std::string> bodies;
+  std::vector<std::string> outputs;  // with the header edits applied
 
  private:
   std::function<verdict(unsigned)> f_;
@@ -91,12 +93,12 @@ struct world {
                      const std::string& when, retry_policy retry) {
     install(std::move(relay), retry, std::move(notify), when);
   }
-  submit_result submit(std::string body) {
+  submit_result submit(std::string body, std::string edit = "kept") {
     auto msg = std::make_shared<message>();
     msg->raw = message_body::from_string(std::move(body));
     msg->envelope.mail_from = "a@example.org";
     msg->envelope.recipients.push_back({"b@example.org", {}});
-    msg->append_header("X-Edit", "kept");
+    msg->append_header("X-Edit", std::move(edit));
     return asio::co_spawn(io, runner.submit(pipeline_name, msg), asio::use_future).get();
   }
   std::string pipeline_name = "p";
@@ -233,6 +235,35 @@ TEST(spool, survives_a_crash_mid_attempt_and_keeps_edits) {
   w2.spool_->recover();
   ASSERT_TRUE(wait_for([&] { return st->attempts.size() == 1 && w2.files() == 0; }));
   EXPECT_EQ(st->bodies[0], "Subject: crash\r\n\r\nbody\r\n");
+}
+
+// A header edit may keep 8-bit text that is not UTF-8 (a rewrite of a Latin-1 Subject): the
+// record holding it must still load after a restart, or the deferred stages never run.
+TEST(spool, a_record_with_an_edit_that_is_not_utf8_survives_a_restart) {
+  sluice::test::temp_dir d;
+  const std::string latin1 = "[tag] caf\xe9 \xff\xfe";
+  {
+    world w(d.path());
+    struct hanging final : stage {
+      std::atomic<bool> started{false};
+      asio::awaitable<verdict> process(std::shared_ptr<message>, const stage_call&) override {
+        started = true;
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+        co_await t.async_wait(asio::use_awaitable);
+        co_return verdict::next();
+      }
+    };
+    auto h = std::make_shared<hanging>();
+    w.install(h, fast_retry());
+    ASSERT_EQ(w.submit("Subject: s\r\n\r\nbody\r\n", latin1).kind, verdict_kind::accept);
+    ASSERT_TRUE(wait_for([&] { return h->started.load(); }));
+  }
+  world w2(d.path());
+  auto st = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w2.install(st, fast_retry());
+  w2.spool_->recover();
+  ASSERT_TRUE(wait_for([&] { return st->attempts.size() == 1 && w2.files() == 0; }));
+  EXPECT_EQ(st->outputs[0], "Subject: s\r\nX-Edit: " + latin1 + "\r\n\r\nbody\r\n");
 }
 
 }  // namespace

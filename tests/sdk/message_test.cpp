@@ -8,6 +8,7 @@
 #include <set>
 
 #include "sluice/message.hpp"
+#include "sluice/message_json.hpp"
 #include "sluice_test.hpp"
 
 namespace {
@@ -163,6 +164,20 @@ TEST(message, edits_apply_in_order_and_body_is_untouched) {
   EXPECT_EQ(m.output(),
             "Return-Path: <a@x>\r\nReceived: from a by b\r\nFrom: a@x\r\nsubject: new\r\n"
             "X-Original-Old: 1\r\nX-Original-Old: 2\r\nX-Added: yes\r\n\r\nBody: not a header\r\n");
+}
+
+TEST(message, remove_nth_removes_one_field_counting_earlier_edits) {
+  message m;
+  m.raw = message_body::from_string("X-A: 0\r\nB: b\r\nx-a: 1\r\nX-A: 2\r\n\r\nbody");
+  m.prepend_header("X-A", "new");  // now index 0
+  m.remove_nth_header("X-A", 2);   // "x-a: 1"
+  m.remove_nth_header("X-A", 7);   // none: nothing happens
+  EXPECT_EQ(m.output(), "X-A: new\r\nX-A: 0\r\nB: b\r\nX-A: 2\r\n\r\nbody");
+  // The edit survives the JSON of the spool and the store.
+  message back;
+  back.raw = m.raw;
+  back.edits = edits_from_json(edits_to_json(m.edits));
+  EXPECT_EQ(back.output(), m.output());
 }
 
 TEST(message, edit_values_cannot_inject_headers) {

@@ -41,6 +41,41 @@ bool result_word(const std::string& r) {
 
 }  // namespace
 
+bool claims_authserv_id(std::string_view v, std::string_view authserv_id) {
+  std::size_t i = 0;
+  // CFWS: white space (folds included) and nested comments with quoted pairs.
+  for (;;) {
+    while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
+      ++i;
+    if (i >= v.size() || v[i] != '(') break;
+    int depth = 0;
+    for (; i < v.size(); ++i) {
+      if (v[i] == '\\') {
+        ++i;
+      } else if (v[i] == '(') {
+        ++depth;
+      } else if (v[i] == ')' && --depth == 0) {
+        ++i;
+        break;
+      }
+    }
+  }
+  std::size_t start = i;
+  while (i < v.size() && v[i] != ';' && v[i] != '(' && v[i] != ' ' && v[i] != '\t' &&
+         v[i] != '\r' && v[i] != '\n') {
+    ++i;
+  }
+  std::string_view id = v.substr(start, i - start);
+  // A quoted authserv-id ("mx.example") is the same value.
+  if (id.size() >= 2 && id.front() == '"' && id.back() == '"') id = id.substr(1, id.size() - 2);
+  if (id.size() != authserv_id.size() || id.empty()) return false;
+  for (std::size_t k = 0; k < id.size(); ++k) {
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (lower(id[k]) != lower(authserv_id[k])) return false;
+  }
+  return true;
+}
+
 std::string pvalue(const std::string& v) {
   bool plain = !v.empty();
   for (char c : v)

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
@@ -29,9 +30,11 @@
 #include <boost/json/object.hpp>
 
 #include "auth_results.hpp"
+#include "dkim.hpp"
 #include "dkim_stages.hpp"
 #include "sluice/plugin.hpp"
 #include "sluice/resolver.hpp"
+#include "sluice/text.hpp"
 #include "spf.hpp"
 
 namespace sluice::auth {
@@ -253,7 +256,24 @@ class auth_results_stage final : public stage {
     const boost::json::value* auth = msg->attributes.if_contains("auth");
     static const boost::json::object empty;
     const boost::json::object& a = auth && auth->is_object() ? auth->as_object() : empty;
-    // RFC 8601 §5: prepended, above the trace fields added so far, like a Received field.
+    // RFC 8601 §5: a field that claims to be ours but came with the message is forged;
+    // it is removed (other authserv-ids' fields stay: they are not ours to judge).
+    std::vector<std::size_t> forged;
+    std::size_t seen = 0;
+    for (const auto& f : dkim::split_header(msg->output_headers())) {
+      if (!iequals(f.name, "Authentication-Results")) continue;
+      auto colon = f.text.find(':');
+      if (colon != std::string::npos &&
+          claims_authserv_id(std::string_view(f.text).substr(colon + 1), authserv_id_)) {
+        forged.push_back(seen);
+      }
+      ++seen;
+    }
+    // From the last, so the indexes of the ones before stay valid.
+    for (auto it = forged.rbegin(); it != forged.rend(); ++it) {
+      msg->remove_nth_header("Authentication-Results", *it);
+    }
+    // Prepended, above the trace fields added so far, like a Received field.
     msg->prepend_header("Authentication-Results", authentication_results(authserv_id_, a));
     co_return verdict::next();
   }

@@ -89,13 +89,39 @@ void replace_all(std::string& s, std::string_view from, std::string_view to) {
   }
 }
 
+// Whether the Transfer-Encoding fields (a comma-separated list, RFC 9112 §6.1) name
+// exactly one coding, "chunked", the only one this server decodes.
+bool only_chunked(const bhttp::request_header<>& hdr) {
+  int codings = 0;
+  bool chunked = false;
+  for (auto [it, end] = hdr.equal_range(bhttp::field::transfer_encoding); it != end; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty()) {
+      auto comma = v.find(',');
+      std::string_view item = v.substr(0, comma);
+      v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
+        item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
+        item.remove_suffix(1);
+      if (item.empty()) continue;  // empty list elements are allowed (RFC 9110 §5.6.1)
+      ++codings;
+      chunked = iequals(item, "chunked");
+    }
+  }
+  return codings == 1 && chunked;
+}
+
 response empty_response(const request& req, bhttp::status s) {
   response res{s, req.version()};
   res.keep_alive(req.keep_alive());
   return res;
 }
 
-response redirect(const request& req, bhttp::status s, const std::string& location) {
+response redirect(const request& req, bhttp::status s, const std::string& target) {
+  // A backslash is a slash to browsers (WHATWG URL): "/\\evil.test" would leave the site.
+  std::string location = target;
+  replace_all(location, "\\", "%5C");
   response res{s, req.version()};
   res.set(bhttp::field::location, location);
   res.keep_alive(req.keep_alive());
@@ -222,6 +248,9 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
     auto started = std::chrono::steady_clock::now();
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(lim.max_header_bytes));
+    // The body limit depends on the route, known only after the header: Beast's default
+    // (1 MiB) would refuse a larger Content-Length as a bad header. Set below.
+    parser.body_limit(boost::none);
     beast::get_lowest_layer(stream_).expires_after(lim.read_timeout);
     co_await bhttp::async_read_header(stream_, buf_, parser,
                                       asio::redirect_error(asio::use_awaitable, ec));
@@ -239,6 +268,21 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
       co_return false;
     }
     const auto& hdr = parser.get();
+    if (auto te = hdr.find(bhttp::field::transfer_encoding); te != hdr.end()) {
+      // RFC 9112 §6.1/§6.3: only "chunked" is decoded here. Any other coding (or chunked
+      // not last) leaves the body's length unknown: answering and reading on would run
+      // the body as the next request. HTTP/1.0 has no Transfer-Encoding.
+      if (hdr.version() < 11) {
+        co_await send_error(bhttp::status::bad_request,
+                            "400 Bad Request: Transfer-Encoding in an HTTP/1.0 request\n");
+        co_return false;
+      }
+      if (!only_chunked(hdr)) {
+        co_await send_error(bhttp::status::not_implemented,
+                            "501 Not Implemented: only the chunked transfer coding is accepted\n");
+        co_return false;
+      }
+    }
     routed r;
     std::optional<response> early = co_await route_header(hdr, r);
     bool has_body = parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
@@ -283,6 +327,12 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
           ec = {};
         } else if (ec) {
           if (ec == beast::error::timeout && st_->metrics.timeouts) st_->metrics.timeouts->inc();
+          // A malformed body (bad chunk size, chunk extension…) gets an answer (RFC 9112
+          // §2.2) before the close; a cut-off one does not.
+          if (ec.category() == bhttp::make_error_code(bhttp::error::bad_chunk).category() &&
+              ec != bhttp::error::partial_message && ec != bhttp::error::end_of_stream) {
+            co_await send_error(bhttp::status::bad_request, "400 Bad Request: malformed body\n");
+          }
           co_return false;
         }
       }

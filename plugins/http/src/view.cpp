@@ -327,7 +327,10 @@ std::string view_csp(bool embed, bool block_remote_css_and_fonts) {
   csp += remote;
   csp += " 'unsafe-inline' data:; font-src ";
   csp += remote;
-  csp += " data:; media-src * data: blob:; base-uri 'none'; form-action 'none'; ";
+  // Only the web UI (this origin) may frame the view (clickjacking).
+  csp +=
+      " data:; media-src * data: blob:; base-uri 'none'; form-action 'none'; "
+      "frame-ancestors 'self'; ";
   csp += embed ? "script-src 'sha256-" + script_hash() + "'" : std::string("script-src 'none'");
   return csp;
 }

@@ -756,6 +756,8 @@ parse_result parse(const std::shared_ptr<const message_body>& raw,
   const std::string html_text = v.html.empty() ? std::string() : html_to_text(v.html);
   v.search_text = v.html.empty() ? v.text : html_text;
   v.snippet = make_snippet(v.text.empty() ? html_text : v.text);
+  // An HTML-only message reads as its HTML's text (as Mailpit's enmime down-converts it).
+  if (v.text.empty()) v.text = html_text;
   v.problems = out.take();
   return result;
 }

@@ -399,7 +399,7 @@ std::vector<rule_hit> rule_set::evaluate(const scan_input& in, std::optional<dou
                   v.html.find(gtube_string) != std::string::npos;
             break;
           case check_kind::html_only:
-            hit = in.have_view && !v.html.empty() && v.text.empty();
+            hit = in.have_view && !v.html.empty() && v.text_part_id.empty();
             break;
           case check_kind::missing_date:
             hit = in.header("Date") == nullptr;

@@ -100,6 +100,9 @@ enum class edit_op : std::uint8_t {
   set,      // replace the value of every field with this name (append if absent)
   remove,   // remove every field with this name
   rename,   // rename every field with this name to `value`, keeping its value
+  // remove one field: the one at (0-based, decimal) index `value` among the fields with
+  // this name as they stand when the edit applies (nothing when there are fewer)
+  remove_nth,
 };
 
 struct header_edit {
@@ -150,6 +153,8 @@ class message {
   void set_header(std::string name, std::string value);
   void remove_header(std::string name);
   void rename_header(std::string name, std::string new_name);
+  // Removes the index-th field named `name` (0-based, counting the edits before this one).
+  void remove_nth_header(std::string name, std::size_t index);
 
   // The message as it leaves: raw bytes with the edits applied. Fields that are added
   // are folded at 78 columns and end in CRLF. The body part is passed through untouched.

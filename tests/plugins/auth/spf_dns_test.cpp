@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "auth_results.hpp"
 #include "plugin_host.hpp"
 #include "sluice/resolver.hpp"
 #include "sluice_test.hpp"
@@ -207,3 +208,40 @@ TEST(spf_stage, xclient_cases_through_the_real_binary) {
 }
 
 }  // namespace
+
+// RFC 8601 §5: an Authentication-Results field that arrived with the message and names this
+// server's authserv-id is forged; the auth_results stage removes it (any case, folded, after
+// a comment) and keeps the fields of other authserv-ids.
+TEST(auth_results_stage, removes_incoming_fields_that_claim_its_authserv_id) {
+  temp_dir dir;
+  plugin_host host({build_dir() + "/lib/sluice/plugins"}, dir.path(), 1);
+  auto s = host.make_stage("auth_results", "authserv_id: mx.receiver.example\n");
+  auto m = std::make_shared<message>();
+  m->raw = message_body::from_string(
+      "Authentication-Results: mx.receiver.example; dkim=pass header.d=forged.example\r\n"
+      "Authentication-Results: other.example; spf=pass smtp.mailfrom=a@other.example\r\n"
+      "authentication-results:   MX.RECEIVER.EXAMPLE ;\r\n\tdmarc=pass\r\n"
+      "Authentication-Results: (comment) mx.receiver.example; none\r\n"
+      "Authentication-Results: mx.receiver.example.evil; none\r\n"
+      "From: a@forged.example\r\nSubject: s\r\n\r\nbody\r\n");
+  stage_call call{phase::inline_, 1, "p", logger("auth-test")};
+  verdict v = host.run(s->process(m, call));
+  EXPECT_EQ(v.kind, verdict_kind::continue_);
+  EXPECT_EQ(m->output(),
+            "Authentication-Results: mx.receiver.example; none\r\n"
+            "Authentication-Results: other.example; spf=pass smtp.mailfrom=a@other.example\r\n"
+            "Authentication-Results: mx.receiver.example.evil; none\r\n"
+            "From: a@forged.example\r\nSubject: s\r\n\r\nbody\r\n");
+}
+
+TEST(auth_results, claims_authserv_id_reads_the_first_token) {
+  using sluice::auth::claims_authserv_id;
+  EXPECT_TRUE(claims_authserv_id(" mx.example; none", "mx.example"));
+  EXPECT_TRUE(claims_authserv_id("MX.Example;none", "mx.example"));
+  EXPECT_TRUE(claims_authserv_id("\r\n\t(a (nested) comment) mx.example 1; none", "mx.example"));
+  EXPECT_TRUE(claims_authserv_id(" \"mx.example\"; none", "mx.example"));
+  EXPECT_FALSE(claims_authserv_id(" mx.example.org; none", "mx.example"));
+  EXPECT_FALSE(claims_authserv_id(" other; mx.example", "mx.example"));
+  EXPECT_FALSE(claims_authserv_id("", "mx.example"));
+  EXPECT_FALSE(claims_authserv_id(" (unterminated mx.example; none", "mx.example"));
+}

@@ -157,6 +157,58 @@ TEST(http_protocol, host_header_rules) {
   EXPECT_EQ(p.stop(), 0) << p.log();
 }
 
+// RFC 9112 §6: a body is framed by chunked or Content-Length, nothing else. A transfer
+// coding this server does not decode is refused and the connection closed, so its body
+// cannot run as a second request (request smuggling); a malformed chunked body gets a 400.
+TEST(http_protocol, transfer_codings_other_than_chunked_are_refused) {
+  temp_dir dir;
+  sluice_process p(dir.path(), config(""));
+  ASSERT_TRUE(p.running());
+  const std::string smuggled = "DELETE /api/v1/tags/bar HTTP/1.1\r\nHost: x\r\n\r\n";
+  // (Two fields "chunked" then "gzip" are refused by the parser already, with a 400.)
+  for (const char* te : {"identity", "chunked, gzip", "xchunked", "gzip, chunked",
+                         "chunked, chunked", "gzip\r\nTransfer-Encoding: chunked"}) {
+    line_client c(endpoint(p), std::chrono::seconds(10));
+    c.send(std::string("PUT /api/v1/tags HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       "application/json\r\nTransfer-Encoding: ") +
+           te + "\r\n\r\n" + smuggled);
+    std::string all = c.read_all();
+    EXPECT_EQ(all.rfind("HTTP/1.1 501 Not Implemented", 0), 0u) << te << "\n" << all;
+    EXPECT_NE(all.find("only the chunked transfer coding"), std::string::npos) << all;
+    // One answer, then the close: the body was not read as a request.
+    EXPECT_EQ(all.find("HTTP/1.1", 1), std::string::npos) << te << "\n" << all;
+  }
+  // HTTP/1.0 has no transfer codings (RFC 9112 §6.1): 400.
+  auto e = send_raw(p, "PUT /api/v1/tags HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(e.status, "HTTP/1.1 400 Bad Request") << e.all;
+  EXPECT_TRUE(e.closed);
+  // A bad chunk size: 400 (it was a silent close).
+  e = send_raw(p,
+               "PUT /api/v1/tags HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n");
+  EXPECT_EQ(e.status, "HTTP/1.1 400 Bad Request") << e.all;
+  EXPECT_NE(e.all.find("malformed body"), std::string::npos) << e.all;
+  EXPECT_TRUE(e.closed);
+  // "chunked" alone, in any case and with white space, is read as before.
+  e = send_raw(p,
+               "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+               "Transfer-Encoding:  Chunked \r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(e.status, "HTTP/1.1 200 OK") << e.all;
+  EXPECT_EQ(p.stop(), 0) << p.log();
+}
+
+// A path cleaned to one starting with a backslash is redirected to "/%5C…": browsers read
+// "/\\host" as "//host", another site (open redirect).
+TEST(http_protocol, redirect_never_leaves_the_site) {
+  temp_dir dir;
+  sluice_process p(dir.path(), config(""));
+  ASSERT_TRUE(p.running());
+  auto e = send_raw(p, "GET /x/../\\evil.test HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(e.status, "HTTP/1.1 301 Moved Permanently") << e.all;
+  EXPECT_NE(e.all.find("Location: /%5Cevil.test\r\n"), std::string::npos) << e.all;
+  EXPECT_EQ(p.stop(), 0) << p.log();
+}
+
 // RFC 9112 §3.2.2: with an absolute-form target the target's authority is the request's
 // host; the Host field is ignored (the Origin check compares against the target's).
 TEST(http_protocol, absolute_form_target_wins_over_host) {

@@ -290,6 +290,9 @@ TEST(mime_corpus, inline_cid_images_are_inline_even_with_attachment_disposition_
   const parsed_message v = parse_file("inline_cid.eml");
   EXPECT_EQ(v.html_part_id, "1");
   EXPECT_EQ(v.text_part_id, "");
+  // No text part: the text is the HTML's (Mailpit's enmime down-converts it).
+  EXPECT_FALSE(v.text.empty());
+  EXPECT_EQ(v.text, v.search_text);
   ASSERT_EQ(v.inline_parts.size(), 2u);
   EXPECT_EQ(v.inline_parts[0].part_id, "2");
   EXPECT_EQ(v.inline_parts[0].content_id, "logo@example.org");

@@ -488,6 +488,21 @@ TEST_F(StoreTest, RawWithEditsIsTheOutput) {
   EXPECT_EQ(st->message_id, "");
 }
 
+// A rewrite keeps a field's 8-bit text as it was (here Latin-1, not UTF-8): the stored
+// edits must load again, or the raw message cannot be read (it answered 500).
+TEST_F(StoreTest, EditsWithTextThatIsNotUtf8AreReadBack) {
+  auto s = open();
+  auto m = make_message(sample_message("caf\xe9"));
+  m->set_header("Subject", "[STAGING] caf\xe9");
+  m->set_header("From", "j\xf6rg <noreply@staging.test>");
+  ASSERT_TRUE(put(*s, m).ok());
+  const std::string expected = m->output();
+  EXPECT_NE(expected.find("Subject: [STAGING] caf\xe9\r\n"), std::string::npos);
+  auto raw = run(s->raw("default", m->id, true));
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(*raw, expected);
+}
+
 TEST_F(StoreTest, GroupCommitBatchesConcurrentStores) {
   auto s = open();
   constexpr int kMessages = 500;

@@ -716,6 +716,7 @@ TEST_F(ApiTest, ViewHtmlTextLatestAndPrefixedMailbox) {
   EXPECT_EQ(r[bhttp::field::content_type], "text/html; charset=utf-8");
   const std::string csp(r["Content-Security-Policy"]);
   EXPECT_NE(csp.find("script-src 'none'"), std::string::npos);
+  EXPECT_NE(csp.find("frame-ancestors 'self'"), std::string::npos) << csp;  // clickjacking
   const std::string& html = r.body();
   EXPECT_NE(html.find("src=\"/mailbox/other/api/v1/message/m1/part/1.2\""), std::string::npos);
   EXPECT_NE(html.find("src='/mailbox/other/api/v1/message/m1/part/1.2'"), std::string::npos);
