@@ -420,7 +420,8 @@ awaitable<std::optional<session_error>> connection::transact(const std::string& 
                                                              const std::vector<std::string>& rcpts,
                                                              const message& msg, std::uint64_t size,
                                                              bool eight_bit, bool utf8,
-                                                             std::vector<rcpt_outcome>& outcomes) {
+                                                             std::vector<rcpt_outcome>& outcomes,
+                                                             bool all_or_nothing) {
   outcomes.clear();
   ++transactions_;
   std::string mail = "MAIL FROM:<" + mail_from + ">";
@@ -471,6 +472,30 @@ awaitable<std::optional<session_error>> connection::transact(const std::string& 
         mail_reply,
         "server " + peer_ + " refused MAIL FROM:<" + mail_from + ">: " + mail_reply.summary(),
         false);
+  }
+  if (all_or_nothing && accepted > 0 && accepted < rcpts.size()) {
+    std::size_t refused = 0;
+    while (rcpt_replies[refused].code == 250 || rcpt_replies[refused].code == 251)
+      ++refused;
+    const smtp_reply& why = rcpt_replies[refused];
+    smtp_reply not_sent;
+    not_sent.code = why.code;
+    not_sent.enhanced = why.enhanced;
+    not_sent.lines.push_back((why.enhanced.empty() ? std::string() : why.enhanced + " ") +
+                             "not sent to anyone: <" + rcpts[refused] +
+                             "> was refused: " + why.summary());
+    for (std::size_t i = 0; i < rcpts.size(); ++i) {
+      const bool ok = rcpt_replies[i].code == 250 || rcpt_replies[i].code == 251;
+      outcomes.push_back({rcpts[i], ok ? not_sent : rcpt_replies[i]});
+    }
+    if (pipelining && data_reply.code == 354) {
+      // Any "." now would deliver an empty message; a connection that ends inside DATA
+      // delivers nothing (RFC 5321 §4.1.1.4).
+      close();
+    } else {
+      co_await reset();
+    }
+    co_return std::nullopt;
   }
   if (!pipelining && accepted > 0) {
     data_reply = co_await command("DATA", timeouts_.data_init);

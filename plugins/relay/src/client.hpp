@@ -96,10 +96,14 @@ class connection {
   // One transaction: MAIL, RCPT for each, DATA with the message streamed from msg (edits
   // applied, dot-stuffed). Fills outcomes (one per rcpt, same order). A failure that hits
   // every recipient (MAIL refused, DATA refused, connection lost) comes back as
-  // session_error and outcomes is left empty.
+  // session_error and outcomes is left empty. With all_or_nothing, the message goes to
+  // every recipient or to none: when the server refuses some of them, nothing is sent
+  // (RSET, or, once a pipelined DATA got its 354, the connection is dropped so the server
+  // discards the unfinished transaction) and the accepted ones get the refusal too.
   boost::asio::awaitable<std::optional<session_error>> transact(
       const std::string& mail_from, const std::vector<std::string>& rcpts, const message& msg,
-      std::uint64_t size, bool eight_bit, bool utf8, std::vector<rcpt_outcome>& outcomes);
+      std::uint64_t size, bool eight_bit, bool utf8, std::vector<rcpt_outcome>& outcomes,
+      bool all_or_nothing = false);
 
   // RSET, for reuse (true when the server answered 250).
   boost::asio::awaitable<bool> reset();

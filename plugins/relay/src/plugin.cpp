@@ -525,8 +525,8 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
 
   awaitable<void> deliver_group(const std::string& domain, const std::vector<std::string>& rcpts,
                                 const message& msg, const std::string& mail_from,
-                                std::uint64_t size, bool eight_bit, bool utf8, group_result& out,
-                                const logger& log) {
+                                std::uint64_t size, bool eight_bit, bool utf8, bool inline_call,
+                                group_result& out, const logger& log) {
     auto fail_all = [&](const outcome& o) {
       for (auto& r : rcpts)
         out.outcomes[r] = o;
@@ -537,6 +537,9 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
       co_return;
     }
     std::optional<outcome> last;
+    // Every address's failure, in order: "cannot connect" to the last of them must not hide
+    // the reason another one gave (no STARTTLS, a refused greeting, AUTH), with its fix.
+    std::string failures;
     for (const auto& t : rt.targets) {
       for (const auto& addr : t.addresses) {
         const std::string key = t.host + "|" + addr;
@@ -565,7 +568,11 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
               o.code = 451;
               if (!o.enhanced.empty()) o.enhanced[0] = '4';
             }
+            if (failures.find(o.text) == std::string::npos && failures.size() < 2000) {
+              failures += (failures.empty() ? "" : "; then ") + o.text;
+            }
             last = o;
+            last->text = failures;
             conn->close();
             if (!e->try_next_host) {
               fail_all(o);
@@ -599,7 +606,10 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
           co_return;
         }
         std::vector<rcpt_outcome> results;
-        auto e = co_await conn->transact(mail_from, rcpts, msg, size, eight_bit, utf8, results);
+        // Inline, one reply answers for every recipient (a release, an SMTP client waiting
+        // for its 250): the message goes to all of them or to none.
+        auto e = co_await conn->transact(mail_from, rcpts, msg, size, eight_bit, utf8, results,
+                                         inline_call);
         out.sessions.push_back(std::move(session));
         if (e) {
           outcome o =
@@ -722,7 +732,8 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
         groups[opt_.smarthost_host.empty() ? domain_of(r) : std::string()].push_back(r);
       for (auto& [domain, rcpts] : groups) {
         group_result g;
-        co_await deliver_group(domain, rcpts, *out, mail_from, size, eight_bit, utf8, g, log);
+        co_await deliver_group(domain, rcpts, *out, mail_from, size, eight_bit, utf8,
+                               call.phase == phase::inline_, g, log);
         for (auto& [r, o] : g.outcomes)
           results[r] = o;
         for (auto& s : g.sessions)

@@ -159,24 +159,24 @@ struct run_result {
 
 asio::awaitable<void> drive(session_params p, std::vector<std::string> rcpts,
                             std::shared_ptr<message> msg, bool eight_bit, run_result* out,
-                            asio::io_context* io) {
+                            asio::io_context* io, bool all_or_nothing) {
   auto c = std::make_unique<connection>(*io);
   out->open_error = co_await c->open(p);
   if (!out->open_error) {
     out->auth = c->auth_mechanism();
     out->transact_error = co_await c->transact("a@example.com", rcpts, *msg, msg->raw->size(),
-                                               eight_bit, false, out->outcomes);
+                                               eight_bit, false, out->outcomes, all_or_nothing);
     co_await c->quit();
   }
 }
 
 run_result run(session_params p, std::vector<std::string> rcpts, std::string raw,
-               bool eight_bit = false) {
+               bool eight_bit = false, bool all_or_nothing = false) {
   asio::io_context io;
   auto msg = std::make_shared<message>();
   msg->raw = message_body::from_string(std::move(raw));
   run_result r;
-  asio::co_spawn(io, drive(p, rcpts, msg, eight_bit, &r, &io), asio::detached);
+  asio::co_spawn(io, drive(p, rcpts, msg, eight_bit, &r, &io, all_or_nothing), asio::detached);
   io.run_for(std::chrono::seconds(30));
   return r;
 }
@@ -233,6 +233,53 @@ TEST(RelayClient, PipeliningSizeEightBitAndPerRecipientOutcomes) {
                       "RCPT TO:<bad@example.net>\r\nDATA\r\n"),
             std::string::npos)
       << wire;
+}
+
+// All or nothing (an inline relay: one reply answers for every recipient): one refused
+// recipient means nobody gets the message. Without PIPELINING no DATA is sent; with it, the
+// 354 to the pipelined DATA is answered by dropping the connection (no "." that would
+// deliver an empty message).
+TEST(RelayClient, AllOrNothingSendsNothingWhenARecipientIsRefused) {
+  {
+    script_server srv("220 mx.test ESMTP\r\n",
+                      {{"EHLO client.test", "250-mx.test\r\n250 SIZE\r\n"},
+                       {"MAIL FROM:<a@example.com>", "250 ok\r\n"},
+                       {"RCPT TO:<good@example.net>", "250 ok\r\n"},
+                       {"RCPT TO:<bad@example.net>", "550 5.1.1 no such user\r\n"},
+                       {"RSET", "250 ok\r\n"},
+                       {"QUIT", "221 bye\r\n"}});
+    auto r = run(params(srv.port()), {"good@example.net", "bad@example.net"}, kMessage, false,
+                 true);
+    ASSERT_FALSE(r.open_error);
+    ASSERT_FALSE(r.transact_error);
+    ASSERT_EQ(r.outcomes.size(), 2u);
+    EXPECT_EQ(r.outcomes[0].reply.code, 550);
+    EXPECT_EQ(r.outcomes[0].reply.text(),
+              "5.1.1 not sent to anyone: <bad@example.net> was refused: 550 5.1.1 no such user");
+    EXPECT_EQ(r.outcomes[1].reply.text(), "5.1.1 no such user");
+    EXPECT_TRUE(srv.mismatches().empty()) << srv.mismatches().front();
+    EXPECT_EQ(srv.received().find("DATA"), std::string::npos) << srv.received();
+  }
+  {
+    script_server srv(
+        "220 mx.test ESMTP\r\n",
+        {{"EHLO client.test", "250-mx.test\r\n250 PIPELINING\r\n"},
+         {"MAIL FROM:<a@example.com>", "250 ok\r\n"},
+         {"RCPT TO:<good@example.net>", "250 ok\r\n"},
+         {"RCPT TO:<bad@example.net>", "450 4.2.1 try later\r\n"},
+         {"DATA", "354 go\r\n"},
+         {"<data>", "250 2.0.0 delivered an empty message\r\n"}});
+    auto r = run(params(srv.port()), {"good@example.net", "bad@example.net"}, kMessage, false,
+                 true);
+    ASSERT_FALSE(r.open_error);
+    ASSERT_FALSE(r.transact_error);
+    ASSERT_EQ(r.outcomes.size(), 2u);
+    EXPECT_EQ(r.outcomes[0].reply.code, 450);
+    EXPECT_EQ(r.outcomes[1].reply.code, 450);
+    const std::string wire = srv.received();
+    // Nothing after DATA: neither content nor the final dot.
+    EXPECT_TRUE(wire.ends_with("DATA\r\n")) << wire;
+  }
 }
 
 TEST(RelayClient, EveryRecipientRefusedSendsNoContent) {
