@@ -76,7 +76,26 @@ boost::asio::awaitable<response> release_stored(request_context& ctx, std::strin
   if (to.size() > 1000) co_return bad_request(ctx.req, "too many addresses (at most 1000)");
   for (auto& a : to) {
     a = std::string(trim(a));
-    if (!valid_email(a)) co_return bad_request(ctx.req, "Invalid email address: " + a);
+    // Mailpit parses each entry as an RFC 5322 address: "Name <a@b>" and "<a@b>" name a@b.
+    // The display name is a phrase or a quoted string: no control character, no '<', '>'
+    // and no unquoted '@' (so "x\r\nRCPT TO:<y@b>" stays an invalid address).
+    if (a.ends_with('>')) {
+      if (auto lt = a.rfind('<'); lt != std::string::npos) {
+        std::string_view name = trim(std::string_view(a).substr(0, lt));
+        const bool quoted = name.size() >= 2 && name.front() == '"' && name.back() == '"';
+        bool ok = true;
+        for (unsigned char c : name) {
+          if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || (c == '@' && !quoted)) ok = false;
+        }
+        if (ok) a = std::string(trim(std::string_view(a).substr(lt + 1, a.size() - lt - 2)));
+      }
+    }
+    if (!valid_email(a)) {
+      std::string shown;  // the answer echoes no control characters
+      for (unsigned char c : a)
+        shown += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+      co_return bad_request(ctx.req, "Invalid email address: " + shown);
+    }
   }
   auto raw = co_await env.store->raw(ctx.mailbox, id, true);
   if (!raw) co_return not_found(ctx.req);

@@ -675,8 +675,8 @@ pipelines:
   // One refused recipient among good ones: the release fails and nobody gets the message
   // (as Mailpit, which stops at the refused RCPT), so a retry sends no duplicate.
   std::tie(code, body) =
-      curl("-X POST -d " + shell_quote(R"({"To": ["dest@example.org", "bad@example.org"]})") +
-           " " + shell_quote(api + "message/" + id + "/release"));
+      curl("-X POST -d " + shell_quote(R"({"To": ["dest@example.org", "bad@example.org"]})") + " " +
+           shell_quote(api + "message/" + id + "/release"));
   EXPECT_EQ(code, 400) << body;
   EXPECT_EQ(body,
             "550 5.1.1 not sent to anyone: <bad@example.org> was refused: 550 5.1.1 "
@@ -686,11 +686,25 @@ pipelines:
                               shell_quote(api + "message/" + id + "/release"));
   EXPECT_EQ(code, 400);
   EXPECT_EQ(body, "Invalid email address: not an address");
+  std::tie(code, body) =
+      curl("-X POST -d " + shell_quote(R"({"To": ["x\r\nRCPT TO:<y@example.org>"]})") + " " +
+           shell_quote(api + "message/" + id + "/release"));
+  EXPECT_EQ(code, 400);
+  EXPECT_EQ(body, "Invalid email address: x??RCPT TO:<y@example.org>");
+  // "Name <addr>" and "<addr>" name the address, as Mailpit's net/mail parse does.
+  std::tie(code, body) =
+      curl("-X POST -d " +
+           shell_quote(R"({"To": ["Dest Two <dest2@example.org>", "<dest3@example.org>"]})") + " " +
+           shell_quote(api + "message/" + id + "/release"));
+  EXPECT_EQ(code, 200) << body;
+  ASSERT_TRUE(up.wait_for(2)) << s.log();
+  EXPECT_EQ(json::serialize(up.messages().at(1)["rcpt_tos"]),
+            R"(["dest2@example.org","dest3@example.org"])");
   std::tie(code, body) = curl("-X POST -d " + shell_quote(R"({"To": []})") + " " +
                               shell_quote(api + "message/" + id + "/release"));
   EXPECT_EQ(code, 400);
   EXPECT_EQ(body, "No valid addresses found");
-  EXPECT_EQ(up.messages().size(), 1u);
+  EXPECT_EQ(up.messages().size(), 2u);
 }
 
 TEST(RelayConfig, BadPatternIsAConfigErrorWithItsLocation) {
