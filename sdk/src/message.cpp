@@ -122,10 +122,11 @@ std::string render_field(std::string_view name, std::string_view value, std::str
     std::size_t word_end = sp == std::string::npos ? clean.size() : sp;
     std::size_t len = word_end - i;
     if (col + len > 78 && col > name.size() + 2 && clean[i] == ' ') {
+      // RFC 5322 §2.2.3: a fold is a line end put before white space that is there; the
+      // space itself starts the continuation, so unfolding gives the value back.
       out += eol;
-      out += '\t';
-      out.append(clean, i + 1, len - 1);
-      col = 1 + len - 1;
+      out.append(clean, i, len);
+      col = len;
     } else {
       out.append(clean, i, len);
       col += len;

@@ -204,6 +204,11 @@ TEST(message, long_values_are_folded) {
     pos = e + 2;
   }
   EXPECT_LE(longest, 78u) << head;
+  // Folding inserts only line ends (RFC 5322 §2.2.3): unfolded, the value is what was set.
+  std::string unfolded = head.substr(0, head.size() - 2);  // "A: 1\r\n...X-Long: ...\r\n"
+  for (std::size_t p; (p = unfolded.find("\r\n ")) != std::string::npos;)
+    unfolded.erase(p, 2);
+  EXPECT_NE(unfolded.find("X-Long: " + v.substr(0, v.size() - 1)), std::string::npos) << head;
 }
 
 TEST(message, edits_on_a_spilled_body_stream_the_rest) {

@@ -337,7 +337,21 @@ void refresh_view(message& msg, const std::vector<std::string>& touched) {
 std::string address_problem(std::string_view a) {
   if (a.empty()) return "is empty";
   if (a.size() > 254) return "is longer than 254 characters";
-  for (char c : a) {
+  // A quoted local part (RFC 5321 §4.1.2 Quoted-string: printable ASCII and space, '\\'
+  // escaping '"' or '\\'; UTF-8 with SMTPUTF8) is checked as such, the rest as below.
+  std::string_view rest = a;
+  if (a.front() == '"') {
+    std::size_t i = 1;
+    for (; i < a.size() && a[i] != '"'; ++i) {
+      auto u = static_cast<unsigned char>(a[i]);
+      if (u < 0x20 || u == 0x7f) return "has a control character in its quoted local part";
+      if (a[i] == '\\' && ++i >= a.size()) break;
+    }
+    if (i >= a.size()) return "has an unterminated quoted local part";
+    if (i + 1 >= a.size() || a[i + 1] != '@') return "has text after its quoted local part";
+    rest = a.substr(i + 1);
+  }
+  for (char c : rest) {
     auto u = static_cast<unsigned char>(c);
     if (u <= 0x20 || u == 0x7f || c == '<' || c == '>' || c == ',') {
       return "is not an address (it contains a space, a control character, <, > or ,)";

@@ -266,6 +266,21 @@ TEST(RewriteEnvelope, ARegexResultThatIsNoAddressFailsClosed) {
   EXPECT_NE(r.error.find("which is not an address"), std::string::npos) << r.error;
 }
 
+// RFC 5321 §4.1.2: a quoted local part may hold spaces; rewriting its domain keeps it.
+TEST(RewriteEnvelope, AQuotedLocalPartIsAnAddress) {
+  auto rs = rules("recipients:\n  - {regex: '^(.*)@rw\\.test$', to: '$$1@out.test'}\n");
+  auto m = make_message(kRaw, "a@b.example", {"\"a b\"@rw.test"});
+  auto r = apply(rs, *m);
+  EXPECT_TRUE(r.error.empty()) << r.error;
+  EXPECT_EQ(rcpts(*m), (std::vector<std::string>{"\"a b\"@out.test"}));
+  using sluice::rewrite::address_problem;
+  EXPECT_EQ(address_problem("\"a \\\" b\"@x.example"), "");
+  EXPECT_NE(address_problem("\"a b@x.example"), "");       // unterminated
+  EXPECT_NE(address_problem("\"a\"b@x.example"), "");      // text after the quotes
+  EXPECT_NE(address_problem("\"a\r\nb\"@x.example"), "");  // control characters
+  EXPECT_NE(address_problem("a b@x.example"), "");         // unquoted space
+}
+
 TEST(RewriteEnvelope, ARegexHittingItsMatchLimitFailsClosed) {
   // Catastrophic backtracking on a long subject: PCRE2's limit stops it.
   auto rs = rules("recipients:\n  - {regex: '^(a+)+$', to: x@y.example}\n");
