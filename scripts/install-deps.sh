@@ -35,6 +35,8 @@ packages=(
   rspamd  # the spam plugin's rspamd engine test runs Debian's rspamd on loopback
   # DMARC organizational domains (plugins/auth, found with pkg-config libpsl)
   libpsl-dev
+  # DMARC looks up an internationalized From domain by its A-label (RFC 8616; plugins/auth)
+  libidn2-dev
   # DKIM interoperability tests: dkimpy signs/verifies (python3-nacl for ed25519) and OpenDKIM's
   # opendkim-testmsg verifies Sluice's signatures; iproute2 brings up loopback in the private
   # network namespace opendkim-testmsg runs in (its DNS is the test server on port 53)

@@ -1,6 +1,7 @@
 // dmarc.cpp — DMARC evaluation; see dmarc.hpp.
 #include "dmarc.hpp"
 
+#include <idn2.h>
 #include <libpsl.h>
 
 #include <algorithm>
@@ -337,6 +338,18 @@ std::vector<std::string> from_domains(std::string_view value) {
     // A domain literal, or anything that is not a host name (this text also reaches SMTP
     // replies and logs): not an author domain DMARC can evaluate.
     if (d.empty() || d.front() == '[') return;
+    // RFC 8616 §4: an internationalized domain is looked up (and reported) by its A-labels
+    // (IDNA2008 with UTS #46 mapping); one that does not convert cannot be evaluated.
+    if (std::any_of(d.begin(), d.end(),
+                    [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+      char* ace = nullptr;
+      if (idn2_to_ascii_8z(d.c_str(), &ace, IDN2_NONTRANSITIONAL) != IDN2_OK) {
+        if (ace) idn2_free(ace);
+        return;
+      }
+      d = to_lower_ascii(ace);
+      idn2_free(ace);
+    }
     for (char c : d) {
       auto u = static_cast<unsigned char>(c);
       if (u < 0x21 || u == 0x7f ||
