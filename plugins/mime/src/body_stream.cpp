@@ -46,10 +46,17 @@ ssize_t stream_read(GMimeStream* s, char* buf, size_t len) {
   // Overlay the patches that intersect [pos, pos + n).
   auto it = std::lower_bound(
       source.patches.begin(), source.patches.end(), pos,
-      [](const byte_patch& p, std::uint64_t o) { return p.offset + p.bytes.size() <= o; });
+      [](const byte_patch& p, std::uint64_t o) { return p.offset + p.size() <= o; });
   for (; it != source.patches.end() && it->offset < pos + n; ++it) {
     const std::uint64_t from = std::max(pos, it->offset);
-    const std::uint64_t to = std::min(pos + n, it->offset + it->bytes.size());
+    const std::uint64_t to = std::min(pos + n, it->offset + it->size());
+    if (it->blank_length) {
+      for (std::uint64_t k = from; k < to; ++k) {
+        char& c = buf[k - pos];
+        c = k == it->offset ? 'X' : k == it->offset + 1 ? ':' : c == '\n' ? '\n' : ' ';
+      }
+      continue;
+    }
     std::memcpy(buf + (from - pos), it->bytes.data() + (from - it->offset), to - from);
   }
   s->position += static_cast<std::int64_t>(n);

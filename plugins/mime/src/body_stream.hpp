@@ -29,6 +29,11 @@ namespace sluice::mime {
 struct byte_patch {
   std::uint64_t offset = 0;
   std::string bytes;  // replaces raw[offset, offset + bytes.size())
+  // Instead of bytes: raw[offset, offset + blank_length) is shown as one header field
+  // "X:" whose continuation lines are spaces (every byte but '\n' becomes ' '), so GMime
+  // builds one field where the raw bytes hold any number (header lines past the limit).
+  std::uint64_t blank_length = 0;
+  std::uint64_t size() const { return blank_length ? blank_length : bytes.size(); }
 };
 
 struct stream_source {

@@ -214,6 +214,7 @@ class scanner {
       return;
     }
     if (!in_headers_) return;
+    const bool over = header_bytes_ + length > limits_.max_header_bytes;
     header_bytes_ += length;
     // The message's own header block is checked by the parse (its fields are cut there).
     if (header_bytes_ > limits_.max_header_bytes && !header_noted_ && !entity_id_.empty()) {
@@ -225,7 +226,25 @@ class scanner {
       end_headers();
       return;
     }
-    if (line[0] == ' ' || line[0] == '\t') {
+    const bool continuation = line[0] == ' ' || line[0] == '\t';
+    // Fields that start past max_header_bytes are hidden from GMime as one blank field
+    // (byte_patch::blank_length): it would build an object per field, ~50 times the
+    // header's size in memory for a header block of many small fields.
+    if (blank_length_ > 0) {
+      if (!continuation && line.find(':') == std::string_view::npos) {
+        end_headers();  // not a header field: the content starts here
+        return;
+      }
+      blank_length_ += length;
+      return;
+    }
+    if (over && !continuation && line.find(':') != std::string_view::npos) {
+      close_field();
+      blank_from_ = start;
+      blank_length_ = length;
+      return;
+    }
+    if (continuation) {
       if (field_) append_field(start, length);
       return;
     }
@@ -267,6 +286,10 @@ class scanner {
 
   void end_headers() {
     close_field();
+    if (blank_length_ > 0) {
+      r_.patches.push_back(byte_patch{blank_from_, {}, blank_length_});
+      blank_length_ = 0;
+    }
     in_headers_ = false;
     std::vector<analysed_type> types;
     types.reserve(fields_.size());
@@ -361,6 +384,8 @@ class scanner {
   std::size_t depth_ = 1;
   std::uint64_t header_bytes_ = 0;
   bool header_noted_ = false;
+  std::uint64_t blank_from_ = 0;    // where the hidden header lines start
+  std::uint64_t blank_length_ = 0;  // their length so far (0: none)
   std::optional<content_type_field> field_;
   std::vector<content_type_field> fields_;
 

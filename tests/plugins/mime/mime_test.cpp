@@ -636,6 +636,34 @@ TEST(mime_limits, header_block_of_two_megabytes) {
   EXPECT_EQ(v.text, "body after a huge header\r\n");
 }
 
+// Fields past max_header_bytes are hidden from GMime (one blank field instead of thousands
+// of objects): a Content-Type there does not count, in the message and in a part; the
+// offsets of what is listed stay those of the raw bytes.
+TEST(mime_limits, fields_past_the_header_limit_do_not_shape_the_structure) {
+  mime::parse_limits lim;
+  lim.structure.max_header_bytes = 1024;
+  std::string filler;
+  for (int i = 0; i < 200; ++i)
+    filler += "X-H" + std::to_string(i) + ": v\r\n";
+  std::string raw = "From: a@example.org\r\n" + filler +
+                    "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\npart\r\n--b--\r\n";
+  parsed_message v = parse_string(raw, {}, lim);
+  EXPECT_TRUE(v.attachments.empty());
+  EXPECT_EQ(v.text, "--b\r\n\r\npart\r\n--b--\r\n");  // not multipart: all text
+  EXPECT_TRUE(has_problem(v, "the header block is larger than 1024 bytes"));
+  expect_servable(raw, v, "message header past the limit");
+
+  raw = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" + filler +
+        "Content-Type: image/png\r\nContent-Disposition: attachment; filename=a.png\r\n\r\n"
+        "png\r\n--b\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--b--\r\n";
+  v = parse_string(raw, {}, lim);
+  EXPECT_TRUE(has_problem(v, "header block of part 1 is larger than 1024 bytes")) << raw;
+  EXPECT_EQ(v.text, "png");  // part 1's own fields past the limit are gone: a text part
+  ASSERT_EQ(v.attachments.size(), 1u);
+  EXPECT_EQ(v.attachments[0].part_id, "2");
+  expect_servable(raw, v, "part header past the limit");
+}
+
 TEST(mime_limits, parts_beyond_max_parts_are_not_listed) {
   std::string raw = "Content-Type: multipart/mixed; boundary=P\n\n";
   for (int i = 0; i < 3000; ++i)
