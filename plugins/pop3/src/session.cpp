@@ -2,6 +2,7 @@
 #include "session.hpp"
 
 #include <algorithm>
+#include <limits>
 
 #include "protocol.hpp"
 #include "sluice/host.hpp"
@@ -684,6 +685,11 @@ awaitable<void> session::cmd_top(std::string_view args) {
     co_return;
   }
   auto lines = parse_number(words[1]);
+  // RFC 1939: n is any non-negative number; more lines than the body has is the whole body.
+  if (!lines && !words[1].empty() &&
+      words[1].find_first_not_of("0123456789") == std::string_view::npos) {
+    lines = std::numeric_limits<std::uint64_t>::max();
+  }
   if (!lines) {
     refuse("invalid number of lines");
     co_return;

@@ -250,6 +250,15 @@ TEST(Pop3, ArrivalsDuringASessionDoNotChangeItsNumbering) {
   auto head = c->read_multiline();
   ASSERT_TRUE(head);
   EXPECT_NE(head->find("Subject: First message"), std::string::npos);  // still the oldest
+  // More lines than any body (RFC 1939: n is a non-negative number): the whole message.
+  c->send("TOP 1 99999999999999999999\r\n");
+  ASSERT_TRUE(c->read_line());
+  auto whole = c->read_multiline();
+  ASSERT_TRUE(whole);
+  c->send("RETR 1\r\n");
+  ASSERT_TRUE(c->read_line());
+  EXPECT_EQ(c->read_multiline(), whole);
+  EXPECT_EQ(command(*c, "TOP 1 -1"), "-ERR invalid number of lines");
   EXPECT_EQ(command(*c, "DELE 2"), "+OK message 2 deleted");
   EXPECT_EQ(command(*c, "QUIT"), "+OK Sluice POP3 server signing off (1 deleted, 1 left)");
   // The next session sees what is there now: first.eml plus the two that arrived.
