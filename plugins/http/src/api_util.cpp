@@ -252,17 +252,19 @@ std::int64_t now_ms() {
 }
 
 std::optional<std::string> read_page(const request_context& ctx, page& out) {
-  if (const auto* s = ctx.param("start"); s && !s->empty()) {
-    auto v = parse_uint(*s);
-    if (!v) return "invalid start: " + *s + " (a non-negative integer is expected)";
-    out.start = *v;
-  }
-  if (const auto* l = ctx.param("limit"); l && !l->empty()) {
-    auto v = parse_uint(*l);
-    if (!v) return "invalid limit: " + *l + " (a non-negative integer is expected)";
-    // Mailpit takes 0 as "the default".
-    out.limit = *v == 0 ? 50 : std::min(*v, kMaxPageLimit);
-  }
+  // As Mailpit (strconv.Atoi, then "n > 0"): a value that is not a positive number, such
+  // as "-1", "abc" or a JavaScript client's "undefined", keeps the default (start 0, limit
+  // 50); a leading '+' is allowed.
+  auto positive = [](const std::string* p) -> std::optional<std::uint64_t> {
+    if (!p) return std::nullopt;
+    std::string_view s = *p;
+    if (s.starts_with('+')) s.remove_prefix(1);
+    auto v = parse_uint(s);
+    if (!v || *v == 0 || *v > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
+    return v;
+  };
+  if (auto v = positive(ctx.param("start"))) out.start = *v;
+  if (auto v = positive(ctx.param("limit"))) out.limit = std::min(*v, kMaxPageLimit);
   return std::nullopt;
 }
 

@@ -166,8 +166,16 @@ TEST_F(ApiTest, ListMessagesKeySetsPagesAndBefore) {
   v = body_json(get("/api/v1/messages?before=2500"));
   EXPECT_EQ(v.at("messages").as_array().size(), 2u);
 
-  EXPECT_EQ(get("/api/v1/messages?start=x").result(), bhttp::status::bad_request);
-  EXPECT_EQ(get("/api/v1/messages?limit=-1").result(), bhttp::status::bad_request);
+  // Not a positive number: the default, as Mailpit (strconv.Atoi, then n > 0).
+  for (const char* q : {"start=x", "start=-1", "limit=-1", "limit=undefined", "limit=1.5",
+                        "start=99999999999999999999"}) {
+    auto r = get(std::string("/api/v1/messages?") + q);
+    EXPECT_EQ(r.result(), bhttp::status::ok) << q;
+    EXPECT_EQ(body_json(r).at("messages").as_array().size(), 3u) << q;
+  }
+  v = body_json(get("/api/v1/messages?start=%2B1&limit=%2B1"));  // "+1": Atoi takes it
+  ASSERT_EQ(v.at("messages").as_array().size(), 1u);
+  EXPECT_EQ(v.at("messages").as_array()[0].at("ID").as_string(), "id2");
   EXPECT_EQ(get("/api/v1/messages?before=yesterdayish").result(), bhttp::status::bad_request);
   // limit=0 is Mailpit's default page.
   EXPECT_EQ(body_json(get("/api/v1/messages?limit=0")).at("count").to_number<std::uint64_t>(), 3u);
