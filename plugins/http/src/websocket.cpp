@@ -115,8 +115,11 @@ class ws_session final : public ws_client, public std::enable_shared_from_this<w
       ws_.set_option(pmd);
     }
     const server_state* stp = st_.get();
-    ws_.set_option(websocket::stream_base::decorator(
-        [stp](websocket::response_type& res) { set_security_headers(res, *stp); }));
+    ws_.set_option(websocket::stream_base::decorator([stp](websocket::response_type& res) {
+      set_security_headers(res, *stp);
+      // Beast names itself and its version when no Server is set.
+      res.set(boost::beast::http::field::server, "Sluice");
+    }));
     boost::system::error_code ec;
     co_await ws_.async_accept(req, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return;

@@ -8,6 +8,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <vector>
+
 #include <boost/json.hpp>
 #include <filesystem>
 #include <string>
@@ -335,6 +338,14 @@ TEST(http_protocol, probes_while_draining) {
   auto ws_status = ws.read_line();
   ASSERT_TRUE(ws_status);
   EXPECT_EQ(*ws_status, "HTTP/1.1 101 Switching Protocols");
+  {
+    std::vector<std::string> head;
+    for (auto l = ws.read_line(); l && !l->empty(); l = ws.read_line())
+      head.push_back(*l);
+    // The upgrade carries the security headers, and no Beast version.
+    EXPECT_NE(std::find(head.begin(), head.end(), "Server: Sluice"), head.end());
+    EXPECT_NE(std::find(head.begin(), head.end(), "X-Content-Type-Options: nosniff"), head.end());
+  }
   line_client readyz(ep, std::chrono::seconds(15));
   line_client livez(ep, std::chrono::seconds(15));
   readyz.send("GET /readyz HTTP/1.1\r\n");
