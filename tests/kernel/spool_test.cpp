@@ -207,22 +207,23 @@ TEST(spool, expires_after_lifetime) {
   EXPECT_NE(text.find("result=\"expired\"} 1"), std::string::npos) << text;
 }
 
+// A deferred stage whose attempt never ends (until its process "dies").
+struct hanging final : stage {
+  std::atomic<bool> started{false};
+  asio::awaitable<verdict> process(std::shared_ptr<message>, const stage_call&) override {
+    started = true;
+    asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+    co_await t.async_wait(asio::use_awaitable);
+    co_return verdict::next();
+  }
+};
+
 TEST(spool, survives_a_crash_mid_attempt_and_keeps_edits) {
   sluice::test::temp_dir d;
   {
     world w(d.path());
     // The first process hangs in the deferred stage, then "dies" (its io_context stops
     // with the attempt still in flight).
-    auto hang = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
-    struct hanging final : stage {
-      std::atomic<bool> started{false};
-      asio::awaitable<verdict> process(std::shared_ptr<message>, const stage_call&) override {
-        started = true;
-        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
-        co_await t.async_wait(asio::use_awaitable);
-        co_return verdict::next();
-      }
-    };
     auto h = std::make_shared<hanging>();
     w.install(h, fast_retry());
     ASSERT_EQ(w.submit("Subject: crash\r\n\r\nbody\r\n").kind, verdict_kind::accept);
@@ -244,15 +245,6 @@ TEST(spool, a_record_with_an_edit_that_is_not_utf8_survives_a_restart) {
   const std::string latin1 = "[tag] caf\xe9 \xff\xfe";
   {
     world w(d.path());
-    struct hanging final : stage {
-      std::atomic<bool> started{false};
-      asio::awaitable<verdict> process(std::shared_ptr<message>, const stage_call&) override {
-        started = true;
-        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
-        co_await t.async_wait(asio::use_awaitable);
-        co_return verdict::next();
-      }
-    };
     auto h = std::make_shared<hanging>();
     w.install(h, fast_retry());
     ASSERT_EQ(w.submit("Subject: s\r\n\r\nbody\r\n", latin1).kind, verdict_kind::accept);
