@@ -359,7 +359,11 @@ void session::cmd_user(std::string_view args) {
     refuse(cleartext_refusal());
     return;
   }
-  if (args.empty() || args.size() > 255) {
+  if (args.size() > 255) {
+    refuse("user name longer than 255 octets");
+    return;
+  }
+  if (args.empty()) {
     refuse("syntax: USER name");
     return;
   }
