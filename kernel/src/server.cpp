@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -362,6 +363,49 @@ void server::impl::write_ready_file() {
   std::filesystem::rename(tmp, opts.ready_file);
 }
 
+namespace {
+
+// A configuration section as text, for telling whether a reload changed it (after
+// check_unknown_keys: reading every entry marks it as known).
+std::string canonical(const config_node& n) {
+  std::string out;
+  if (n.is_map()) {
+    out = "{";
+    for (const auto& [k, v] : n.entries())
+      out += k + ":" + canonical(v) + ",";
+    return out + "}";
+  }
+  if (n.is_sequence()) {
+    out = "[";
+    for (const auto& v : n.items())
+      out += canonical(v) + ",";
+    return out + "]";
+  }
+  if (n.is_null()) return "~";
+  return "\"" + n.as_string() + "\"";
+}
+
+// The names of the listeners or services whose section differs between the two sets.
+std::string changed_sections(const std::vector<instance_config>& running,
+                             const std::vector<instance_config>& next) {
+  std::string changed;
+  auto note = [&](const std::string& name) { changed += (changed.empty() ? "" : ", ") + name; };
+  for (const auto& n : next) {
+    auto it = std::find_if(running.begin(), running.end(),
+                           [&](const instance_config& r) { return r.name == n.name; });
+    if (it == running.end() || canonical(it->node) != canonical(n.node)) note(n.name);
+  }
+  for (const auto& r : running) {
+    if (std::none_of(next.begin(), next.end(),
+                     [&](const instance_config& n) { return n.name == r.name; })) {
+      note(r.name);
+    }
+  }
+  return changed;
+}
+
+}  // namespace
+
 void server::impl::reload() {
   log.info("reloading configuration",
            {{"file", opts.config_text.empty() ? opts.config_file.string() : opts.config_name}});
@@ -374,9 +418,24 @@ void server::impl::reload() {
     auto set = build_pipelines(next, false);
     for (const auto& doc : next.documents)
       doc.check_unknown_keys();
+    // The running listeners keep the pipeline they were started with: the new set must
+    // still have it, or every message they take would fail.
+    for (const auto& l : cfg.listeners) {
+      if (!l.pipeline.empty() && !set->pipelines.count(l.pipeline)) {
+        throw config_error("listener \"" + l.name + "\" runs pipeline \"" + l.pipeline +
+                           "\", which the new configuration does not define (listeners keep "
+                           "their pipeline until a restart)");
+      }
+    }
+    const std::string listeners_changed = changed_sections(cfg.listeners, next.listeners);
+    const std::string services_changed = changed_sections(cfg.services, next.services);
     open_log(next);  // may throw: then nothing of the new configuration is in force
     runner->swap(std::move(set));
     log.info("configuration reloaded", {{"pipelines", next.pipelines.size()}});
+    if (!listeners_changed.empty() || !services_changed.empty()) {
+      log.warn("changed listeners and services keep running as they were until a restart",
+               {{"listeners", listeners_changed}, {"services", services_changed}});
+    }
   } catch (const std::exception& e) {
     log.error("reload failed; the previous configuration stays in force", {{"error", e.what()}});
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <optional>
 #include <string_view>
 #include <system_error>
 
@@ -114,20 +115,62 @@ void prepare_unix_path(const listen_address& a) {
   }
 }
 
-std::shared_ptr<asio::ssl::context> make_tls_server_context(const std::filesystem::path& cert,
-                                                            const std::filesystem::path& key) {
+namespace {
+
+struct tls_load_error {
+  const char* key;  // "cert" or "key"
+  std::string text;
+};
+
+std::shared_ptr<asio::ssl::context> load_tls_server_context(const std::filesystem::path& cert,
+                                                            const std::filesystem::path& key,
+                                                            std::optional<tls_load_error>& err) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                    asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                    asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
   SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  // TLS 1.2: forward secrecy and AEAD only (TLS 1.3's suites are all of that already).
+  SSL_CTX_set_cipher_list(ctx->native_handle(),
+                          "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                          "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(cert.string(), ec);
-  if (ec) throw config_error("tls.cert: cannot load " + cert.string() + ": " + ec.message());
+  if (ec) {
+    err = tls_load_error{"cert", "cannot load " + cert.string() + ": " + ec.message()};
+    return nullptr;
+  }
   ctx->use_private_key_file(key.string(), asio::ssl::context::pem, ec);
-  if (ec) throw config_error("tls.key: cannot load " + key.string() + ": " + ec.message());
+  if (ec) {
+    err = tls_load_error{"key", "cannot load " + key.string() + ": " + ec.message()};
+    return nullptr;
+  }
   if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
-    throw config_error("tls.key does not match tls.cert");
+    err = tls_load_error{"key", "does not match the certificate (" + cert.string() + ")"};
+    return nullptr;
+  }
+  return ctx;
+}
+
+}  // namespace
+
+std::shared_ptr<asio::ssl::context> make_tls_server_context(const std::filesystem::path& cert,
+                                                            const std::filesystem::path& key) {
+  std::optional<tls_load_error> err;
+  auto ctx = load_tls_server_context(cert, key, err);
+  if (err) throw config_error(std::string("tls.") + err->key + ": " + err->text);
+  return ctx;
+}
+
+std::shared_ptr<asio::ssl::context> make_tls_server_context(const config_node& tls,
+                                                            const std::filesystem::path& cert,
+                                                            const std::filesystem::path& key) {
+  std::optional<tls_load_error> err;
+  auto ctx = load_tls_server_context(cert, key, err);
+  if (err) {
+    auto at = tls.find(err->key);
+    (at ? *at : tls).fail(err->text);
   }
   return ctx;
 }

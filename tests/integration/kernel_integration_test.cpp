@@ -85,6 +85,42 @@ TEST(reload, bad_config_keeps_the_running_one) {
   EXPECT_TRUE(smtp_send(ep, "a@example.org", {"b@example.org"}, message).starts_with("250"));
 }
 
+// A reload that drops the pipeline a running listener uses is refused (every message would
+// fail until a restart); one that changes a listener's section is applied to the pipelines
+// only, and says so.
+TEST(reload, the_listeners_pipeline_must_stay_and_listener_changes_are_named) {
+  sluice_process proc(config_with(""));
+  ASSERT_TRUE(proc.running());
+  const auto ep = proc.endpoints("smtp").at(0);
+  std::string renamed = config_with("");
+  for (auto pos = renamed.find(" p"); pos != std::string::npos; pos = renamed.find(" p", pos + 3)) {
+    if (renamed.compare(pos, 3, " p\n") == 0 || renamed.compare(pos, 3, " p,") == 0)
+      renamed.replace(pos, 2, " p2");
+  }
+  ASSERT_NE(renamed.find("pipeline: p2,"), std::string::npos) << renamed;
+  write_file(proc.dir() / "sluice.yaml", renamed);
+  proc.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] { return proc.log().find("reload failed") != std::string::npos; }))
+      << proc.log();
+  EXPECT_NE(proc.log().find("listener \\\"smtp\\\" runs pipeline \\\"p\\\""), std::string::npos)
+      << proc.log();
+  EXPECT_TRUE(smtp_send(ep, "a@example.org", {"b@example.org"}, message).starts_with("250"))
+      << proc.log();
+
+  std::string moved = config_with("");
+  moved.replace(moved.find("127.0.0.1:0"), 11, "127.0.0.1:1");
+  write_file(proc.dir() / "sluice.yaml", moved);
+  proc.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return proc.log().find("configuration reloaded") != std::string::npos;
+  })) << proc.log();
+  EXPECT_NE(proc.log().find("changed listeners and services keep running as they were until a "
+                            "restart listeners=smtp"),
+            std::string::npos)
+      << proc.log();
+  EXPECT_TRUE(smtp_send(ep, "a@example.org", {"b@example.org"}, message).starts_with("250"));
+}
+
 TEST(shutdown, sigterm_drains_and_exits_zero) {
   sluice_process proc(config_with(""));
   ASSERT_TRUE(proc.running());

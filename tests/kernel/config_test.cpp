@@ -196,6 +196,20 @@ const plugin_case real_plugin_cases[] = {
     {"unix_mode_special_bits",
      "listeners:\n  - plugin: smtp\n    listen: [\"unix:/tmp/sluice-test.sock:7777\"]\n",
      "bad unix socket mode \"7777\""},
+    // TLS files and CA files are loaded by check-config as serve loads them, errors at
+    // their key (http, pop3 and the webhook passed check-config and failed at serve).
+    {"http_tls_cert_missing",
+     "listeners:\n  - plugin: http\n    listen: [\"127.0.0.1:0\"]\n"
+     "    tls: {cert: nosuch.pem, key: nosuch.pem}\n",
+     "sluice.yaml:4:17: listeners[0].tls.cert: cannot load "},
+    {"pop3_tls_cert_missing",
+     "listeners:\n  - plugin: pop3\n    listen: [\"127.0.0.1:0\"]\n    users: \"a:b\"\n"
+     "    tls: {mode: implicit, cert: nosuch.pem, key: nosuch.pem}\n",
+     "sluice.yaml:5:33: listeners[0].tls.cert: cannot load "},
+    {"webhook_ca_file_missing",
+     "pipelines:\n  - name: p\n    stages:\n"
+     "      - {plugin: webhook, url: \"https://example.org/h\", ca_file: nosuch.pem}\n",
+     "sluice.yaml:4:66: pipelines[0].stages[0].ca_file: cannot load CA file "},
 };
 
 // `sluice check-config` on c.yaml exits 78 naming c.expected; `args` follow the file.

@@ -45,8 +45,8 @@ std::int64_t now_ms() {
 
 // The SDK's TLS server context, announcing HTTP/1.1 only in ALPN, so clients never try h2
 // on this port.
-std::shared_ptr<asio::ssl::context> make_tls_context(const settings& s) {
-  auto ctx = make_tls_server_context(s.tls_cert, s.tls_key);
+std::shared_ptr<asio::ssl::context> make_tls_context(const config_node& tls, const settings& s) {
+  auto ctx = make_tls_server_context(tls, s.tls_cert, s.tls_key);
   SSL_CTX_set_alpn_select_cb(
       ctx->native_handle(),
       [](SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -310,6 +310,8 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   st->name = ctx.name;
   st->log = ctx.log;
   st->cfg = load_settings(ctx.config, ctx.host.config_dir());
+  // The certificate and key are loaded under check-config too (serve would refuse them).
+  if (!st->cfg.tls_cert.empty()) st->tls = make_tls_context(ctx.config.at("tls"), st->cfg);
   if (ctx.check_only) return std::make_shared<http_listener>(std::move(st));
 
   auto& services = ctx.host.services();
@@ -351,7 +353,6 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   st->env.version = SLUICE_SDK_VERSION_STRING;
   st->env.started_ms = now_ms();
 
-  if (!st->cfg.tls_cert.empty()) st->tls = make_tls_context(st->cfg);
   st->ui_auth = credential_set::load(st->cfg.auth_file, st->cfg.auth_pairs, st->cfg.auth_cache_ttl);
   st->send_auth =
       credential_set::load(st->cfg.send_auth_file, st->cfg.send_auth_pairs, st->cfg.auth_cache_ttl);

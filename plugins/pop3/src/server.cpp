@@ -75,19 +75,17 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   std::string source;
   if (!st->cfg.htpasswd.empty()) {
     source = st->cfg.htpasswd.string();
-    if (!ctx.check_only) {
-      std::ifstream in(st->cfg.htpasswd, std::ios::binary);
-      if (!in) ctx.config.at("htpasswd").fail("cannot read " + source);
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      text = ss.str();
-    }
+    std::ifstream in(st->cfg.htpasswd, std::ios::binary);
+    if (!in) ctx.config.at("htpasswd").fail("cannot read " + source);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
   } else {
     source = ctx.config.at("users").where();
     text = htpasswd_text_from_pairs(st->cfg.users_pairs);
   }
   auto users = std::make_shared<htpasswd>(htpasswd::parse(text, source));
-  if (!ctx.check_only && users->size() == 0) {
+  if (users->size() == 0) {
     ctx.config.fail("no users in " + source);
   }
   if (st->cfg.apop) {
@@ -99,8 +97,8 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
     }
   }
   st->users = std::move(users);
-  if (st->cfg.tls != tls_mode::off && !ctx.check_only)
-    st->tls = make_tls_server_context(st->cfg.tls_cert, st->cfg.tls_key);
+  if (st->cfg.tls != tls_mode::off)
+    st->tls = make_tls_server_context(ctx.config.at("tls"), st->cfg.tls_cert, st->cfg.tls_key);
   auto& services = ctx.host.services();
   st->mailboxes = services.get<mailbox_service>(st->cfg.service);
   // Services are not built by check-config, so only a running server can tell.

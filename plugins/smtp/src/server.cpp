@@ -51,7 +51,7 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   st->log = ctx.log;
   st->cfg = load_settings(ctx.config, ctx.host.config_dir());
   if (st->cfg.tls != tls_mode::off)
-    st->tls = make_tls_server_context(st->cfg.tls_cert, st->cfg.tls_key);
+    st->tls = make_tls_server_context(ctx.config.at("tls"), st->cfg.tls_cert, st->cfg.tls_key);
   if (!st->cfg.users_pairs.empty()) {
     // The file's entries and auth.users together, as one credential set.
     std::string text;

@@ -243,7 +243,7 @@ void register_plugin(registrar& r) {
       "webhook",
       [](instance_context& ctx) -> std::shared_ptr<stage> {
         auto s = std::make_shared<const settings>(
-            parse_settings(ctx.config, ctx.host.config_dir().string(), ctx.check_only));
+            parse_settings(ctx.config, ctx.host.config_dir().string()));
         if (s->disabled) {
           ctx.log.warn("webhook disabled: url is empty; messages pass without a request");
         }

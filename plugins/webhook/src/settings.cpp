@@ -46,7 +46,7 @@ std::optional<double> parse_rate(std::string_view s) {
   return std::nullopt;
 }
 
-settings parse_settings(const config_node& cfg, const std::string& config_dir, bool check_only) {
+settings parse_settings(const config_node& cfg, const std::string& config_dir) {
   settings s;
   const config_node url = cfg.at("url");
   const std::string url_text = url.as_string();
@@ -131,7 +131,8 @@ settings parse_settings(const config_node& cfg, const std::string& config_dir, b
   }
   const bool https = s.url.text().starts_with("https:");
   if (cfg.has("ca_file") && !https) cfg.at("ca_file").fail("has no effect on an http:// URL");
-  if (https && !check_only && !s.disabled) {
+  // Under check-config too: a CA file serve would refuse is refused there.
+  if (https && !s.disabled) {
     try {
       s.tls = make_client_tls(ca_file);
     } catch (const std::exception& e) {

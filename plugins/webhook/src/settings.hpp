@@ -52,7 +52,8 @@ struct settings {
   std::string store;  // the mailbox service instance; empty: the default one
 };
 
-// `config_dir` resolves a relative ca_file. check_only: validate, open no files.
-settings parse_settings(const config_node& cfg, const std::string& config_dir, bool check_only);
+// `config_dir` resolves a relative ca_file; an https:// URL loads its CA file (check-config
+// too: serve would refuse what does not load).
+settings parse_settings(const config_node& cfg, const std::string& config_dir);
 
 }  // namespace sluice::webhook

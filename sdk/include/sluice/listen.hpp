@@ -79,9 +79,16 @@ std::size_t parse_tls_block(const config_node& tls, std::initializer_list<std::s
 // answers on (config_error), removes a stale socket file (std::system_error if it cannot).
 void prepare_unix_path(const listen_address& a);
 
-// A TLS server context with TLS 1.2 as the minimum, loaded from PEM files. Throws
-// config_error naming tls.cert / tls.key when a file cannot be loaded or they do not match.
+// A TLS server context loaded from PEM files: TLS 1.2 as the minimum and, for TLS 1.2, only
+// ECDHE suites with AEAD ciphers (Mozilla's "intermediate" list; RFC 9325 §4.1: no static
+// RSA key exchange, no CBC). Throws config_error naming tls.cert / tls.key when a file
+// cannot be loaded or they do not match.
 std::shared_ptr<boost::asio::ssl::context> make_tls_server_context(
     const std::filesystem::path& cert, const std::filesystem::path& key);
+// The same, with the error reported at the `cert` or `key` entry of `tls` (the listener's
+// tls map), so it carries file:line:col. Listeners call it under check-config too: a file
+// that serve would refuse is refused there.
+std::shared_ptr<boost::asio::ssl::context> make_tls_server_context(
+    const config_node& tls, const std::filesystem::path& cert, const std::filesystem::path& key);
 
 }  // namespace sluice

@@ -891,6 +891,18 @@ TEST(SmtpTls, ImplicitTls) {
                      " -tls1_1 </dev/null",
                  out);
   EXPECT_NE(rc, 0) << out;
+  // TLS 1.2 without forward secrecy (static RSA) or with CBC is refused (RFC 9325 §4.1);
+  // ECDHE with AES-GCM is taken.
+  const std::string tls12 =
+      "timeout 10 openssl s_client -connect 127.0.0.1:" + std::to_string(s.port()) +
+      " -tls1_2 -cipher ";
+  for (const char* weak : {"AES128-SHA", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"}) {
+    rc = run_shell(tls12 + weak + " </dev/null", out);
+    EXPECT_NE(rc, 0) << weak << "\n" << out;
+  }
+  rc = run_shell(tls12 + "ECDHE-RSA-AES128-GCM-SHA256 </dev/null", out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("ECDHE-RSA-AES128-GCM-SHA256"), std::string::npos) << out;
 }
 
 // ------------------------------------------------------------------ real clients

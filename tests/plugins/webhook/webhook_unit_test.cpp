@@ -308,7 +308,7 @@ namespace {
 std::string settings_error(const std::string& yaml) {
   try {
     auto cfg = sluice::config_node::parse(yaml, "w.yaml");
-    (void)parse_settings(cfg, "/tmp", true);
+    (void)parse_settings(cfg, "/tmp");
     cfg.check_unknown_keys();
   } catch (const sluice::config_error& e) {
     return e.what();
@@ -341,19 +341,19 @@ TEST(webhook_settings, errors_name_the_place_and_the_problem) {
 TEST(webhook_settings, an_empty_url_disables_and_empty_header_values_are_left_out) {
   auto cfg = sluice::config_node::parse("url: \"\"\nheaders: {Mailpit-Label: \"\", X-Kept: v}\n",
                                         "w.yaml");
-  const settings s = parse_settings(cfg, "/tmp", false);
+  const settings s = parse_settings(cfg, "/tmp");
   EXPECT_TRUE(s.disabled);
   ASSERT_EQ(s.headers.size(), 1u);
   EXPECT_EQ(s.headers[0].first, "X-Kept");
   auto on = sluice::config_node::parse("url: http://127.0.0.1:1/\n", "w.yaml");
-  EXPECT_FALSE(parse_settings(on, "/tmp", false).disabled);
+  EXPECT_FALSE(parse_settings(on, "/tmp").disabled);
 }
 
 TEST(webhook_settings, a_missing_ca_file_is_a_config_error) {
   auto cfg =
       sluice::config_node::parse("url: https://x/\nca_file: /nonexistent/ca.pem\n", "w.yaml");
   try {
-    (void)parse_settings(cfg, "/tmp", false);
+    (void)parse_settings(cfg, "/tmp");
     FAIL() << "accepted";
   } catch (const sluice::config_error& e) {
     EXPECT_NE(std::string(e.what()).find("w.yaml:2:"), std::string::npos) << e.what();
