@@ -60,14 +60,23 @@ bool claims_authserv_id(std::string_view v, std::string_view authserv_id) {
       }
     }
   }
-  std::size_t start = i;
-  while (i < v.size() && v[i] != ';' && v[i] != '(' && v[i] != ' ' && v[i] != '\t' &&
-         v[i] != '\r' && v[i] != '\n') {
-    ++i;
+  std::string id;
+  if (i < v.size() && v[i] == '"') {
+    // A quoted-string is the same value (RFC 8601 §2.2 "value"), its quoted-pairs undone.
+    for (++i; i < v.size() && v[i] != '"'; ++i) {
+      if (v[i] == '\\' && i + 1 < v.size()) ++i;
+      id += v[i];
+    }
+    if (i >= v.size()) return false;  // unterminated
+  } else {
+    while (i < v.size() && v[i] != ';' && v[i] != '(' && v[i] != ' ' && v[i] != '\t' &&
+           v[i] != '\r' && v[i] != '\n') {
+      id += v[i++];
+    }
   }
-  std::string_view id = v.substr(start, i - start);
-  // A quoted authserv-id ("mx.example") is the same value.
-  if (id.size() >= 2 && id.front() == '"' && id.back() == '"') id = id.substr(1, id.size() - 2);
+  // "mx.example." names the same host as "mx.example".
+  if (id.size() > 1 && id.back() == '.') id.pop_back();
+  if (authserv_id.size() > 1 && authserv_id.back() == '.') authserv_id.remove_suffix(1);
   if (id.size() != authserv_id.size() || id.empty()) return false;
   for (std::size_t k = 0; k < id.size(); ++k) {
     auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };

@@ -240,6 +240,9 @@ TEST(auth_results, claims_authserv_id_reads_the_first_token) {
   EXPECT_TRUE(claims_authserv_id("MX.Example;none", "mx.example"));
   EXPECT_TRUE(claims_authserv_id("\r\n\t(a (nested) comment) mx.example 1; none", "mx.example"));
   EXPECT_TRUE(claims_authserv_id(" \"mx.example\"; none", "mx.example"));
+  EXPECT_TRUE(claims_authserv_id(" \"mx\\.exa\\mple\"; none", "mx.example"));  // quoted-pairs
+  EXPECT_TRUE(claims_authserv_id(" mx.example.; none", "mx.example"));         // the root's dot
+  EXPECT_FALSE(claims_authserv_id(" \"mx.example; none", "mx.example"));       // unterminated
   EXPECT_FALSE(claims_authserv_id(" mx.example.org; none", "mx.example"));
   EXPECT_FALSE(claims_authserv_id(" other; mx.example", "mx.example"));
   EXPECT_FALSE(claims_authserv_id("", "mx.example"));
