@@ -76,6 +76,7 @@ boost::asio::awaitable<response> release_stored(request_context& ctx, std::strin
   if (to.size() > 1000) co_return bad_request(ctx.req, "too many addresses (at most 1000)");
   for (auto& a : to) {
     a = std::string(trim(a));
+    const std::string as_sent = a;
     // Mailpit parses each entry as an RFC 5322 address: "Name <a@b>" and "<a@b>" name a@b.
     // The display name is a phrase or a quoted string: no control character, no '<', '>'
     // and no unquoted '@' (so "x\r\nRCPT TO:<y@b>" stays an invalid address).
@@ -92,7 +93,7 @@ boost::asio::awaitable<response> release_stored(request_context& ctx, std::strin
     }
     if (!valid_email(a)) {
       std::string shown;  // the answer echoes no control characters
-      for (unsigned char c : a)
+      for (unsigned char c : as_sent)
         shown += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
       co_return bad_request(ctx.req, "Invalid email address: " + shown);
     }
