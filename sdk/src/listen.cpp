@@ -213,7 +213,14 @@ std::string default_hostname() {
 std::filesystem::path resolve_config_path(const std::filesystem::path& config_dir,
                                           const std::string& path) {
   std::filesystem::path p(path);
-  return p.is_absolute() ? p : config_dir / p;
+  std::filesystem::path joined = p.is_absolute() ? p : config_dir / p;
+  // "." elements say nothing and would show in logs ("/etc/sluice/./s.sock"); ".." stays,
+  // as only the file system knows where it leads past a symbolic link.
+  std::filesystem::path out;
+  for (const auto& part : joined) {
+    if (part != ".") out /= part;
+  }
+  return out.empty() ? joined : out;
 }
 
 void parse_tls_files(const config_node& tls, std::string_view mode, bool enabled,

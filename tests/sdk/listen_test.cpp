@@ -66,3 +66,12 @@ TEST(parse_tls_block, a_mode_that_turns_tls_on_needs_cert_and_key) {
 }
 
 }  // namespace
+
+TEST(resolve_config_path, drops_dot_elements_and_keeps_dot_dot) {
+  using sluice::resolve_config_path;
+  EXPECT_EQ(resolve_config_path("/etc/sluice/.", "./s/smtp.sock").string(),
+            "/etc/sluice/s/smtp.sock");
+  EXPECT_EQ(resolve_config_path("/etc/sluice", "../x.pem").string(), "/etc/sluice/../x.pem");
+  EXPECT_EQ(resolve_config_path("/etc/sluice", "/var/./lib/m.db").string(), "/var/lib/m.db");
+  EXPECT_EQ(resolve_config_path("/etc/sluice", "spool/").string(), "/etc/sluice/spool/");
+}

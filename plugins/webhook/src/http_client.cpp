@@ -186,7 +186,13 @@ asio::awaitable<http_result> send_request(asio::io_context& io, http_request req
   }
   if (allowed.empty()) {
     res.guard_refused = true;
-    res.error = "refused to connect: " + host + " is " + refused +
+    // "::1 is ::1 (loopback)" says nothing twice: an IP literal is named once.
+    std::string_view bare = host;
+    if (bare.size() > 2 && bare.front() == '[' && bare.back() == ']')
+      bare = bare.substr(1, bare.size() - 2);
+    const std::string what =
+        refused.starts_with(std::string(bare) + " (") ? refused : host + " is " + refused;
+    res.error = "refused to connect: " + what +
                 ", and the URL is templated from message content (set allow_private: true to "
                 "permit private and loopback addresses)";
     co_return done();

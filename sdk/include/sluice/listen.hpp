@@ -53,7 +53,8 @@ std::string default_hostname();
 // goes into greetings, Received fields and message ids, so nothing else may).
 bool valid_hostname(std::string_view h) noexcept;
 
-// `path` as written in the configuration: absolute stays, relative is taken from config_dir.
+// `path` as written in the configuration: absolute stays, relative is taken from config_dir;
+// "." elements are dropped (".." stays: past a symbolic link only the file system knows).
 std::filesystem::path resolve_config_path(const std::filesystem::path& config_dir,
                                           const std::string& path);
 

@@ -213,6 +213,15 @@ TEST_F(WebhookStage, TemplatedUrlsToLoopbackNeedAllowPrivate) {
     EXPECT_EQ(o.v.reply.enhanced, "5.7.1");
     EXPECT_NE(o.v.reply.text.find("allow_private"), std::string::npos) << o.v.reply.text;
     EXPECT_NE(o.v.reply.text.find("loopback"), std::string::npos) << o.v.reply.text;
+    // A name is told with its address; an IP literal is named once.
+    const bool literal = url.find("localhost") == std::string::npos;
+    if (literal) {
+      EXPECT_EQ(o.v.reply.text.find(" is 127.0.0.1"), std::string::npos) << o.v.reply.text;
+      EXPECT_EQ(o.v.reply.text.find(" is ::ffff"), std::string::npos) << o.v.reply.text;
+    } else {
+      EXPECT_NE(o.v.reply.text.find("localhost is 127.0.0.1 (loopback)"), std::string::npos)
+          << o.v.reply.text;
+    }
   }
   EXPECT_EQ(rx.requests().size(), 0u);
   auto s = host_.make_stage("webhook",
