@@ -5,6 +5,9 @@
 
 #include <boost/json/array.hpp>
 
+#include "dmarc.hpp"
+#include "sluice/text.hpp"
+
 namespace sluice::auth {
 namespace {
 
@@ -41,25 +44,11 @@ bool result_word(const std::string& r) {
 
 }  // namespace
 
-bool claims_authserv_id(std::string_view v, std::string_view authserv_id) {
+bool claims_authserv_id(std::string_view value, std::string_view authserv_id) {
+  // CFWS first: comments (the DMARC From parser's helper) and white space, folds included.
+  const std::string text = dmarc::without_comments(value);
+  std::string_view v = trim(text);
   std::size_t i = 0;
-  // CFWS: white space (folds included) and nested comments with quoted pairs.
-  for (;;) {
-    while (i < v.size() && (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n'))
-      ++i;
-    if (i >= v.size() || v[i] != '(') break;
-    int depth = 0;
-    for (; i < v.size(); ++i) {
-      if (v[i] == '\\') {
-        ++i;
-      } else if (v[i] == '(') {
-        ++depth;
-      } else if (v[i] == ')' && --depth == 0) {
-        ++i;
-        break;
-      }
-    }
-  }
   std::string id;
   if (i < v.size() && v[i] == '"') {
     // A quoted-string is the same value (RFC 8601 §2.2 "value"), its quoted-pairs undone.
@@ -77,12 +66,7 @@ bool claims_authserv_id(std::string_view v, std::string_view authserv_id) {
   // "mx.example." names the same host as "mx.example".
   if (id.size() > 1 && id.back() == '.') id.pop_back();
   if (authserv_id.size() > 1 && authserv_id.back() == '.') authserv_id.remove_suffix(1);
-  if (id.size() != authserv_id.size() || id.empty()) return false;
-  for (std::size_t k = 0; k < id.size(); ++k) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-    if (lower(id[k]) != lower(authserv_id[k])) return false;
-  }
-  return true;
+  return !id.empty() && iequals(id, authserv_id);
 }
 
 std::string pvalue(const std::string& v) {

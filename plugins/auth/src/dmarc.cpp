@@ -56,8 +56,8 @@ bool is_dmarc_record(std::string_view t) {
   return i == t.size() || t[i] == ';';
 }
 
-// A name with the text of each RFC 5322 comment replaced by one space (nesting and quoted
-// pairs respected; quoted strings left alone).
+}  // namespace
+
 std::string without_comments(std::string_view v) {
   std::string out;
   int depth = 0;
@@ -91,6 +91,8 @@ std::string without_comments(std::string_view v) {
   }
   return out;
 }
+
+namespace {
 
 struct one {
   outcome out;

@@ -67,6 +67,10 @@ struct record {
 // std::nullopt with `error` set when the text is not a usable DMARC record.
 std::optional<record> parse_record(std::string_view text, std::string& error);
 
+// The text with each RFC 5322 comment replaced by one space (nesting and quoted pairs
+// respected; quoted strings left alone; an unterminated comment runs to the end).
+std::string without_comments(std::string_view v);
+
 // The domains of the addresses of one From field value (RFC 5322 address-list: display
 // names, comments, quoted strings, groups). Lower case. Empty when none could be parsed.
 std::vector<std::string> from_domains(std::string_view value);

@@ -98,12 +98,8 @@ bool only_chunked(const bhttp::request_header<>& hdr) {
     std::string_view v = it->value();
     while (!v.empty()) {
       auto comma = v.find(',');
-      std::string_view item = v.substr(0, comma);
+      std::string_view item = trim(v.substr(0, comma));
       v = comma == std::string_view::npos ? std::string_view() : v.substr(comma + 1);
-      while (!item.empty() && (item.front() == ' ' || item.front() == '\t'))
-        item.remove_prefix(1);
-      while (!item.empty() && (item.back() == ' ' || item.back() == '\t'))
-        item.remove_suffix(1);
       if (item.empty()) continue;  // empty list elements are allowed (RFC 9110 §5.6.1)
       ++codings;
       chunked = iequals(item, "chunked");

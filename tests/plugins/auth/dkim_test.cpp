@@ -749,8 +749,12 @@ TEST(dmarc, from_domains) {
   EXPECT_EQ(dmarc::from_domains(" Alice\r\n <alice@example.com>"), v{"example.com"});
   // RFC 8616: an internationalized domain by its A-labels (lower case, UTS #46 mapping).
   EXPECT_EQ(dmarc::from_domains(" =?utf-8?q?x?= <x@p\xc3\xbc.test>"), v{"xn--p-eha.test"});
-  EXPECT_EQ(dmarc::from_domains(" x@B\xc3\xbc" "CHER.example"), v{"xn--bcher-kva.example"});
-  EXPECT_TRUE(dmarc::from_domains(" x@\xff\xfe" ".example").empty());  // not UTF-8
+  EXPECT_EQ(dmarc::from_domains(" x@B\xc3\xbc"
+                                "CHER.example"),
+            v{"xn--bcher-kva.example"});
+  EXPECT_TRUE(dmarc::from_domains(" x@\xff\xfe"
+                                  ".example")
+                  .empty());  // not UTF-8
 }
 
 TEST(dmarc, policy_names_for_prefetch_are_the_first_lookups) {

@@ -248,8 +248,8 @@ TEST(RelayClient, AllOrNothingSendsNothingWhenARecipientIsRefused) {
                        {"RCPT TO:<bad@example.net>", "550 5.1.1 no such user\r\n"},
                        {"RSET", "250 ok\r\n"},
                        {"QUIT", "221 bye\r\n"}});
-    auto r = run(params(srv.port()), {"good@example.net", "bad@example.net"}, kMessage, false,
-                 true);
+    auto r =
+        run(params(srv.port()), {"good@example.net", "bad@example.net"}, kMessage, false, true);
     ASSERT_FALSE(r.open_error);
     ASSERT_FALSE(r.transact_error);
     ASSERT_EQ(r.outcomes.size(), 2u);
@@ -261,16 +261,15 @@ TEST(RelayClient, AllOrNothingSendsNothingWhenARecipientIsRefused) {
     EXPECT_EQ(srv.received().find("DATA"), std::string::npos) << srv.received();
   }
   {
-    script_server srv(
-        "220 mx.test ESMTP\r\n",
-        {{"EHLO client.test", "250-mx.test\r\n250 PIPELINING\r\n"},
-         {"MAIL FROM:<a@example.com>", "250 ok\r\n"},
-         {"RCPT TO:<good@example.net>", "250 ok\r\n"},
-         {"RCPT TO:<bad@example.net>", "450 4.2.1 try later\r\n"},
-         {"DATA", "354 go\r\n"},
-         {"<data>", "250 2.0.0 delivered an empty message\r\n"}});
-    auto r = run(params(srv.port()), {"good@example.net", "bad@example.net"}, kMessage, false,
-                 true);
+    script_server srv("220 mx.test ESMTP\r\n",
+                      {{"EHLO client.test", "250-mx.test\r\n250 PIPELINING\r\n"},
+                       {"MAIL FROM:<a@example.com>", "250 ok\r\n"},
+                       {"RCPT TO:<good@example.net>", "250 ok\r\n"},
+                       {"RCPT TO:<bad@example.net>", "450 4.2.1 try later\r\n"},
+                       {"DATA", "354 go\r\n"},
+                       {"<data>", "250 2.0.0 delivered an empty message\r\n"}});
+    auto r =
+        run(params(srv.port()), {"good@example.net", "bad@example.net"}, kMessage, false, true);
     ASSERT_FALSE(r.open_error);
     ASSERT_FALSE(r.transact_error);
     ASSERT_EQ(r.outcomes.size(), 2u);
