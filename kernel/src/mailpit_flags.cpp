@@ -84,12 +84,12 @@ constexpr flag_spec flags[] = {
      "POST /api/v1/send needs no credentials"},
     {"hide-delete-all-button", 0, "MP_HIDE_DELETE_ALL_BUTTON", kind::ignored,
      "accepted (the button stays)"},
-    {"disable-link-check-rate-limit", 0, "MP_DISABLE_LINK_CHECK_RATE_LIMIT", kind::ignored,
-     "accepted (Sluice has no link check: GET .../link-check answers 404)"},
-    {"allow-internal-http-requests", 0, "MP_ALLOW_INTERNAL_HTTP_REQUESTS", kind::ignored,
-     "accepted (no link check or screenshot proxy makes requests)"},
-    {"allow-untrusted-tls", 0, "MP_ALLOW_UNTRUSTED_TLS", kind::ignored,
-     "accepted (no link check or screenshot proxy makes requests)"},
+    {"disable-link-check-rate-limit", 0, "MP_DISABLE_LINK_CHECK_RATE_LIMIT", kind::boolean,
+     "the link check neither caches results for 60 s nor limits requests per host"},
+    {"allow-internal-http-requests", 0, "MP_ALLOW_INTERNAL_HTTP_REQUESTS", kind::boolean,
+     "the link check may request loopback, private and other internal addresses"},
+    {"allow-untrusted-tls", 0, "MP_ALLOW_UNTRUSTED_TLS", kind::boolean,
+     "the link check accepts any TLS certificate"},
     {"block-remote-css-and-fonts", 0, "MP_BLOCK_REMOTE_CSS_AND_FONTS", kind::boolean,
      "the HTML view loads no style sheets or fonts from remote hosts"},
     {"enable-prometheus", 0, "MP_ENABLE_PROMETHEUS", kind::text,
@@ -1006,6 +1006,13 @@ facade translate(const std::vector<std::string>& args, const env_map& env,
   if (s.has("api-cors")) y << "    api_cors: " << q(s.str("api-cors")) << "\n";
   if (s.on("disable-http-compression")) y << "    disable_compression: true\n";
   if (s.on("block-remote-css-and-fonts")) y << "    block_remote_css_and_fonts: true\n";
+  if (s.on("allow-internal-http-requests") || s.on("allow-untrusted-tls") ||
+      s.on("disable-link-check-rate-limit")) {
+    y << "    link_check:\n";
+    if (s.on("allow-internal-http-requests")) y << "      allow_private: true\n";
+    if (s.on("allow-untrusted-tls")) y << "      tls_verify: false\n";
+    if (s.on("disable-link-check-rate-limit")) y << "      cache: false\n";
+  }
   if (relay) {
     y << "    release_pipeline: release\n";
     if (!relay->return_path.empty()) y << "    release_sender: " << q(relay->return_path) << "\n";

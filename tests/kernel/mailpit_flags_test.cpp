@@ -313,6 +313,21 @@ std::vector<bool_case> bool_cases() {
        [](auto& c) { return listener(c, "smtp").get_bool("reject_bare_cr_in_headers", false); }},
       {"--block-remote-css-and-fonts", "MP_BLOCK_REMOTE_CSS_AND_FONTS",
        [](auto& c) { return listener(c, "http").get_bool("block_remote_css_and_fonts", false); }},
+      {"--allow-internal-http-requests", "MP_ALLOW_INTERNAL_HTTP_REQUESTS",
+       [](auto& c) {
+         auto l = listener(c, "http").find("link_check");
+         return l && l->get_bool("allow_private", false);
+       }},
+      {"--allow-untrusted-tls", "MP_ALLOW_UNTRUSTED_TLS",
+       [](auto& c) {
+         auto l = listener(c, "http").find("link_check");
+         return l && !l->get_bool("tls_verify", true);
+       }},
+      {"--disable-link-check-rate-limit", "MP_DISABLE_LINK_CHECK_RATE_LIMIT",
+       [](auto& c) {
+         auto l = listener(c, "http").find("link_check");
+         return l && !l->get_bool("cache", true);
+       }},
       {"--tags-username", "MP_TAGS_USERNAME", store_tag("username")},
       {"--tags-title-case", "MP_TAGS_TITLE_CASE", store_tag("title_case")},
       {"--ignore-duplicate-ids", "MP_IGNORE_DUPLICATE_IDS",
@@ -485,8 +500,7 @@ TEST(mailpit_flags, refused_and_malformed_values_name_the_flag) {
   auto plain = run({}).yaml;
   for (std::string f :
        {"--disable-version-check", "--smtp-disable-rdns", "--disable-auto-vacuum",
-        "--hide-delete-all-button", "--disable-html-check", "--disable-link-check-rate-limit",
-        "--allow-internal-http-requests", "--allow-untrusted-tls", "--enable-prometheus=true"}) {
+        "--hide-delete-all-button", "--disable-html-check", "--enable-prometheus=true"}) {
     EXPECT_EQ(run({f}).yaml, plain) << f;
   }
   EXPECT_EQ(run({"--webhook-delay", "5"}).yaml, plain);

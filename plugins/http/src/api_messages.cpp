@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/asio/this_coro.hpp>
 #include <boost/json/array.hpp>
 
 #include "api.hpp"
@@ -416,10 +417,44 @@ awaitable<response> train_message(request_context& ctx) {
                                                 {"HamMessages", r.ham_messages}});
 }
 
-// sa-check, html-check, link-check: features Sluice does not have yet. Mailpit registers
-// sa-check only when SpamAssassin is enabled, so the request falls through to its file
-// server: 404 "File not found". The same answer for the two checks keeps clients (and
-// the web UI) treating them as "not available".
+// GET /api/v1/message/{ID}/link-check[?follow=true]: Mailpit's LinkCheckResponse for the
+// links of the message's HTML and text (link_check.hpp); marks the message read.
+awaitable<response> not_available(request_context& ctx);
+
+awaitable<response> link_check(request_context& ctx) {
+  if (!ctx.env.links) co_return co_await not_available(ctx);
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
+  if (!m) co_return not_found(ctx.req);
+  if (!m->read) {
+    message_selector sel;
+    sel.ids.push_back(*id);
+    co_await ctx.env.store->set_read(ctx.mailbox, std::move(sel), true);
+  }
+  const auto* f = ctx.param("follow");
+  const bool follow = f && (*f == "true" || *f == "1");
+  std::vector<std::string> links;
+  if (m->view)
+    links = extract_links(m->view->html, m->view->text, ctx.env.links->settings.max_links);
+  auto results = co_await ctx.env.links->check(co_await boost::asio::this_coro::executor,
+                                               std::move(links), follow);
+  std::int64_t errors = 0;
+  json::array out;
+  out.reserve(results.size());
+  for (auto& r : results) {
+    if (r.status == 0 || r.status >= 400) ++errors;
+    out.push_back(json::object{
+        {"URL", std::move(r.url)}, {"StatusCode", r.status}, {"Status", std::move(r.reason)}});
+  }
+  co_return json_response(ctx.req, json::object{{"Errors", errors}, {"Links", std::move(out)}});
+}
+
+// sa-check and html-check: features Sluice does not have. Mailpit registers sa-check only
+// when SpamAssassin is enabled, so the request falls through to its file server: 404
+// "File not found". The same answer for the HTML check keeps clients (and the web UI)
+// treating it as "not available".
 awaitable<response> not_available(request_context& ctx) {
   co_return text_response(ctx.req, bhttp::status::not_found, "File not found");
 }
@@ -496,7 +531,7 @@ void add_message_routes(router& r) {
   r.add(verb::get, "/api/v1/message/{ID}/sa-check", guarded(sa_check));
   r.add(verb::post, "/api/v1/message/{ID}/train", guarded(train_message));
   r.add(verb::get, "/api/v1/message/{ID}/html-check", guarded(not_available));
-  r.add(verb::get, "/api/v1/message/{ID}/link-check", guarded(not_available));
+  r.add(verb::get, "/api/v1/message/{ID}/link-check", guarded(link_check));
 }
 
 }  // namespace sluice::http::api

@@ -25,6 +25,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/value.hpp>
 
+#include "link_check.hpp"
 #include "sluice/chaos.hpp"
 #include "sluice/events.hpp"
 #include "sluice/host.hpp"
@@ -55,6 +56,7 @@ struct api_env {
   std::string version;                         // sluice version, for /api/v1/info
   std::int64_t started_ms = 0;                 // for uptime
   bool block_remote_css_and_fonts = false;     // the HTML view's CSP (view_csp)
+  std::shared_ptr<const link_checker> links;   // GET …/link-check; never null once serving
 
   // POST /api/v1/message/{ID}/release (api_release.cpp): null pipelines = release is off.
   std::shared_ptr<pipeline_service> pipelines;

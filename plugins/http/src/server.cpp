@@ -349,6 +349,19 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   st->env.default_mailbox = st->cfg.default_mailbox;
   st->env.label = st->cfg.label;
   st->env.block_remote_css_and_fonts = st->cfg.block_remote_css_and_fonts;
+  {
+    auto lc = std::make_shared<link_checker>();
+    lc->settings = st->cfg.link_check;
+    if (lc->settings.cache) lc->cache = std::make_shared<link_cache>();
+    lc->user_agent = "Sluice/" SLUICE_SDK_VERSION_STRING;
+    st->env.links = std::move(lc);
+    if (st->cfg.link_check.allow_private) {
+      st->log.warn(
+          "link_check.allow_private is set: a message's links can make this server request "
+          "loopback and private addresses");
+    }
+    if (!st->cfg.link_check.tls_verify) st->log.warn("link_check.tls_verify is off");
+  }
   st->env.max_send_bytes = st->cfg.max_send_bytes;
   st->env.version = SLUICE_SDK_VERSION_STRING;
   st->env.started_ms = now_ms();

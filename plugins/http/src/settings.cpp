@@ -135,6 +135,19 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
   s.disable_compression = cfg.get_bool("disable_compression", false);
   s.block_remote_css_and_fonts = cfg.get_bool("block_remote_css_and_fonts", false);
   s.compress_min_bytes = cfg.get_size("compress_min_size", s.compress_min_bytes);
+  if (auto l = cfg.find("link_check")) {
+    auto& lc = s.link_check;
+    lc.allow_private = l->get_bool("allow_private", lc.allow_private);
+    lc.tls_verify = l->get_bool("tls_verify", lc.tls_verify);
+    lc.cache = l->get_bool("cache", lc.cache);
+    lc.timeout = l->get_duration("timeout", lc.timeout);
+    if (lc.timeout.count() <= 0) l->at("timeout").fail("must be positive");
+    lc.total_timeout = l->get_duration("total_timeout", lc.total_timeout);
+    if (lc.total_timeout.count() <= 0) l->at("total_timeout").fail("must be positive");
+    const auto max_links = l->get_int("max_links", static_cast<std::int64_t>(lc.max_links));
+    if (max_links <= 0 || max_links > 1000) l->at("max_links").fail("must be 1 to 1000");
+    lc.max_links = static_cast<std::size_t>(max_links);
+  }
   if (auto l = cfg.find("limits")) {
     auto& lim = s.limits;
     auto positive_size = [&](std::string_view key, std::size_t fallback) -> std::size_t {

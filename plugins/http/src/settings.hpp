@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "link_check.hpp"
 #include "sluice/config.hpp"
 #include "sluice/listen.hpp"
 
@@ -66,6 +67,7 @@ struct settings {
   std::uint64_t max_send_bytes = 50ull << 20;
   bool disable_compression = false;
   bool block_remote_css_and_fonts = false;  // the HTML view loads styles and fonts from here only
+  link_check_settings link_check;           // GET /api/v1/message/{ID}/link-check
   std::size_t compress_min_bytes = 1024;
   http::limits limits;
 };

@@ -26,10 +26,10 @@
 #include <boost/json/serialize.hpp>
 
 #include "fields.hpp"
-#include "http_client.hpp"
 #include "retry_after.hpp"
 #include "settings.hpp"
 #include "signature.hpp"
+#include "sluice/http_client.hpp"
 #include "sluice/mailbox.hpp"
 #include "sluice/mailpit_json.hpp"
 #include "sluice/plugin.hpp"
@@ -143,10 +143,13 @@ class webhook_stage final : public stage {
     opt.max_response = cfg->max_response;
     opt.ssrf_guard = cfg->url.templated();
     opt.allow_private = cfg->allow_private;
+    opt.guard_hint =
+        "and the URL is templated from message content (set allow_private: true to permit "
+        "private and loopback addresses)";
     opt.tls = cfg->tls;
     opt.tls_verify = cfg->tls_verify;
     const std::string req_url = req.url;
-    const http_result r = co_await send_request(io, std::move(req), std::move(opt));
+    const http_result r = co_await send_request(io.get_executor(), std::move(req), std::move(opt));
 
     report["duration_ms"] = static_cast<std::int64_t>(r.duration.count());
     if (!r.address.empty()) report["address"] = r.address;

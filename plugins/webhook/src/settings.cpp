@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-#include "http_client.hpp"
+#include "sluice/http_client.hpp"
 #include "sluice/text.hpp"
 #include "sluice/version.hpp"
 

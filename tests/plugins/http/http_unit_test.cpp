@@ -1,6 +1,6 @@
 // http_unit_test.cpp — the http core's pure parts: URL handling, the Origin check, gzip
 // negotiation, Basic credentials and their cache, static-file path safety and validators,
-// the router, and the settings reader.
+// the router, the settings reader, and the link check's link extraction and cache.
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -9,10 +9,12 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_future.hpp>
 #include <filesystem>
+#include <thread>
 
 #include "auth.hpp"
 #include "compress.hpp"
 #include "cors.hpp"
+#include "link_check.hpp"
 #include "routing.hpp"
 #include "settings.hpp"
 #include "sluice_test.hpp"
@@ -306,4 +308,85 @@ TEST(http_settings, defaults_and_errors) {
   EXPECT_THROW(parse("{send_auth_accept_any: true, send_auth: 'a:b'}"), sluice::config_error);
   EXPECT_THROW(parse("{api_cors: 'http://*.example'}"), sluice::config_error);
   EXPECT_THROW(parse("{limits: {max_connections: 0}}"), sluice::config_error);
+}
+
+// ---- link check ----------------------------------------------------------------------
+
+TEST(http_link_check, html_links_as_a_browser_parses_them) {
+  const std::string html = R"html(<!doctype html><HTML><head>
+<LINK REL="alternate stylesheet" HREF="https://a.example/alt.css">
+<link rel=icon href="https://a.example/favicon.ico">
+<style>a { background: url(https://a.example/in-style.png) } </style></head>
+<body><!-- <a href="https://a.example/commented"> -->
+<a class=x href=https://a.example/unquoted/path?x=1>u</a>
+<a href = 'https://a.example/q?a=1&amp;b=&#50;&#x33;' title="<a href='https://no.example/'>">q</a>
+<a href="HTTPS://A.example/Case">c</a> <a href="mailto:x@y.example">m</a> <a href="/relative">r</a>
+<a href="javascript:alert(1)">j</a> <a href="  https://a.example/spaced  ">s</a>
+<img alt="x" src="https://a.example/i.png"/> <img data-src="https://a.example/lazy.png">
+<a href="https://a.example/first" href="https://a.example/second">dup</a>
+<textarea><a href="https://a.example/in-textarea"></textarea>
+<script>document.write('<a href="https://a.example/in-script">')</script>
+<a href="https://a.example/unquoted/path?x=1">again</a>
+</body></html>)html";
+  EXPECT_EQ(extract_links(html, "", 100),
+            (std::vector<std::string>{
+                "https://a.example/alt.css", "https://a.example/unquoted/path?x=1",
+                "https://a.example/q?a=1&b=23", "HTTPS://A.example/Case",
+                "https://a.example/spaced", "https://a.example/i.png", "https://a.example/first"}));
+}
+
+TEST(http_link_check, text_links_and_their_edges) {
+  const std::string text =
+      "See http://a.example/x. And (https://a.example/y), or https://a.example/z?q=1&r=2;\r\n"
+      "Wrapped: <https://a.example/very/\r\n  long/path> end. xhttp://no.example/ "
+      "ftp://no.example/ http:// nothing, https://a.example/x again? https://a.example/it's";
+  EXPECT_EQ(
+      extract_links("", text, 100),
+      (std::vector<std::string>{"http://a.example/x", "https://a.example/y",
+                                "https://a.example/z?q=1&r=2", "https://a.example/very/long/path",
+                                "https://a.example/x", "https://a.example/it's"}));
+}
+
+TEST(http_link_check, html_first_then_text_unique_and_bounded) {
+  std::string html, text;
+  for (int i = 0; i < 30; ++i)
+    html += "<a href=\"https://h.example/" + std::to_string(i) + "\">x</a>";
+  for (int i = 20; i < 60; ++i)
+    text += " https://h.example/" + std::to_string(i);
+  const auto links = extract_links(html, text, 50);
+  ASSERT_EQ(links.size(), 50u);
+  EXPECT_EQ(links.front(), "https://h.example/0");
+  EXPECT_EQ(links[29], "https://h.example/29");
+  EXPECT_EQ(links[30], "https://h.example/30");  // 20..29 were in the HTML already
+  EXPECT_EQ(links.back(), "https://h.example/49");
+}
+
+TEST(http_link_check, malformed_html_ends_the_scan_without_reading_past_it) {
+  EXPECT_EQ(extract_links("<a href=\"https://a.example/x", "", 10).size(), 0u);
+  EXPECT_EQ(extract_links("<a href='https://a.example/ok'><a href=\"unterminated", "", 10),
+            std::vector<std::string>{"https://a.example/ok"});
+  EXPECT_EQ(extract_links("<!-- never closed <a href='https://a.example/x'>", "", 10).size(), 0u);
+  EXPECT_EQ(extract_links("<script><a href='https://a.example/x'>", "", 10).size(), 0u);
+  EXPECT_EQ(extract_links("<<<a href=https://a.example/x>>>", "", 10),
+            std::vector<std::string>{"https://a.example/x"});
+  EXPECT_EQ(extract_links("<a href=\"https://a.example/&#xFFFFFFFFFF;&#0;&bogus;\">", "", 10),
+            std::vector<std::string>{"https://a.example/&#xFFFFFFFFFF;\xef\xbf\xbd&bogus;"});
+  const std::string huge = "<a href=\"https://a.example/" + std::string(5000, 'x') + "\">";
+  EXPECT_EQ(extract_links(huge, "", 10).size(), 0u);  // over 4096 bytes: not a link we check
+}
+
+TEST(http_link_check, cache_expires_and_stays_bounded) {
+  link_cache c(std::chrono::milliseconds(50), 3);
+  link_status s{"https://a.example/", 200, "OK"}, out;
+  c.store("a", s);
+  ASSERT_TRUE(c.find("a", out));
+  EXPECT_EQ(out.status, 200);
+  EXPECT_FALSE(c.find("b", out));
+  c.store("b", s);
+  c.store("c", s);
+  c.store("d", s);  // full: cleared, then d
+  EXPECT_FALSE(c.find("a", out));
+  EXPECT_TRUE(c.find("d", out));
+  std::this_thread::sleep_for(std::chrono::milliseconds(80));
+  EXPECT_FALSE(c.find("d", out));
 }

@@ -9,17 +9,18 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 
-#include "address_class.hpp"
 #include "fields.hpp"
-#include "http_client.hpp"
 #include "retry_after.hpp"
 #include "settings.hpp"
 #include "signature.hpp"
+#include "sluice/address_class.hpp"
+#include "sluice/http_client.hpp"
 #include "sluice/parsed_message.hpp"
 #include "template.hpp"
 #include "token_bucket.hpp"
 
 namespace json = boost::json;
+using namespace sluice;
 using namespace sluice::webhook;
 using boost::asio::ip::make_address;
 

@@ -43,6 +43,38 @@ TEST(http_api_e2e, python_stdlib_client) {
   EXPECT_NE(out.find("all checks passed"), std::string::npos) << out;
 }
 
+// GET /api/v1/message/{ID}/link-check: links of a message sent with smtplib, checked
+// against a Python web server on loopback; one listener may request loopback addresses,
+// the other has the SSRF guard's default.
+TEST(http_api_e2e, link_check) {
+  sluice_process p(R"(
+log: {format: text, level: info}
+services:
+  - {name: default, plugin: store, path: ./sluice.db}
+listeners:
+  - {name: smtp, plugin: smtp, pipeline: capture, listen: ["127.0.0.1:0"]}
+  - name: open
+    plugin: http
+    listen: ["127.0.0.1:0"]
+    link_check: {allow_private: true, timeout: 5s}
+  - {name: guarded, plugin: http, listen: ["127.0.0.1:0"]}
+pipelines:
+  - name: capture
+    stages:
+      - {plugin: mime}
+      - {plugin: store, mailbox: default}
+)");
+  ASSERT_TRUE(p.running()) << p.log();
+  EXPECT_NE(p.log().find("link_check.allow_private is set"), std::string::npos) << p.log();
+  std::string out;
+  const std::string cmd =
+      "python3 " + shell_quote(source_dir() + "/tests/plugins/http/api/link_check_e2e.py") + " " +
+      endpoint(p, "open") + " " + endpoint(p, "guarded") + " " + endpoint(p, "smtp");
+  const int rc = run_command(cmd, &out, true, std::chrono::seconds(120));
+  EXPECT_EQ(rc, 0) << out << "\n--- sluice log ---\n" << p.log();
+  EXPECT_NE(out.find("all checks passed"), std::string::npos) << out;
+}
+
 // Mailpit's npm client, installed with `npm ci` from the committed lock file into a
 // temporary directory (the npm registry is the only network the test needs).
 TEST(http_api_e2e, mailpit_api_npm_client) {

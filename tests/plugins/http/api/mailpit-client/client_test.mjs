@@ -90,4 +90,23 @@ await assert.rejects(mp.releaseMessage(sent.ID, { To: ["x@example.org"] })); // 
 
 await mp.deleteMessagesBySearch({ query: "tag:gamma" });
 assert.equal((await mp.listMessages()).total, 0);
+
+// The link check: a loopback link is refused by the SSRF guard (no request is made), so
+// the test needs no network; the client sends follow=false.
+const linked = await mp.sendMessage({
+  From: { Email: "npm@example.org" },
+  To: [{ Email: "to@example.org" }],
+  Subject: "links",
+  HTML: '<p><a href="http://127.0.0.1:9/page">a loopback link</a></p>',
+});
+const lc = await mp.linkCheck(linked.ID);
+assert.equal(lc.Errors, 1);
+assert.equal(lc.Links.length, 1);
+assert.equal(lc.Links[0].URL, "http://127.0.0.1:9/page");
+assert.equal(lc.Links[0].StatusCode, 451);
+assert.match(lc.Links[0].Status, /^Blocked private\/reserved address/);
+assert.deepEqual(await mp.linkCheck(linked.ID, true), lc);
+await assert.rejects(mp.htmlCheck(linked.ID)); // not available: 404
+await mp.deleteMessages({ IDs: [linked.ID] });
+assert.equal((await mp.listMessages()).total, 0);
 console.log("mailpit-api: all checks passed");

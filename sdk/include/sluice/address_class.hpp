@@ -1,7 +1,8 @@
-// address_class.hpp — what kind of network an IP address belongs to, for the SSRF guard.
+// address_class.hpp — what kind of network an IP address belongs to, for SSRF guards.
 //
-// A webhook URL templated from message content lets a sender choose where the request
-// goes; the guard refuses every address that is not globally routable unicast. IPv6
+// A webhook URL templated from message content, or a link in a message that the link
+// check requests, lets a sender choose where a request goes; a guard refuses every
+// address that is not globally routable unicast. IPv6
 // forms that embed an IPv4 address (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible ::a.b.c.d,
 // NAT64 64:ff9b::/96, 6to4 2002::/16) are classified by the embedded address, so
 // ::ffff:127.0.0.1 is loopback.
@@ -13,7 +14,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
-namespace sluice::webhook {
+namespace sluice {
 
 enum class address_class {
   global,        // globally routable unicast: allowed
@@ -40,4 +41,4 @@ inline bool permitted(const boost::asio::ip::address& a, bool allow_private) noe
   return allow_private || classify(a) == address_class::global;
 }
 
-}  // namespace sluice::webhook
+}  // namespace sluice

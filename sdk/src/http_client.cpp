@@ -1,5 +1,5 @@
 // http_client.cpp — see http_client.hpp.
-#include "http_client.hpp"
+#include "sluice/http_client.hpp"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -15,10 +15,10 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 
-#include "address_class.hpp"
+#include "sluice/address_class.hpp"
 #include "sluice/base64.hpp"
 
-namespace sluice::webhook {
+namespace sluice {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -47,6 +47,7 @@ asio::awaitable<void> exchange(Stream& s, http::request<http::string_body>& req,
   }
   beast::flat_buffer buf;
   http::response_parser<http::string_body> p;
+  if (req.method() == http::verb::head) p.skip(true);
   p.header_limit(header_limit);
   p.body_limit(opt.max_response);
   co_await http::async_read(s, buf, p, asio::redirect_error(asio::use_awaitable, ec));
@@ -60,6 +61,9 @@ asio::awaitable<void> exchange(Stream& s, http::request<http::string_body>& req,
   res.reason = std::string(msg.reason());
   if (auto it = msg.find(http::field::retry_after); it != msg.end()) {
     res.retry_after = std::string(it->value());
+  }
+  if (auto it = msg.find(http::field::location); it != msg.end()) {
+    res.location = std::string(it->value());
   }
   res.body = msg.body();
   // The status line and header arrived; a body over the limit (or cut short) does not
@@ -102,7 +106,7 @@ std::string url_origin(const std::string& url) {
   return out;
 }
 
-asio::awaitable<http_result> send_request(asio::io_context& io, http_request req,
+asio::awaitable<http_result> send_request(asio::any_io_executor io, http_request req,
                                           client_options opt) {
   const auto start = std::chrono::steady_clock::now();
   http_result res;
@@ -118,6 +122,11 @@ asio::awaitable<http_result> send_request(asio::io_context& io, http_request req
   auto parsed = boost::urls::parse_absolute_uri(req.url);
   if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https")) {
     res.error = "not an http(s) URL";
+    co_return done();
+  }
+  const http::verb method = http::string_to_verb(req.method);
+  if (method == http::verb::unknown) {
+    res.error = "unknown HTTP method " + req.method;
     co_return done();
   }
   const boost::urls::url_view u = *parsed;
@@ -192,9 +201,8 @@ asio::awaitable<http_result> send_request(asio::io_context& io, http_request req
       bare = bare.substr(1, bare.size() - 2);
     const std::string what =
         refused.starts_with(std::string(bare) + " (") ? refused : host + " is " + refused;
-    res.error = "refused to connect: " + what +
-                ", and the URL is templated from message content (set allow_private: true to "
-                "permit private and loopback addresses)";
+    res.error = "refused to connect: " + what;
+    if (!opt.guard_hint.empty()) res.error += ", " + opt.guard_hint;
     co_return done();
   }
 
@@ -218,7 +226,7 @@ asio::awaitable<http_result> send_request(asio::io_context& io, http_request req
   stream.expires_after(remaining);
 
   http::request<http::string_body> r;
-  r.method(req.method == "PUT" ? http::verb::put : http::verb::post);
+  r.method(method);
   std::string target(u.encoded_path());
   if (target.empty()) target = "/";
   if (u.has_query()) target += "?" + std::string(u.encoded_query());
@@ -281,4 +289,4 @@ asio::awaitable<http_result> send_request(asio::io_context& io, http_request req
   co_return done();
 }
 
-}  // namespace sluice::webhook
+}  // namespace sluice

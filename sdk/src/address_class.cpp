@@ -1,11 +1,11 @@
 // address_class.cpp — see address_class.hpp. Ranges from the IANA IPv4 and IPv6
 // Special-Purpose Address Registries (RFC 6890).
-#include "address_class.hpp"
+#include "sluice/address_class.hpp"
 
 #include <array>
 #include <cstdint>
 
-namespace sluice::webhook {
+namespace sluice {
 namespace {
 
 address_class classify_v4(std::uint32_t a) noexcept {
@@ -94,4 +94,4 @@ std::string_view to_string(address_class c) noexcept {
   return "reserved";
 }
 
-}  // namespace sluice::webhook
+}  // namespace sluice
