@@ -440,6 +440,18 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
         if (!auth_ids.has(m.ID)) return not_found(res);
         return json(res, { SPF: { Result: 'pass', Domain: m.From.Address.split('@')[1] || '' }, DKIM: [{ Result: 'pass', Domain: 'shop.example', Selector: 's1' }], DMARC: { Result: 'pass', Policy: 'reject' } });
       }
+      if (sub === '/link-check') {
+        const follow = q.get('follow') === 'true' || q.get('follow') === '1';
+        return json(res, {
+          Errors: 2,
+          Links: [
+            { URL: 'https://shop.example/ok', StatusCode: 200, Status: 'OK' },
+            { URL: 'https://shop.example/old', StatusCode: follow ? 200 : 301, Status: follow ? 'OK' : 'Moved Permanently' },
+            { URL: 'https://shop.example/missing', StatusCode: 404, Status: 'Not Found' },
+            { URL: 'http://127.0.0.1/<b>x</b>', StatusCode: 0, Status: 'cannot connect to 127.0.0.1 port 80: Connection refused' },
+          ],
+        });
+      }
       if (sub === '/deliveries') {
         return json(res, { ID: m.ID, Deliveries: delivery_logs.get(m.ID) || [] });
       }

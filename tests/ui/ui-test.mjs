@@ -276,6 +276,20 @@ async function run_base(base, shots) {
   } else {
     check((await page.getByRole('tab', { name: 'Authentication' }).count()) === 0, 'no Authentication tab when /auth is not 200');
   }
+  // The link check (mock only: against the real server it would request the message's links).
+  if (mock) {
+    await page.getByRole('tab', { name: 'Link check' }).click();
+    await page.getByRole('button', { name: 'Check links' }).click();
+    await until(async () => (await page.locator('#panel-links tbody tr').count()) === 4, 'link check rows');
+    check(/4 links checked: 2 errors/.test(await page.locator('#panel-links .link-check-status').textContent()), 'link check summary');
+    check((await page.locator('#panel-links tbody tr[data-bad="1"]').count()) === 2, 'link check marks status 0 and >= 400 as errors');
+    check((await page.locator('#panel-links tbody tr').nth(1).locator('td').first().textContent()) === '301', 'without follow the redirect status is shown');
+    check((await page.locator('#panel-links b').count()) === 0, 'link check URLs are shown as text');
+    await page.locator('#link-check-follow').check();
+    await page.getByRole('button', { name: 'Check links' }).click();
+    await until(async () => (await page.locator('#panel-links tbody tr').nth(1).locator('td').first().textContent()) === '200', 'follow=true result');
+    if (shots) await check_a11y(page, 'the Link check tab');
+  }
   // Deliveries: a tab iff the delivery log has entries, one row per attempt, as text.
   if (invoice_log.length) {
     const dtab = page.getByRole('tab', { name: `Deliveries (${invoice_log.length})` });

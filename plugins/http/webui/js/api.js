@@ -1,8 +1,8 @@
 // api.js — the Mailpit-compatible REST API, as the UI uses it.
 //
 // Every request goes to a URL relative to the page's base (base.js). Requests time out after
-// 30 s; failures reject with an ApiError carrying the status and the server's (short) text,
-// which callers show to the user. Responses larger than the caller's limit are cut (raw).
+// 30 s (the link check: 90 s); failures reject with an ApiError carrying the status and the
+// server's (short) text, which callers show to the user. Responses larger than the caller's limit are cut (raw).
 
 import { url } from './base.js';
 
@@ -22,9 +22,9 @@ export const tz = (() => {
   }
 })();
 
-async function send(method, rel, { query, body, signal } = {}) {
+async function send(method, rel, { query, body, signal, timeout = timeout_ms } = {}) {
   const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(new DOMException('timed out', 'TimeoutError')), timeout_ms);
+  const timer = setTimeout(() => ctl.abort(new DOMException('timed out', 'TimeoutError')), timeout);
   const onabort = () => ctl.abort(signal.reason);
   if (signal) {
     if (signal.aborted) ctl.abort(signal.reason);
@@ -130,6 +130,15 @@ export async function get_sa_check(id, signal) {
   } catch {
     return null;
   }
+}
+// Mailpit's link check: { Errors, Links: [{ URL, StatusCode, Status }] }. The server requests
+// every link (its own limit is 60 s by default). Throws ApiError.
+export function link_check(id, follow, signal) {
+  return json('GET', `api/v1/message/${encodeURIComponent(id)}/link-check`, {
+    query: follow ? { follow: 'true' } : undefined,
+    signal,
+    timeout: 90000,
+  });
 }
 // Teaches the spam classifier; `as` is "spam" or "ham". Throws ApiError (e.g. 400 when no
 // spam service is configured).

@@ -64,6 +64,57 @@ function json_tree(v, depth = 0) {
   return h('span', { class: cls }, s);
 }
 
+// The link check, on request only: it makes the server request every link of the message.
+// Mailpit's LinkCheckResponse as a table; URLs are text, and anchors only for http(s).
+function links_panel(id) {
+  const follow = h('input', { type: 'checkbox', id: 'link-check-follow' });
+  const status = h('p', { class: 'link-check-status', role: 'status' });
+  const result = h('div', { class: 'link-check-result' });
+  const run = async (ev) => {
+    const btn = ev.currentTarget;
+    btn.disabled = true;
+    status.textContent = 'Checking links…';
+    clear(result);
+    try {
+      const r = await api.link_check(id, follow.checked);
+      const links = Array.isArray(r.Links) ? r.Links.slice(0, 1000) : [];
+      const errors = Number(r.Errors) || 0;
+      status.textContent = links.length
+        ? `${plural(links.length, 'link')} checked: ${errors ? plural(errors, 'error') : 'no errors'}.`
+        : 'This message has no links to check.';
+      if (links.length) {
+        const rows = links.map((l) => {
+          const code = Number(l.StatusCode) || 0;
+          const bad = code === 0 || code >= 400;
+          const href = safe_link(String(l.URL || ''));
+          return h('tr', { dataset: { bad: bad ? '1' : '0' } },
+            h('td', { class: 'num' }, h('span', { class: 'delivery-status ' + (bad ? 'delivery-bad' : 'delivery-ok') }, code ? String(code) : '—')),
+            h('td', {}, String(l.Status || '')),
+            h('td', { class: 'link-url' }, href ? ext_link(href, String(l.URL)) : String(l.URL || '')));
+        });
+        result.append(h('div', { class: 'table-scroll' },
+          h('table', { class: 'link-check' },
+            h('caption', { class: 'visually-hidden' }, 'Links of this message and their HTTP status'),
+            h('thead', {}, h('tr', {}, ['Status', 'Meaning', 'Link'].map((t) => h('th', { scope: 'col' }, t)))),
+            h('tbody', {}, rows))));
+      }
+    } catch (e) {
+      status.textContent = `The link check failed: ${e.message || e}`;
+    } finally {
+      btn.disabled = false;
+    }
+  };
+  return h('div', { class: 'links' }, [
+    h('p', { class: 'muted' }, 'The server requests every link of this message (HEAD, then GET where HEAD is refused). Links to loopback and private addresses are refused unless the server allows them (link_check.allow_private).'),
+    h('p', { class: 'panel-bar' }, [
+      h('button', { type: 'button', class: 'btn', onclick: run }, 'Check links'),
+      h('label', { for: 'link-check-follow' }, [follow, ' Follow redirects']),
+    ]),
+    status,
+    result,
+  ]);
+}
+
 // The sa-check result: verdict, score, matched rules; buttons to train the classifier.
 function spam_panel(id, sa) {
   const score = typeof sa.Score === 'number' ? sa.Score.toFixed(1) : String(sa.Score);
@@ -172,6 +223,7 @@ export function render_message(main, ctx, m) {
   tabs.push({ key: 'text', label: 'Text', render: () => text_panel(m.Text) });
   tabs.push({ key: 'headers', label: 'Headers', render: () => headers_panel(id) });
   tabs.push({ key: 'raw', label: 'Raw', render: () => raw_panel(id) });
+  if (m.HTML || m.Text) tabs.push({ key: 'links', label: 'Link check', render: () => links_panel(id) });
   if (atts.length + inline.length) {
     tabs.push({ key: 'parts', label: `Attachments (${atts.length + inline.length})`, render: () => parts_panel(id, atts, inline) });
   }
