@@ -522,7 +522,13 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
       if (rel && safe_relative_path(*rel) && *rel != "index.html") {
         auto ui = st_->ui;
         std::string name = *rel;
-        auto f = co_await sluice::offload(st_->host, [ui, name] { return ui->lookup(name); });
+        auto f = co_await sluice::offload(st_->host, [ui, name] {
+          auto found = ui->lookup(name);
+          // Browsers ask for /favicon.ico on pages that name no icon (a /view/ page opened
+          // on its own, JSON in a tab): the UI's SVG icon answers, with its own type.
+          if (!found && name == "favicon.ico") found = ui->lookup("favicon.svg");
+          return found;
+        });
         if (f) co_return serve_file(req, *f);
       }
     }

@@ -110,6 +110,7 @@ void make_ui(const fs::path& dir) {
     js += "console.log('line " + std::to_string(i) + "');\n";
   write_file(dir / "ui/dist/app.js", js);
   write_file(dir / "ui/dist/logo.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>");
+  write_file(dir / "ui/favicon.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"icon\"/>");
   write_file(dir / "ui/.hidden", "hidden");
   write_file(dir / "outside.txt", "outside the ui dir");
   fs::create_symlink(dir / "outside.txt", dir / "ui/leak.txt");
@@ -230,6 +231,11 @@ TEST(http_core, static_ui_spa_etag_gzip_and_traversal) {
   EXPECT_EQ(curl(f.u("/%2e%2e/outside.txt")).status, 404);
   EXPECT_EQ(curl(f.u("/dist%2f..%2f..%2foutside.txt")).status, 404);
   EXPECT_EQ(curl(f.u("/dist/logo.svg")).headers["content-type"], "image/svg+xml");
+  // /favicon.ico is the UI's SVG icon when the UI has no .ico.
+  r = curl(f.u("/favicon.ico"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["content-type"], "image/svg+xml");
+  EXPECT_NE(r.body.find("id=\"icon\""), std::string::npos) << r.body;
   EXPECT_EQ(f.proc->stop(), 0) << f.proc->log();
 }
 
