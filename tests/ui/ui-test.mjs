@@ -438,6 +438,24 @@ try {
     await run_base(b, first);
     first = false;
   }
+  // The API reference at <base>api/v1/ (the real server only: the mock has no swagger.json).
+  if (!mock) {
+    const page = await context.newPage();
+    watch(page);
+    await page.goto(`${bases[0]}api/v1/`);
+    await page.waitForSelector('#docs:not([aria-busy])');
+    check((await page.locator('.docs-op').count()) > 25, 'API reference lists the operations of swagger.json');
+    check((await page.locator('#schema-LinkCheckResponse').count()) === 1, 'API reference lists the schemas');
+    await page.locator('#op-getMessages details summary').click();
+    await page.locator('#op-getMessages input[name=limit]').fill('2');
+    const sent = page.waitForRequest((r) => new URL(r.url()).pathname.endsWith('/api/v1/messages') && new URL(r.url()).searchParams.get('limit') === '2', { timeout: 8000 });
+    await page.locator('#op-getMessages button').click();
+    check(!!(await sent), 'API reference: Try it sends the query parameters');
+    await until(async () => /^200 /.test(await page.locator('#op-getMessages .docs-status').textContent()), 'API reference: Try it answers');
+    check(typeof JSON.parse(await page.locator('#op-getMessages .docs-answer').textContent()).total === 'number', 'API reference: the answer is shown as JSON text');
+    await check_a11y(page, 'the API reference');
+    await page.close();
+  }
   check(sandbox_blocks > 0, `the sandbox blocked the hostile message's scripts (${sandbox_blocks} reports)`);
   if (mock) check(mock.csp_reports.length === 0, `no CSP reports at the server (${mock.csp_reports.join('; ')})`);
   check(problems.length === 0, `no console errors, page errors or dialogs${problems.length ? ':\n  ' + problems.join('\n  ') : ''}`);

@@ -517,9 +517,13 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
     if (get && (r.path == "/" || r.path == "/search" || r.path.starts_with("/view/"))) {
       co_return co_await serve_index(req, r);
     }
+    // The API reference (Mailpit serves its API docs here), rendered from swagger.json.
+    if (get && (r.path == "/api/v1/" || r.path == "/api/v1")) {
+      co_return co_await serve_index(req, r, "api-docs.html");
+    }
     if (get && !known && r.path != "/" && st_->ui) {
       auto rel = percent_decode(std::string_view(r.path).substr(1), false);
-      if (rel && safe_relative_path(*rel) && *rel != "index.html") {
+      if (rel && safe_relative_path(*rel) && *rel != "index.html" && *rel != "api-docs.html") {
         auto ui = st_->ui;
         std::string name = *rel;
         auto f = co_await sluice::offload(st_->host, [ui, name] {
@@ -590,11 +594,13 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
     return res;
   }
 
-  awaitable<response> serve_index(const request& req, routed& r) {
+  // index.html (or another page of the UI that is a template, as api-docs.html) with its
+  // placeholders filled in.
+  awaitable<response> serve_index(const request& req, routed& r, std::string name = "index.html") {
     std::shared_ptr<const static_file> f;
     if (st_->ui) {
       auto ui = st_->ui;
-      f = co_await sluice::offload(st_->host, [ui] { return ui->lookup("index.html"); });
+      f = co_await sluice::offload(st_->host, [ui, name] { return ui->lookup(name); });
     }
     if (!f) co_return not_found(req);
     nonce_ = random_nonce();

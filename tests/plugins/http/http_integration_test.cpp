@@ -110,6 +110,7 @@ void make_ui(const fs::path& dir) {
     js += "console.log('line " + std::to_string(i) + "');\n";
   write_file(dir / "ui/dist/app.js", js);
   write_file(dir / "ui/dist/logo.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>");
+  write_file(dir / "ui/api-docs.html", "<base href=\"{{base}}\"><p>docs</p>");
   write_file(dir / "ui/favicon.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"icon\"/>");
   write_file(dir / "ui/.hidden", "hidden");
   write_file(dir / "outside.txt", "outside the ui dir");
@@ -231,6 +232,13 @@ TEST(http_core, static_ui_spa_etag_gzip_and_traversal) {
   EXPECT_EQ(curl(f.u("/%2e%2e/outside.txt")).status, 404);
   EXPECT_EQ(curl(f.u("/dist%2f..%2f..%2foutside.txt")).status, 404);
   EXPECT_EQ(curl(f.u("/dist/logo.svg")).headers["content-type"], "image/svg+xml");
+  // The API reference at /api/v1/ is a template like index.html, not a file of its own.
+  r = curl(f.u("/api/v1/"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "<base href=\"/\"><p>docs</p>");
+  EXPECT_EQ(r.headers["content-type"], "text/html; charset=utf-8");
+  EXPECT_EQ(curl(f.u("/mailbox/team/api/v1/")).body, "<base href=\"/mailbox/team/\"><p>docs</p>");
+  EXPECT_EQ(curl(f.u("/api-docs.html")).status, 404);
   // /favicon.ico is the UI's SVG icon when the UI has no .ico.
   r = curl(f.u("/favicon.ico"));
   EXPECT_EQ(r.status, 200);
