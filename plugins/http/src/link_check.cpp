@@ -526,8 +526,12 @@ awaitable<std::vector<link_status>> link_checker::check(asio::any_io_executor ex
       link_status r;
       const std::string key = (follow ? "F " : "N ") + st->links[pick];
       if (!cache || !cache->find(key, r)) {
-        r = co_await check_one(strand, st->links[pick], follow, s, tls_ctx, tls_error, ua);
-        if (cache) cache->store(key, r);
+        try {
+          r = co_await check_one(strand, st->links[pick], follow, s, tls_ctx, tls_error, ua);
+          if (cache) cache->store(key, r);
+        } catch (const std::exception& e) {  // the client reports failures; this is a bug
+          r = link_status{st->links[pick], 0, std::string("internal error: ") + e.what()};
+        }
       }
       --st->in_flight[st->hosts[pick]];
       if (!st->over) st->results[pick] = std::move(r);
