@@ -152,9 +152,13 @@ void read_document(kernel_config& cfg, const config_node& root, const std::files
     }
     cfg.shutdown_timeout = root.get_duration("shutdown_timeout", cfg.shutdown_timeout);
     if (auto t = root.find("threads")) {
-      cfg.io_threads = static_cast<unsigned>(t->get_int("io", 0));
-      cfg.worker_threads = static_cast<unsigned>(t->get_int("workers", 0));
-      if (cfg.io_threads > 256 || cfg.worker_threads > 256) t->fail("at most 256 threads");
+      auto count = [&](std::string_view key) {
+        const std::int64_t n = t->get_int(key, 0);
+        if (n < 0 || n > 256) t->at(key).fail("0 (the default for the cores) to 256 threads");
+        return static_cast<unsigned>(n);
+      };
+      cfg.io_threads = count("io");
+      cfg.worker_threads = count("workers");
     }
     for (auto& p : root.get_string_list("plugin_path"))
       cfg.plugin_path.push_back(dir / p);

@@ -9,6 +9,8 @@
 //
 // Invoked through a symlink whose name is a plugin command (sendmail → sluice), that
 // command runs with every argument.
+#include <sys/stat.h>
+
 #include <stdlib.h>
 
 #include <boost/dll/runtime_symbol_info.hpp>
@@ -214,6 +216,10 @@ int main(int argc, char** argv) {
     return list_plugins(load_plugins(opt.server.plugin_dirs));
   }
   opt.server.check_only = opt.command == "check-config";
+  // Captured mail is private: every file and directory the server creates (database, WAL,
+  // spool, spilled message bodies, logs) is for this user only, as Postfix's master does.
+  // Unix sockets get their configured mode explicitly.
+  if (!opt.server.check_only) ::umask(077);
   if (opt.print && !opt.server.check_only) {
     std::cerr << "sluice: --print belongs to check-config\n";
     return 64;

@@ -15,6 +15,7 @@
 
 #include <boost/json.hpp>
 #include "sluice/host.hpp"
+#include "sluice/listen.hpp"
 
 #include "sluice/message_json.hpp"
 
@@ -94,6 +95,7 @@ spool::spool(asio::io_context& io, asio::thread_pool& workers, std::filesystem::
       timer_(strand_) {}
 
 void spool::prepare() {
+  sluice::ensure_data_directory(dir_);
   std::filesystem::create_directories(incoming_);
   std::filesystem::create_directories(queue_);
   // Bodies of messages that were never acknowledged: the client will send them again.

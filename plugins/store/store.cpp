@@ -21,6 +21,7 @@
 #include "index.hpp"
 #include "query.hpp"
 #include "schema.hpp"
+#include "sluice/listen.hpp"
 #include "sluice/mailpit_json.hpp"
 #include "sluice/message_json.hpp"
 #include "sluice/text.hpp"
@@ -147,10 +148,7 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
       readers_(std::max(1u, opts_.read_connections)) {
   // readers_ threads are idle until the first read; if anything below throws, the
   // thread_pool destructor stops and joins them.
-  if (opts_.path.has_parent_path()) {
-    std::error_code ec;
-    std::filesystem::create_directories(opts_.path.parent_path(), ec);
-  }
+  if (opts_.path.has_parent_path()) sluice::ensure_data_directory(opts_.path.parent_path());
   writer_db_ = std::make_unique<database>(opts_.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   database& db = *writer_db_;
   db.exec("PRAGMA busy_timeout=" + std::to_string(opts_.busy_timeout.count()));

@@ -2,7 +2,10 @@
 #include "sluice/listen.hpp"
 
 #include <openssl/ssl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <charconv>
 #include <optional>
@@ -208,6 +211,36 @@ std::string default_hostname() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == 0) return "localhost";
   return buf;
+}
+
+void ensure_data_directory(const std::filesystem::path& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::path made;
+  for (const auto& part : dir) {
+    made /= part;
+    if (made == made.root_path() || std::filesystem::exists(made, ec)) continue;
+    if (::mkdir(made.c_str(), 0700) != 0 && errno != EEXIST) {
+      throw std::runtime_error("cannot create " + made.string() + ": " +
+                               std::generic_category().message(errno));
+    }
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    throw std::runtime_error("cannot use " + dir.string() + ": " +
+                             std::generic_category().message(errno));
+  }
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error(dir.string() + " is not a directory");
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    throw std::runtime_error(dir.string() + " belongs to another user (uid " +
+                             std::to_string(st.st_uid) +
+                             "): refusing to keep mail where that user can read or replace it");
+  }
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    throw std::runtime_error(dir.string() +
+                             " is writable by other users: refusing to keep mail in it "
+                             "(chmod go-w, or choose another directory)");
+  }
 }
 
 std::filesystem::path resolve_config_path(const std::filesystem::path& config_dir,

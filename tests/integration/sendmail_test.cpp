@@ -164,6 +164,18 @@ TEST_F(SendmailIntegration, UsageErrorExit) {
                            "x\n", &out);
   EXPECT_EQ(rc, 64) << out;  // EX_USAGE
   EXPECT_NE(out.find("sendmail: unknown option -Z"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(
+      pipe_into(dir_.path(), shell_quote(sluice::test::sluice_binary()) + " sendmail --verbose",
+                "x\n", &out),
+      64);
+  EXPECT_NE(out.find("sendmail: unknown option --verbose"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(pipe_into(dir_.path(),
+                      shell_quote(sluice::test::sluice_binary()) + " sendmail --version", "", &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("sluice sendmail "), std::string::npos) << out;
 }
 
 }  // namespace

@@ -52,9 +52,11 @@ std::shared_ptr<resolver> find_resolver(instance_context& ctx, const std::string
                                         const std::string& name) {
   auto dns = ctx.host.services().get<resolver>(name);
   if (!dns && !ctx.check_only) {
-    throw config_error(stage + ": no resolver service" +
-                       (name.empty() ? std::string() : " named \"" + name + "\"") +
-                       " (add a service with plugin: resolver)");
+    const auto at = ctx.config.find("resolver");
+    (at ? *at : ctx.config)
+        .fail(stage + ": no resolver service" +
+              (name.empty() ? std::string() : " named \"" + name + "\"") +
+              " (add a service with plugin: resolver)");
   }
   return dns;
 }

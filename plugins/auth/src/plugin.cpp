@@ -240,10 +240,11 @@ std::shared_ptr<stage> make_spf_stage(instance_context& ctx) {
   spf_options o = parse_spf_options(ctx.config);
   auto dns = ctx.host.services().get<resolver>(o.resolver_name);
   if (!dns && !ctx.check_only) {
-    throw config_error(
-        "spf: no resolver service" +
-        (o.resolver_name.empty() ? std::string() : " named \"" + o.resolver_name + "\"") +
-        " (add a service with plugin: resolver)");
+    const auto at = ctx.config.find("resolver");
+    (at ? *at : ctx.config)
+        .fail("spf: no resolver service" +
+              (o.resolver_name.empty() ? std::string() : " named \"" + o.resolver_name + "\"") +
+              " (add a service with plugin: resolver)");
   }
   return std::make_shared<spf_stage>(std::move(dns), std::move(o));
 }

@@ -9,6 +9,7 @@
 #include "sluice/base64.hpp"
 #include "sluice/message.hpp"
 #include "sluice/text.hpp"
+#include "sluice/version.hpp"
 
 #include <netdb.h>
 #include <poll.h>
@@ -382,6 +383,14 @@ bool parse_sendmail_args(std::span<const std::string> args, std::string_view def
     if (a == "--help" || a == "-help") {
       o.help = true;
       continue;
+    }
+    if (a == "--version") {
+      o.version = true;
+      continue;
+    }
+    if (a.starts_with("--")) {  // sendmail has no other long options
+      error = "unknown option " + a;
+      return false;
     }
     if (a.size() < 2 || a[0] != '-') break;  // first recipient
     for (std::size_t j = 1; j < a.size(); ++j) {
@@ -987,6 +996,11 @@ int sendmail_main(std::span<const std::string> args) {
   }
   if (opts.help) {
     (void)!::write(1, usage_text.data(), usage_text.size());
+    return sysexits::ok;
+  }
+  if (opts.version) {
+    const std::string v = "sluice sendmail " SLUICE_SDK_VERSION_STRING "\n";
+    (void)!::write(1, v.data(), v.size());
     return sysexits::ok;
   }
   return run_sendmail(opts, 0, 1);

@@ -52,6 +52,7 @@ struct sendmail_options {
   bool smtp_mode = false;                // -bs
   bool verbose = false;                  // -v: SMTP transcript on stderr
   bool help = false;                     // --help
+  bool version = false;                  // --version
   std::vector<std::string> recipients;   // from the arguments
   std::chrono::seconds timeout{60};
 };

@@ -58,6 +58,13 @@ bool valid_hostname(std::string_view h) noexcept;
 std::filesystem::path resolve_config_path(const std::filesystem::path& config_dir,
                                           const std::string& path);
 
+// The directory a plugin keeps mail in (a store's database, a spool): created when missing
+// (new components mode 0700), then checked: it must be a directory owned by this user or
+// by root, and not writable by group or others unless sticky (/var/tmp itself is fine, a
+// directory another local user created there beforehand is not: that user could read,
+// replace or remove the files). Throws std::runtime_error naming the path and the reason.
+void ensure_data_directory(const std::filesystem::path& dir);
+
 // The cert/key pair of a listener's `tls` block. Always reads both keys (so neither is an
 // "unknown key"); when `enabled` (the block's mode, text `mode`, turned TLS on) throws
 // config_error at the block ("tls.mode <mode> needs tls.cert" / "... tls.key") when one is

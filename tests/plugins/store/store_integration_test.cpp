@@ -110,3 +110,36 @@ TEST(StoreIntegration, AcknowledgedMessageSurvivesSigkillAndRestart) {
   EXPECT_EQ(rows.messages, 2);
   EXPECT_EQ(rows.with_subject, 1);
 }
+
+// Captured mail is private: the database, its WAL and the spool are this user's only, and a
+// data directory that other users can write to (a squatted /var/tmp/sluice, say) is refused
+// with a message that names it.
+TEST(StoreIntegration, DataIsPrivateAndASharedDirectoryIsRefused) {
+  if (!smtp_plugin_built()) GTEST_SKIP() << "smtp.so is not built";
+  temp_dir dir;
+  {
+    sluice_process p(dir.path(), kConfig);
+    ASSERT_TRUE(p.running()) << p.log();
+    ASSERT_EQ(send_mail(p, "private").substr(0, 3), "250") << p.log();
+    for (const char* f : {"mail.db", "mail.db-wal", "spool"}) {
+      const auto perms = fs::status(dir.path() / f).permissions();
+      EXPECT_EQ(perms & (fs::perms::group_all | fs::perms::others_all), fs::perms::none) << f;
+    }
+    EXPECT_EQ(p.stop(), 0) << p.log();
+  }
+  temp_dir shared;
+  const fs::path squat = shared.path() / "data";
+  fs::create_directories(squat);
+  fs::permissions(squat, fs::perms::all);  // 0777, no sticky bit
+  std::string config = kConfig;
+  config.replace(config.find("./mail.db"), 9, (squat / "mail.db").string());
+  const fs::path cfg = dir.path() / "shared.yaml";
+  sluice::test::write_file(cfg, config);
+  std::string out;
+  const int rc = sluice::test::run_command(
+      sluice::test::sluice_binary() + " serve -c " + sluice::test::shell_quote(cfg.string()), &out,
+      true, std::chrono::seconds(20));
+  EXPECT_NE(rc, 0) << out;
+  EXPECT_NE(out.find(squat.string() + " is writable by other users"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(squat / "mail.db"));
+}
