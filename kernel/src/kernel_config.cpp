@@ -1,6 +1,8 @@
 // kernel_config.cpp — loading and checking the kernel's part of the configuration.
 #include "kernel_config.hpp"
 
+#include "sluice/listen.hpp"
+
 #include <fstream>
 #include <regex>
 #include <set>
@@ -169,10 +171,10 @@ void read_document(kernel_config& cfg, const config_node& root, const std::files
   }
   if (auto inc = root.find("include")) {
     if (inc->is_scalar()) {
-      include_file(cfg, *inc, dir / inc->as_string(), seen, depth);
+      include_file(cfg, *inc, resolve_config_path(dir, inc->as_string()), seen, depth);
     } else {
       for (auto& item : inc->items())
-        include_file(cfg, item, dir / item.as_string(), seen, depth);
+        include_file(cfg, item, resolve_config_path(dir, item.as_string()), seen, depth);
     }
   }
   if (auto s = root.find("services")) {
@@ -251,6 +253,47 @@ kernel_config load_kernel_config(const std::filesystem::path& file) {
   if (dir.empty()) dir = ".";
   return parse_kernel_config(config_node::read_file(file.string()), file.string(),
                              std::filesystem::absolute(dir));
+}
+
+void check_listen_conflicts(const kernel_config& cfg) {
+  struct seen_address {
+    listen_address addr;
+    std::string owner;  // listener name
+  };
+  std::vector<seen_address> seen;
+  auto overlap = [](const listen_address& a, const listen_address& b) {
+    if (a.unix_socket || b.unix_socket) {
+      return a.unix_socket && b.unix_socket &&
+             a.path.lexically_normal() == b.path.lexically_normal();
+    }
+    if (a.port == 0 || a.port != b.port) return false;
+    if (a.host == b.host) return true;
+    auto v4 = [](const std::string& h) { return h.find(':') == std::string::npos; };
+    return (a.host == "0.0.0.0" && v4(b.host)) || (b.host == "0.0.0.0" && v4(a.host));
+  };
+  for (const auto& l : cfg.listeners) {
+    if (!l.node.is_map() || !l.node.has("listen")) continue;
+    const config_node listen = *l.node.find("listen");
+    std::vector<config_node> items;
+    if (listen.is_sequence()) {
+      items = listen.items();
+    } else if (listen.is_scalar()) {
+      items.push_back(listen);
+    }
+    for (const auto& item : items) {
+      if (!item.is_scalar()) continue;
+      listen_address a;
+      std::string why;
+      if (!parse_listen_address(item.as_string(), cfg.dir, a, why)) continue;  // the plugin says
+      for (const auto& s : seen) {
+        if (overlap(a, s.addr)) {
+          item.fail("\"" + a.text + "\" overlaps \"" + s.addr.text + "\" of listener \"" + s.owner +
+                    "\": two sockets cannot bind the same address");
+        }
+      }
+      seen.push_back({std::move(a), l.name});
+    }
+  }
 }
 
 }  // namespace sluice::kernel

@@ -84,4 +84,10 @@ kernel_config load_kernel_config(const std::filesystem::path& file);
 kernel_config parse_kernel_config(std::string_view text, const std::string& file_name,
                                   const std::filesystem::path& dir);
 
+// Two listeners (or one twice) on the same address: the second bind would fail at start.
+// Compares the `listen` items the listener plugins read (call after their factories ran):
+// the same unix socket path, the same host:port, or 0.0.0.0:P with an IPv4 address on P.
+// Port 0 (any free port) never conflicts. Throws config_error at the later item.
+void check_listen_conflicts(const kernel_config& cfg);
+
 }  // namespace sluice::kernel

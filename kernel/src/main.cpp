@@ -99,6 +99,62 @@ int version() {
   return 0;
 }
 
+int command_version(const plugin_loader& loader, const std::string& name,
+                    const sluice::kernel::command_type& cmd) {
+  std::string plugin_version = "?";
+  for (const auto& p : loader.plugins())
+    if (p.loaded && p.name == cmd.plugin) plugin_version = p.version;
+  std::cout << "sluice " << name << " " << plugin_version << " (plugin " << cmd.plugin
+            << "; sluice " SLUICE_SDK_VERSION_STRING ")\nbuild key: " SLUICE_BUILD_KEY "\n";
+  return 0;
+}
+
+// `sluice COMMAND --help` for the built-in commands.
+constexpr const char* serve_help =
+    "Usage: sluice [serve] [-c FILE] [--plugin-dir DIR]... [--ready-file FILE] [MAILPIT FLAGS]\n"
+    "\n"
+    "Runs the server on the configuration until SIGTERM or SIGINT (a graceful drain: open\n"
+    "sessions are told 421 4.3.2, messages in flight finish). SIGHUP reloads the\n"
+    "configuration: pipelines are swapped atomically; listeners and services keep running\n"
+    "and change only on a restart. Files and directories are created with umask 077.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE    configuration file (default: $SLUICE_CONFIG, else\n"
+    "                       <prefix>/etc/sluice/sluice.yaml)\n"
+    "  --plugin-dir DIR     search DIR for plugins first (repeatable; also\n"
+    "                       SLUICE_PLUGIN_PATH, colon-separated)\n"
+    "  --ready-file FILE    write {pid, listeners: {name: [endpoints]}} as JSON once\n"
+    "                       listening (written to FILE.tmp, then renamed)\n"
+    "  Mailpit's flags (see `sluice --help`) start Sluice as a Mailpit replacement.\n"
+    "\n"
+    "Exit status: 0 after a drain, 75 when shutdown_timeout or a second signal cut the\n"
+    "drain short, 64 for a usage error, 78 for a configuration error, 71 when the\n"
+    "system refuses (a port in use, a directory), 70 for other errors.\n";
+
+constexpr const char* check_config_help =
+    "Usage: sluice check-config [-c FILE] [--plugin-dir DIR]... [--print] [MAILPIT FLAGS]\n"
+    "\n"
+    "Validates the configuration as serve would (plugins loaded, every stage, listener and\n"
+    "service checked, TLS and key files read) without opening databases or sockets, and\n"
+    "without creating files. Errors name file:line:col and the key path.\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config FILE    configuration file (default as for serve)\n"
+    "  --plugin-dir DIR     search DIR for plugins first (repeatable)\n"
+    "  --print              print the configuration file on stdout (with Mailpit flags:\n"
+    "                       the configuration they make)\n"
+    "\n"
+    "Exit status: 0 when valid, 78 for a configuration error.\n";
+
+constexpr const char* plugins_help =
+    "Usage: sluice plugins [-c FILE] [--plugin-dir DIR]...\n"
+    "\n"
+    "Lists the plugins found on the search path (--plugin-dir, SLUICE_PLUGIN_PATH, the\n"
+    "configuration's plugin_path, then the install directory): name, version, path, what each\n"
+    "provides, and why any was refused (build key, ABI, a duplicate name).\n"
+    "\n"
+    "Exit status: 0 when every plugin loaded, 1 when one was refused.\n";
+
 std::string plugin_commands_text(const plugin_loader& loader) {
   std::string out;
   for (const auto& [name, c] : loader.commands()) {
@@ -154,9 +210,17 @@ int main(int argc, char** argv) {
   options opt;
   std::vector<std::string> rest;
   std::size_t i = 0;
+  bool named_command = false;  // `sluice --help` is the overview, `sluice serve --help` not
   if (!args.empty() && !args[0].starts_with("-")) {
     opt.command = args[0];
+    named_command = true;
     i = 1;
+    // `sluice help COMMAND` is `sluice COMMAND --help`.
+    if (opt.command == "help" && args.size() > 1 && !args[1].starts_with("-")) {
+      opt.command = args[1];
+      args.erase(args.begin(), args.begin() + 2);
+      args.insert(args.begin(), {opt.command, "--help"});
+    }
   }
   const bool builtin = opt.command == "serve" || opt.command == "check-config" ||
                        opt.command == "plugins" || opt.command == "help";
@@ -172,7 +236,12 @@ int main(int argc, char** argv) {
       }
     }
     auto loader = load_plugins(dirs);
-    if (const auto* cmd = loader.find_command(opt.command)) return cmd->fn(cmd_args);
+    if (const auto* cmd = loader.find_command(opt.command)) {
+      // `sluice COMMAND --version` answers the same way for every plugin command.
+      if (cmd_args.size() == 1 && (cmd_args[0] == "--version" || cmd_args[0] == "-V"))
+        return command_version(loader, opt.command, *cmd);
+      return cmd->fn(cmd_args);
+    }
     std::cerr << "sluice: unknown command \"" << opt.command << "\"\n";
     return usage(loader, std::cerr, 64);
   }
@@ -208,6 +277,12 @@ int main(int argc, char** argv) {
     }
   }
   if (opt.version) return version();
+  if (opt.help && named_command && opt.command != "help") {
+    std::cout << (opt.command == "serve"          ? serve_help
+                  : opt.command == "check-config" ? check_config_help
+                                                  : plugins_help);
+    return 0;
+  }
   if (opt.help || opt.command == "help") {
     return usage(load_plugins(opt.server.plugin_dirs), std::cout, 0);
   }

@@ -110,6 +110,8 @@ struct server::impl final : host {
   int log_fd = -1;
   void open_log(const kernel_config& c);
   std::atomic<bool> draining{false};  // read by posted reloads on any io thread
+  // The drain did not finish: shutdown_timeout or a second signal stopped it (exit 75).
+  std::atomic<bool> forced_stop{false};
   // A reload is posted and has not started yet: further SIGHUPs fold into it.
   std::atomic<bool> reload_queued{false};
 
@@ -334,12 +336,14 @@ void server::build() {
     k.spool_q->prepare();
     k.runner->set_spool(k.spool_q.get());
   }
-  // Services first: stages and listeners look them up.
+  // Services first: stages and listeners look them up (or, checking, what they declare).
+  k.registry.clear_declarations();
   k.make_services(k.cfg, !check);
   k.runner->swap(k.build_pipelines(k.cfg, check));
   k.make_listeners(k.cfg, !check);
   for (const auto& doc : k.cfg.documents)
     doc.check_unknown_keys();
+  check_listen_conflicts(k.cfg);  // after: it reads `listen` of every listener
 }
 
 void server::impl::write_ready_file() {
@@ -413,11 +417,13 @@ void server::impl::reload() {
     auto next = load();
     // Services and listeners keep running; their sections are validated so the whole
     // file is checked, but changes to them take effect only after a restart.
+    registry.clear_declarations();
     make_services(next, false);
     make_listeners(next, false);
     auto set = build_pipelines(next, false);
     for (const auto& doc : next.documents)
       doc.check_unknown_keys();
+    check_listen_conflicts(next);
     // The running listeners keep the pipeline they were started with: the new set must
     // still have it, or every message they take would fail.
     for (const auto& l : cfg.listeners) {
@@ -466,6 +472,7 @@ void server::impl::drain() {
     if (ec) return;
     log.warn("shutdown timeout reached; stopping with work in flight",
              {{"sessions", drain_gate->count()}});
+    forced_stop = true;
     ioc->stop();
   });
 }
@@ -488,6 +495,7 @@ void server::impl::start_signals(asio::signal_set& signals) {
       }
     } else if (draining) {
       log.warn("second signal: stopping now");
+      forced_stop = true;
       io_ctx->stop();
       return;
     } else {
@@ -526,6 +534,12 @@ int server::run() {
   ::signal(SIGTERM, SIG_IGN);
   ::signal(SIGINT, SIG_IGN);
   ::signal(SIGHUP, SIG_IGN);
+  if (k.forced_stop) {
+    // Nothing acknowledged is lost (the spool and the store are durable), but sessions and
+    // deferred attempts were cut off: a supervisor should see that the drain failed.
+    k.log.warn("stopped before the drain finished");
+    return 75;  // EX_TEMPFAIL
+  }
   k.log.info("stopped");
   return 0;
 }

@@ -44,9 +44,31 @@ std::vector<std::string> registry_impl::names(std::string_view kind) const {
   return out;
 }
 
+void registry_impl::declare(std::string_view kind, std::string_view name) {
+  std::unique_lock lock(mu_);
+  declared_.emplace(std::string(kind), std::string(name));
+}
+
+bool registry_impl::declared(std::string_view kind, std::string_view name) const {
+  std::shared_lock lock(mu_);
+  std::set<std::string> of_kind;  // registered or declared, as find() would see them
+  for (const auto& [key, s] : items_)
+    if (key.first == kind) of_kind.insert(key.second);
+  for (const auto& key : declared_)
+    if (key.first == kind) of_kind.insert(key.second);
+  if (!name.empty()) return of_kind.count(std::string(name)) > 0;
+  return of_kind.count("default") > 0 || of_kind.size() == 1;
+}
+
 void registry_impl::clear() {
   std::unique_lock lock(mu_);
   items_.clear();
+  declared_.clear();
+}
+
+void registry_impl::clear_declarations() {
+  std::unique_lock lock(mu_);
+  declared_.clear();
 }
 
 namespace {

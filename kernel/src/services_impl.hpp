@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -22,11 +23,16 @@ class registry_impl final : public service_registry {
   void add(std::string_view kind, std::string_view name, std::shared_ptr<service> s) override;
   std::shared_ptr<service> find(std::string_view kind, std::string_view name = {}) const override;
   std::vector<std::string> names(std::string_view kind) const override;
+  void declare(std::string_view kind, std::string_view name) override;
+  bool declared(std::string_view kind, std::string_view name = {}) const override;
   void clear();
+  // Before each validation (check-config, reload): forget the previous one's declarations.
+  void clear_declarations();
 
  private:
   mutable std::shared_mutex mu_;
   std::map<std::pair<std::string, std::string>, std::shared_ptr<service>> items_;
+  std::set<std::pair<std::string, std::string>> declared_;
 };
 
 class metrics_impl final : public metrics {

@@ -790,7 +790,10 @@ class cares_resolver final : public resolver, public std::enable_shared_from_thi
 std::shared_ptr<service> make_resolver_service(instance_context& ctx) {
   resolver_options opts = parse_options(ctx.config);
   auto r = std::make_shared<cares_resolver>(ctx.host.io(), opts, ctx.log);
-  if (ctx.check_only) return r;  // validated; no channel, nothing registered
+  if (ctx.check_only) {  // validated; no channel, only declared for the consumers' checks
+    ctx.host.services().declare(resolver::kind, ctx.name);
+    return r;
+  }
   try {
     r->open();
   } catch (const std::exception& e) {

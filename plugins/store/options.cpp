@@ -64,6 +64,7 @@ store_options parse_store_options(const config_node& cfg, const host& h) {
     o.max_batch_bytes = gc->get_size("max_bytes", o.max_batch_bytes);
     if (o.max_batch_bytes < 64 * 1024) gc->at("max_bytes").fail("must be at least 64KB");
   }
+  o.min_free_space = cfg.get_size("min_free_space", o.min_free_space);
   o.durability_full = h.durability_full();
   return o;
 }

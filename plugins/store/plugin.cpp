@@ -23,7 +23,11 @@ std::shared_ptr<service> make_store_service(instance_context& ctx) {
   store_options opts = parse_store_options(ctx.config, ctx.host);
   // check-config and reload only validate: opening the database here would migrate it
   // (check-config) or start a second writer on a file the running store owns (reload).
-  if (ctx.check_only) return nullptr;
+  // It declares the mailbox service it would register, for the consumers' checks.
+  if (ctx.check_only) {
+    ctx.host.services().declare(mailbox_service::kind, ctx.name);
+    return nullptr;
+  }
   auto& services = ctx.host.services();
   std::shared_ptr<sqlite_store> store;
   try {
@@ -53,8 +57,10 @@ std::shared_ptr<stage> make_store_stage(instance_context& ctx) {
   std::shared_ptr<service> found = ctx.host.services().find(mailbox_service::kind, service_name);
   // dynamic_cast is reliable here: a store object is always created by this library.
   auto store = std::dynamic_pointer_cast<sqlite_store>(found);
-  // check-config builds no services, so there is nothing to look up: the keys are checked.
-  if (!found && ctx.check_only) return nullptr;
+  // check-config builds no services: the store service has only been declared.
+  const bool check_passes =
+      ctx.check_only && ctx.host.services().declared(mailbox_service::kind, service_name);
+  if (!found && check_passes) return nullptr;
   if (!store) {
     const std::string shown = service_name.empty() ? "default" : service_name;
     auto where = ctx.config.find("service");

@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <climits>
+#include <limits>
 #include <map>
 #include <span>
 #include <stdexcept>
 #include <system_error>
 #include <utility>
+
+#include <sys/statvfs.h>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -35,6 +38,11 @@ namespace {
 constexpr std::uint64_t kMaxListLimit = 100'000;
 // Most ids one bulk call (remove, set_read, set_tags) takes.
 constexpr std::size_t kMaxSelectorIds = 100'000;
+// A bulk change of more messages than this publishes one "changed" event instead of one
+// event per message: a burst of thousands of frames would push every WebSocket client
+// past its queue limit (http limits.websocket_queue, 256) and disconnect it. Mailpit
+// itself sends no per-message events for "mark all read".
+constexpr std::size_t kMaxEventsPerChange = 200;
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -171,6 +179,7 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
   if (found != schema_version()) {
     log_.info("store schema migrated", {{"from", found}, {"to", std::int64_t{schema_version()}}});
   }
+  repair_index(db);
   {
     statement s(db.get(), "SELECT name FROM mailboxes UNION SELECT DISTINCT mailbox FROM messages");
     while (s.step())
@@ -196,6 +205,44 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
     delivery_subscription_ = events_->subscribe([this](const sluice::event& e) {
       if (e.type == "delivery") record_delivery(e.data);
     });
+  }
+}
+
+std::uint64_t sqlite_store::space_available(database& db) {
+  struct statvfs fs {};
+  const auto dir = opts_.path.has_parent_path() ? opts_.path.parent_path() : ".";
+  if (::statvfs(dir.c_str(), &fs) != 0) {
+    throw std::system_error(errno, std::generic_category(), "statvfs " + dir.string());
+  }
+  std::uint64_t pages = 0, page_size = 0;
+  {
+    auto s = db.cached("PRAGMA freelist_count");
+    if (s->step()) pages = static_cast<std::uint64_t>(s->column_int(0));
+    s->reset();
+  }
+  {
+    auto s = db.cached("PRAGMA page_size");
+    if (s->step()) page_size = static_cast<std::uint64_t>(s->column_int(0));
+    s->reset();
+  }
+  return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize + pages * page_size;
+}
+
+void sqlite_store::repair_index(database& db) {
+  // Full-text rows above the highest data id belong to no message: written for a message
+  // deleted in the same batch by a version before run_batch flushed them first. The next
+  // message would be given such an id and fail on them (every batch with it, for good),
+  // so they go at open. Rows below it are harmless (a search joins messages) and stay;
+  // the check is two rowid range scans, so it costs nothing on a sound database.
+  std::int64_t removed = 0;
+  for (const char* sql :
+       {"DELETE FROM messages_fts WHERE rowid > (SELECT coalesce(max(id), 0) FROM message_data)",
+        "DELETE FROM body_fts WHERE rowid > (SELECT coalesce(max(id), 0) FROM message_data)"}) {
+    db.exec(sql);
+    removed += db.changes();
+  }
+  if (removed > 0) {
+    log_.warn("store removed index rows of deleted messages", {{"rows", removed}});
   }
 }
 
@@ -338,7 +385,55 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
   } catch (const std::exception& e) {
     fatal = failure(e);
   }
+  // The deferred full-text rows of the jobs before `pending_from` are written. Every job
+  // that is not itself a deferring insert runs after them: a delete (or a tag rule's search)
+  // must see the batch's earlier messages whole, or a message deleted in the same batch
+  // would get index rows after its data was gone, and the next message given that data id
+  // would fail on them (found by a delete-all under SMTP load).
+  std::size_t pending_from = 0;
+  auto write_pending_index = [&](std::size_t until) {
+    for (; !fatal && pending_from < until; ++pending_from) {
+      const std::size_t j = pending_from;
+      if (!results[j].ok() || !batch[j].index) continue;
+      try {
+        batch[j].index(db);
+      } catch (const std::exception& e) {
+        fatal = failure(e);
+      }
+    }
+  };
+  // The reserve (min_free_space): checked once per batch, then counted down per message.
+  std::optional<std::uint64_t> space;
   for (std::size_t i = 0; !fatal && i < batch.size(); ++i) {
+    if (batch[i].needs_space && opts_.min_free_space > 0) {
+      if (!space) {
+        try {
+          space = space_available(db);
+        } catch (const std::exception& e) {
+          space = std::numeric_limits<std::uint64_t>::max();  // unknown: SQLite will tell
+          log_.warn("store could not measure free space", {{"error", e.what()}});
+        }
+        const bool low = *space < opts_.min_free_space + batch[i].bytes;
+        if (low != low_space_) {
+          low_space_ = low;
+          if (low) {
+            log_.warn("store refusing new messages: free space below min_free_space",
+                      {{"available", *space}, {"min_free_space", opts_.min_free_space}});
+          } else {
+            log_.info("store accepting new messages again", {{"available", *space}});
+          }
+        }
+      }
+      if (*space < opts_.min_free_space + batch[i].bytes) {
+        results[i] = {SQLITE_FULL, 0, "free space below the store's min_free_space"};
+        continue;
+      }
+      *space -= batch[i].bytes;
+    }
+    if (!batch[i].index) {
+      write_pending_index(i);
+      if (fatal) break;
+    }
     try {
       run_cached("SAVEPOINT job");
     } catch (const std::exception& e) {
@@ -363,14 +458,7 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
       fatal = failure(e);
     }
   }
-  for (std::size_t i = 0; !fatal && i < batch.size(); ++i) {
-    if (!results[i].ok() || !batch[i].index) continue;
-    try {
-      batch[i].index(db);
-    } catch (const std::exception& e) {
-      fatal = failure(e);
-    }
-  }
+  write_pending_index(batch.size());
   if (!fatal) {
     try {
       run_cached("COMMIT");
@@ -688,6 +776,7 @@ asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_op
   const bool defer_index = st->options.rules.empty();
   write_job job;
   job.bytes = st->row.stored_size();
+  job.needs_space = true;
   job.run = [this, st, defer_index](database& db) {
     st->added.clear();  // a retried savepoint starts over
     return insert_rows(db, st->row, st->options, st->added, defer_index, st->data_id);
@@ -760,6 +849,10 @@ void sqlite_store::require_message_id_index() {
 
 asio::awaitable<write_result> sqlite_store::submit_checked(write_job job, const char* what) {
   write_result r = co_await submit(std::move(job));
+  if ((r.rc & 0xff) == SQLITE_FULL) {
+    throw sluice::storage_full_error("the mail store's disk is full (" + std::string(what) +
+                                     " not done): free disk space");
+  }
   if (!r.ok()) throw std::runtime_error(std::string("store: ") + what + " failed: " + r.error);
   co_return r;
 }
@@ -784,6 +877,10 @@ asio::awaitable<std::uint64_t> sqlite_store::set_read(std::string mailbox, messa
     return write_result{SQLITE_OK, changed->size(), {}};
   };
   job.after_commit = [this, mailbox, read, changed](const write_result&) {
+    if (changed->size() > kMaxEventsPerChange) {
+      publish("changed", mailbox, boost::json::object{{"Count", changed->size()}, {"Read", read}});
+      return;
+    }
     for (const auto& id : *changed)
       publish("update", mailbox, boost::json::object{{"ID", id}, {"Read", read}});
   };
@@ -810,6 +907,11 @@ asio::awaitable<std::uint64_t> sqlite_store::remove(std::string mailbox, message
     deleted_.fetch_add(r.n, std::memory_order_relaxed);
     if (everything) {
       publish("truncate", mailbox, nullptr);
+      return;
+    }
+    if (removed->size() > kMaxEventsPerChange) {
+      publish("changed", mailbox,
+              boost::json::object{{"Count", removed->size()}, {"Deleted", true}});
       return;
     }
     for (const auto& id : *removed)
@@ -850,6 +952,10 @@ asio::awaitable<void> sqlite_store::set_tags(std::string mailbox, std::vector<st
     return write_result{SQLITE_OK, changed->size(), {}};
   };
   job.after_commit = [this, mailbox, changed](const write_result&) {
+    if (changed->size() > kMaxEventsPerChange) {
+      publish("changed", mailbox, boost::json::object{{"Count", changed->size()}, {"Tags", true}});
+      return;
+    }
     for (const auto& [id, names] : *changed)
       publish("update", mailbox, boost::json::object{{"ID", id}, {"Tags", json_strings(names)}});
   };

@@ -65,6 +65,11 @@ struct store_options {
   bool durability_full = false;     // synchronous=FULL instead of NORMAL
   std::size_t prune_batch = 5'000;  // messages deleted per prune transaction
   std::chrono::milliseconds busy_timeout{5'000};
+  // New messages are refused (452 4.3.1) while the space left for the database (free space
+  // on its file system plus SQLite's free pages) is below this plus the message. The reserve
+  // keeps room for what must still work on a full disk: deletes, pruning, and the WAL
+  // checkpoint (up to 32 MB of WAL copied into the database file). 0 = no check.
+  std::uint64_t min_free_space = 64ull * 1024 * 1024;
 };
 
 struct write_result {
@@ -165,13 +170,16 @@ class sqlite_store final : public mailbox_service {
     bool standalone = false;
     // Message data this job writes, counted against max_batch_bytes.
     std::uint64_t bytes = 0;
+    // A new message: refused without running while the disk is below min_free_space.
+    bool needs_space = false;
     // Runs on the writer thread, inside the batch transaction (unless standalone).
     std::function<write_result(database&)> run;
     // Runs on the writer thread inside the batch transaction once every job's savepoint
     // is released: the full-text rows. FTS5 flushes its pending index into a new segment
     // at every SAVEPOINT, so rows written inside the per-job savepoints made one segment
     // (and merge work) per message; written together they make one per batch. A failure
-    // here fails the whole batch (nothing of it is acknowledged).
+    // here fails the whole batch (nothing of it is acknowledged). A job without `index`
+    // runs only after the earlier jobs' index rows are written (run_batch).
     std::function<void(database&)> index;
     // Runs on the writer thread after a successful commit: caches, events, metrics.
     std::function<void(const write_result&)> after_commit;
@@ -184,6 +192,9 @@ class sqlite_store final : public mailbox_service {
   void enqueue(write_job job);
   void writer_loop();
   void run_batch(std::vector<write_job>& batch);
+  void repair_index(database& db);
+  // Bytes the database can still grow by: free space of its file system plus free pages.
+  std::uint64_t space_available(database& db);
   void run_standalone(write_job& job);
   // One prune transaction of at most prune_batch messages; sets `more` when it hit the
   // limit and more may be due. Returns how many it removed.
@@ -245,6 +256,7 @@ class sqlite_store final : public mailbox_service {
   std::atomic<std::uint64_t> pruned_{0};
   std::atomic<std::uint64_t> deleted_{0};  // API/POP3 deletes and pruning, since start
   std::size_t last_batch_size_ = 0;        // writer thread only
+  bool low_space_ = false;                 // writer thread: the last check was below min_free_space
 
   std::optional<std::uint64_t> delivery_subscription_;  // on events_
 

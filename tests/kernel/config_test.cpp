@@ -134,6 +134,20 @@ TEST(kernel_config, main_file_must_be_a_regular_file_of_a_sane_size) {
   EXPECT_NE(error_of(d.path() / "big.yaml").find("larger than 4MB"), std::string::npos);
 }
 
+// An error in an included file names it by a clean path: "./p.yaml" is <dir>/p.yaml.
+TEST(kernel_config, included_file_errors_name_a_clean_path) {
+  sluice::test::temp_dir d;
+  sluice::test::write_file(d.path() / "p.yaml", "pipelines: 3\n");
+  try {
+    parse_kernel_config("include: ./p.yaml\n", "t.yaml", d.path());
+    FAIL();
+  } catch (const sluice::config_error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind((d.path() / "p.yaml").string() + ":1:", 0), 0u) << what;
+    EXPECT_EQ(what.find("/./"), std::string::npos) << what;
+  }
+}
+
 TEST(kernel_config, include_cannot_set_kernel_keys) {
   sluice::test::temp_dir d;
   sluice::test::write_file(d.path() / "p.yaml", "log:\n  level: debug\n");
@@ -210,6 +224,56 @@ const plugin_case real_plugin_cases[] = {
      "pipelines:\n  - name: p\n    stages:\n"
      "      - {plugin: webhook, url: \"https://example.org/h\", ca_file: nosuch.pem}\n",
      "sluice.yaml:4:66: pipelines[0].stages[0].ca_file: cannot load CA file "},
+    // References to services: check-config builds none, the service plugins declare
+    // theirs, so a typo is refused here as serve refuses it.
+    {"store_stage_unknown_service",
+     "services:\n  - {name: main, plugin: store, path: m.db}\npipelines:\n  - name: p\n"
+     "    stages:\n      - {plugin: store, service: mian}\n",
+     "sluice.yaml:6:34: pipelines[0].stages[0].service: no store service named \"mian\""},
+    {"http_unknown_store",
+     "services:\n  - {name: main, plugin: store, path: m.db}\nlisteners:\n"
+     "  - {plugin: http, listen: [\"127.0.0.1:0\"], store: mian}\n",
+     "sluice.yaml:4:52: listeners[0].store: no mailbox service named \"mian\""},
+    {"pop3_unknown_service",
+     "services:\n  - {name: main, plugin: store, path: m.db}\nlisteners:\n"
+     "  - {plugin: pop3, listen: [\"127.0.0.1:0\"], users: \"a:b\", service: mian}\n",
+     "sluice.yaml:4:68: listeners[0].service: no mailbox service named \"mian\""},
+    {"spf_without_resolver",
+     "services:\n  - {name: main, plugin: store, path: m.db}\npipelines:\n  - name: p\n"
+     "    stages:\n      - {plugin: spf}\n      - {plugin: store}\n",
+     "sluice.yaml:6:9: pipelines[0].stages[0]: spf: no resolver service"},
+    {"dkim_unknown_resolver",
+     "services:\n  - {name: dns, plugin: resolver}\n  - {name: main, plugin: store, path: m.db}\n"
+     "pipelines:\n  - name: p\n    stages:\n      - {plugin: dkim, resolver: dsn}\n"
+     "      - {plugin: store}\n",
+     "sluice.yaml:7:34: pipelines[0].stages[0].resolver: dkim: no resolver service named \"dsn\""},
+    {"relay_host_name_without_resolver",
+     "services:\n  - {name: main, plugin: store, path: m.db}\npipelines:\n  - name: p\n"
+     "    stages:\n      - {plugin: store}\n"
+     "      - {plugin: relay, smarthost: \"mail.example.org:25\"}\n",
+     "sluice.yaml:7:9: pipelines[0].stages[1]: smarthost mail.example.org is a host name"},
+    {"webhook_mailbox_unknown_store",
+     "services:\n  - {name: main, plugin: store, path: m.db}\npipelines:\n  - name: p\n"
+     "    stages:\n      - {plugin: store}\n"
+     "      - {plugin: webhook, url: \"http://127.0.0.1:9/\", mailbox: default, store: mian}\n",
+     "sluice.yaml:7:80: pipelines[0].stages[1].store: no store service named \"mian\""},
+    // Two sockets on one address: serve would fail at the second bind.
+    {"two_listeners_one_address",
+     "listeners:\n  - {plugin: smtp, listen: [\"127.0.0.1:2525\"]}\n"
+     "  - {name: b, plugin: smtp, listen: [\"127.0.0.1:2525\"]}\n",
+     "sluice.yaml:3:38: listeners[1].listen[0]: \"127.0.0.1:2525\" overlaps \"127.0.0.1:2525\" "
+     "of listener \"smtp\""},
+    {"wildcard_overlaps_loopback",
+     "listeners:\n  - plugin: smtp\n    listen: [\"0.0.0.0:2525\", \"127.0.0.1:2525\"]\n",
+     "sluice.yaml:3:30: listeners[0].listen[1]: \"127.0.0.1:2525\" overlaps \"0.0.0.0:2525\""},
+    {"two_listeners_one_unix_socket",
+     "listeners:\n  - {plugin: smtp, listen: [\"unix:s.sock\"]}\n"
+     "  - {name: b, plugin: smtp, listen: [\"unix:./s.sock\"]}\n",
+     "overlaps \"unix:s.sock\" of listener \"smtp\""},
+    {"spam_unknown_bayes",
+     "services:\n  - {name: main, plugin: store, path: m.db}\npipelines:\n  - name: p\n"
+     "    stages:\n      - {plugin: spam, bayes: nosuch}\n      - {plugin: store}\n",
+     "sluice.yaml:6:31: pipelines[0].stages[0].bayes: no service of plugin spam named \"nosuch\""},
 };
 
 // `sluice check-config` on c.yaml exits 78 naming c.expected; `args` follow the file.
@@ -242,6 +306,29 @@ TEST_P(plugin_config_errors, check_config_reports_location) {
 
 INSTANTIATE_TEST_SUITE_P(all, plugin_config_errors, ::testing::ValuesIn(plugin_cases),
                          [](const auto& info) { return std::string(info.param.name); });
+
+// Every kind of service reference, each to a declared service: valid, and nothing opened.
+TEST(check_config, references_to_declared_services_pass) {
+  sluice::test::temp_dir d;
+  sluice::test::write_file(
+      d.path() / "sluice.yaml",
+      "services:\n  - {name: dns, plugin: resolver}\n  - {name: main, plugin: store, path: m.db}\n"
+      "  - {name: b, plugin: spam, path: b.db}\nlisteners:\n"
+      "  - {plugin: http, listen: [\"127.0.0.1:0\"], store: main}\n"
+      "  - {plugin: pop3, listen: [\"127.0.0.1:0\"], users: \"a:b\", allow_insecure: true}\n"
+      "pipelines:\n  - name: p\n    stages:\n      - {plugin: spf}\n"
+      "      - {plugin: dkim, resolver: dns}\n      - {plugin: spam, bayes: b}\n"
+      "      - {plugin: store, service: main}\n"
+      "      - {plugin: webhook, url: \"http://127.0.0.1:9/\", mailbox: default}\n"
+      "      - {plugin: relay, smarthost: \"mail.example.org:25\", resolver: dns}\n");
+  std::string out;
+  int rc = sluice::test::run_command(
+      sluice::test::sluice_binary() + " check-config -c " + (d.path() / "sluice.yaml").string(),
+      &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_FALSE(std::filesystem::exists(d.path() / "m.db")) << "check-config opened the store";
+  EXPECT_FALSE(std::filesystem::exists(d.path() / "b.db")) << "check-config opened the spam db";
+}
 
 TEST(check_config, valid_config_passes_without_side_effects) {
   sluice::test::temp_dir d;

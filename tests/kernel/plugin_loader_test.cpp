@@ -10,6 +10,7 @@
 #include "plugin_host.hpp"
 #include "plugin_loader.hpp"
 #include "services_impl.hpp"
+#include "sluice/version.hpp"
 #include "sluice_test.hpp"
 
 namespace {
@@ -62,6 +63,31 @@ TEST(plugin_loader, sluice_plugins_command_reports_refusals) {
   EXPECT_NE(out.find("REFUSED"), std::string::npos) << out;
   EXPECT_NE(out.find("testkit 0.1.0"), std::string::npos) << out;
   EXPECT_NE(out.find("provides stage test_sink"), std::string::npos) << out;
+}
+
+// Every command answers --help with its own usage and --version with 0, built-in or
+// from a plugin (the plugins of the build: auth's dkim, spam's spam, smtp's sendmail).
+TEST(plugin_loader, every_command_answers_help_and_version) {
+  const std::string sluice = sluice::test::sluice_binary();
+  const std::pair<const char*, const char*> helps[] = {
+      {"serve", "Usage: sluice [serve]"},   {"check-config", "Usage: sluice check-config"},
+      {"plugins", "Usage: sluice plugins"}, {"dkim", "usage: sluice dkim keygen"},
+      {"spam", "usage: sluice spam train"}, {"sendmail", "usage: sendmail"},
+  };
+  for (const auto& [command, usage] : helps) {
+    std::string out;
+    EXPECT_EQ(sluice::test::run_command(sluice + " " + command + " --help", &out), 0)
+        << command << ": " << out;
+    EXPECT_NE(out.find(usage), std::string::npos) << command << ": " << out;
+    out.clear();
+    EXPECT_EQ(sluice::test::run_command(sluice + " " + command + " --version", &out), 0)
+        << command << ": " << out;
+    EXPECT_NE(out.find("sluice"), std::string::npos) << command << ": " << out;
+    EXPECT_NE(out.find(sluice::build_key), std::string::npos) << command << ": " << out;
+  }
+  std::string out;
+  EXPECT_EQ(sluice::test::run_command(sluice + " dkim --version", &out), 0) << out;
+  EXPECT_NE(out.find("sluice dkim 0.1.0 (plugin auth;"), std::string::npos) << out;
 }
 
 // DESIGN.md §3: a plugin's timers, strands and sockets run on the kernel's io_context.

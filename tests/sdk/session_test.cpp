@@ -77,6 +77,10 @@ class fake_registry final : public sluice::service_registry {
     return kind == sluice::metrics::kind ? metrics_ : nullptr;
   }
   std::vector<std::string> names(std::string_view) const override { return {}; }
+  void declare(std::string_view, std::string_view) override { throw std::logic_error("read-only"); }
+  bool declared(std::string_view kind, std::string_view name) const override {
+    return find(kind, name) != nullptr;
+  }
 
   std::shared_ptr<sluice::service> metrics_;
 };

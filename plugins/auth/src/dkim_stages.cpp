@@ -51,7 +51,7 @@ boost::json::object& auth_of(message& msg) {
 std::shared_ptr<resolver> find_resolver(instance_context& ctx, const std::string& stage,
                                         const std::string& name) {
   auto dns = ctx.host.services().get<resolver>(name);
-  if (!dns && !ctx.check_only) {
+  if (!dns && !(ctx.check_only && ctx.host.services().declared(resolver::kind, name))) {
     const auto at = ctx.config.find("resolver");
     (at ? *at : ctx.config)
         .fail(stage + ": no resolver service" +

@@ -239,7 +239,7 @@ class spf_stage final : public stage {
 std::shared_ptr<stage> make_spf_stage(instance_context& ctx) {
   spf_options o = parse_spf_options(ctx.config);
   auto dns = ctx.host.services().get<resolver>(o.resolver_name);
-  if (!dns && !ctx.check_only) {
+  if (!dns && !(ctx.check_only && ctx.host.services().declared(resolver::kind, o.resolver_name))) {
     const auto at = ctx.config.find("resolver");
     (at ? *at : ctx.config)
         .fail("spf: no resolver service" +

@@ -19,6 +19,7 @@
 #include "compress.hpp"
 #include "cors.hpp"
 #include "host_header.hpp"
+#include "sluice/mailbox.hpp"
 #include "sluice/text.hpp"
 #include "url.hpp"
 #include "websocket.hpp"
@@ -504,6 +505,10 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
     if (h) {
       try {
         co_return co_await (*h)(ctx);
+      } catch (const sluice::storage_full_error& e) {
+        st_->log.warn("request refused: the store's disk is full", {{"path", r.path}});
+        co_return text_response(req, bhttp::status::insufficient_storage,
+                                std::string(e.what()) + "\n");
       } catch (const std::exception& e) {
         st_->log.error("handler failed", {{"path", r.path}, {"error", e.what()}});
       } catch (...) {

@@ -30,7 +30,7 @@ constexpr std::size_t max_client_message = 64 * 1024;
 
 bool is_change(std::string_view type) {
   return type == "new" || type == "update" || type == "delete" || type == "truncate" ||
-         type == "prune";
+         type == "prune" || type == "changed";
 }
 
 std::shared_ptr<const std::string> frame_of(std::string_view type, const boost::json::value& data) {

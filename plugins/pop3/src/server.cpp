@@ -68,9 +68,7 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   if (!lctx.pipeline().empty()) {
     ctx.config.fail("the pop3 listener reads mail and takes no pipeline: remove pipeline:");
   }
-  if (!st->cfg.htpasswd.empty() && !st->cfg.users_pairs.empty()) {
-    ctx.config.at("users").fail("set htpasswd or users, not both");
-  }
+  // The file's entries and users together, as one credential set (as smtp's auth).
   std::string text;
   std::string source;
   if (!st->cfg.htpasswd.empty()) {
@@ -80,9 +78,11 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
     std::ostringstream ss;
     ss << in.rdbuf();
     text = ss.str();
-  } else {
-    source = ctx.config.at("users").where();
-    text = htpasswd_text_from_pairs(st->cfg.users_pairs);
+    if (!text.empty() && text.back() != '\n') text += '\n';
+  }
+  if (!st->cfg.users_pairs.empty()) {
+    source = source.empty() ? ctx.config.at("users").where() : source + " + users";
+    text += htpasswd_text_from_pairs(st->cfg.users_pairs);
   }
   auto users = std::make_shared<htpasswd>(htpasswd::parse(text, source));
   if (users->size() == 0) {
@@ -101,8 +101,9 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
     st->tls = make_tls_server_context(ctx.config.at("tls"), st->cfg.tls_cert, st->cfg.tls_key);
   auto& services = ctx.host.services();
   st->mailboxes = services.get<mailbox_service>(st->cfg.service);
-  // Services are not built by check-config, so only a running server can tell.
-  if (!st->mailboxes && !ctx.check_only) {
+  // check-config builds no services; the store has declared the one it would register.
+  if (!st->mailboxes &&
+      !(ctx.check_only && services.declared(mailbox_service::kind, st->cfg.service))) {
     std::string what = st->cfg.service.empty()
                            ? "no mailbox service (add a store under services:)"
                            : "no mailbox service named \"" + st->cfg.service + "\"";

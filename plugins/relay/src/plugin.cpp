@@ -846,7 +846,8 @@ std::shared_ptr<stage> make_relay(instance_context& ctx) {
   std::shared_ptr<resolver> dns = ctx.host.services().get<resolver>(o.resolver_name);
   const bool needs_dns = o.smarthost_host.empty() || !o.resolver_name.empty() ||
                          (!is_ip(o.smarthost_host) && o.smarthost_host != "localhost");
-  if (!dns && needs_dns && !ctx.check_only) {
+  if (!dns && needs_dns &&
+      !(ctx.check_only && ctx.host.services().declared(resolver::kind, o.resolver_name))) {
     ctx.config.fail(o.smarthost_host.empty()
                         ? "MX delivery needs a resolver service (add one with plugin: resolver) "
                           "or a smarthost"

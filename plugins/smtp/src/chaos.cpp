@@ -146,7 +146,11 @@ std::shared_ptr<service> make_chaos_service(instance_context& ctx) {
   read("authentication", t.authentication);
   auto svc = std::make_shared<chaos_impl>();
   svc->set(t);
-  if (!ctx.check_only) ctx.host.services().add(chaos_service::kind, ctx.name, svc);
+  if (ctx.check_only) {
+    ctx.host.services().declare(chaos_service::kind, ctx.name);
+  } else {
+    ctx.host.services().add(chaos_service::kind, ctx.name, svc);
+  }
   return svc;
 }
 

@@ -291,7 +291,11 @@ std::shared_ptr<service> make_bayes_service(instance_context& ctx) {
   if (max_tokens < 10 || max_tokens > 100000)
     cfg.at("max_tokens").fail("must be between 10 and 100000");
   tok.max_tokens = static_cast<std::size_t>(max_tokens);
-  if (ctx.check_only) return nullptr;
+  if (ctx.check_only) {  // declared for the spam stages' `bayes:` check; nothing opened
+    ctx.host.services().declare(spam_trainer::kind, ctx.name);
+    ctx.host.services().declare(bayes_service::classifier_kind, ctx.name);
+    return nullptr;
+  }
   std::shared_ptr<token_db> db;
   try {
     db = std::make_shared<token_db>(o);
@@ -392,7 +396,9 @@ std::shared_ptr<stage> make_spam_stage(instance_context& ctx) {
       if (svc) {
         o->native.bayes = svc->db();
         o->native.tok = svc->tokenizer();
-      } else if (!bayes.empty() && !ctx.check_only) {
+      } else if (!bayes.empty() &&
+                 !(ctx.check_only &&
+                   ctx.host.services().declared(bayes_service::classifier_kind, bayes))) {
         cfg.at("bayes").fail("no service of plugin spam named \"" + bayes + "\"");
       }
     }

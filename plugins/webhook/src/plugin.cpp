@@ -256,6 +256,21 @@ void register_plugin(registrar& r) {
               "senders can make requests to private and loopback addresses");
         }
         if (!s->tls_verify) ctx.log.warn("webhook TLS certificate verification is disabled");
+        if (!s->mailbox.empty()) {
+          // The summary is read from this store: a missing one is a config error now, not
+          // a warning at each delivery.
+          auto& services = ctx.host.services();
+          const bool found = ctx.check_only ? services.declared(mailbox_service::kind, s->store)
+                                            : services.get<mailbox_service>(s->store) != nullptr;
+          if (!found) {
+            const auto at = ctx.config.find("store");
+            (at ? *at : ctx.config.at("mailbox"))
+                .fail(s->store.empty()
+                          ? "mailbox: no store service to read it from (add one under services: "
+                            "with plugin: store)"
+                          : "no store service named \"" + s->store + "\"");
+          }
+        }
         return std::make_shared<webhook_stage>(ctx.host, ctx.name, std::move(s));
       },
       stage_traits{false, phase::deferred});

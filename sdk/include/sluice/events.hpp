@@ -24,7 +24,10 @@ namespace sluice {
 //               attempt (its server, per-recipient replies, …), or null}
 // The kernel removes "delivery_report" from the message after each attempt.
 struct event {
-  std::string type;  // "new", "update", "delete", "truncate", "prune", "stats", "error", "delivery"
+  // "new", "update", "delete", "truncate", "prune", "changed" (a bulk change of many
+  // messages, in place of one update/delete each: {"Count", and "Read", "Deleted" or
+  // "Tags"}), "stats", "error", "delivery"
+  std::string type;
   std::string mailbox;  // mailbox the event concerns; empty for global events
   boost::json::value data;
 };

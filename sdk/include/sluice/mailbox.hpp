@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -104,6 +105,13 @@ struct store_info {
 
 // Which messages a bulk operation applies to: the listed ids, or those matching a query,
 // or (neither) every message of the mailbox.
+// A change the mailbox could not make because its disk is full; what() is safe to show.
+// (The HTTP API answers 507 Insufficient Storage with it.)
+class storage_full_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct message_selector {
   std::vector<std::string> ids;
   std::optional<std::string> query;

@@ -30,6 +30,16 @@ class service_registry {
                                         std::string_view name = {}) const = 0;
   virtual std::vector<std::string> names(std::string_view kind) const = 0;
 
+  // `sluice check-config` (and a reload's validation) build no services. A service
+  // factory asked only to validate (instance_context::check_only) declares what it would
+  // register instead, so that a consumer validating its own config can still tell a
+  // reference to a declared service from a typo: check declared(kind, name) when
+  // check_only, find() otherwise.
+  virtual void declare(std::string_view kind, std::string_view name) = 0;
+  // Whether (kind, name) is registered or declared; an empty name as in find() ("default",
+  // else the only one of that kind).
+  virtual bool declared(std::string_view kind, std::string_view name = {}) const = 0;
+
   template <class T>
   std::shared_ptr<T> get(std::string_view name = {}) const {
     // The kind string is the type's identity; static cast is safe because only T

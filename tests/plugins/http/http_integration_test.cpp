@@ -626,7 +626,7 @@ TEST(http_core, websocket_update_delete_truncate_through_the_api) {
                            shell_quote("ws://" + host + "/api/events") + " " +
                            shell_quote("http://" + host + "/") + " " + f.proc->host("smtp") + " " +
                            std::to_string(f.proc->port("smtp")),
-                       &out, true, std::chrono::seconds(60));
+                       &out, true, std::chrono::seconds(90));
   ASSERT_EQ(rc, 0) << out << f.proc->log();
   auto v = boost::json::parse(out).as_object();
   std::string id(v["id"].as_string());
@@ -639,6 +639,14 @@ TEST(http_core, websocket_update_delete_truncate_through_the_api) {
   EXPECT_TRUE(v["truncate"].at(0).at("Data").is_null());
   ASSERT_FALSE(v["last_stats"].as_array().empty()) << out;
   EXPECT_EQ(v["last_stats"].as_array().back().at("Data").at("Total"), 0);
+  // Marking 300 messages read: one "changed" frame, stats, no disconnect.
+  EXPECT_EQ(v["read_all_call"].at(0), 200);
+  ASSERT_EQ(v["changed"].as_array().size(), 1u) << out;
+  EXPECT_EQ(v["changed"].at(0).at("Data"), (boost::json::object{{"Count", 300}, {"Read", true}}));
+  EXPECT_EQ(v["bulk_updates"], 0) << out;
+  ASSERT_FALSE(v["bulk_stats"].as_array().empty()) << out;
+  EXPECT_EQ(v["bulk_stats"].as_array().back().at("Data").at("Unread"), 0);
+  EXPECT_EQ(v["after_bulk"], (boost::json::array{"after bulk"})) << out;
   EXPECT_EQ(f.proc->stop(), 0) << f.proc->log();
 }
 

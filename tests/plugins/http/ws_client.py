@@ -68,14 +68,15 @@ def events(url, smtp_host, smtp_port, other=None):
     print(json.dumps(out))
 
 
-def send_one(smtp_host, smtp_port, subject):
-    m = EmailMessage()
-    m["From"] = "ws@example.org"
-    m["To"] = "rcpt@example.org"
-    m["Subject"] = subject
-    m.set_content("body\n")
+def send_one(smtp_host, smtp_port, subject, count=1):
     with smtplib.SMTP(smtp_host, int(smtp_port), timeout=10) as s:
-        s.send_message(m)
+        for i in range(count):
+            m = EmailMessage()
+            m["From"] = "ws@example.org"
+            m["To"] = "rcpt@example.org"
+            m["Subject"] = subject if count == 1 else "%s %d" % (subject, i)
+            m.set_content("body\n")
+            s.send_message(m)
 
 
 def api(base, method, path, body):
@@ -108,6 +109,20 @@ def changes(url, base, smtp_host, smtp_port):
     out["truncate"] = [f for f in got if f["Type"] == "truncate"]
     got = frames_until(ws, lambda g: any(f["Type"] == "stats" for f in g), time.time() + 10)
     out["last_stats"] = [f for f in got if f["Type"] == "stats"]
+    # A bulk change of many messages is one "changed" frame, and the client stays connected
+    # (one frame per message would overrun its 256-frame queue).
+    send_one(smtp_host, smtp_port, "bulk", 300)
+    frames_until(ws, lambda g: sum(f["Type"] == "new" for f in g) >= 300, time.time() + 30)
+    out["read_all_call"] = api(base, "PUT", "api/v1/messages", {"Read": True})
+    got = frames_until(ws, lambda g: any(f["Type"] == "changed" for f in g) and
+                       any(f["Type"] == "stats" for f in g), time.time() + 10)
+    out["bulk_types"] = sorted(set(f["Type"] for f in got))
+    out["bulk_updates"] = sum(f["Type"] == "update" for f in got)
+    out["changed"] = [f for f in got if f["Type"] == "changed"]
+    out["bulk_stats"] = [f for f in got if f["Type"] == "stats"]
+    send_one(smtp_host, smtp_port, "after bulk")
+    got = frames_until(ws, lambda g: any(f["Type"] == "new" for f in g), time.time() + 10)
+    out["after_bulk"] = [f["Data"]["Subject"] for f in got if f["Type"] == "new"]
     print(json.dumps(out))
 
 

@@ -304,6 +304,23 @@ TEST(Pop3, SecondLoginToALockedMaildropIsInUse) {
   EXPECT_EQ(second->read_line().value_or(""), "+OK maildrop locked and ready, 1 messages");
 }
 
+// htpasswd and users together are one credential set, as for smtp's auth.
+TEST(Pop3, HtpasswdFileAndUsersTogether) {
+  sluice_process p(config(pop3_listener("pop3", plain_keys + "    users: \"carol:pw3\"\n")));
+  ASSERT_TRUE(p.running()) << p.log();
+  seed(p, {"first.eml"});
+  const std::string ep = tcp_endpoint(p, "pop3");
+  std::string reply;
+  auto c = login(ep, "carol", "pw3", &reply);
+  EXPECT_EQ(reply, "+OK maildrop locked and ready, 1 messages");
+  EXPECT_EQ(command(*c, "QUIT"), "+OK Sluice POP3 server signing off (0 deleted, 1 left)");
+  auto a = login_after(ep, "alice", "secret", &reply);
+  EXPECT_EQ(reply, "+OK maildrop locked and ready, 1 messages");
+  EXPECT_EQ(command(*a, "QUIT"), "+OK Sluice POP3 server signing off (0 deleted, 1 left)");
+  auto wrong = login(ep, "carol", "nope", &reply);
+  EXPECT_EQ(reply.rfind("-ERR", 0), 0u) << reply;
+}
+
 TEST(Pop3, PerUserMailboxesAndMessageCap) {
   // alice reads the shared mailbox; bob's template mailbox "box-bob" is empty.
   sluice_process p(config(pop3_listener(

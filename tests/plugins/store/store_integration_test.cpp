@@ -143,3 +143,33 @@ TEST(StoreIntegration, DataIsPrivateAndASharedDirectoryIsRefused) {
   EXPECT_NE(out.find(squat.string() + " is writable by other users"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(squat / "mail.db"));
 }
+
+// Below min_free_space a new message gets 452 4.3.1 and is not stored; nothing else is held
+// up by it, and a reserve of 0 turns the check off. (The reserve here is more than any disk.)
+TEST(StoreIntegration, BelowTheFreeSpaceReserveNewMailIsTempfailed) {
+  if (!smtp_plugin_built()) GTEST_SKIP() << "smtp.so is not built";
+  temp_dir dir;
+  std::string cfg = kConfig;
+  const std::string key = "    path: ./mail.db\n";
+  cfg.replace(cfg.find(key), key.size(), key + "    min_free_space: 100000000GB\n");
+  {
+    sluice_process p(dir.path(), cfg);
+    ASSERT_TRUE(p.running()) << p.log();
+    const std::string reply = send_mail(p, "no room");
+    EXPECT_EQ(reply.substr(0, 9), "452 4.3.1") << reply << "\n" << p.log();
+    EXPECT_NE(p.log().find("store refusing new messages: free space below min_free_space"),
+              std::string::npos)
+        << p.log();
+    EXPECT_EQ(p.stop(), 0) << p.log();
+  }
+  EXPECT_EQ(count_rows(dir.path() / "mail.db", "no room").messages, 0);
+  cfg.replace(cfg.find("100000000GB"), 11, "0");
+  {
+    sluice_process p(dir.path(), cfg);
+    ASSERT_TRUE(p.running()) << p.log();
+    const std::string reply = send_mail(p, "room again");
+    EXPECT_EQ(reply.substr(0, 3), "250") << reply << "\n" << p.log();
+    EXPECT_EQ(p.stop(), 0) << p.log();
+  }
+  EXPECT_EQ(count_rows(dir.path() / "mail.db", "room again").messages, 1);
+}

@@ -708,6 +708,7 @@ function on_event(type, data) {
       load_tags();
       load_mailboxes(1000);
       break;
+    case 'changed': // a bulk change of many messages (in place of one event each)
     case 'prune':
       reload_list();
       load_tags();
