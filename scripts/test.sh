@@ -22,5 +22,9 @@ run_suite() {
 echo "== normal build and tests"
 run_suite build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+# intercept_tls_get_addr=0: LeakSanitizer (clang 14 with glibc 2.36) read a bogus dynamic-TLS
+# entry ("DTLS 6 at 0x4cb") and its tracer crashed at exit (SIGSEGV, exit 134), depending only
+# on the working directory the process started in; without the interception it skips that
+# walk. Every other ASan/LSan check stays on.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:intercept_tls_get_addr=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON

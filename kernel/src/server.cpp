@@ -112,6 +112,7 @@ struct server::impl final : host {
   std::atomic<bool> draining{false};  // read by posted reloads on any io thread
   // The drain did not finish: shutdown_timeout or a second signal stopped it (exit 75).
   std::atomic<bool> forced_stop{false};
+  std::atomic<bool> drained{false};  // the drain finished (sessions and deferred attempts)
   // A reload is posted and has not started yet: further SIGHUPs fold into it.
   std::atomic<bool> reload_queued{false};
 
@@ -453,11 +454,14 @@ void server::impl::drain() {
   log.info("draining", {{"sessions", drain_gate->count()}});
   for (auto& [name, l] : listeners)
     l->stop();
-  auto remaining = std::make_shared<int>(2);
+  auto remaining = std::make_shared<std::atomic<int>>(2);
   auto* ioc = io_ctx.get();
-  auto done = [ioc, remaining]() {
-    asio::post(*ioc, [ioc, remaining]() {
-      if (--*remaining == 0) ioc->stop();
+  auto done = [this, ioc, remaining]() {
+    asio::post(*ioc, [this, ioc, remaining]() {
+      if (remaining->fetch_sub(1) == 1) {
+        drained = true;  // the timer may still fire before the threads stop: not forced
+        ioc->stop();
+      }
     });
   };
   drain_gate->close(done);
@@ -469,7 +473,7 @@ void server::impl::drain() {
   }
   auto timer = std::make_shared<asio::steady_timer>(*io_ctx, cfg.shutdown_timeout);
   timer->async_wait([timer, ioc, this](boost::system::error_code ec) {
-    if (ec) return;
+    if (ec || drained) return;
     log.warn("shutdown timeout reached; stopping with work in flight",
              {{"sessions", drain_gate->count()}});
     forced_stop = true;
@@ -495,7 +499,7 @@ void server::impl::start_signals(asio::signal_set& signals) {
       }
     } else if (draining) {
       log.warn("second signal: stopping now");
-      forced_stop = true;
+      if (!drained) forced_stop = true;
       io_ctx->stop();
       return;
     } else {

@@ -229,11 +229,10 @@ std::uint64_t sqlite_store::space_available(database& db) {
 }
 
 void sqlite_store::repair_index(database& db) {
-  // Full-text rows above the highest data id belong to no message: written for a message
-  // deleted in the same batch by a version before run_batch flushed them first. The next
-  // message would be given such an id and fail on them (every batch with it, for good),
-  // so they go at open. Rows below it are harmless (a search joins messages) and stay;
-  // the check is two rowid range scans, so it costs nothing on a sound database.
+  // Full-text rows above the highest data id belong to no message, and the next message
+  // would be given such an id and fail on them (every batch with it). Migration 5 removed
+  // every such row older versions left (schema.cpp); this cheap check (two rowid range
+  // scans) heals the case that blocks all new mail should one ever appear again.
   std::int64_t removed = 0;
   for (const char* sql :
        {"DELETE FROM messages_fts WHERE rowid > (SELECT coalesce(max(id), 0) FROM message_data)",
@@ -385,11 +384,11 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
   } catch (const std::exception& e) {
     fatal = failure(e);
   }
-  // The deferred full-text rows of the jobs before `pending_from` are written. Every job
-  // that is not itself a deferring insert runs after them: a delete (or a tag rule's search)
-  // must see the batch's earlier messages whole, or a message deleted in the same batch
-  // would get index rows after its data was gone, and the next message given that data id
-  // would fail on them (found by a delete-all under SMTP load).
+  // The deferred full-text rows of the jobs before `pending_from` are written. A job that
+  // deletes messages runs after them: otherwise a message deleted in the same batch would
+  // get index rows after its data was gone, and the next message given that data id would
+  // fail on them (found by a delete-all under SMTP load). Other jobs do not touch the
+  // full-text tables (a tag rule searches only its own, inline-indexed row).
   std::size_t pending_from = 0;
   auto write_pending_index = [&](std::size_t until) {
     for (; !fatal && pending_from < until; ++pending_from) {
@@ -413,7 +412,7 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
           space = std::numeric_limits<std::uint64_t>::max();  // unknown: SQLite will tell
           log_.warn("store could not measure free space", {{"error", e.what()}});
         }
-        const bool low = *space < opts_.min_free_space + batch[i].bytes;
+        const bool low = *space < opts_.min_free_space;
         if (low != low_space_) {
           low_space_ = low;
           if (low) {
@@ -430,7 +429,7 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
       }
       *space -= batch[i].bytes;
     }
-    if (!batch[i].index) {
+    if (batch[i].deletes_messages) {
       write_pending_index(i);
       if (fatal) break;
     }
@@ -892,6 +891,7 @@ asio::awaitable<std::uint64_t> sqlite_store::remove(std::string mailbox, message
   auto f = std::make_shared<sql_filter>(selector_filter(mailbox, which));
   auto removed = std::make_shared<std::vector<std::string>>();
   write_job job;
+  job.deletes_messages = true;
   job.run = [this, f, removed](database& db) {
     removed->clear();
     statement s(db.get(), "DELETE FROM messages WHERE seq IN (SELECT m.seq FROM messages m WHERE " +

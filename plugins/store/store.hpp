@@ -172,14 +172,16 @@ class sqlite_store final : public mailbox_service {
     std::uint64_t bytes = 0;
     // A new message: refused without running while the disk is below min_free_space.
     bool needs_space = false;
+    // Deletes messages: runs after the earlier jobs' deferred index rows are written.
+    bool deletes_messages = false;
     // Runs on the writer thread, inside the batch transaction (unless standalone).
     std::function<write_result(database&)> run;
     // Runs on the writer thread inside the batch transaction once every job's savepoint
     // is released: the full-text rows. FTS5 flushes its pending index into a new segment
     // at every SAVEPOINT, so rows written inside the per-job savepoints made one segment
     // (and merge work) per message; written together they make one per batch. A failure
-    // here fails the whole batch (nothing of it is acknowledged). A job without `index`
-    // runs only after the earlier jobs' index rows are written (run_batch).
+    // here fails the whole batch (nothing of it is acknowledged). A job that deletes
+    // messages runs only after the earlier jobs' index rows are written (run_batch).
     std::function<void(database&)> index;
     // Runs on the writer thread after a successful commit: caches, events, metrics.
     std::function<void(const write_result&)> after_commit;

@@ -177,7 +177,11 @@ awaitable<response> get_message(request_context& ctx) {
   if (!m->read) {
     message_selector sel;
     sel.ids.push_back(*id);
-    co_await ctx.env.store->set_read(ctx.mailbox, std::move(sel), true);
+    // Reading a message works on a full disk too; only its read flag stays unset.
+    try {
+      co_await ctx.env.store->set_read(ctx.mailbox, std::move(sel), true);
+    } catch (const storage_full_error&) {
+    }
   }
   co_return json_response(ctx.req, mailpit::message_json(*m));
 }

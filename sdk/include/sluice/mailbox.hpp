@@ -103,8 +103,6 @@ struct store_info {
   std::uint64_t deleted_total = 0;  // messages deleted since start (API, POP3, pruning)
 };
 
-// Which messages a bulk operation applies to: the listed ids, or those matching a query,
-// or (neither) every message of the mailbox.
 // A change the mailbox could not make because its disk is full; what() is safe to show.
 // (The HTTP API answers 507 Insufficient Storage with it.)
 class storage_full_error : public std::runtime_error {
@@ -112,6 +110,8 @@ class storage_full_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Which messages a bulk operation applies to: the listed ids, or those matching a query,
+// or (neither) every message of the mailbox.
 struct message_selector {
   std::vector<std::string> ids;
   std::optional<std::string> query;

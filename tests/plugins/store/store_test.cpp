@@ -687,27 +687,54 @@ TEST_F(StoreTest, DeleteAllBatchedWithInsertsLeavesNoIndexRowsBehind) {
             0);
 }
 
-// A database left with such rows by an older version heals when it is opened.
-TEST_F(StoreTest, IndexRowsAboveTheLastMessageAreRemovedAtOpen) {
+// A database left with such rows by an older version heals when it is opened: migration 5
+// removes every one, and rows above the last data id go at every open.
+TEST_F(StoreTest, IndexRowsOfDeletedMessagesAreRemovedAtOpen) {
   auto s = open();
-  ASSERT_TRUE(put(*s, make_message(sample_message("kept"))).ok());
+  auto gone = make_message(sample_message("gone"));
+  ASSERT_TRUE(put(*s, make_message(sample_message("kept1"))).ok());  // data id 1
+  ASSERT_TRUE(put(*s, gone).ok());                                   // 2
+  ASSERT_TRUE(put(*s, make_message(sample_message("kept3"))).ok());  // 3
+  ASSERT_EQ(run(s->remove("default", {.ids = {gone->id}})), 1u);
   s.reset();
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "store.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "INSERT INTO messages_fts(rowid, subject) VALUES(2, 'stray');"
-                         "INSERT INTO messages_fts(rowid, subject) VALUES(3, 'stray');"
-                         "INSERT INTO body_fts(rowid, body) VALUES(2, 'stray')",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  const char* strays =
+      "INSERT INTO messages_fts(rowid, subject) VALUES(2, 'stray');"  // below the last id
+      "INSERT INTO body_fts(rowid, body) VALUES(2, 'stray');"
+      "INSERT INTO messages_fts(rowid, subject) VALUES(4, 'stray');"  // above it
+      "INSERT INTO messages_fts(rowid, subject) VALUES(5, 'stray');"
+      "INSERT INTO body_fts(rowid, body) VALUES(4, 'stray')";
+  for (const bool as_version_4 : {true, false}) {
+    SCOPED_TRACE(as_version_4 ? "migration 5" : "at every open");
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir_ / "store.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, strays, nullptr, nullptr, nullptr), SQLITE_OK);
+    if (as_version_4) {
+      ASSERT_EQ(sqlite3_exec(db, "PRAGMA user_version=4", nullptr, nullptr, nullptr), SQLITE_OK);
+    } else {
+      // Only those above the last id go at an open without a migration.
+      ASSERT_EQ(sqlite3_exec(db,
+                             "DELETE FROM messages_fts WHERE rowid = 2;"
+                             "DELETE FROM body_fts WHERE rowid = 2",
+                             nullptr, nullptr, nullptr),
+                SQLITE_OK);
+    }
+    sqlite3_close(db);
+    s = open();
+    EXPECT_EQ(run(s->search({.query = "subject:stray"})).matched, 0u);
+    s.reset();
+    const auto path = dir_ / "store.db";
+    EXPECT_EQ(scalar(path, "SELECT count(*) FROM messages_fts"), 2);
+    EXPECT_EQ(scalar(path,
+                     "SELECT count(*) FROM body_fts WHERE rowid NOT IN"
+                     " (SELECT id FROM message_data)"),
+              0);
+  }
   s = open();
   for (int i = 0; i < 3; ++i) {
     auto r = put(*s, make_message(sample_message("new" + std::to_string(i))));
     EXPECT_TRUE(r.ok()) << r.error;
   }
-  EXPECT_EQ(count(*s, "default"), 4u);
-  EXPECT_EQ(run(s->search({.query = "subject:stray"})).matched, 0u);
+  EXPECT_EQ(count(*s, "default"), 5u);
   EXPECT_EQ(run(s->search({.query = "subject:new1"})).matched, 1u);
 }
 

@@ -711,6 +711,7 @@ function on_event(type, data) {
     case 'changed': // a bulk change of many messages (in place of one event each)
     case 'prune':
       reload_list();
+      load_mailboxes(1000);
       load_tags();
       if (msg_view) {
         const id = msg_view.id;
