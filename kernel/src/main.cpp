@@ -31,6 +31,13 @@ namespace {
 
 using sluice::kernel::plugin_loader;
 
+// The -c and --plugin-dir lines of the overview and of `sluice serve --help`.
+#define CONFIG_AND_PLUGIN_DIR_OPTIONS                                          \
+  "  -c, --config FILE    configuration file (default: $SLUICE_CONFIG, else\n" \
+  "                       <prefix>/etc/sluice/sluice.yaml)\n"                  \
+  "  --plugin-dir DIR     search DIR for plugins first (repeatable; also\n"    \
+  "                       SLUICE_PLUGIN_PATH, colon-separated)\n"
+
 constexpr const char* usage_text =
     "Usage: sluice [COMMAND] [OPTIONS]\n"
     "\n"
@@ -43,11 +50,7 @@ constexpr const char* usage_text =
     "  plugins        list the plugins found, their versions, and why any was refused\n"
     "%COMMANDS%"
     "\n"
-    "Options:\n"
-    "  -c, --config FILE    configuration file (default: $SLUICE_CONFIG, else\n"
-    "                       <prefix>/etc/sluice/sluice.yaml)\n"
-    "  --plugin-dir DIR     search DIR for plugins first (repeatable; also\n"
-    "                       SLUICE_PLUGIN_PATH, colon-separated)\n"
+    "Options:\n" CONFIG_AND_PLUGIN_DIR_OPTIONS
     "  --ready-file FILE    serve: write {pid, listeners} as JSON once listening\n"
     "  --print              check-config: print the configuration (YAML) on stdout\n"
     "  -h, --help           this text; `sluice COMMAND --help` for a command\n"
@@ -118,11 +121,7 @@ constexpr const char* serve_help =
     "configuration: pipelines are swapped atomically; listeners and services keep running\n"
     "and change only on a restart. Files and directories are created with umask 077.\n"
     "\n"
-    "Options:\n"
-    "  -c, --config FILE    configuration file (default: $SLUICE_CONFIG, else\n"
-    "                       <prefix>/etc/sluice/sluice.yaml)\n"
-    "  --plugin-dir DIR     search DIR for plugins first (repeatable; also\n"
-    "                       SLUICE_PLUGIN_PATH, colon-separated)\n"
+    "Options:\n" CONFIG_AND_PLUGIN_DIR_OPTIONS
     "  --ready-file FILE    write {pid, listeners: {name: [endpoints]}} as JSON once\n"
     "                       listening (written to FILE.tmp, then renamed)\n"
     "  Mailpit's flags (see `sluice --help`) start Sluice as a Mailpit replacement.\n"

@@ -180,6 +180,7 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
     log_.info("store schema migrated", {{"from", found}, {"to", std::int64_t{schema_version()}}});
   }
   repair_index(db);
+  page_size_ = static_cast<std::uint64_t>(db.query_int("PRAGMA page_size"));
   {
     statement s(db.get(), "SELECT name FROM mailboxes UNION SELECT DISTINCT mailbox FROM messages");
     while (s.step())
@@ -214,18 +215,13 @@ std::uint64_t sqlite_store::space_available(database& db) {
   if (::statvfs(dir.c_str(), &fs) != 0) {
     throw std::system_error(errno, std::generic_category(), "statvfs " + dir.string());
   }
-  std::uint64_t pages = 0, page_size = 0;
+  std::uint64_t pages = 0;
   {
     auto s = db.cached("PRAGMA freelist_count");
     if (s->step()) pages = static_cast<std::uint64_t>(s->column_int(0));
     s->reset();
   }
-  {
-    auto s = db.cached("PRAGMA page_size");
-    if (s->step()) page_size = static_cast<std::uint64_t>(s->column_int(0));
-    s->reset();
-  }
-  return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize + pages * page_size;
+  return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize + pages * page_size_;
 }
 
 void sqlite_store::repair_index(database& db) {

@@ -259,6 +259,7 @@ class sqlite_store final : public mailbox_service {
   std::atomic<std::uint64_t> deleted_{0};  // API/POP3 deletes and pruning, since start
   std::size_t last_batch_size_ = 0;        // writer thread only
   bool low_space_ = false;                 // writer thread: the last check was below min_free_space
+  std::uint64_t page_size_ = 4096;         // of the database, read once at open
 
   std::optional<std::uint64_t> delivery_subscription_;  // on events_
 
