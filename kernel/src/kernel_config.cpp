@@ -151,6 +151,7 @@ void read_document(kernel_config& cfg, const config_node& root, const std::files
       }
       cfg.spill_threshold = sp->get_size("spill_threshold", cfg.spill_threshold);
       if (cfg.spill_threshold > (1ull << 30)) sp->at("spill_threshold").fail("must be at most 1GB");
+      cfg.spool_min_free_space = sp->get_size("min_free_space", cfg.spool_min_free_space);
     }
     cfg.shutdown_timeout = root.get_duration("shutdown_timeout", cfg.shutdown_timeout);
     if (auto t = root.find("threads")) {

@@ -65,6 +65,8 @@ struct kernel_config {
   std::filesystem::path spool_dir;
   bool durability_full = false;
   std::size_t spill_threshold = 1024 * 1024;
+  // The spool refuses new messages (452 4.3.1) while its file system has less free space.
+  std::uint64_t spool_min_free_space = 64ull * 1024 * 1024;
   std::chrono::milliseconds shutdown_timeout{std::chrono::seconds(30)};
   unsigned io_threads = 0;      // 0: one per core
   unsigned worker_threads = 0;  // 0: one per core, at least 2

@@ -169,9 +169,31 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
       mlog.warn("stage prefetch failed", {{"stage", s.name}, {"error", e.what()}});
     }
   }
+  // A pipeline with deferred stages needs the spool as well as its committing stages. The
+  // message is held in the spool before the first committing stage runs and released into
+  // it after the inline phase: a spool that cannot take it fails the message before a store
+  // has it, so the client's retry does not store it twice.
+  const bool spooled = !p->deferred_stages.empty();
+  std::optional<spool::held> held;
+  auto spool_failed = [&](std::error_code ec) {
+    mlog.error("spool write failed", {{"error", ec.message()}});
+    auto v =
+        ec == std::errc::no_space_on_device
+            ? verdict::tempfail(452, "4.3.1", "Insufficient system storage")
+            : verdict::tempfail(451, "4.3.0", "Requested action aborted: cannot queue message");
+    return submit_result{v.kind, v.reply, {}};
+  };
   bool skip_filters = false;  // after accept or quarantine only committing stages run
   for (const auto& s : p->inline_stages) {
     if (skip_filters && !s.traits.commits) continue;
+    if (spooled && s.traits.commits && !held && !msg->quarantined) {
+      if (!spool_) {
+        auto v = verdict::local_error();
+        co_return submit_result{v.kind, v.reply, {}};
+      }
+      held.emplace();
+      if (auto ec = co_await spool_->hold(p, msg, *held)) co_return spool_failed(ec);
+    }
     stage_call call{phase::inline_, 1, p->name, mlog.with({"stage", s.name})};
     verdict v = co_await call_stage(s, msg, std::move(call));
     metrics_
@@ -193,27 +215,35 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
         break;
       case verdict_kind::discard:
         mlog.info("discarded", {{"stage", s.name}});
+        if (held) co_await spool_->drop(*held);
         co_return submit_result{verdict_kind::discard, v.reply, msg->id};
       case verdict_kind::reject:
       case verdict_kind::tempfail:
         mlog.info(v.kind == verdict_kind::reject ? "rejected" : "deferred by stage",
                   {{"stage", s.name}, {"code", v.reply.code}, {"reply", v.reply.text}});
+        if (held) co_await spool_->drop(*held);
         co_return submit_result{v.kind, v.reply, {}};
     }
   }
   // The commit point. Committing stages have stored the message; the spool keeps it for
   // the deferred stages. Acknowledge only after both.
-  if (!p->deferred_stages.empty() && !msg->quarantined) {
+  if (spooled && !msg->quarantined) {
     if (!spool_) {
       auto v = verdict::local_error();
       co_return submit_result{v.kind, v.reply, {}};
     }
-    auto ec = co_await spool_->put(p, msg);
+    auto ec = held ? co_await spool_->release(p, msg, *held) : co_await spool_->put(p, msg);
     if (ec) {
-      mlog.error("spool write failed", {{"error", ec.message()}});
-      auto v = verdict::tempfail(451, "4.3.0", "Requested action aborted: cannot queue message");
-      co_return submit_result{v.kind, v.reply, {}};
+      if (held) {
+        // The committing stages have the message, the spool does not: the client's retry
+        // will store it again. Only a failed rename (or record rewrite) gets here.
+        mlog.error("spool release failed after the message was committed",
+                   {{"error", ec.message()}});
+      }
+      co_return spool_failed(ec);
     }
+  } else if (held) {
+    co_await spool_->drop(*held);  // quarantined after the hold: no deferred stages run
   }
   result.kind = msg->quarantined ? verdict_kind::quarantine : verdict_kind::accept;
   result.reply = {250, "2.0.0", "Ok: queued as " + msg->id};

@@ -331,9 +331,9 @@ void server::build() {
                  std::make_shared<pipelines_service>(k.runner.get()));
   const bool check = k.opts.check_only;
   if (!check) {
-    k.spool_q =
-        std::make_shared<spool>(*k.io_ctx, *k.pool, k.cfg.spool_dir, k.cfg.durability_full,
-                                *k.runner, *k.metrics_svc, k.events_svc.get(), logger("spool"));
+    k.spool_q = std::make_shared<spool>(*k.io_ctx, *k.pool, k.cfg.spool_dir, k.cfg.durability_full,
+                                        k.cfg.spool_min_free_space, *k.runner, *k.metrics_svc,
+                                        k.events_svc.get(), logger("spool"));
     k.spool_q->prepare();
     k.runner->set_spool(k.spool_q.get());
   }

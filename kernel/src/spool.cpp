@@ -2,6 +2,7 @@
 #include "spool.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <boost/asio/bind_executor.hpp>
@@ -80,13 +81,14 @@ std::chrono::milliseconds backoff(const retry_policy& r, unsigned attempts) {
 }  // namespace
 
 spool::spool(asio::io_context& io, asio::thread_pool& workers, std::filesystem::path dir,
-             bool durability_full, pipeline_runner& runner, sluice::metrics& m, sluice::events* ev,
-             sluice::logger log)
+             bool durability_full, std::uint64_t min_free_space, pipeline_runner& runner,
+             sluice::metrics& m, sluice::events* ev, sluice::logger log)
     : workers_(workers),
       dir_(std::move(dir)),
       incoming_(dir_ / "incoming"),
       queue_(dir_ / "queue"),
       full_(durability_full),
+      min_free_(min_free_space),
       runner_(runner),
       metrics_(m),
       events_(ev),
@@ -107,7 +109,7 @@ std::size_t spool::queued() const {
   return queued_;
 }
 
-std::error_code spool::write_record(const record& r) const {
+std::string spool::serialize(const record& r) {
   json::object o;
   o["id"] = r.id;
   o["pipeline"] = r.pipeline;
@@ -127,12 +129,26 @@ std::error_code spool::write_record(const record& r) const {
   }
   o["stages"] = std::move(stages);
   o["message"] = r.message;
-  auto tmp = queue_ / (r.id + ".json.tmp");
-  if (auto ec = write_file(tmp, json::serialize(o), full_)) return ec;
+  return json::serialize(o);
+}
+
+std::error_code spool::write_json(const std::string& id, const std::string& json,
+                                  const std::filesystem::path& target) const {
+  auto tmp = queue_ / (id + ".json.tmp");
+  auto ec = write_file(tmp, json, full_);
   // The rename is the moment the message (or its new state) exists in the spool.
-  if (::rename(tmp.c_str(), meta(r.id).c_str()) != 0) return errno_code();
+  if (!ec && ::rename(tmp.c_str(), target.c_str()) != 0) ec = errno_code();
+  if (ec) {
+    std::error_code ignored;
+    std::filesystem::remove(tmp, ignored);
+    return ec;
+  }
   if (full_) return sync_path(queue_);
   return {};
+}
+
+std::error_code spool::write_record(const record& r) const {
+  return write_json(r.id, serialize(r), meta(r.id));
 }
 
 bool spool::read_record(const std::string& id, record& r) const {
@@ -178,13 +194,13 @@ void spool::remove_files(const std::string& id) const {
   std::filesystem::remove(eml(id), ec);
 }
 
-asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
-                                            std::shared_ptr<message> msg) {
+spool::record spool::make_record(const pipeline& p, const message& msg,
+                                 std::int64_t created_ms) const {
   record r;
-  r.id = msg->id;
-  r.pipeline = p->name;
-  r.created_ms = now_ms();
-  for (auto& s : p->deferred_stages) {
+  r.id = msg.id;
+  r.pipeline = p.name;
+  r.created_ms = created_ms;
+  for (auto& s : p.deferred_stages) {
     r.stages.push_back({s.name,
                         s.after.empty() ? "pending" : "waiting",
                         0,
@@ -193,15 +209,39 @@ asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
                         s.after,
                         s.after.empty() ? std::string() : s.when});
   }
-  r.message["envelope"] = envelope_to_json(msg->envelope);
-  r.message["edits"] = edits_to_json(msg->edits);
-  r.message["attributes"] = msg->attributes;
-  r.message["quarantined"] = msg->quarantined;
+  r.message["envelope"] = envelope_to_json(msg.envelope);
+  r.message["edits"] = edits_to_json(msg.edits);
+  r.message["attributes"] = msg.attributes;
+  r.message["quarantined"] = msg.quarantined;
+  return r;
+}
+
+asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
+                                            std::shared_ptr<message> msg) {
+  held h;
+  if (auto ec = co_await hold(p, msg, h)) co_return ec;
+  co_return co_await release(p, msg, h);
+}
+
+asio::awaitable<std::error_code> spool::hold(std::shared_ptr<const pipeline> p,
+                                             std::shared_ptr<message> msg, held& out) {
+  out.id = msg->id;
+  out.created_ms = now_ms();
+  out.json = serialize(make_record(*p, *msg, out.created_ms));
   auto self = shared_from_this();
   // The job is a named local, not a temporary inside the co_await expression: GCC 12
   // destroys such temporaries twice.
-  auto job = [self, r, msg]() {
-    auto target = self->eml(r.id);
+  auto job = [self, id = out.id, json = out.json, msg]() {
+    if (self->min_free_ > 0) {
+      struct statvfs fs {};
+      if (::statvfs(self->queue_.c_str(), &fs) == 0) {
+        const auto avail = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+        if (avail < self->min_free_ + msg->raw->size() + json.size()) {
+          return std::make_error_code(std::errc::no_space_on_device);
+        }
+      }
+    }
+    auto target = self->eml(id);
     std::error_code ec;
     const auto& file = msg->raw->file();
     // A spilled body is already on this file system: a hard link costs no copy.
@@ -212,12 +252,60 @@ asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
     } else {
       ec = write_file(target, msg->raw->to_string(), self->full_);
     }
-    if (!ec) ec = self->write_record(r);
-    if (ec) self->remove_files(r.id);
+    if (!ec) ec = self->write_json(id, json, self->held_meta(id));
+    if (ec) {
+      std::error_code ignored;
+      std::filesystem::remove(self->held_meta(id), ignored);
+      std::filesystem::remove(target, ignored);
+    }
+    return ec;
+  };
+  co_return co_await offload(workers_, std::move(job));
+}
+
+asio::awaitable<std::error_code> spool::release(std::shared_ptr<const pipeline> p,
+                                                std::shared_ptr<message> msg, const held& h) {
+  auto r = make_record(*p, *msg, h.created_ms);
+  auto json = serialize(r);
+  auto self = shared_from_this();
+  auto job = [self, id = h.id, same = json == h.json, json = std::move(json)]() {
+    std::error_code ec;
+    if (same) {
+      // What was held is what the deferred stages need: the rename puts it in the spool.
+      if (::rename(self->held_meta(id).c_str(), self->meta(id).c_str()) != 0) ec = errno_code();
+      if (!ec && self->full_) ec = sync_path(self->queue_);
+    } else {
+      // A committing stage (or one after it) changed the message: write the new record.
+      ec = self->write_json(id, json, self->meta(id));
+      std::error_code ignored;
+      if (!ec) std::filesystem::remove(self->held_meta(id), ignored);
+    }
+    if (ec) {
+      std::error_code ignored;
+      std::filesystem::remove(self->held_meta(id), ignored);
+      self->remove_files(id);
+    }
     return ec;
   };
   auto ec = co_await offload(workers_, std::move(job));
   if (ec) co_return ec;
+  schedule_new(r);
+  co_return std::error_code{};
+}
+
+asio::awaitable<void> spool::drop(const held& h) {
+  auto self = shared_from_this();
+  auto job = [self, id = h.id]() {
+    std::error_code ignored;
+    std::filesystem::remove(self->held_meta(id), ignored);
+    std::filesystem::remove(self->eml(id), ignored);
+    return 0;
+  };
+  co_await offload(workers_, std::move(job));
+}
+
+void spool::schedule_new(const record& r) {
+  auto self = shared_from_this();
   asio::post(strand_, [self, r]() {
     ++self->queued_;
     self->metrics_.get_gauge("sluice_spool_messages", "Messages in the spool")
@@ -226,7 +314,6 @@ asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
       if (s.status == "pending") self->schedule(r.id, s.name, s.next_ms);
     }
   });
-  co_return std::error_code{};
 }
 
 void spool::recover() {
@@ -234,7 +321,8 @@ void spool::recover() {
   std::set<std::string> ids;
   for (auto& e : std::filesystem::directory_iterator(queue_)) {
     auto name = e.path().filename().string();
-    if (name.ends_with(".json.tmp")) {
+    if (name.ends_with(".json.tmp") || name.ends_with(".json.held")) {
+      // A held record's message was never acknowledged: the client sends it again.
       std::filesystem::remove(e.path());
     } else if (name.ends_with(".json")) {
       ids.insert(name.substr(0, name.size() - 5));

@@ -6,10 +6,15 @@
 //                  or a copy of the in-memory one)
 //   queue/<id>.json envelope, header edits, attributes, and per deferred stage: status,
 //                  attempts, next attempt time, last reply
+//   queue/<id>.json.held  the record of a message whose committing stages (a store) have
+//                  not finished yet: removed at start, its message was never acknowledged
 // A message is in the spool once its .json exists: it is written to a temporary name and
-// renamed over, after the .eml is complete. With durability "full" both files and the
-// directory are fsynced before put() completes; otherwise the page cache carries them
-// across a SIGKILL.
+// renamed over, after the .eml is complete. A pipeline that commits inline as well (store,
+// then relay) holds the message first: body and record are written before the store stage
+// runs, and renamed into the spool after it, so a spool that cannot take the message
+// (full, failing) fails it before it is stored and the client's retry makes no duplicate. With
+// durability "full" both files and the directory are fsynced before put() completes; otherwise the
+// page cache carries them across a SIGKILL.
 //
 // Each pending stage of each message is retried with exponential backoff (initial, ×2,
 // capped at max, ±20 % jitter) until it succeeds, fails permanently (reject), or its
@@ -40,17 +45,34 @@ namespace sluice::kernel {
 class spool : public std::enable_shared_from_this<spool> {
  public:
   spool(boost::asio::io_context& io, boost::asio::thread_pool& workers, std::filesystem::path dir,
-        bool durability_full, pipeline_runner& runner, sluice::metrics& m, sluice::events* ev,
-        sluice::logger log);
+        bool durability_full, std::uint64_t min_free_space, pipeline_runner& runner,
+        sluice::metrics& m, sluice::events* ev, sluice::logger log);
+
+  // A message written to the spool but not yet in it (hold → release or drop).
+  struct held {
+    std::string id;
+    std::string json;  // the record as written
+    std::int64_t created_ms = 0;
+  };
 
   // Creates the directories and empties incoming/. Throws std::system_error.
   void prepare();
   const std::filesystem::path& incoming_dir() const { return incoming_; }
   // Schedules every message found in queue/.
   void recover();
-  // Makes msg durable for the deferred stages of p and schedules them.
+  // Makes msg durable for the deferred stages of p and schedules them: hold, then release.
   boost::asio::awaitable<std::error_code> put(std::shared_ptr<const pipeline> p,
                                               std::shared_ptr<message> msg);
+  // Writes msg's body and its record under the held name. Fails with ENOSPC, writing
+  // nothing, while the file system's free space is below min_free_space plus the message.
+  boost::asio::awaitable<std::error_code> hold(std::shared_ptr<const pipeline> p,
+                                               std::shared_ptr<message> msg, held& out);
+  // Puts a held message into the spool (rewriting its record if msg changed since the
+  // hold) and schedules its stages. On failure the held files are removed.
+  boost::asio::awaitable<std::error_code> release(std::shared_ptr<const pipeline> p,
+                                                  std::shared_ptr<message> msg, const held& h);
+  // Removes a held message (the pipeline did not accept it).
+  boost::asio::awaitable<void> drop(const held& h);
   // No new attempts start after this; attempts in flight finish (they hold the gate).
   void stop();
   std::shared_ptr<gate> attempts_gate() const { return gate_; }
@@ -81,15 +103,25 @@ class spool : public std::enable_shared_from_this<spool> {
   void arm_timer();
   void run_due();
   boost::asio::awaitable<void> attempt(std::string id, std::string stage);
+  record make_record(const pipeline& p, const message& msg, std::int64_t created_ms) const;
+  static std::string serialize(const record& r);
+  // Writes `json` to a temporary name and renames it to `target`.
+  std::error_code write_json(const std::string& id, const std::string& json,
+                             const std::filesystem::path& target) const;
   std::error_code write_record(const record& r) const;
+  void schedule_new(const record& r);
   bool read_record(const std::string& id, record& r) const;
   void remove_files(const std::string& id) const;
   std::filesystem::path eml(const std::string& id) const { return queue_ / (id + ".eml"); }
   std::filesystem::path meta(const std::string& id) const { return queue_ / (id + ".json"); }
+  std::filesystem::path held_meta(const std::string& id) const {
+    return queue_ / (id + ".json.held");
+  }
 
   boost::asio::thread_pool& workers_;
   std::filesystem::path dir_, incoming_, queue_;
   bool full_;
+  std::uint64_t min_free_;
   pipeline_runner& runner_;
   sluice::metrics& metrics_;
   sluice::events* events_;

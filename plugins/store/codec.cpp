@@ -704,6 +704,17 @@ std::uint64_t prepared_message::stored_size() const noexcept {
   return raw_size;
 }
 
+std::uint64_t prepared_message::growth_estimate() const noexcept {
+  std::uint64_t bytes = stored_size() + view_blob.size() + envelope_json.size() +
+                        attributes_json.size() + edits_json.size() + index.body.size() +
+                        index.files.size() + index.subject.size() + index.from.size() +
+                        index.to.size() + index.cc.size() + index.bcc.size() +
+                        index.reply_to.size() + index.return_path.size() + index.message_id.size();
+  for (const auto& [name, value] : headers)
+    bytes += name.size() + value.size();
+  return 2 * bytes + 16 * 1024 * std::max<std::uint64_t>(1, mailboxes.size());
+}
+
 prepared_message prepare_message(const message& msg, std::string mailbox, int zstd_level,
                                  const std::filesystem::path& scratch_dir,
                                  const tag_sources& sources) {

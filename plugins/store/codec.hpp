@@ -138,6 +138,10 @@ struct prepared_message {
 
   // Bytes of the `raw` column: the frame's size, or the body's.
   std::uint64_t stored_size() const noexcept;
+  // How much storing it may grow the database's files: every row and index entry it
+  // writes goes to the WAL first and into the database at the checkpoint (so twice), plus
+  // page slack per stored copy. Checked against the free-space reserve.
+  std::uint64_t growth_estimate() const noexcept;
 };
 
 // Which parts of a message become tags (the store stage's `tags:` keys).

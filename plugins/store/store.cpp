@@ -419,11 +419,11 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
           }
         }
       }
-      if (*space < opts_.min_free_space + batch[i].bytes) {
+      if (*space < opts_.min_free_space + batch[i].space) {
         results[i] = {SQLITE_FULL, 0, "free space below the store's min_free_space"};
         continue;
       }
-      *space -= batch[i].bytes;
+      *space -= batch[i].space;
     }
     if (batch[i].deletes_messages) {
       write_pending_index(i);
@@ -772,6 +772,7 @@ asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_op
   write_job job;
   job.bytes = st->row.stored_size();
   job.needs_space = true;
+  job.space = st->row.growth_estimate();
   job.run = [this, st, defer_index](database& db) {
     st->added.clear();  // a retried savepoint starts over
     return insert_rows(db, st->row, st->options, st->added, defer_index, st->data_id);
@@ -848,7 +849,10 @@ asio::awaitable<write_result> sqlite_store::submit_checked(write_job job, const 
     throw sluice::storage_full_error("the mail store's disk is full (" + std::string(what) +
                                      " not done): free disk space");
   }
-  if (!r.ok()) throw std::runtime_error(std::string("store: ") + what + " failed: " + r.error);
+  if (!r.ok()) {
+    throw sluice::storage_error("the mail store failed (" + std::string(what) +
+                                " not done): " + r.error);
+  }
   co_return r;
 }
 
@@ -1208,8 +1212,23 @@ auto sqlite_store::read(F fn) -> asio::awaitable<std::invoke_result_t<F&, databa
         idle_readers_.pop_back();
       }
     }
-    if (!lease.db) lease.db = open_reader();
-    return fn(*lease.db);
+    try {
+      if (!lease.db) lease.db = open_reader();
+      return fn(*lease.db);
+    } catch (const sqlite_error& e) {
+      // The database could not be read (an I/O error, a damaged file): the caller gets an
+      // error it may show, not the message of an internal exception.
+      switch (e.primary()) {
+        case SQLITE_IOERR:
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+        case SQLITE_CANTOPEN:
+        case SQLITE_PROTOCOL:
+          throw sluice::storage_error(std::string("the mail store could not be read: ") + e.what());
+        default:
+          throw;
+      }
+    }
   };
   return run_blocking(readers_.get_executor(), std::move(on_reader));
 }

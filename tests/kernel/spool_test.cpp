@@ -7,6 +7,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
+#include <limits>
 #include <thread>
 
 #include "pipeline.hpp"
@@ -46,8 +47,10 @@ class scripted_stage final : public stage {
 };
 
 struct world {
-  explicit world(std::filesystem::path dir) : dir_(std::move(dir)) {
-    spool_ = std::make_shared<spool>(io, workers, dir_, false, runner, m, &ev, logger("spool"));
+  explicit world(std::filesystem::path dir, std::uint64_t min_free_space = 0)
+      : dir_(std::move(dir)) {
+    spool_ = std::make_shared<spool>(io, workers, dir_, false, min_free_space, runner, m, &ev,
+                                     logger("spool"));
     spool_->prepare();
     runner.set_spool(spool_.get());
     thread = std::thread([this] { io.run(); });
@@ -68,7 +71,7 @@ struct world {
     stage_instance store;
     store.name = "store";
     store.traits.commits = true;
-    store.impl = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+    store.impl = store_stage;
     p->inline_stages.push_back(store);
     auto add_deferred = [&](std::string name, std::shared_ptr<stage> impl) -> stage_instance& {
       stage_instance d;
@@ -102,6 +105,10 @@ struct world {
     return asio::co_spawn(io, runner.submit(pipeline_name, msg), asio::use_future).get();
   }
   std::string pipeline_name = "p";
+  // The inline committing stage of "p"; what it does can be replaced before install().
+  std::function<verdict(unsigned)> store_does = [](unsigned) { return verdict::next(); };
+  std::shared_ptr<scripted_stage> store_stage =
+      std::make_shared<scripted_stage>([this](unsigned a) { return store_does(a); });
   std::size_t files() const {
     std::size_t n = 0;
     for (auto& e : std::filesystem::directory_iterator(dir_ / "queue"))
@@ -365,6 +372,118 @@ TEST(spool, a_waiting_stage_survives_a_restart) {
   ASSERT_EQ(notify->attempts.size(), 1u);
   EXPECT_EQ(notify->attributes[0].at("deferred").at("relay").at("reply").as_string(),
             "550 5.7.1 refused");
+}
+
+// The spool takes the message before the committing stage stores it: held while the stage
+// runs, in the spool once it accepts, gone when it refuses.
+TEST(spool, a_message_is_held_while_the_committing_stage_runs) {
+  sluice::test::temp_dir d;
+  world w(d.path());
+  std::vector<std::string> seen;  // the queue's file names while the store stage runs
+  bool refuse = false;
+  w.store_does = [&](unsigned) {
+    for (auto& e : std::filesystem::directory_iterator(d.path() / "queue"))
+      seen.push_back(e.path().filename().string());
+    return refuse ? verdict::tempfail(451, "4.3.0", "store failed") : verdict::next();
+  };
+  auto relay = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w.install(relay, fast_retry());
+  auto r = w.submit("Subject: held\r\n\r\nbody\r\n");
+  ASSERT_EQ(r.kind, verdict_kind::accept);
+  ASSERT_EQ(seen.size(), 2u);
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen[0], r.id + ".eml");
+  EXPECT_EQ(seen[1], r.id + ".json.held");
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard l(relay->mu);
+    return relay->attempts.size() == 1 && w.files() == 0;
+  }));
+  EXPECT_EQ(relay->bodies[0], "Subject: held\r\n\r\nbody\r\n");
+
+  // The store refuses: nothing stays in the spool and no deferred stage runs.
+  refuse = true;
+  seen.clear();
+  r = w.submit("Subject: refused\r\n\r\nbody\r\n");
+  EXPECT_EQ(r.kind, verdict_kind::tempfail);
+  EXPECT_EQ(seen.size(), 2u);
+  EXPECT_EQ(w.files(), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::lock_guard l(relay->mu);
+  EXPECT_EQ(relay->attempts.size(), 1u);
+}
+
+// What the committing stage adds to the message reaches the deferred stages: the held
+// record is rewritten when the message changed after it was written.
+TEST(spool, what_the_committing_stage_adds_is_in_the_spooled_record) {
+  sluice::test::temp_dir d;
+  world w(d.path());
+  class tagging final : public stage {
+   public:
+    asio::awaitable<verdict> process(std::shared_ptr<message> msg, const stage_call&) override {
+      msg->attributes["stored_as"] = "42";
+      co_return verdict::next();
+    }
+  };
+  auto relay = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w.install(relay, fast_retry());
+  // Replace the committing stage of the installed pipeline with the tagging one.
+  auto set = std::make_shared<pipeline_set>(*w.runner.current());
+  auto p = std::make_shared<pipeline>(*set->pipelines["p"]);
+  p->inline_stages[0].impl = std::make_shared<tagging>();
+  set->pipelines["p"] = p;
+  w.runner.swap(set);
+  ASSERT_EQ(w.submit("Subject: tag\r\n\r\nbody\r\n").kind, verdict_kind::accept);
+  ASSERT_TRUE(wait_for([&] {
+    std::lock_guard l(relay->mu);
+    return relay->attempts.size() == 1;
+  }));
+  std::lock_guard l(relay->mu);
+  EXPECT_EQ(relay->attributes[0].at("stored_as").as_string(), "42");
+}
+
+// A crash between the hold and the release: the message was never acknowledged, so the
+// restart removes it and runs nothing for it.
+TEST(spool, a_held_message_found_at_start_is_removed_unrun) {
+  sluice::test::temp_dir d;
+  std::string id;
+  {
+    world w(d.path());
+    auto relay = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+    w.install(relay, fast_retry());
+    ASSERT_EQ(w.submit("Subject: a\r\n\r\nbody\r\n").kind, verdict_kind::accept);
+    ASSERT_TRUE(wait_for([&] { return w.files() == 0; }));
+  }
+  // What a process killed inside the store stage leaves behind.
+  sluice::test::write_file(d.path() / "queue/M1.eml", "Subject: b\r\n\r\nbody\r\n");
+  sluice::test::write_file(
+      d.path() / "queue/M1.json.held",
+      R"({"id":"M1","pipeline":"p","created_ms":1,"stages":[{"name":"relay",)"
+      R"("status":"pending","attempts":0,"next_ms":1,"last":""}],"message":{}})");
+  world w2(d.path());
+  auto relay = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w2.install(relay, fast_retry());
+  w2.spool_->recover();
+  EXPECT_EQ(w2.files(), 0u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::lock_guard l(relay->mu);
+  EXPECT_TRUE(relay->attempts.empty());
+  EXPECT_EQ(w2.spool_->queued(), 0u);
+}
+
+// Below min_free_space the spool refuses before the committing stage runs: 452 4.3.1, and
+// nothing was stored that the client's retry would store again.
+TEST(spool, below_min_free_space_the_message_is_refused_before_it_is_stored) {
+  sluice::test::temp_dir d;
+  world w(d.path(), std::numeric_limits<std::uint64_t>::max() / 2);
+  auto relay = std::make_shared<scripted_stage>([](unsigned) { return verdict::next(); });
+  w.install(relay, fast_retry());
+  auto r = w.submit("Subject: full\r\n\r\nbody\r\n");
+  EXPECT_EQ(r.kind, verdict_kind::tempfail);
+  EXPECT_EQ(r.reply.code, 452);
+  EXPECT_EQ(r.reply.enhanced, "4.3.1");
+  std::lock_guard l(w.store_stage->mu);
+  EXPECT_TRUE(w.store_stage->attempts.empty());
+  EXPECT_EQ(w.files(), 0u);
 }
 
 }  // namespace

@@ -509,6 +509,10 @@ class connection final : public std::enable_shared_from_this<connection<Stream>>
         st_->log.warn("request refused: the store's disk is full", {{"path", r.path}});
         co_return text_response(req, bhttp::status::insufficient_storage,
                                 std::string(e.what()) + "\n");
+      } catch (const sluice::storage_error& e) {
+        st_->log.error("request failed: the store failed", {{"path", r.path}, {"error", e.what()}});
+        co_return text_response(req, bhttp::status::internal_server_error,
+                                std::string(e.what()) + "\n");
       } catch (const std::exception& e) {
         st_->log.error("handler failed", {{"path", r.path}, {"error", e.what()}});
       } catch (...) {

@@ -110,6 +110,13 @@ class storage_full_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A read or change the mailbox could not do because its storage failed (an I/O error, a
+// damaged file); what() is safe to show. (The HTTP API answers 500 with it.)
+class storage_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Which messages a bulk operation applies to: the listed ids, or those matching a query,
 // or (neither) every message of the mailbox.
 struct message_selector {

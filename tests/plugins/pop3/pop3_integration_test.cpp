@@ -69,8 +69,8 @@ struct credentials {
 };
 
 const credentials& creds() {
-  static credentials* c = new credentials();
-  return *c;
+  static const credentials c;  // its directory is removed at exit
+  return c;
 }
 
 // One pop3 listener instance's YAML (indented as a list item under listeners:).

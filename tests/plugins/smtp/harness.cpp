@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -31,14 +32,36 @@
 namespace smtp_test {
 namespace fs = std::filesystem;
 
+namespace {
+// Every directory make_temp_dir created, removed when the test program exits.
+struct temp_dirs {
+  std::mutex mu;
+  std::vector<fs::path> paths;
+  ~temp_dirs() {
+    std::error_code ec;
+    for (const auto& p : paths)
+      fs::remove_all(p, ec);
+  }
+};
+temp_dirs& created_dirs() {
+  static temp_dirs dirs;
+  return dirs;
+}
+}  // namespace
+
 fs::path make_temp_dir(std::string_view prefix) {
   std::random_device rd;
+  auto& created = created_dirs();
   for (int i = 0; i < 100; ++i) {
     fs::path p =
         fs::temp_directory_path() /
         (std::string(prefix) + "-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
     std::error_code ec;
-    if (fs::create_directory(p, ec)) return p;
+    if (fs::create_directory(p, ec)) {
+      std::lock_guard lock(created.mu);
+      created.paths.push_back(p);
+      return p;
+    }
   }
   throw std::runtime_error("cannot create a temp dir");
 }

@@ -1,0 +1,366 @@
+// fault_test.cpp — I/O faults: the real sluice binary runs with tests/support/faultfs.c
+// preloaded, which makes writes (EIO or ENOSPC), syncs or reads of the files under its data
+// directory fail on demand. While they fail, no message gets a 250, every client gets a
+// clear 4xx or 5xx, and the process stays up; once they stop, mail is accepted again on the
+// same connection. Afterwards every acknowledged message is in the store byte-identical,
+// exactly once, and sluice stops with exit 0 (so, in the sanitizer build, with no leak).
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <stdlib.h>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+
+#include "sluice_test.hpp"
+#include "store_reader.hpp"
+
+namespace fs = std::filesystem;
+using sluice::test::line_client;
+using sluice::test::run_command;
+using sluice::test::shell_quote;
+using sluice::test::sluice_process;
+using sluice::test::temp_dir;
+
+namespace {
+
+// Two ways into the store: straight (capture) and with a deferred stage, so every message
+// also goes through the kernel's spool before its 250. Bodies over 64 KB spill to the spool
+// while they arrive.
+std::string config(const std::string& durability) {
+  return R"(log: {level: info}
+spool: {path: ./data/spool, spill_threshold: 64KB, durability: )" +
+         durability + R"(}
+services:
+  - {name: default, plugin: store, path: ./data/mail.db}
+listeners:
+  - {name: smtp, plugin: smtp, pipeline: capture, listen: ["127.0.0.1:0"]}
+  - {name: smtp_spool, plugin: smtp, pipeline: spooled, listen: ["127.0.0.1:0"]}
+  - {name: http, plugin: http, pipeline: capture, listen: ["127.0.0.1:0"]}
+pipelines:
+  - name: capture
+    stages: [{plugin: store, mailbox: default}]
+  - name: spooled
+    stages:
+      - {plugin: store, mailbox: default}
+      - {plugin: test_deferred, log: ./deferred.log}
+)";
+}
+
+std::string make_message(const std::string& tag, std::size_t size) {
+  std::string m = "From: fault@example.org\r\nTo: sink@example.org\r\nMessage-ID: <" + tag +
+                  "@fault.test>\r\nSubject: fault " + tag + "\r\n\r\n";
+  for (int line = 0; m.size() < size; ++line)
+    m += tag + " line " + std::to_string(line) + " " + std::string(60, 'a' + line % 26) + "\r\n";
+  return m;
+}
+
+// One SMTP session kept open across the phases of a test.
+class session {
+ public:
+  explicit session(const std::string& endpoint) : c_(endpoint, std::chrono::seconds(30)) {
+    EXPECT_TRUE(c_.read_reply().starts_with("220"));
+    c_.send("EHLO fault.test\r\n");
+    EXPECT_TRUE(c_.read_reply().starts_with("250"));
+  }
+  // The reply to the message's final dot (or the first reply that was not the expected one).
+  std::string send(const std::string& msg) {
+    c_.send("MAIL FROM:<fault@example.org>\r\n");
+    if (auto r = c_.read_reply(); !r.starts_with("250")) return r;
+    c_.send("RCPT TO:<sink@example.org>\r\n");
+    if (auto r = c_.read_reply(); !r.starts_with("250")) return r;
+    c_.send("DATA\r\n");
+    if (auto r = c_.read_reply(); !r.starts_with("354")) return r;
+    c_.send(msg + ".\r\n");
+    return c_.read_reply();
+  }
+  std::string noop() {
+    c_.send("NOOP\r\n");
+    return c_.read_reply();
+  }
+
+ private:
+  line_client c_;
+};
+
+struct http_reply {
+  int status = 0;
+  std::string body;
+};
+
+http_reply curl(const std::string& args) {
+  std::string out;
+  run_command("curl -sS --max-time 20 -w '\\n%{http_code}' " + args, &out, false,
+              std::chrono::seconds(30));
+  http_reply r;
+  auto nl = out.rfind('\n');
+  if (nl == std::string::npos) return r;
+  r.status = std::atoi(out.c_str() + nl + 1);
+  r.body = out.substr(0, nl);
+  return r;
+}
+
+// Starts sluice under faultfs. The fault control file is <dir>/fault.ctl; only files under
+// <dir>/data are affected (the log, <dir>/sluice.log, is not).
+class faulty {
+ public:
+  explicit faulty(std::string durability) : durability_(std::move(durability)) {
+    fs::create_directories(dir_.path() / "data");
+    data_ = fs::canonical(dir_.path() / "data");
+    ctl_ = dir_.path() / "fault.ctl";
+    start();
+  }
+  // Stops sluice (expecting exit 0) and starts it again over the same data.
+  void restart() {
+    EXPECT_EQ(proc_->stop(), 0) << proc_->log();
+    proc_.reset();
+    start();
+  }
+  sluice_process& proc() { return *proc_; }
+  const fs::path& dir() const { return dir_.path(); }
+  const fs::path& data() const { return data_; }
+  void fail(const std::string& words) {
+    fs::remove(hits_path());
+    sluice::test::write_file(ctl_, words);
+  }
+  void heal() { fs::remove(ctl_); }
+  // How many calls failed since the last fail().
+  std::size_t hits() const {
+    std::error_code ec;
+    auto n = fs::file_size(hits_path(), ec);
+    return ec ? 0 : n;
+  }
+  std::string api(const std::string& path) const {
+    return "http://" + proc_->host("http") + ":" + std::to_string(proc_->port("http")) + path;
+  }
+
+ private:
+  void start() {
+    const char* old = getenv("ASAN_OPTIONS");
+    std::string asan = old ? old : "";
+    // faultfs comes before the sanitizer runtime in the library list.
+    ::setenv("ASAN_OPTIONS",
+             (asan + (asan.empty() ? "" : ":") + "verify_asan_link_order=0").c_str(), 1);
+    ::setenv("LD_PRELOAD", SLUICE_FAULTFS, 1);
+    ::setenv("SLUICE_FAULT_DIR", data_.c_str(), 1);
+    ::setenv("SLUICE_FAULT_CTL", ctl_.c_str(), 1);
+    proc_.emplace(dir_.path(), config(durability_));
+    ::unsetenv("LD_PRELOAD");
+    ::unsetenv("SLUICE_FAULT_DIR");
+    ::unsetenv("SLUICE_FAULT_CTL");
+    if (asan.empty()) {
+      ::unsetenv("ASAN_OPTIONS");
+    } else {
+      ::setenv("ASAN_OPTIONS", asan.c_str(), 1);
+    }
+  }
+  fs::path hits_path() const { return fs::path(ctl_.string() + ".hits"); }
+  std::string durability_;
+  temp_dir dir_;
+  fs::path data_, ctl_;
+  std::optional<sluice_process> proc_;
+};
+
+std::string queued_id(const std::string& reply) {
+  auto pos = reply.find("queued as ");
+  return pos == std::string::npos ? std::string() : reply.substr(pos + 10);
+}
+
+// What the store holds after the run, checked against what was acknowledged.
+void expect_stored_exactly(const fs::path& dir, const std::map<std::string, std::string>& acked,
+                           const std::set<std::string>& refused_tags) {
+  sluice::test::store_reader store(dir, "data/mail.db");
+  for (const auto& [id, bytes] : acked) {
+    auto raw = store.raw(id, false);
+    ASSERT_TRUE(raw.has_value()) << "acknowledged message " << id << " is missing";
+    EXPECT_TRUE(*raw == bytes) << "acknowledged message " << id << " differs (" << raw->size()
+                               << " bytes stored, " << bytes.size() << " sent)";
+  }
+  std::map<std::string, int> seen;
+  for (auto& m : store.all())
+    ++seen[m.message_id];
+  for (auto& [mid, n] : seen)
+    EXPECT_EQ(n, 1) << mid << " stored " << n << " times";
+  for (const auto& tag : refused_tags)
+    EXPECT_EQ(seen.count(tag + "@fault.test"), 0u) << tag << " was refused but is stored";
+  EXPECT_EQ(seen.size(), acked.size());
+}
+
+// Write faults of one kind: every listener tempfails, the API reports the failure, and the
+// same connections work again once the disk does.
+void run_write_faults(const std::string& fault, const std::string& durability) {
+  faulty f(durability);
+  ASSERT_TRUE(f.proc().running());
+  const auto capture = f.proc().endpoints("smtp").at(0);
+  const auto spooled = f.proc().endpoints("smtp_spool").at(0);
+  session a(capture), b(spooled);
+  std::map<std::string, std::string> acked;
+  std::set<std::string> refused;
+  std::vector<std::pair<std::string, std::string>> retry;  // tag, message
+  const std::size_t sizes[] = {2 * 1024, 100 * 1024};
+  int n = 0;
+  auto send = [&](session& s, const char* where, bool expect_ok) {
+    for (auto size : sizes) {
+      auto tag = std::string(where) + "-" + std::to_string(n++);
+      auto msg = make_message(tag, size);
+      auto reply = s.send(msg);
+      if (expect_ok) {
+        EXPECT_TRUE(reply.starts_with("250")) << tag << ": " << reply;
+        if (auto id = queued_id(reply); !id.empty()) acked[id] = msg;
+      } else {
+        // A transient failure of this server: 451 (local error) or 452 (storage).
+        EXPECT_TRUE(reply.starts_with("451 4.") || reply.starts_with("452 4."))
+            << tag << " under " << fault << ": " << reply;
+        if (reply.starts_with("250")) {
+          if (auto id = queued_id(reply); !id.empty()) acked[id] = msg;
+        } else {
+          refused.insert(tag);
+          retry.emplace_back(tag, msg);
+        }
+      }
+    }
+  };
+  send(a, "capture", true);
+  send(b, "spooled", true);
+
+  f.fail(fault);
+  send(a, "capture", false);
+  send(b, "spooled", false);
+  EXPECT_GT(f.hits(), 0u) << "the fault never hit sluice";
+  // Reading still works; a change answers with an error and a message, never a 2xx.
+  auto list = f.proc().running() ? curl(shell_quote(f.api("/api/v1/messages"))) : http_reply{};
+  EXPECT_EQ(list.status, 200) << list.body;
+  auto del = curl("-X DELETE " + shell_quote(f.api("/api/v1/messages")));
+  EXPECT_TRUE(del.status == 500 || del.status == 507) << del.body;
+  EXPECT_TRUE(del.body.starts_with("the mail store")) << del.body;
+  auto read = curl("-X PUT -H 'Content-Type: application/json' -d '{\"Read\":true}' " +
+                   shell_quote(f.api("/api/v1/messages")));
+  EXPECT_TRUE(read.status == 500 || read.status == 507) << read.body;
+  EXPECT_TRUE(read.body.starts_with("the mail store")) << read.body;
+  EXPECT_TRUE(a.noop().starts_with("250"));
+  EXPECT_TRUE(b.noop().starts_with("250"));
+
+  f.heal();
+  // The client retries what was refused, on the same connections, and sends more.
+  for (auto& [tag, msg] : retry) {
+    auto reply = (tag.starts_with("capture") ? a : b).send(msg);
+    EXPECT_TRUE(reply.starts_with("250")) << tag << " retried: " << reply;
+    if (auto id = queued_id(reply); !id.empty()) acked[id] = msg;
+    refused.erase(tag);
+  }
+  send(a, "capture", true);
+  send(b, "spooled", true);
+  list = curl(shell_quote(f.api("/api/v1/messages?limit=1")));
+  EXPECT_EQ(list.status, 200) << list.body;
+  auto total = boost::json::parse(list.body).at("total").to_number<std::size_t>();
+  EXPECT_EQ(total, acked.size());
+
+  EXPECT_TRUE(f.proc().running()) << f.proc().log();
+  EXPECT_EQ(f.proc().stop(), 0) << f.proc().log();
+  expect_stored_exactly(f.dir(), acked, refused);
+}
+
+TEST(faults, write_eio_tempfails_mail_and_nothing_acknowledged_is_lost) {
+  run_write_faults("write=EIO", "normal");
+}
+
+TEST(faults, write_enospc_tempfails_mail_and_nothing_acknowledged_is_lost) {
+  run_write_faults("write=ENOSPC", "normal");
+}
+
+// Only the kernel's spool fails; the store works. Messages for the pipeline with a deferred
+// stage are refused before the store has them (so the retry stores each once); so are
+// bodies that spill to the spool while they arrive. The rest is accepted.
+TEST(faults, a_failing_spool_refuses_before_the_store_commits) {
+  faulty f("normal");
+  ASSERT_TRUE(f.proc().running());
+  session a(f.proc().endpoints("smtp").at(0)), b(f.proc().endpoints("smtp_spool").at(0));
+  std::map<std::string, std::string> acked;
+  auto keep = [&](const std::string& reply, const std::string& msg) {
+    if (auto id = queued_id(reply); !id.empty()) acked[id] = msg;
+  };
+  f.fail("write=EIO under=" + (f.data() / "spool").string());
+  const auto small = make_message("spool-small", 2048), big = make_message("spool-big", 100 * 1024),
+             direct = make_message("direct-small", 2048),
+             spilled = make_message("direct-big", 100 * 1024);
+  auto r1 = b.send(small), r2 = b.send(big), r3 = a.send(direct), r4 = a.send(spilled);
+  EXPECT_TRUE(r1.starts_with("451 4.3.0")) << r1;
+  EXPECT_TRUE(r2.starts_with("451 4.") || r2.starts_with("452 4.")) << r2;
+  EXPECT_TRUE(r3.starts_with("250")) << r3;
+  EXPECT_TRUE(r4.starts_with("451 4.") || r4.starts_with("452 4.")) << r4;
+  keep(r3, direct);
+  EXPECT_GT(f.hits(), 0u);
+  auto list = curl(shell_quote(f.api("/api/v1/messages?limit=1")));
+  EXPECT_EQ(boost::json::parse(list.body).at("total").to_number<std::size_t>(), 1u) << list.body;
+
+  f.heal();
+  for (auto* m : {&small, &big}) {
+    auto r = b.send(*m);
+    EXPECT_TRUE(r.starts_with("250")) << r;
+    keep(r, *m);
+  }
+  auto r = a.send(spilled);
+  EXPECT_TRUE(r.starts_with("250")) << r;
+  keep(r, spilled);
+  EXPECT_EQ(f.proc().stop(), 0) << f.proc().log();
+  // Nothing is left in the spool's incoming/ or queue/ (the deferred stage ran).
+  EXPECT_TRUE(fs::is_empty(f.data() / "spool/incoming"));
+  expect_stored_exactly(f.dir(), acked, {});
+}
+
+TEST(faults, failed_syncs_under_full_durability_tempfail_mail) {
+  run_write_faults("sync=EIO", "full");
+}
+
+// Read faults: the API answers with an error, not with wrong data, and recovers.
+TEST(faults, read_eio_fails_api_reads_cleanly_and_recovers) {
+  faulty f("normal");
+  ASSERT_TRUE(f.proc().running());
+  std::map<std::string, std::string> acked;
+  {
+    session a(f.proc().endpoints("smtp").at(0));
+    for (int i = 0; i < 3; ++i) {
+      auto msg = make_message("read-" + std::to_string(i), 20 * 1024);
+      auto reply = a.send(msg);
+      ASSERT_TRUE(reply.starts_with("250")) << reply;
+      acked[queued_id(reply)] = msg;
+    }
+  }
+  // After a restart nothing is in SQLite's page caches: every read goes to the file.
+  f.restart();
+  ASSERT_TRUE(f.proc().running());
+  const auto id = acked.begin()->first;
+  f.fail("read=EIO");
+  auto msg = curl(shell_quote(f.api("/api/v1/message/" + id)));
+  EXPECT_EQ(msg.status, 500) << msg.body;
+  EXPECT_TRUE(msg.body.starts_with("the mail store could not be read: ")) << msg.body;
+  auto raw = curl(shell_quote(f.api("/api/v1/message/" + id + "/raw")));
+  EXPECT_EQ(raw.status, 500) << raw.body;
+  EXPECT_TRUE(raw.body.starts_with("the mail store could not be read: ")) << raw.body;
+  auto search = curl(shell_quote(f.api("/api/v1/search?query=line")));
+  EXPECT_EQ(search.status, 500) << search.body;
+  EXPECT_TRUE(search.body.starts_with("the mail store could not be read: ")) << search.body;
+  session a(f.proc().endpoints("smtp").at(0));
+  auto during = make_message("read-during", 2048);
+  auto reply = a.send(during);
+  EXPECT_TRUE(reply.starts_with("250") || reply.starts_with("451 4.")) << reply;
+  if (auto qid = queued_id(reply); !qid.empty()) acked[qid] = during;
+  EXPECT_GT(f.hits(), 0u) << "the fault never hit sluice";
+
+  f.heal();
+  raw = curl(shell_quote(f.api("/api/v1/message/" + id + "/raw")));
+  EXPECT_EQ(raw.status, 200);
+  // The raw view carries the trace headers the SMTP listener added in front of the message.
+  EXPECT_TRUE(raw.body.ends_with("\r\n" + acked[id])) << raw.body.substr(0, 400);
+  if (!reply.starts_with("250")) {
+    reply = a.send(during);
+    EXPECT_TRUE(reply.starts_with("250")) << reply;
+    if (auto qid = queued_id(reply); !qid.empty()) acked[qid] = during;
+  }
+  EXPECT_EQ(f.proc().stop(), 0) << f.proc().log();
+  expect_stored_exactly(f.dir(), acked, {});
+}
+
+}  // namespace
