@@ -2,6 +2,7 @@
 #include "session.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <unordered_set>
 
@@ -348,7 +349,7 @@ void session::reset_transaction() {
   bdat_body_.reset();
   bdat_started_ = false;
   bdat_too_big_ = false;
-  bdat_failed_ = false;
+  bdat_failed_ = {};
 }
 
 void session::reset_session() {
@@ -748,9 +749,8 @@ awaitable<void> session::cmd_data(const command& c) {
   } else if (write_ec) {
     log_.error("spooling the message body failed", {{"error", write_ec.message()}});
     std::size_t n = cfg_.lmtp ? rcpts_.size() : 1;
-    for (std::size_t i = 0; i < n; ++i) {
-      reply(451, "4.3.0", "Requested action aborted: local error in processing");
-    }
+    for (std::size_t i = 0; i < n; ++i)
+      reply_write_failed(write_ec);
   } else {
     std::error_code ec;
     auto raw = body.finish(ec);
@@ -784,10 +784,19 @@ awaitable<bool> session::read_chunk(std::uint64_t n, bool keep) {
     }
     if (auto ec = bdat_body_->append(bytes)) {
       log_.error("spooling the message body failed", {{"error", ec.message()}});
-      bdat_failed_ = true;
+      bdat_failed_ = ec;
     }
   }
   co_return true;
+}
+
+void session::reply_write_failed(std::error_code ec) {
+  // A full disk is the client's cue to retry later, elsewhere if it can (RFC 3463 4.3.1).
+  if (ec == std::errc::no_space_on_device || ec.value() == EDQUOT) {
+    reply(452, "4.3.1", "Insufficient system storage");
+  } else {
+    reply(451, "4.3.0", "Requested action aborted: local error in processing");
+  }
 }
 
 awaitable<void> session::cmd_bdat(const command& c) {
@@ -841,7 +850,7 @@ awaitable<void> session::cmd_bdat(const command& c) {
   if (bdat_too_big_) {
     reply_message_too_big();
   } else if (bdat_failed_) {
-    reply(451, "4.3.0", "Requested action aborted: local error in processing");
+    reply_write_failed(bdat_failed_);
   } else {
     std::error_code ec;
     auto raw = bdat_body_->finish(ec);

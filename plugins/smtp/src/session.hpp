@@ -125,6 +125,8 @@ class session : public std::enable_shared_from_this<session> {
   boost::asio::awaitable<bool> read_chunk(std::uint64_t n, bool keep);
   boost::asio::awaitable<void> deliver(std::shared_ptr<const message_body> body);
   void reply_message_too_big();
+  // 452 4.3.1 for a full disk, else 451 4.3.0: writing the body to the spool failed.
+  void reply_write_failed(std::error_code ec);
   // Rolls the chaos dice for p; when a trigger fires, replies with its error and returns true.
   bool chaos_fired(chaos_service::point p);
 
@@ -183,7 +185,7 @@ class session : public std::enable_shared_from_this<session> {
   std::unique_ptr<body_builder> bdat_body_;
   bool bdat_started_ = false;
   bool bdat_too_big_ = false;
-  bool bdat_failed_ = false;
+  std::error_code bdat_failed_;  // spilling a chunk failed: the reply after LAST says so
 };
 
 }  // namespace sluice::smtp
