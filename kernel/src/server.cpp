@@ -514,7 +514,19 @@ int server::run() {
   auto signals = std::make_unique<asio::signal_set>(*k.io_ctx, SIGTERM, SIGINT, SIGHUP);
   k.start_signals(*signals);
   for (auto& [name, l] : k.listeners) {
-    l->start();
+    try {
+      l->start();
+    } catch (const std::system_error& e) {
+      // Name the listener and where it is configured: the address may be the plugin's
+      // default, which no `listen` key in the file shows.
+      const std::string& lname = name;
+      auto lc = std::find_if(k.cfg.listeners.begin(), k.cfg.listeners.end(),
+                             [&](const instance_config& c) { return c.name == lname; });
+      if (lc == k.cfg.listeners.end()) throw;
+      throw std::system_error(
+          e.code(), lc->node.where() + ": " + lc->node.path() + " (listener \"" + name + "\"): " +
+                        std::string(e.what()).substr(0, std::string(e.what()).rfind(": ")));
+    }
     for (auto& e : l->endpoints())
       k.log.info("listening", {{"listener", name}, {"address", e}});
   }

@@ -217,8 +217,8 @@ void run_write_faults(const std::string& fault, const std::string& durability,
       auto msg = make_message(tag, size);
       // The large one goes as BDAT on the direct listener: it spills to the spool chunk by
       // chunk instead of line by line.
-      auto reply = size > 64 * 1024 && std::string_view(where) == "capture" ? s.send_bdat(msg)
-                                                                            : s.send(msg);
+      auto reply =
+          size > 64 * 1024 && std::string_view(where) == "capture" ? s.send_bdat(msg) : s.send(msg);
       if (expect_ok) {
         EXPECT_TRUE(reply.starts_with("250")) << tag << ": " << reply;
         if (auto id = queued_id(reply); !id.empty()) acked[id] = msg;

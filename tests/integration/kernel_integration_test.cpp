@@ -1,8 +1,13 @@
 // kernel_integration_test.cpp — the kernel through the real binary: SIGHUP reload swaps
 // pipelines while listeners and open sessions keep running, a bad reload keeps the old
 // configuration, JSON logs, and deferred stages retried from the spool across a SIGKILL.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <sstream>
@@ -221,6 +226,44 @@ TEST(logging, json_lines_parse) {
     ++lines;
   }
   EXPECT_GT(lines, 3);
+}
+
+// An address that cannot be bound (here: one this test holds) stops serve with exit 71 and an
+// error naming the listener and where it is configured, also when the address is not
+// written in the file (a plugin's default).
+TEST(startup, an_address_in_use_names_the_listener_and_its_location) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  const std::string port = std::to_string(ntohs(sa.sin_port));
+  sluice::test::temp_dir dir;
+  write_file(dir.path() / "sluice.yaml",
+             "spool: {path: ./spool}\n"
+             "listeners:\n"
+             "  - {name: free, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:0\"]}\n"
+             "  - {name: taken, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:" +
+                 port +
+                 "\"]}\n"
+                 "pipelines:\n"
+                 "  - {name: p, stages: [{plugin: test_sink, dir: ./sink}]}\n");
+  std::string out;
+  int rc = sluice::test::run_command(
+      sluice::test::shell_quote(sluice::test::sluice_binary()) + " serve -c " +
+          sluice::test::shell_quote((dir.path() / "sluice.yaml").string()) + " --plugin-dir " +
+          sluice::test::shell_quote(sluice::test::test_plugin_dir()),
+      &out, true, std::chrono::seconds(20));
+  ::close(fd);
+  EXPECT_EQ(rc, 71) << out;
+  EXPECT_NE(out.find("sluice.yaml:4:5: listeners[1] (listener \"taken\"): listen 127.0.0.1:" +
+                     port + ": Address already in use"),
+            std::string::npos)
+      << out;
 }
 
 TEST(spool, deferred_stage_retries_across_a_sigkill) {
