@@ -3,6 +3,7 @@
 
 #include "sluice/listen.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -269,8 +270,13 @@ void check_listen_conflicts(const kernel_config& cfg) {
     }
     if (a.port == 0 || a.port != b.port) return false;
     if (a.host == b.host) return true;
-    auto v4 = [](const std::string& h) { return h.find(':') == std::string::npos; };
-    return (a.host == "0.0.0.0" && v4(b.host)) || (b.host == "0.0.0.0" && v4(a.host));
+    // IP literals compare as addresses ("::1" and "0:0::1" are one). The unspecified address
+    // takes the port on every address of its family (IPv6 sockets are v6-only).
+    boost::system::error_code ea, eb;
+    const auto x = boost::asio::ip::make_address(a.host, ea);
+    const auto y = boost::asio::ip::make_address(b.host, eb);
+    if (ea || eb || x.is_v4() != y.is_v4()) return false;
+    return x == y || x.is_unspecified() || y.is_unspecified();
   };
   for (const auto& l : cfg.listeners) {
     if (!l.node.is_map() || !l.node.has("listen")) continue;

@@ -266,6 +266,13 @@ const plugin_case real_plugin_cases[] = {
     {"wildcard_overlaps_loopback",
      "listeners:\n  - plugin: smtp\n    listen: [\"0.0.0.0:2525\", \"127.0.0.1:2525\"]\n",
      "sluice.yaml:3:30: listeners[0].listen[1]: \"127.0.0.1:2525\" overlaps \"0.0.0.0:2525\""},
+    {"ipv6_wildcard_overlaps_loopback",
+     "listeners:\n  - plugin: smtp\n    listen: [\"[::]:2525\", \"[::1]:2525\"]\n",
+     "listeners[0].listen[1]: \"[::1]:2525\" overlaps \"[::]:2525\""},
+    {"two_spellings_of_one_ipv6_address",
+     "listeners:\n  - {plugin: smtp, listen: [\"[::1]:2525\"]}\n"
+     "  - {name: b, plugin: smtp, listen: [\"[0:0::1]:2525\"]}\n",
+     "listeners[1].listen[0]: \"[0:0::1]:2525\" overlaps \"[::1]:2525\" of listener \"smtp\""},
     {"two_listeners_one_unix_socket",
      "listeners:\n  - {plugin: smtp, listen: [\"unix:s.sock\"]}\n"
      "  - {name: b, plugin: smtp, listen: [\"unix:./s.sock\"]}\n",
