@@ -273,6 +273,12 @@ const plugin_case real_plugin_cases[] = {
      "listeners:\n  - {plugin: smtp, listen: [\"[::1]:2525\"]}\n"
      "  - {name: b, plugin: smtp, listen: [\"[0:0::1]:2525\"]}\n",
      "listeners[1].listen[0]: \"[0:0::1]:2525\" overlaps \"[::1]:2525\" of listener \"smtp\""},
+    {"release_pipeline_unknown",
+     "services:\n  - {name: default, plugin: store, path: m.db}\n"
+     "listeners:\n  - {plugin: http, listen: [\"127.0.0.1:0\"], release_pipeline: relase}\n"
+     "pipelines:\n  - {name: release, stages: [{plugin: store}]}\n",
+     "sluice.yaml:4:63: listeners[0].release_pipeline: no pipeline named \"relase\" (configured: "
+     "release)"},
     {"two_listeners_one_unix_socket",
      "listeners:\n  - {plugin: smtp, listen: [\"unix:s.sock\"]}\n"
      "  - {name: b, plugin: smtp, listen: [\"unix:./s.sock\"]}\n",

@@ -322,6 +322,21 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
                    ? "no mailbox service: add a store service (services: - plugin: store)"
                    : "no mailbox service named \"" + st->cfg.store + "\"");
   }
+  if (!st->cfg.release_pipeline.empty()) {
+    // The kernel builds the pipelines before the listeners, also for check-config.
+    auto pipelines = services.get<pipeline_service>();
+    if (!pipelines || !pipelines->has(st->cfg.release_pipeline)) {
+      std::string known;
+      if (pipelines) {
+        for (const auto& n : pipelines->names())
+          known += (known.empty() ? "" : ", ") + n;
+      }
+      ctx.config.at("release_pipeline")
+          .fail("no pipeline named \"" + st->cfg.release_pipeline +
+                "\" (configured: " + (known.empty() ? std::string("none") : known) + ")");
+    }
+    st->env.pipelines = std::move(pipelines);
+  }
   if (ctx.check_only) return std::make_shared<http_listener>(std::move(st));
   st->env.host = &ctx.host;
   st->env.log = ctx.log;
@@ -332,17 +347,6 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   }
   st->env.submit = lctx.pipeline().empty() ? nullptr : &lctx;
   if (!st->cfg.release_pipeline.empty()) {
-    st->env.pipelines = services.get<pipeline_service>();
-    if (!st->env.pipelines || !st->env.pipelines->has(st->cfg.release_pipeline)) {
-      std::string known;
-      if (st->env.pipelines) {
-        for (const auto& n : st->env.pipelines->names())
-          known += (known.empty() ? "" : ", ") + n;
-      }
-      ctx.config.at("release_pipeline")
-          .fail("no pipeline named \"" + st->cfg.release_pipeline +
-                "\" (configured: " + (known.empty() ? std::string("none") : known) + ")");
-    }
     st->env.release_pipeline = st->cfg.release_pipeline;
     st->env.release_sender = st->cfg.release_sender;
     st->env.release_preserve_message_ids = st->cfg.release_preserve_message_ids;
