@@ -41,6 +41,7 @@
 #include <boost/json.hpp>
 
 #include "client.hpp"
+#include "downgrade.hpp"
 #include "protocol.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/plugin.hpp"
@@ -605,11 +606,48 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
           give_back(key, std::move(conn));
           co_return;
         }
+        // RFC 6152 §3: 8-bit content goes to a server without 8BITMIME only converted to
+        // 7 bits (as Postfix does). The conversion changes the body's bytes, so a DKIM
+        // signature made before it no longer verifies.
+        const message* content = &msg;
+        std::uint64_t content_size = size;
+        std::shared_ptr<message> converted;
+        if (eight_bit && !conn->caps().has("8BITMIME")) {
+          auto d = co_await downgrade(msg);
+          if (!d.error.empty()) {
+            fail_all(local(554, "5.6.3",
+                           "the message has 8-bit content, " + server +
+                               " does not offer 8BITMIME, and converting it failed: " + d.error,
+                           server));
+            out.sessions.push_back(std::move(session));
+            give_back(key, std::move(conn));
+            co_return;
+          }
+          log.info("8-bit content converted to 7 bits for a server without 8BITMIME",
+                   {{"server", server}, {"size", d.bytes.size()}});
+          session["converted_to_7bit"] = true;
+          converted = std::make_shared<message>();
+          converted->id = msg.id;
+          converted->envelope = msg.envelope;
+          content_size = d.bytes.size();
+          converted->raw = message_body::from_string(std::move(d.bytes));
+          content = converted.get();
+          if (auto limit = conn->caps().size_limit(); limit && content_size > limit) {
+            fail_all(local(552, "5.3.4",
+                           "message size " + std::to_string(content_size) +
+                               " (converted to 7 bits) exceeds the limit of " +
+                               std::to_string(limit) + " bytes of " + server,
+                           server));
+            out.sessions.push_back(std::move(session));
+            give_back(key, std::move(conn));
+            co_return;
+          }
+        }
         std::vector<rcpt_outcome> results;
         // Inline, one reply answers for every recipient (a release, an SMTP client waiting
         // for its 250): the message goes to all of them or to none.
-        auto e = co_await conn->transact(mail_from, rcpts, msg, size, eight_bit, utf8, results,
-                                         inline_call);
+        auto e = co_await conn->transact(mail_from, rcpts, *content, content_size,
+                                         eight_bit && !converted, utf8, results, inline_call);
         out.sessions.push_back(std::move(session));
         if (e) {
           outcome o =
@@ -640,6 +678,16 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
   }
 
   static awaitable<void> close_one(std::unique_ptr<connection> c) { co_await c->quit(); }
+
+  // The message as it leaves, converted to 7 bits, on a worker thread (it is parsed whole).
+  awaitable<downgraded> downgrade(const message& msg) {
+    constexpr std::uint64_t kMaxConverted = 64ull * 1024 * 1024;
+    if (msg.raw && msg.raw->size() > kMaxConverted) {
+      co_return downgraded{{}, "it is larger than the 64 MB the relay converts"};
+    }
+    auto copy = std::make_shared<message>(msg);
+    co_return co_await offload(host_, [copy] { return downgrade_to_7bit(copy->output()); });
+  }
 
   static bool has_8bit(const message& msg) {
     if (needs_utf8(msg.output_headers())) return true;

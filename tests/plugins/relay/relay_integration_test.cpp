@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -501,6 +502,60 @@ TEST_F(RelayTest, SmtpUtf8WhenOfferedAndAClearFailureWhenNot) {
   ASSERT_TRUE(log_has(s2, "needs SMTPUTF8 (non-ASCII addresses)")) << s2.log();
   EXPECT_TRUE(log_has(s2, "deferred stage failed"));
   EXPECT_TRUE(without.messages().empty());
+}
+
+// RFC 6152 §3: a server without 8BITMIME gets 8-bit content only converted to 7 bits; the
+// upstream (aiosmtpd with 8BITMIME taken out of its EHLO) and Python's email package decode
+// it back to the original text.
+TEST_F(RelayTest, EightBitContentIsConvertedForAServerWithout8BitMime) {
+  upstream up(tmp_.path() / "up", "--no-8bitmime");
+  sluice_process s(
+      gateway_config("        smarthost: " + up.address() + "\n        security: none\n"));
+  ASSERT_TRUE(s.running());
+  ASSERT_TRUE(accepted(s, "eightbit",
+                       "Gr\xc3\xbc\xc3\x9f"
+                       "e aus K\xc3\xb6ln.\r\n"));
+  ASSERT_TRUE(up.wait_for(1)) << s.log() << up.log();
+  auto m = up.messages().at(0);
+  const std::string opts = json::serialize(m["mail_options"]);
+  EXPECT_EQ(opts.find("8BITMIME"), std::string::npos) << opts;
+  const std::string content(m["content"].as_string());
+  EXPECT_TRUE(std::all_of(content.begin(), content.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0x80) == 0;
+  })) << content;
+  EXPECT_NE(content.find("MIME-Version: 1.0\r\n"), std::string::npos) << content;
+  EXPECT_NE(content.find("Content-Transfer-Encoding: quoted-printable\r\n"), std::string::npos)
+      << content;
+  EXPECT_NE(content.find("Subject: eightbit\r\n"), std::string::npos) << content;
+  const auto file = tmp_.path() / "converted.eml";
+  write_file(file, content);
+  std::string decoded;
+  ASSERT_EQ(
+      run_command(std::string(kPython) +
+                      " -c 'import email,sys; m=email.message_from_binary_file(open(sys.argv[1],"
+                      "\"rb\")); sys.stdout.write(m.get_payload(decode=True).decode())' " +
+                      shell_quote(file.string()),
+                  &decoded, false),
+      0)
+      << decoded;
+  // (Python's decoder gives the text's line break as "\n".)
+  EXPECT_EQ(decoded,
+            "Gr\xc3\xbc\xc3\x9f"
+            "e aus K\xc3\xb6ln.\n");
+  EXPECT_TRUE(log_has(s, "8-bit content converted to 7 bits")) << s.log();
+
+  // With 8BITMIME offered the same message goes as it is, declared BODY=8BITMIME.
+  upstream with(tmp_.path() / "with", "");
+  sluice_process s2(
+      gateway_config("        smarthost: " + with.address() + "\n        security: none\n"));
+  ASSERT_TRUE(s2.running());
+  ASSERT_TRUE(accepted(s2, "eightbit2",
+                       "Gr\xc3\xbc\xc3\x9f"
+                       "e aus K\xc3\xb6ln.\r\n"));
+  ASSERT_TRUE(with.wait_for(1)) << s2.log();
+  auto m2 = with.messages().at(0);
+  EXPECT_NE(json::serialize(m2["mail_options"]).find("BODY=8BITMIME"), std::string::npos);
+  EXPECT_NE(std::string(m2["content"].as_string()).find("Grüße aus Köln.\r\n"), std::string::npos);
 }
 
 TEST_F(RelayTest, SizeLimitRefusedBeforeMail) {

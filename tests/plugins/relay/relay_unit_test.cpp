@@ -3,6 +3,7 @@
 // XOAUTH2) and the choice of mechanism, recipient patterns.
 #include <gtest/gtest.h>
 
+#include "downgrade.hpp"
 #include "protocol.hpp"
 
 namespace sluice::relay {
@@ -189,6 +190,53 @@ TEST(RelayAddresses, Helpers) {
   EXPECT_TRUE(safe_path("a@b"));
   EXPECT_TRUE(safe_path(""));
   EXPECT_FALSE(safe_path("a@b>\r\nRCPT TO:<c@d"));
+}
+
+// RFC 6152 §3: the 8-bit parts of a message are re-encoded to 7 bits, the rest is kept.
+TEST(Downgrade, EightBitPartsBecomeQuotedPrintableOrBase64AndTheRestIsKept) {
+  const std::string in =
+      "From: a@example.org\r\nTo: b@example.net\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"
+      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+      "--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+      "Gr\xc3\xbc\xc3\x9f"
+      "e aus K\xc3\xb6ln.\r\n.leading dot\r\n"
+      "--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+      "\x01\x02\xff\xfe\x80\r\n"
+      "--b1\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+      "aGVsbG8=\r\n"
+      "--b1--\r\n";
+  auto out = downgrade_to_7bit(in);
+  ASSERT_TRUE(out.error.empty()) << out.error;
+  EXPECT_FALSE(has_8bit_bytes(out.bytes)) << out.bytes;
+  EXPECT_NE(out.bytes.find("Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"), std::string::npos);
+  EXPECT_NE(out.bytes.find("Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                           "Gr=C3=BC=C3=9Fe aus K=C3=B6ln.\r\n.leading dot\r\n"),
+            std::string::npos)
+      << out.bytes;
+  EXPECT_NE(out.bytes.find("Content-Transfer-Encoding: base64\r\n\r\nAQL//oA=\r\n"),
+            std::string::npos)
+      << out.bytes;
+  EXPECT_NE(out.bytes.find("aGVsbG8=\r\n"), std::string::npos);  // already 7-bit: untouched
+  EXPECT_EQ(out.bytes.find("\n\n"), std::string::npos);          // CRLF line ends only
+}
+
+// A message without MIME structure gets a transfer encoding and MIME-Version with it.
+TEST(Downgrade, APlainEightBitMessageGetsMimeVersionAndAnEncoding) {
+  const std::string in =
+      "From: a@example.org\r\nSubject: plain\r\n\r\nCaf\xc3\xa9 cr\xc3\xa8me\r\n";
+  auto out = downgrade_to_7bit(in);
+  ASSERT_TRUE(out.error.empty()) << out.error;
+  EXPECT_FALSE(has_8bit_bytes(out.bytes)) << out.bytes;
+  EXPECT_NE(out.bytes.find("MIME-Version: 1.0\r\n"), std::string::npos) << out.bytes;
+  EXPECT_NE(out.bytes.find("Content-Transfer-Encoding: quoted-printable\r\n"), std::string::npos)
+      << out.bytes;
+  EXPECT_NE(out.bytes.find("Caf=C3=A9 cr=C3=A8me"), std::string::npos) << out.bytes;
+}
+
+TEST(Downgrade, EightBitBytesAreFound) {
+  EXPECT_FALSE(has_8bit_bytes("plain ascii\r\n"));
+  EXPECT_TRUE(has_8bit_bytes("caf\xc3\xa9"));
+  EXPECT_TRUE(has_8bit_bytes(std::string_view("a\0b", 3)));
 }
 
 }  // namespace

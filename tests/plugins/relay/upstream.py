@@ -46,6 +46,7 @@ def main():
     ap.add_argument("--temp-rcpt")
     ap.add_argument("--size", type=int, default=0)
     ap.add_argument("--no-smtputf8", action="store_true")
+    ap.add_argument("--no-8bitmime", action="store_true")
     ap.add_argument("--port", type=int, default=0)
     args = ap.parse_args()
 
@@ -54,6 +55,12 @@ def main():
     deferred_once = set()
 
     class Handler:
+        async def handle_EHLO(self, server, session, envelope, hostname, responses):
+            session.host_name = hostname
+            if args.no_8bitmime:
+                responses = [r for r in responses if "8BITMIME" not in r.upper()]
+            return responses
+
         async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
             if args.reject_rcpt and re.search(args.reject_rcpt, address):
                 return args.reject_text or (
