@@ -142,7 +142,7 @@ void read_document(kernel_config& cfg, const config_node& root, const std::files
     }
     cfg.spool_dir = dir / "spool";
     if (auto sp = root.find("spool")) {
-      if (auto p = sp->find("path")) cfg.spool_dir = dir / p->as_string();
+      if (auto p = sp->find("path")) cfg.spool_dir = (dir / p->as_string()).lexically_normal();
       if (auto d = sp->find("durability")) {
         auto v = d->as_string();
         if (v == "full")

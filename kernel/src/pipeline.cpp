@@ -11,6 +11,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cerrno>
 
 #include "spool.hpp"
 
@@ -175,12 +176,22 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
   // has it, so the client's retry does not store it twice.
   const bool spooled = !p->deferred_stages.empty();
   std::optional<spool::held> held;
+  // A run that ends by an exception, or whose frame is destroyed (a forced stop), removes
+  // what it held; the normal ends release or drop it and reset `held`.
+  struct held_guard {
+    spool* sp;
+    std::optional<spool::held>& h;
+    ~held_guard() {
+      if (h && sp) sp->drop_now(*h);
+    }
+  } guard{spool_, held};
   auto spool_failed = [&](std::error_code ec) {
     mlog.error("spool write failed", {{"error", ec.message()}});
+    const bool full = ec == std::errc::no_space_on_device ||
+                      ec == std::error_condition(EDQUOT, std::generic_category());
     auto v =
-        ec == std::errc::no_space_on_device
-            ? verdict::tempfail(452, "4.3.1", "Insufficient system storage")
-            : verdict::tempfail(451, "4.3.0", "Requested action aborted: cannot queue message");
+        full ? verdict::tempfail(452, "4.3.1", "Insufficient system storage")
+             : verdict::tempfail(451, "4.3.0", "Requested action aborted: cannot queue message");
     return submit_result{v.kind, v.reply, {}};
   };
   bool skip_filters = false;  // after accept or quarantine only committing stages run
@@ -216,12 +227,14 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
       case verdict_kind::discard:
         mlog.info("discarded", {{"stage", s.name}});
         if (held) co_await spool_->drop(*held);
+        held.reset();
         co_return submit_result{verdict_kind::discard, v.reply, msg->id};
       case verdict_kind::reject:
       case verdict_kind::tempfail:
         mlog.info(v.kind == verdict_kind::reject ? "rejected" : "deferred by stage",
                   {{"stage", s.name}, {"code", v.reply.code}, {"reply", v.reply.text}});
         if (held) co_await spool_->drop(*held);
+        held.reset();
         co_return submit_result{v.kind, v.reply, {}};
     }
   }
@@ -232,11 +245,17 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
       auto v = verdict::local_error();
       co_return submit_result{v.kind, v.reply, {}};
     }
-    auto ec = held ? co_await spool_->release(p, msg, *held) : co_await spool_->put(p, msg);
+    // From here the release owns the held files (a failed release removes them), also if
+    // this frame is destroyed while it runs.
+    std::optional<spool::held> releasing = std::move(held);
+    held.reset();
+    auto ec =
+        releasing ? co_await spool_->release(p, msg, *releasing) : co_await spool_->put(p, msg);
     if (ec) {
-      if (held) {
+      if (releasing) {
         // The committing stages have the message, the spool does not: the client's retry
-        // will store it again. Only a failed rename (or record rewrite) gets here.
+        // will store it again. A failed rename, record rewrite or (durability "full")
+        // directory fsync gets here.
         mlog.error("spool release failed after the message was committed",
                    {{"error", ec.message()}});
       }
@@ -244,6 +263,7 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
     }
   } else if (held) {
     co_await spool_->drop(*held);  // quarantined after the hold: no deferred stages run
+    held.reset();
   }
   result.kind = msg->quarantined ? verdict_kind::quarantine : verdict_kind::accept;
   result.reply = {250, "2.0.0", "Ok: queued as " + msg->id};

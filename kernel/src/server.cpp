@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "pipeline.hpp"
@@ -56,23 +57,38 @@ class pipelines_service final : public pipeline_service {
  public:
   explicit pipelines_service(pipeline_runner* runner) : runner_(runner) {}
   bool has(std::string_view name) const override {
-    auto set = runner_->current();
+    auto set = visible();
     return set && set->pipelines.count(std::string(name)) > 0;
   }
   std::vector<std::string> names() const override {
     std::vector<std::string> out;
-    if (auto set = runner_->current()) {
+    if (auto set = visible()) {
       for (auto& [n, p] : set->pipelines)
         out.push_back(n);
     }
     return out;
+  }
+  // While a reload validates the new listener sections, has() and names() answer for the
+  // pipelines of the new file (not yet in force); null again when it is done.
+  void set_candidate(std::shared_ptr<const pipeline_set> s) {
+    std::lock_guard lock(mu_);
+    candidate_ = std::move(s);
   }
   asio::awaitable<submit_result> submit(std::string name, std::shared_ptr<message> msg) override {
     co_return co_await runner_->submit(std::move(name), std::move(msg));
   }
 
  private:
+  std::shared_ptr<const pipeline_set> visible() const {
+    {
+      std::lock_guard lock(mu_);
+      if (candidate_) return candidate_;
+    }
+    return runner_->current();
+  }
   pipeline_runner* runner_;  // owned by the server, which outlives the registry's users
+  mutable std::mutex mu_;
+  std::shared_ptr<const pipeline_set> candidate_;
 };
 
 // CPUs this process may run on (taskset, cgroup cpusets), not all CPUs of the machine:
@@ -100,6 +116,7 @@ struct server::impl final : host {
   std::vector<std::shared_ptr<service>> service_objs;
   std::vector<std::unique_ptr<listener_ctx>> listener_ctxs;
   std::vector<std::pair<std::string, std::shared_ptr<listener>>> listeners;
+  std::shared_ptr<pipelines_service> pipelines_svc;
   std::shared_ptr<gate> drain_gate = gate::make();
   logger log{"kernel"};
   std::filesystem::path incoming;
@@ -327,8 +344,8 @@ void server::build() {
   k.registry.add(metrics::kind, "default", k.metrics_svc);
   k.registry.add(events::kind, "default", k.events_svc);
   k.runner = std::make_unique<pipeline_runner>(*k.io_ctx, *k.metrics_svc, logger("pipeline"));
-  k.registry.add(pipeline_service::kind, "default",
-                 std::make_shared<pipelines_service>(k.runner.get()));
+  k.pipelines_svc = std::make_shared<pipelines_service>(k.runner.get());
+  k.registry.add(pipeline_service::kind, "default", k.pipelines_svc);
   const bool check = k.opts.check_only;
   if (!check) {
     k.spool_q = std::make_shared<spool>(*k.io_ctx, *k.pool, k.cfg.spool_dir, k.cfg.durability_full,
@@ -420,8 +437,17 @@ void server::impl::reload() {
     // file is checked, but changes to them take effect only after a restart.
     registry.clear_declarations();
     make_services(next, false);
-    make_listeners(next, false);
     auto set = build_pipelines(next, false);
+    {
+      // Listener sections that name pipelines (http's release_pipeline) are checked
+      // against the new file's pipelines.
+      pipelines_svc->set_candidate(set);
+      struct reset {
+        pipelines_service* svc;
+        ~reset() { svc->set_candidate(nullptr); }
+      } guard{pipelines_svc.get()};
+      make_listeners(next, false);
+    }
     for (const auto& doc : next.documents)
       doc.check_unknown_keys();
     check_listen_conflicts(next);
@@ -514,18 +540,25 @@ int server::run() {
   auto signals = std::make_unique<asio::signal_set>(*k.io_ctx, SIGTERM, SIGINT, SIGHUP);
   k.start_signals(*signals);
   for (auto& [name, l] : k.listeners) {
+    // Name the listener and where it is configured: the address may be the plugin's
+    // default, which no `listen` key in the file shows.
+    const std::string& lname = name;
+    auto located = [&](std::error_code code, const std::string& what) {
+      auto lc = std::find_if(k.cfg.listeners.begin(), k.cfg.listeners.end(),
+                             [&](const instance_config& c) { return c.name == lname; });
+      std::string prefix = "listener \"" + lname + "\"";
+      if (lc != k.cfg.listeners.end()) {
+        prefix = lc->node.where() + ": " + lc->node.path() + " (" + prefix + ")";
+      }
+      // what() is "<what>: <error text>"; the new error appends the text again.
+      return std::system_error(code, prefix + ": " + what.substr(0, what.rfind(": ")));
+    };
     try {
       l->start();
     } catch (const std::system_error& e) {
-      // Name the listener and where it is configured: the address may be the plugin's
-      // default, which no `listen` key in the file shows.
-      const std::string& lname = name;
-      auto lc = std::find_if(k.cfg.listeners.begin(), k.cfg.listeners.end(),
-                             [&](const instance_config& c) { return c.name == lname; });
-      if (lc == k.cfg.listeners.end()) throw;
-      throw std::system_error(
-          e.code(), lc->node.where() + ": " + lc->node.path() + " (listener \"" + name + "\"): " +
-                        std::string(e.what()).substr(0, std::string(e.what()).rfind(": ")));
+      throw located(e.code(), e.what());
+    } catch (const boost::system::system_error& e) {
+      throw located(std::error_code(e.code()), e.what());
     }
     for (auto& e : l->endpoints())
       k.log.info("listening", {{"listener", name}, {"address", e}});

@@ -2,6 +2,7 @@
 #include "spool.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -59,6 +60,30 @@ std::error_code write_file(const std::filesystem::path& path, std::string_view d
   return {};
 }
 
+// Streams a body that is not in memory (a spilled file that could not be linked) to `path`,
+// chunk by chunk; a read error fails the copy instead of leaving a short file.
+std::error_code copy_body(const message_body& body, const std::filesystem::path& path, bool sync) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return errno_code();
+  std::error_code write_ec;
+  auto read_ec = body.for_each_chunk([&](std::string_view chunk) {
+    while (!chunk.empty()) {
+      ssize_t n = ::write(fd, chunk.data(), chunk.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        write_ec = errno_code();
+        return false;
+      }
+      chunk.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+  });
+  std::error_code ec = write_ec ? write_ec : read_ec;
+  if (!ec && sync && ::fsync(fd) != 0) ec = errno_code();
+  if (::close(fd) != 0 && !ec) ec = errno_code();
+  return ec;
+}
+
 std::error_code sync_path(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_code();
@@ -96,8 +121,25 @@ spool::spool(asio::io_context& io, asio::thread_pool& workers, std::filesystem::
       strand_(asio::make_strand(io)),
       timer_(strand_) {}
 
+spool::~spool() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
 void spool::prepare() {
   sluice::ensure_data_directory(dir_);
+  // One process per spool: a second one would delete the first one's spilled bodies and
+  // held records below and run its queue twice. The lock goes with the process.
+  const auto lock_path = dir_ / "lock";
+  lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) {
+    throw std::system_error(errno, std::generic_category(), "open " + lock_path.string());
+  }
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    throw std::system_error(err, std::generic_category(),
+                            "the spool " + dir_.string() +
+                                " is in use by another running sluice (spool.path must differ)");
+  }
   std::filesystem::create_directories(incoming_);
   std::filesystem::create_directories(queue_);
   // Bodies of messages that were never acknowledged: the client will send them again.
@@ -133,7 +175,7 @@ std::string spool::serialize(const record& r) {
 }
 
 std::error_code spool::write_json(const std::string& id, const std::string& json,
-                                  const std::filesystem::path& target) const {
+                                  const std::filesystem::path& target, bool sync_dir) const {
   auto tmp = queue_ / (id + ".json.tmp");
   auto ec = write_file(tmp, json, full_);
   // The rename is the moment the message (or its new state) exists in the spool.
@@ -143,7 +185,7 @@ std::error_code spool::write_json(const std::string& id, const std::string& json
     std::filesystem::remove(tmp, ignored);
     return ec;
   }
-  if (full_) return sync_path(queue_);
+  if (full_ && sync_dir) return sync_path(queue_);
   return {};
 }
 
@@ -250,9 +292,11 @@ asio::awaitable<std::error_code> spool::hold(std::shared_ptr<const pipeline> p,
     } else if (auto mem = msg->raw->memory()) {
       ec = write_file(target, *mem, self->full_);
     } else {
-      ec = write_file(target, msg->raw->to_string(), self->full_);
+      ec = copy_body(*msg->raw, target, self->full_);
     }
-    if (!ec) ec = self->write_json(id, json, self->held_meta(id));
+    // The held name needs no directory fsync: a crash before the release discards it, and
+    // the release's rename is synced.
+    if (!ec) ec = self->write_json(id, json, self->held_meta(id), false);
     if (ec) {
       std::error_code ignored;
       std::filesystem::remove(self->held_meta(id), ignored);
@@ -295,13 +339,22 @@ asio::awaitable<std::error_code> spool::release(std::shared_ptr<const pipeline> 
 
 asio::awaitable<void> spool::drop(const held& h) {
   auto self = shared_from_this();
-  auto job = [self, id = h.id]() {
-    std::error_code ignored;
-    std::filesystem::remove(self->held_meta(id), ignored);
-    std::filesystem::remove(self->eml(id), ignored);
+  auto job = [self, h]() {
+    self->drop_now(h);
     return 0;
   };
   co_await offload(workers_, std::move(job));
+}
+
+void spool::drop_now(const held& h) const {
+  for (const auto& path : {held_meta(h.id), eml(h.id)}) {
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    // Left behind, it is removed at the next start (a held record was never acknowledged).
+    if (ec)
+      log_.warn("could not remove a held spool file",
+                {{"file", path.string()}, {"error", ec.message()}});
+  }
 }
 
 void spool::schedule_new(const record& r) {

@@ -12,7 +12,11 @@
 // renamed over, after the .eml is complete. A pipeline that commits inline as well (store,
 // then relay) holds the message first: body and record are written before the store stage
 // runs, and renamed into the spool after it, so a spool that cannot take the message
-// (full, failing) fails it before it is stored and the client's retry makes no duplicate. With
+// (full, failing) fails it before it is stored and the client's retry makes no duplicate.
+// Duplicates it does not prevent: an inline stage after the store that tempfails, a second
+// committing stage that fails after the first committed, a store stage that times out
+// while its write still commits, and a failed release (rename, or the directory fsync of
+// durability "full") after the store committed. With
 // durability "full" both files and the directory are fsynced before put() completes; otherwise the
 // page cache carries them across a SIGKILL.
 //
@@ -55,7 +59,12 @@ class spool : public std::enable_shared_from_this<spool> {
     std::int64_t created_ms = 0;
   };
 
-  // Creates the directories and empties incoming/. Throws std::system_error.
+  ~spool();
+  spool(const spool&) = delete;
+  spool& operator=(const spool&) = delete;
+
+  // Takes the spool's lock file (<dir>/lock, flock: one process per spool), creates the
+  // directories and empties incoming/. Throws std::system_error.
   void prepare();
   const std::filesystem::path& incoming_dir() const { return incoming_; }
   // Schedules every message found in queue/.
@@ -73,6 +82,9 @@ class spool : public std::enable_shared_from_this<spool> {
                                                   std::shared_ptr<message> msg, const held& h);
   // Removes a held message (the pipeline did not accept it).
   boost::asio::awaitable<void> drop(const held& h);
+  // The same, on the calling thread: for a pipeline run that ends by an exception or is
+  // destroyed before its end (a forced stop).
+  void drop_now(const held& h) const;
   // No new attempts start after this; attempts in flight finish (they hold the gate).
   void stop();
   std::shared_ptr<gate> attempts_gate() const { return gate_; }
@@ -105,9 +117,10 @@ class spool : public std::enable_shared_from_this<spool> {
   boost::asio::awaitable<void> attempt(std::string id, std::string stage);
   record make_record(const pipeline& p, const message& msg, std::int64_t created_ms) const;
   static std::string serialize(const record& r);
-  // Writes `json` to a temporary name and renames it to `target`.
+  // Writes `json` to a temporary name and renames it to `target` (with durability "full":
+  // the file fsynced before, the directory after unless !sync_dir).
   std::error_code write_json(const std::string& id, const std::string& json,
-                             const std::filesystem::path& target) const;
+                             const std::filesystem::path& target, bool sync_dir = true) const;
   std::error_code write_record(const record& r) const;
   void schedule_new(const record& r);
   bool read_record(const std::string& id, record& r) const;
@@ -122,6 +135,7 @@ class spool : public std::enable_shared_from_this<spool> {
   std::filesystem::path dir_, incoming_, queue_;
   bool full_;
   std::uint64_t min_free_;
+  int lock_fd_ = -1;
   pipeline_runner& runner_;
   sluice::metrics& metrics_;
   sluice::events* events_;

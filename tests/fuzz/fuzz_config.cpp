@@ -71,7 +71,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The kernel's loader on the same text: its keys, names, cross references. Includes
   // resolve under a directory that does not exist, so no file outside is read.
   try {
-    (void)sluice::kernel::parse_kernel_config(text, "fuzz.yaml", "/nonexistent-sluice-fuzz");
+    const auto cfg =
+        sluice::kernel::parse_kernel_config(text, "fuzz.yaml", "/nonexistent-sluice-fuzz");
+    // Listener addresses that clash (IP literals compared as addresses).
+    sluice::kernel::check_listen_conflicts(cfg);
   } catch (const sluice::config_error& e) {
     if (std::string_view(e.what()).empty()) __builtin_trap();
   }

@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "sluice_test.hpp"
 #include "store_reader.hpp"
@@ -132,7 +133,10 @@ class faulty {
   const fs::path& data() const { return data_; }
   void fail(const std::string& words) {
     fs::remove(hits_path());
-    sluice::test::write_file(ctl_, words);
+    // Written whole under another name and renamed: a call never reads half of it.
+    const fs::path tmp = ctl_.string() + ".tmp";
+    sluice::test::write_file(tmp, words);
+    fs::rename(tmp, ctl_);
   }
   void heal() { fs::remove(ctl_); }
   // How many calls failed since the last fail().
@@ -317,9 +321,14 @@ TEST(faults, a_failing_spool_refuses_before_the_store_commits) {
   auto r = a.send(spilled);
   EXPECT_TRUE(r.starts_with("250")) << r;
   keep(r, spilled);
+  // The deferred stage runs right after each 250; wait (bounded) until it ran for all.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!fs::is_empty(f.data() / "spool/queue") && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(f.proc().stop(), 0) << f.proc().log();
-  // Nothing is left in the spool's incoming/ or queue/ (the deferred stage ran).
+  // Nothing is left in the spool's incoming/ or queue/ (the deferred stages ran).
   EXPECT_TRUE(fs::is_empty(f.data() / "spool/incoming"));
+  EXPECT_TRUE(fs::is_empty(f.data() / "spool/queue"));
   expect_stored_exactly(f.dir(), acked, {});
 }
 

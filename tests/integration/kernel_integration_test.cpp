@@ -90,6 +90,40 @@ TEST(reload, bad_config_keeps_the_running_one) {
   EXPECT_TRUE(smtp_send(ep, "a@example.org", {"b@example.org"}, message).starts_with("250"));
 }
 
+// Listener sections that name a pipeline (http's release_pipeline) are checked against the
+// pipelines of the file being loaded, not those still in force: a reload that adds the
+// pipeline and names it is valid; one that names a pipeline nobody defines is refused.
+TEST(reload, a_release_pipeline_is_checked_against_the_new_pipelines) {
+  auto config = [](const std::string& http_extra, const std::string& more_pipelines) {
+    return "spool: {path: ./spool}\n"
+           "listeners:\n"
+           "  - {name: smtp, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:0\"]}\n"
+           "  - {name: http, plugin: http, listen: [\"127.0.0.1:0\"]" +
+           http_extra +
+           "}\n"
+           "services:\n"
+           "  - {name: default, plugin: store, path: ./mail.db}\n"
+           "pipelines:\n"
+           "  - {name: p, stages: [{plugin: store}]}\n" +
+           more_pipelines;
+  };
+  sluice_process proc(config("", ""));
+  ASSERT_TRUE(proc.running());
+  write_file(proc.dir() / "sluice.yaml",
+             config(", release_pipeline: out", "  - {name: out, stages: [{plugin: store}]}\n"));
+  proc.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return proc.log().find("configuration reloaded") != std::string::npos ||
+           proc.log().find("reload failed") != std::string::npos;
+  }));
+  EXPECT_EQ(proc.log().find("reload failed"), std::string::npos) << proc.log();
+  write_file(proc.dir() / "sluice.yaml", config(", release_pipeline: nowhere", ""));
+  proc.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] { return proc.log().find("reload failed") != std::string::npos; }))
+      << proc.log();
+  EXPECT_NE(proc.log().find("no pipeline named \\\"nowhere\\\""), std::string::npos) << proc.log();
+}
+
 // A reload that drops the pipeline a running listener uses is refused (every message would
 // fail until a restart); one that changes a listener's section is applied to the pipelines
 // only, and says so.
@@ -264,6 +298,26 @@ TEST(startup, an_address_in_use_names_the_listener_and_its_location) {
                      port + ": Address already in use"),
             std::string::npos)
       << out;
+}
+
+// One process per spool: a second serve on the same spool directory is refused (it would
+// delete the first one's spilled bodies and run its queue twice); the first keeps working.
+TEST(startup, a_second_sluice_on_the_same_spool_is_refused) {
+  sluice_process first(config_with(""));
+  ASSERT_TRUE(first.running());
+  std::string out;
+  int rc = sluice::test::run_command(
+      sluice::test::shell_quote(sluice::test::sluice_binary()) + " serve -c " +
+          sluice::test::shell_quote((first.dir() / "sluice.yaml").string()) + " --plugin-dir " +
+          sluice::test::shell_quote(sluice::test::test_plugin_dir()),
+      &out, true, std::chrono::seconds(20));
+  EXPECT_EQ(rc, 71) << out;
+  EXPECT_NE(out.find("is in use by another running sluice (spool.path must differ)"),
+            std::string::npos)
+      << out;
+  EXPECT_TRUE(smtp_send(first.endpoints("smtp").at(0), "a@example.org", {"b@example.org"}, message)
+                  .starts_with("250"));
+  EXPECT_EQ(first.stop(), 0) << first.log();
 }
 
 TEST(spool, deferred_stage_retries_across_a_sigkill) {

@@ -11,8 +11,10 @@
 //                     an absent or empty file means no faults.
 //
 // It wraps the libc entry points other libraries call through the PLT (SQLite's pwrite64
-// and fdatasync, the SDK's write). glibc's own stdio writes go to the kernel without them,
-// so std::ofstream is not affected. Every faulted call is counted in
+// and fdatasync, the SDK's write, libstdc++'s file streams). Not wrapped: glibc's own
+// FILE* stdio (its calls stay inside libc), the _FORTIFY_SOURCE variants (__read_chk…),
+// readv/preadv/pwritev, copy_file_range, sendfile, fallocate, rename, link and unlink.
+// errno is left as it was unless the call is faulted. Every faulted call is counted in
 // <SLUICE_FAULT_CTL>.hits (one byte appended per hit), so a test can check that the fault
 // really hit the process it meant.
 #define _GNU_SOURCE
@@ -32,7 +34,16 @@
 enum kind { k_write, k_sync, k_read };
 
 // Whether the call on `fd` of this kind must fail; if so, the errno to fail with.
+static int fault_for_(int fd, enum kind k);
+
 static int fault_for(int fd, enum kind k) {
+  const int saved = errno;
+  const int e = fault_for_(fd, k);
+  errno = saved;
+  return e;
+}
+
+static int fault_for_(int fd, enum kind k) {
   const char* ctl = getenv("SLUICE_FAULT_CTL");
   const char* dir = getenv("SLUICE_FAULT_DIR");
   if (!ctl || !dir || !*dir) return 0;
@@ -65,6 +76,8 @@ static int fault_for(int fd, enum kind k) {
   if (len <= 0) return 0;
   path[len] = '\0';
   size_t dl = strlen(dir);
+  while (dl > 1 && dir[dl - 1] == '/')
+    --dl;  // "/x/" names the same directory as "/x"
   if (strncmp(path, dir, dl) != 0 || (path[dl] != '/' && path[dl] != '\0')) return 0;
   if (k == k_read) {
     struct stat st;
@@ -81,8 +94,38 @@ static int fault_for(int fd, enum kind k) {
   return err;
 }
 
-#define NEXT(name)                      \
-  static __typeof__(name)* next_##name; \
+// The next definitions (libc's, or the sanitizer's interceptors), resolved once when the
+// library is loaded, before any thread of the process runs.
+#define NEXT_DECL(name) static __typeof__(name)* next_##name
+NEXT_DECL(write);
+NEXT_DECL(pwrite);
+NEXT_DECL(pwrite64);
+NEXT_DECL(writev);
+NEXT_DECL(ftruncate);
+NEXT_DECL(ftruncate64);
+NEXT_DECL(fsync);
+NEXT_DECL(fdatasync);
+NEXT_DECL(read);
+NEXT_DECL(pread);
+NEXT_DECL(pread64);
+
+#define RESOLVE(name) next_##name = (__typeof__(name)*)dlsym(RTLD_NEXT, #name)
+__attribute__((constructor)) static void resolve_next(void) {
+  RESOLVE(write);
+  RESOLVE(pwrite);
+  RESOLVE(pwrite64);
+  RESOLVE(writev);
+  RESOLVE(ftruncate);
+  RESOLVE(ftruncate64);
+  RESOLVE(fsync);
+  RESOLVE(fdatasync);
+  RESOLVE(read);
+  RESOLVE(pread);
+  RESOLVE(pread64);
+}
+
+// A call made before the constructor ran (by another library's constructor) resolves here.
+#define NEXT(name) \
   if (!next_##name) next_##name = (__typeof__(name)*)dlsym(RTLD_NEXT, #name)
 
 #define FAIL_IF(fd, k)             \

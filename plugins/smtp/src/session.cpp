@@ -792,7 +792,8 @@ awaitable<bool> session::read_chunk(std::uint64_t n, bool keep) {
 
 void session::reply_write_failed(std::error_code ec) {
   // A full disk is the client's cue to retry later, elsewhere if it can (RFC 3463 4.3.1).
-  if (ec == std::errc::no_space_on_device || ec.value() == EDQUOT) {
+  if (ec == std::errc::no_space_on_device ||
+      ec == std::error_condition(EDQUOT, std::generic_category())) {
     reply(452, "4.3.1", "Insufficient system storage");
   } else {
     reply(451, "4.3.0", "Requested action aborted: local error in processing");
