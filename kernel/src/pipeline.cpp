@@ -179,12 +179,12 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
   // A run that ends by an exception, or whose frame is destroyed (a forced stop), removes
   // what it held; the normal ends release or drop it and reset `held`.
   struct held_guard {
-    spool* sp;
+    std::shared_ptr<spool> sp;  // a frame destroyed after a forced stop outlives the server's
     std::optional<spool::held>& h;
     ~held_guard() {
       if (h && sp) sp->drop_now(*h);
     }
-  } guard{spool_, held};
+  } guard{spooled && spool_ ? spool_->shared_from_this() : nullptr, held};
   auto spool_failed = [&](std::error_code ec) {
     mlog.error("spool write failed", {{"error", ec.message()}});
     const bool full = ec == std::errc::no_space_on_device ||

@@ -162,7 +162,6 @@ std::shared_ptr<const pipeline_set> server::impl::build_pipelines(const kernel_c
     auto p = std::make_shared<pipeline>();
     p->name = pc.name;
     bool commits = false;
-    std::string first_commit;  // the first inline stage that makes messages durable
     for (const auto& sc : pc.stages) {
       const auto* type = loader.find_stage(sc.plugin);
       if (!type) {
@@ -206,13 +205,6 @@ std::shared_ptr<const pipeline_set> server::impl::build_pipelines(const kernel_c
                .get_histogram("sluice_stage_duration_seconds", "Time spent in each stage call",
                               {{"pipeline", pc.name}, {"stage", sc.name}});
       if (si.phase == phase::inline_) {
-        if (!si.traits.commits && !first_commit.empty()) {
-          // Legal, but its reject or tempfail comes after the message was stored: the client
-          // is refused a message the mailbox has (and a retry stores it again).
-          log.warn("a stage runs after a committing stage: what it refuses is already stored",
-                   {{"pipeline", pc.name}, {"stage", si.name}, {"after", first_commit}});
-        }
-        if (si.traits.commits && first_commit.empty()) first_commit = si.name;
         commits = commits || si.traits.commits;
         p->inline_stages.push_back(std::move(si));
       } else {

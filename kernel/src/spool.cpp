@@ -66,7 +66,9 @@ std::error_code copy_body(const message_body& body, const std::filesystem::path&
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
   if (fd < 0) return errno_code();
   std::error_code write_ec;
+  std::uint64_t written = 0;
   auto read_ec = body.for_each_chunk([&](std::string_view chunk) {
+    written += chunk.size();
     while (!chunk.empty()) {
       ssize_t n = ::write(fd, chunk.data(), chunk.size());
       if (n < 0) {
@@ -79,6 +81,8 @@ std::error_code copy_body(const message_body& body, const std::filesystem::path&
     return true;
   });
   std::error_code ec = write_ec ? write_ec : read_ec;
+  // A source that ends early (the spilled file shrank) is an error, not a shorter message.
+  if (!ec && written != body.size()) ec = std::make_error_code(std::errc::io_error);
   if (!ec && sync && ::fsync(fd) != 0) ec = errno_code();
   if (::close(fd) != 0 && !ec) ec = errno_code();
   return ec;
@@ -136,9 +140,12 @@ void spool::prepare() {
   }
   if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    throw std::system_error(err, std::generic_category(),
-                            "the spool " + dir_.string() +
-                                " is in use by another running sluice (spool.path must differ)");
+    if (err == EWOULDBLOCK) {
+      throw std::system_error(err, std::generic_category(),
+                              "the spool " + dir_.string() +
+                                  " is in use by another running sluice (spool.path must differ)");
+    }
+    throw std::system_error(err, std::generic_category(), "flock " + lock_path.string());
   }
   std::filesystem::create_directories(incoming_);
   std::filesystem::create_directories(queue_);

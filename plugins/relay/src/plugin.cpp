@@ -614,33 +614,46 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
         std::shared_ptr<message> converted;
         if (eight_bit && !conn->caps().has("8BITMIME")) {
           auto d = co_await downgrade(msg);
+          if (d.error.starts_with("read error: ")) {
+            fail_all(
+                local(451, "4.3.0", "cannot read the spooled message (" + d.error + ")", server));
+            out.sessions.push_back(std::move(session));
+            give_back(key, std::move(conn));
+            co_return;
+          }
           if (!d.error.empty()) {
             fail_all(local(554, "5.6.3",
                            "the message has 8-bit content, " + server +
-                               " does not offer 8BITMIME, and converting it failed: " + d.error,
+                               " does not offer 8BITMIME, and it cannot be converted to 7 "
+                               "bits: " +
+                               d.error,
                            server));
             out.sessions.push_back(std::move(session));
             give_back(key, std::move(conn));
             co_return;
           }
-          log.info("8-bit content converted to 7 bits for a server without 8BITMIME",
-                   {{"server", server}, {"size", d.bytes.size()}});
-          session["converted_to_7bit"] = true;
-          converted = std::make_shared<message>();
-          converted->id = msg.id;
-          converted->envelope = msg.envelope;
-          content_size = d.bytes.size();
-          converted->raw = message_body::from_string(std::move(d.bytes));
-          content = converted.get();
-          if (auto limit = conn->caps().size_limit(); limit && content_size > limit) {
-            fail_all(local(552, "5.3.4",
-                           "message size " + std::to_string(content_size) +
-                               " (converted to 7 bits) exceeds the limit of " +
-                               std::to_string(limit) + " bytes of " + server,
-                           server));
-            out.sessions.push_back(std::move(session));
-            give_back(key, std::move(conn));
-            co_return;
+          // Nothing to convert (8-bit only in header fields, or BODY=8BITMIME declared for
+          // 7-bit content): the message goes as it is, just without BODY=8BITMIME.
+          if (d.changed) {
+            log.info("8-bit content converted to 7 bits for a server without 8BITMIME",
+                     {{"server", server}, {"size", d.bytes.size()}});
+            session["converted_to_7bit"] = true;
+            converted = std::make_shared<message>();
+            converted->id = msg.id;
+            converted->envelope = msg.envelope;
+            content_size = d.bytes.size();
+            converted->raw = message_body::from_string(std::move(d.bytes));
+            content = converted.get();
+            if (auto limit = conn->caps().size_limit(); limit && content_size > limit) {
+              fail_all(local(552, "5.3.4",
+                             "message size " + std::to_string(content_size) +
+                                 " (converted to 7 bits) exceeds the limit of " +
+                                 std::to_string(limit) + " bytes of " + server,
+                             server));
+              out.sessions.push_back(std::move(session));
+              give_back(key, std::move(conn));
+              co_return;
+            }
           }
         }
         std::vector<rcpt_outcome> results;
@@ -679,14 +692,23 @@ class relay_stage final : public stage, public std::enable_shared_from_this<rela
 
   static awaitable<void> close_one(std::unique_ptr<connection> c) { co_await c->quit(); }
 
-  // The message as it leaves, converted to 7 bits, on a worker thread (it is parsed whole).
+  // The message as it leaves, converted to 7 bits, on a worker thread (it is parsed whole,
+  // in memory: hence the size bound).
   awaitable<downgraded> downgrade(const message& msg) {
-    constexpr std::uint64_t kMaxConverted = 64ull * 1024 * 1024;
+    constexpr std::uint64_t kMaxConverted = 32ull * 1024 * 1024;
     if (msg.raw && msg.raw->size() > kMaxConverted) {
-      co_return downgraded{{}, "it is larger than the 64 MB the relay converts"};
+      co_return downgraded{{}, false, "it is larger than the 32 MB the relay converts"};
     }
     auto copy = std::make_shared<message>(msg);
-    co_return co_await offload(host_, [copy] { return downgrade_to_7bit(copy->output()); });
+    co_return co_await offload(host_, [copy] {
+      std::string whole;
+      auto ec = copy->write_output([&](std::string_view chunk) {
+        whole.append(chunk);
+        return true;
+      });
+      if (ec) return downgraded{{}, false, "read error: " + ec.message()};
+      return downgrade_to_7bit(whole);
+    });
   }
 
   static bool has_8bit(const message& msg) {

@@ -207,6 +207,7 @@ TEST(Downgrade, EightBitPartsBecomeQuotedPrintableOrBase64AndTheRestIsKept) {
       "--b1--\r\n";
   auto out = downgrade_to_7bit(in);
   ASSERT_TRUE(out.error.empty()) << out.error;
+  EXPECT_TRUE(out.changed);
   EXPECT_FALSE(has_8bit_bytes(out.bytes)) << out.bytes;
   EXPECT_NE(out.bytes.find("Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n"), std::string::npos);
   EXPECT_NE(out.bytes.find("Content-Transfer-Encoding: quoted-printable\r\n\r\n"
@@ -231,6 +232,66 @@ TEST(Downgrade, APlainEightBitMessageGetsMimeVersionAndAnEncoding) {
   EXPECT_NE(out.bytes.find("Content-Transfer-Encoding: quoted-printable\r\n"), std::string::npos)
       << out.bytes;
   EXPECT_NE(out.bytes.find("Caf=C3=A9 cr=C3=A8me"), std::string::npos) << out.bytes;
+  // RFC 2045 §5.2: without a Content-Type the text would be read as US-ASCII.
+  EXPECT_NE(out.bytes.find("Content-Type: text/plain; charset=utf-8\r\n"), std::string::npos)
+      << out.bytes;
+  // Not UTF-8 (Latin-1): RFC 1428's unknown-8bit.
+  out = downgrade_to_7bit("From: a@example.org\r\n\r\nCaf\xe9\r\n");
+  ASSERT_TRUE(out.error.empty()) << out.error;
+  EXPECT_NE(out.bytes.find("charset=unknown-8bit"), std::string::npos) << out.bytes;
+  EXPECT_NE(out.bytes.find("Caf=E9"), std::string::npos) << out.bytes;
+}
+
+// Nothing to convert: 8-bit bytes only in a header field, or a body declared 8bit that is
+// 7-bit: the caller sends the original.
+TEST(Downgrade, NothingToConvertLeavesTheMessageAsItIs) {
+  auto out = downgrade_to_7bit(
+      "From: a@example.org\r\nSubject: Gr\xc3\xbc\xc3\x9f"
+      "e\r\n\r\nplain\r\n");
+  EXPECT_TRUE(out.error.empty()) << out.error;
+  EXPECT_FALSE(out.changed);
+  out = downgrade_to_7bit(
+      "From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n"
+      "Content-Transfer-Encoding: 8bit\r\n\r\nonly ascii\r\n");
+  EXPECT_TRUE(out.error.empty()) << out.error;
+  EXPECT_FALSE(out.changed);
+}
+
+// RFC 1847: signed content must reach the verifier byte for byte, so 8-bit content under
+// multipart/signed is refused, not converted.
+TEST(Downgrade, EightBitSignedContentIsRefused) {
+  const std::string in =
+      "From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/signed; "
+      "protocol=\"application/pgp-signature\"; micalg=pgp-sha256; boundary=\"s\"\r\n\r\n"
+      "--s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+      "Gr\xc3\xbc\xc3\x9f"
+      "e\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\n"
+      "-----BEGIN PGP SIGNATURE-----\r\nxx\r\n-----END PGP SIGNATURE-----\r\n--s--\r\n";
+  auto out = downgrade_to_7bit(in);
+  EXPECT_FALSE(out.changed);
+  EXPECT_NE(out.error.find("signed"), std::string::npos) << out.error;
+}
+
+// An attached message's 8-bit parts are converted and its container relabelled 7bit; bare
+// LF line ends come out as CRLF.
+TEST(Downgrade, AttachedMessagesAndBareLineFeeds) {
+  const std::string in =
+      "From: a@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"m\"\n\n"
+      "--m\nContent-Type: message/rfc822\nContent-Transfer-Encoding: 8bit\n\n"
+      "From: b@example.org\nSubject: inner\nContent-Type: text/plain; charset=utf-8\n"
+      "Content-Transfer-Encoding: 8bit\n\nK\xc3\xb6ln\n"
+      "--m--\n";
+  auto out = downgrade_to_7bit(in);
+  ASSERT_TRUE(out.error.empty()) << out.error;
+  ASSERT_TRUE(out.changed);
+  EXPECT_FALSE(has_8bit_bytes(out.bytes)) << out.bytes;
+  EXPECT_NE(out.bytes.find("Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 7bit\r\n"),
+            std::string::npos)
+      << out.bytes;
+  EXPECT_NE(out.bytes.find("K=C3=B6ln"), std::string::npos) << out.bytes;
+  for (std::size_t i = out.bytes.find('\n'); i != std::string::npos;
+       i = out.bytes.find('\n', i + 1))
+    ASSERT_TRUE(i > 0 && out.bytes[i - 1] == '\r') << "bare LF at " << i << ": " << out.bytes;
 }
 
 TEST(Downgrade, EightBitBytesAreFound) {
