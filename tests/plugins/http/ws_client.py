@@ -114,12 +114,22 @@ def changes(url, base, smtp_host, smtp_port):
     send_one(smtp_host, smtp_port, "bulk", 300)
     frames_until(ws, lambda g: sum(f["Type"] == "new" for f in g) >= 300, time.time() + 30)
     out["read_all_call"] = api(base, "PUT", "api/v1/messages", {"Read": True})
-    got = frames_until(ws, lambda g: any(f["Type"] == "changed" for f in g) and
-                       any(f["Type"] == "stats" for f in g), time.time() + 10)
+    # Stats are debounced (250 ms) and computed after the delay: a frame of the 300 new
+    # messages may be on its way, or its query may have started before the change and
+    # arrive after the "changed" frame. The hub sends a fresh one after every change, so
+    # wait for stats after "changed" that count no unread message.
+    def after_changed(g):
+        types = [f["Type"] for f in g]
+        if "changed" not in types:
+            return False
+        return any(f["Type"] == "stats" and f["Data"].get("Unread") == 0
+                   for f in g[types.index("changed"):])
+    got = frames_until(ws, after_changed, time.time() + 10)
     out["bulk_types"] = sorted(set(f["Type"] for f in got))
     out["bulk_updates"] = sum(f["Type"] == "update" for f in got)
     out["changed"] = [f for f in got if f["Type"] == "changed"]
-    out["bulk_stats"] = [f for f in got if f["Type"] == "stats"]
+    first = next((i for i, f in enumerate(got) if f["Type"] == "changed"), len(got))
+    out["bulk_stats"] = [f for f in got[first:] if f["Type"] == "stats"]
     send_one(smtp_host, smtp_port, "after bulk")
     got = frames_until(ws, lambda g: any(f["Type"] == "new" for f in g), time.time() + 10)
     out["after_bulk"] = [f["Data"]["Subject"] for f in got if f["Type"] == "new"]
