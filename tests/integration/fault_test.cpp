@@ -1,7 +1,8 @@
 // fault_test.cpp — I/O faults: the real sluice binary runs with tests/support/faultfs.c
 // preloaded, which makes writes (EIO or ENOSPC), syncs or reads of the files under its data
 // directory fail on demand. While they fail, no message gets a 250, every client gets a
-// clear 4xx or 5xx, and the process stays up; once they stop, mail is accepted again on the
+// clear 4xx or 5xx (SMTP), 500/507 with a message (HTTP API) or -ERR [SYS/TEMP] (POP3,
+// Python's poplib), and the process stays up; once they stop, mail is accepted again on the
 // same connection. Afterwards every acknowledged message is in the store byte-identical,
 // exactly once, and sluice stops with exit 0 (so, in the sanitizer build, with no leak).
 #include <gtest/gtest.h>
@@ -40,6 +41,7 @@ listeners:
   - {name: smtp, plugin: smtp, pipeline: capture, listen: ["127.0.0.1:0"]}
   - {name: smtp_spool, plugin: smtp, pipeline: spooled, listen: ["127.0.0.1:0"]}
   - {name: http, plugin: http, pipeline: capture, listen: ["127.0.0.1:0"]}
+  - {name: pop3, plugin: pop3, listen: ["127.0.0.1:0"], users: "u:p", allow_insecure: true}
 pipelines:
   - name: capture
     stages: [{plugin: store, mailbox: default}]
@@ -370,8 +372,30 @@ TEST(faults, read_eio_fails_api_reads_cleanly_and_recovers) {
   EXPECT_TRUE(reply.starts_with("250") || reply.starts_with("451 4.")) << reply;
   if (auto qid = queued_id(reply); !qid.empty()) acked[qid] = during;
   EXPECT_GT(f.hits(), 0u) << "the fault never hit sluice";
+  // POP3 (Python's poplib): the maildrop cannot be opened, and the client is told to retry.
+  auto pop = [&](const std::string& script, std::string* out) {
+    return run_command(
+        "python3 -c " +
+            shell_quote("import poplib,sys\np=poplib.POP3('" + f.proc().host("pop3") + "'," +
+                        std::to_string(f.proc().port("pop3")) + ",timeout=20)\n" + script),
+        out, true, std::chrono::seconds(30));
+  };
+  std::string pop_out;
+  pop("p.user('u')\ntry:\n  p.pass_('p'); print('logged in')\n"
+      "except poplib.error_proto as e: print(e)\n",
+      &pop_out);
+  EXPECT_NE(pop_out.find("-ERR [SYS/TEMP]"), std::string::npos) << pop_out;
 
   f.heal();
+  pop_out.clear();
+  ASSERT_EQ(pop("p.user('u'); p.pass_('p')\nn, size = p.stat(); print(n)\n"
+                "sys.stdout.write(b'\\r\\n'.join(p.retr(1)[1]).decode())\np.quit()\n",
+                &pop_out),
+            0)
+      << pop_out;
+  // Every message acknowledged so far (the one sent during the fault only if it got 250).
+  EXPECT_TRUE(pop_out.starts_with(std::to_string(acked.size()) + "\n")) << pop_out;
+  EXPECT_NE(pop_out.find("read-0 line 1 "), std::string::npos) << pop_out.substr(0, 400);
   raw = curl(shell_quote(f.api("/api/v1/message/" + id + "/raw")));
   EXPECT_EQ(raw.status, 200);
   // The raw view carries the trace headers the SMTP listener added in front of the message.
