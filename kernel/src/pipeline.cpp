@@ -11,7 +11,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <cerrno>
 
 #include "spool.hpp"
 
@@ -182,16 +181,14 @@ asio::awaitable<submit_result> pipeline_runner::submit(std::string name,
     std::shared_ptr<spool> sp;  // a frame destroyed after a forced stop outlives the server's
     std::optional<spool::held>& h;
     ~held_guard() {
-      if (h && sp) sp->drop_now(*h);
+      if (h && sp) sp->drop_now(h->id);
     }
   } guard{spooled && spool_ ? spool_->shared_from_this() : nullptr, held};
   auto spool_failed = [&](std::error_code ec) {
     mlog.error("spool write failed", {{"error", ec.message()}});
-    const bool full = ec == std::errc::no_space_on_device ||
-                      ec == std::error_condition(EDQUOT, std::generic_category());
-    auto v =
-        full ? verdict::tempfail(452, "4.3.1", "Insufficient system storage")
-             : verdict::tempfail(451, "4.3.0", "Requested action aborted: cannot queue message");
+    auto v = is_disk_full(ec) ? verdict::insufficient_storage()
+                              : verdict::tempfail(451, "4.3.0",
+                                                  "Requested action aborted: cannot queue message");
     return submit_result{v.kind, v.reply, {}};
   };
   bool skip_filters = false;  // after accept or quarantine only committing stages run

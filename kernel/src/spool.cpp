@@ -38,18 +38,24 @@ std::error_code errno_code() {
   return {errno, std::generic_category()};
 }
 
-std::error_code write_file(const std::filesystem::path& path, std::string_view data, bool sync) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return errno_code();
+std::error_code write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      auto ec = errno_code();
-      ::close(fd);
-      return ec;
+      return errno_code();
     }
     data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return {};
+}
+
+std::error_code write_file(const std::filesystem::path& path, std::string_view data, bool sync) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) return errno_code();
+  if (auto ec = write_all(fd, data)) {
+    ::close(fd);
+    return ec;
   }
   if (sync && ::fsync(fd) != 0) {
     auto ec = errno_code();
@@ -69,16 +75,8 @@ std::error_code copy_body(const message_body& body, const std::filesystem::path&
   std::uint64_t written = 0;
   auto read_ec = body.for_each_chunk([&](std::string_view chunk) {
     written += chunk.size();
-    while (!chunk.empty()) {
-      ssize_t n = ::write(fd, chunk.data(), chunk.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        write_ec = errno_code();
-        return false;
-      }
-      chunk.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
+    write_ec = write_all(fd, chunk);
+    return !write_ec;
   });
   std::error_code ec = write_ec ? write_ec : read_ec;
   // A source that ends early (the spilled file shrank) is an error, not a shorter message.
@@ -276,11 +274,13 @@ asio::awaitable<std::error_code> spool::hold(std::shared_ptr<const pipeline> p,
                                              std::shared_ptr<message> msg, held& out) {
   out.id = msg->id;
   out.created_ms = now_ms();
-  out.json = serialize(make_record(*p, *msg, out.created_ms));
+  auto r = make_record(*p, *msg, out.created_ms);
+  auto json = serialize(r);
+  out.message = std::move(r.message);
   auto self = shared_from_this();
   // The job is a named local, not a temporary inside the co_await expression: GCC 12
   // destroys such temporaries twice.
-  auto job = [self, id = out.id, json = out.json, msg]() {
+  auto job = [self, id = out.id, json = std::move(json), msg]() {
     if (self->min_free_ > 0) {
       struct statvfs fs {};
       if (::statvfs(self->queue_.c_str(), &fs) == 0) {
@@ -304,11 +304,7 @@ asio::awaitable<std::error_code> spool::hold(std::shared_ptr<const pipeline> p,
     // The held name needs no directory fsync: a crash before the release discards it, and
     // the release's rename is synced.
     if (!ec) ec = self->write_json(id, json, self->held_meta(id), false);
-    if (ec) {
-      std::error_code ignored;
-      std::filesystem::remove(self->held_meta(id), ignored);
-      std::filesystem::remove(target, ignored);
-    }
+    if (ec) self->drop_now(id);
     return ec;
   };
   co_return co_await offload(workers_, std::move(job));
@@ -317,9 +313,10 @@ asio::awaitable<std::error_code> spool::hold(std::shared_ptr<const pipeline> p,
 asio::awaitable<std::error_code> spool::release(std::shared_ptr<const pipeline> p,
                                                 std::shared_ptr<message> msg, const held& h) {
   auto r = make_record(*p, *msg, h.created_ms);
-  auto json = serialize(r);
+  // Only the message part can differ from the held record; serialized only if it does.
+  const bool same = r.message == h.message;
   auto self = shared_from_this();
-  auto job = [self, id = h.id, same = json == h.json, json = std::move(json)]() {
+  auto job = [self, id = h.id, same, json = same ? std::string() : serialize(r)]() {
     std::error_code ec;
     if (same) {
       // What was held is what the deferred stages need: the rename puts it in the spool.
@@ -346,15 +343,15 @@ asio::awaitable<std::error_code> spool::release(std::shared_ptr<const pipeline> 
 
 asio::awaitable<void> spool::drop(const held& h) {
   auto self = shared_from_this();
-  auto job = [self, h]() {
-    self->drop_now(h);
+  auto job = [self, id = h.id]() {
+    self->drop_now(id);
     return 0;
   };
   co_await offload(workers_, std::move(job));
 }
 
-void spool::drop_now(const held& h) const {
-  for (const auto& path : {held_meta(h.id), eml(h.id)}) {
+void spool::drop_now(const std::string& id) const {
+  for (const auto& path : {held_meta(id), eml(id)}) {
     std::error_code ec;
     std::filesystem::remove(path, ec);
     // Left behind, it is removed at the next start (a held record was never acknowledged).

@@ -55,7 +55,8 @@ class spool : public std::enable_shared_from_this<spool> {
   // A message written to the spool but not yet in it (hold → release or drop).
   struct held {
     std::string id;
-    std::string json;  // the record as written
+    boost::json::object message;  // the held record's message part: unchanged, the release
+                                  // only renames
     std::int64_t created_ms = 0;
   };
 
@@ -84,7 +85,7 @@ class spool : public std::enable_shared_from_this<spool> {
   boost::asio::awaitable<void> drop(const held& h);
   // The same, on the calling thread: for a pipeline run that ends by an exception or is
   // destroyed before its end (a forced stop).
-  void drop_now(const held& h) const;
+  void drop_now(const std::string& id) const;
   // No new attempts start after this; attempts in flight finish (they hold the gate).
   void stop();
   std::shared_ptr<gate> attempts_gate() const { return gate_; }

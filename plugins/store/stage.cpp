@@ -182,7 +182,7 @@ std::vector<std::string> store_stage::choose_mailboxes(const message& msg) const
 verdict verdict_for_failure(int rc) {
   switch (rc & 0xff) {
     case SQLITE_FULL:
-      return verdict::tempfail(452, "4.3.1", "Insufficient system storage");
+      return verdict::insufficient_storage();
     case SQLITE_TOOBIG:
       return verdict::reject(552, "5.3.4", "Message too big for the mail store");
     default:

@@ -400,7 +400,7 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
   // The reserve (min_free_space): checked once per batch, then counted down per message.
   std::optional<std::uint64_t> space;
   for (std::size_t i = 0; !fatal && i < batch.size(); ++i) {
-    if (batch[i].needs_space && opts_.min_free_space > 0) {
+    if (batch[i].space > 0 && opts_.min_free_space > 0) {
       if (!space) {
         try {
           space = space_available(db);
@@ -771,7 +771,6 @@ asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_op
   const bool defer_index = st->options.rules.empty();
   write_job job;
   job.bytes = st->row.stored_size();
-  job.needs_space = true;
   job.space = st->row.growth_estimate();
   job.run = [this, st, defer_index](database& db) {
     st->added.clear();  // a retried savepoint starts over

@@ -170,9 +170,9 @@ class sqlite_store final : public mailbox_service {
     bool standalone = false;
     // Message data this job writes, counted against max_batch_bytes.
     std::uint64_t bytes = 0;
-    // A new message: refused without running while the space left after it (`space`, an
-    // estimate of how much it grows the database and WAL) would be below min_free_space.
-    bool needs_space = false;
+    // A new message: how much it may grow the database and WAL (an estimate). Refused
+    // without running while the space left after it would be below min_free_space; 0 for
+    // jobs that are not checked.
     std::uint64_t space = 0;
     // Deletes messages: runs after the earlier jobs' deferred index rows are written.
     bool deletes_messages = false;

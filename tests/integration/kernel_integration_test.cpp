@@ -262,6 +262,16 @@ TEST(logging, json_lines_parse) {
   EXPECT_GT(lines, 3);
 }
 
+// Runs `sluice serve -c config` in the foreground (bounded: 20 s) for a start that must fail;
+// returns its exit status, with stdout and stderr in `out`.
+int serve_until_exit(const std::filesystem::path& config, std::string& out) {
+  return sluice::test::run_command(sluice::test::shell_quote(sluice::test::sluice_binary()) +
+                                       " serve -c " + sluice::test::shell_quote(config.string()) +
+                                       " --plugin-dir " +
+                                       sluice::test::shell_quote(sluice::test::test_plugin_dir()),
+                                   &out, true, std::chrono::seconds(20));
+}
+
 // An address that cannot be bound (here: one this test holds) stops serve with exit 71 and an
 // error naming the listener and where it is configured, also when the address is not
 // written in the file (a plugin's default).
@@ -287,11 +297,7 @@ TEST(startup, an_address_in_use_names_the_listener_and_its_location) {
                  "pipelines:\n"
                  "  - {name: p, stages: [{plugin: test_sink, dir: ./sink}]}\n");
   std::string out;
-  int rc = sluice::test::run_command(
-      sluice::test::shell_quote(sluice::test::sluice_binary()) + " serve -c " +
-          sluice::test::shell_quote((dir.path() / "sluice.yaml").string()) + " --plugin-dir " +
-          sluice::test::shell_quote(sluice::test::test_plugin_dir()),
-      &out, true, std::chrono::seconds(20));
+  int rc = serve_until_exit(dir.path() / "sluice.yaml", out);
   ::close(fd);
   EXPECT_EQ(rc, 71) << out;
   EXPECT_NE(out.find("sluice.yaml:4:5: listeners[1] (listener \"taken\"): listen 127.0.0.1:" +
@@ -306,11 +312,7 @@ TEST(startup, a_second_sluice_on_the_same_spool_is_refused) {
   sluice_process first(config_with(""));
   ASSERT_TRUE(first.running());
   std::string out;
-  int rc = sluice::test::run_command(
-      sluice::test::shell_quote(sluice::test::sluice_binary()) + " serve -c " +
-          sluice::test::shell_quote((first.dir() / "sluice.yaml").string()) + " --plugin-dir " +
-          sluice::test::shell_quote(sluice::test::test_plugin_dir()),
-      &out, true, std::chrono::seconds(20));
+  int rc = serve_until_exit(first.dir() / "sluice.yaml", out);
   EXPECT_EQ(rc, 71) << out;
   EXPECT_NE(out.find("is in use by another running sluice (spool.path must differ)"),
             std::string::npos)

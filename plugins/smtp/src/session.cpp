@@ -2,7 +2,6 @@
 #include "session.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <unordered_set>
 
@@ -791,13 +790,8 @@ awaitable<bool> session::read_chunk(std::uint64_t n, bool keep) {
 }
 
 void session::reply_write_failed(std::error_code ec) {
-  // A full disk is the client's cue to retry later, elsewhere if it can (RFC 3463 4.3.1).
-  if (ec == std::errc::no_space_on_device ||
-      ec == std::error_condition(EDQUOT, std::generic_category())) {
-    reply(452, "4.3.1", "Insufficient system storage");
-  } else {
-    reply(451, "4.3.0", "Requested action aborted: local error in processing");
-  }
+  const auto v = is_disk_full(ec) ? verdict::insufficient_storage() : verdict::local_error();
+  reply(v.reply.code, v.reply.enhanced, v.reply.text);
 }
 
 awaitable<void> session::cmd_bdat(const command& c) {

@@ -5,9 +5,11 @@
 // internal paths, no secrets).
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace sluice {
 
@@ -59,6 +61,17 @@ struct verdict {
   static verdict local_error() {
     return tempfail(451, "4.3.0", "Requested action aborted: local error in processing");
   }
+  // A full disk (RFC 3463 4.3.1): the client retries later, elsewhere if it can.
+  static verdict insufficient_storage() {
+    return tempfail(452, "4.3.1", "Insufficient system storage");
+  }
 };
+
+// Whether a write failed because the disk (or the user's quota) is full: answer it with
+// verdict::insufficient_storage(), other write errors with a 451.
+inline bool is_disk_full(const std::error_code& ec) {
+  return ec == std::errc::no_space_on_device ||
+         ec == std::error_condition(EDQUOT, std::generic_category());
+}
 
 }  // namespace sluice
