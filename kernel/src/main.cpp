@@ -25,6 +25,7 @@
 #include "mailpit_flags.hpp"
 #include "plugin_loader.hpp"
 #include "server.hpp"
+#include "sluice/mailbox.hpp"
 #include "sluice/version.hpp"
 
 namespace {
@@ -128,7 +129,8 @@ constexpr const char* serve_help =
     "\n"
     "Exit status: 0 after a drain, 75 when shutdown_timeout or a second signal cut the\n"
     "drain short, 64 for a usage error, 78 for a configuration error, 71 when the\n"
-    "system refuses (a port in use, a directory), 70 for other errors.\n";
+    "system refuses (a port in use, a directory), 74 when a store database cannot be\n"
+    "opened, read or written, 70 for other errors.\n";
 
 constexpr const char* check_config_help =
     "Usage: sluice check-config [-c FILE] [--plugin-dir DIR]... [--print] [MAILPIT FLAGS]\n"
@@ -372,6 +374,9 @@ int main(int argc, char** argv) {
                    "`sluice check-config --print FLAGS...` shows it)\n";
     }
     return 78;  // EX_CONFIG
+  } catch (const sluice::storage_error& e) {
+    std::cerr << "sluice: storage error: " << e.what() << "\n";
+    return 74;  // EX_IOERR
   } catch (const std::system_error& e) {
     std::cerr << "sluice: " << e.what() << "\n";
     return 71;  // EX_OSERR

@@ -460,6 +460,17 @@ void server::impl::reload() {
                            "their pipeline until a restart)");
       }
     }
+    // Nor may it lose a pipeline a running listener submits into by its own section (the
+    // http listener's release_pipeline), whatever the new file says for that section.
+    for (const auto& [name, l] : listeners) {
+      for (const auto& p : l->pipelines_used()) {
+        if (!set->pipelines.count(p)) {
+          throw config_error("listener \"" + name + "\" submits into pipeline \"" + p +
+                             "\", which the new configuration does not define (listeners keep "
+                             "their configuration until a restart)");
+        }
+      }
+    }
     const std::string listeners_changed = changed_sections(cfg.listeners, next.listeners);
     const std::string services_changed = changed_sections(cfg.services, next.services);
     open_log(next);  // may throw: then nothing of the new configuration is in force

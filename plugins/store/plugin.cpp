@@ -4,20 +4,45 @@
 // `mailbox` service under the instance name, and returns it. Stage "store" (commits):
 // stores each message into a mailbox of a store service.
 //
-// Factories run at startup and throw config_error for bad configuration or a database
-// that cannot be opened; nothing throws across the boundary at run time.
+// Factories run at startup and throw config_error for bad configuration, storage_error (at
+// the section's location) for a database the system cannot open, read or write; nothing
+// throws across the boundary at run time.
 #include <memory>
 #include <stdexcept>
+#include <system_error>
+
+#include <sqlite3.h>
 
 #include "options.hpp"
 #include "sluice/events.hpp"
+#include "sluice/mailbox.hpp"
 #include "sluice/metrics.hpp"
 #include "sluice/plugin.hpp"
+#include "sqlite.hpp"
 #include "stage.hpp"
 #include "store.hpp"
 
 namespace sluice::store {
 namespace {
+
+// SQLite's primary result codes that say the file or the system failed, not the settings.
+bool storage_failure(int primary) {
+  switch (primary) {
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_FULL:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOLFS:
+      return true;
+    default:
+      return false;
+  }
+}
 
 std::shared_ptr<service> make_store_service(instance_context& ctx) {
   store_options opts = parse_store_options(ctx.config, ctx.host);
@@ -33,6 +58,18 @@ std::shared_ptr<service> make_store_service(instance_context& ctx) {
   try {
     store = std::make_shared<sqlite_store>(opts, ctx.name, ctx.log, services.get<events>(),
                                            services.get<metrics>());
+  } catch (const sqlite_error& e) {
+    // A database the system cannot read or write is a storage failure, not a configuration
+    // error: it is reported at the section, and the kernel exits with EX_IOERR.
+    if (storage_failure(e.primary())) {
+      throw storage_error(ctx.config.where() + ": " + ctx.config.path() +
+                          ": cannot open the store database " + opts.path.string() + ": " +
+                          e.what());
+    }
+    ctx.config.fail(std::string("cannot open the store database: ") + e.what());
+  } catch (const std::system_error& e) {
+    throw storage_error(ctx.config.where() + ": " + ctx.config.path() +
+                        ": cannot open the store database " + opts.path.string() + ": " + e.what());
   } catch (const std::exception& e) {
     ctx.config.fail(std::string("cannot open the store database: ") + e.what());
   }

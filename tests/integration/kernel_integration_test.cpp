@@ -124,6 +124,44 @@ TEST(reload, a_release_pipeline_is_checked_against_the_new_pipelines) {
   EXPECT_NE(proc.log().find("no pipeline named \\\"nowhere\\\""), std::string::npos) << proc.log();
 }
 
+// The running http listener keeps its release_pipeline until a restart, whatever the new
+// file's http section says: a reload that drops that pipeline is refused even when the new
+// section no longer names it.
+TEST(reload, a_running_listeners_release_pipeline_must_stay) {
+  auto config = [](const std::string& http_extra, const std::string& more_pipelines) {
+    return "spool: {path: ./spool}\n"
+           "listeners:\n"
+           "  - {name: smtp, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:0\"]}\n"
+           "  - {name: http, plugin: http, listen: [\"127.0.0.1:0\"]" +
+           http_extra +
+           "}\n"
+           "services:\n"
+           "  - {name: default, plugin: store, path: ./mail.db}\n"
+           "pipelines:\n"
+           "  - {name: p, stages: [{plugin: store}]}\n" +
+           more_pipelines;
+  };
+  const std::string out = "  - {name: out, stages: [{plugin: store}]}\n";
+  sluice_process proc(config(", release_pipeline: out", out));
+  ASSERT_TRUE(proc.running()) << proc.log();
+  write_file(proc.dir() / "sluice.yaml", config("", ""));
+  proc.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return proc.log().find("configuration reloaded") != std::string::npos ||
+           proc.log().find("reload failed") != std::string::npos;
+  }));
+  EXPECT_NE(proc.log().find("listener \\\"http\\\" submits into pipeline \\\"out\\\""),
+            std::string::npos)
+      << proc.log();
+  EXPECT_EQ(proc.log().find("configuration reloaded"), std::string::npos) << proc.log();
+  // Keeping the pipeline while dropping it from the http section is a valid reload.
+  write_file(proc.dir() / "sluice.yaml", config("", out));
+  proc.signal(SIGHUP);
+  ASSERT_TRUE(eventually([&] {
+    return proc.log().find("configuration reloaded") != std::string::npos;
+  })) << proc.log();
+}
+
 // A reload that drops the pipeline a running listener uses is refused (every message would
 // fail until a restart); one that changes a listener's section is applied to the pipelines
 // only, and says so.
@@ -320,6 +358,30 @@ TEST(startup, a_second_sluice_on_the_same_spool_is_refused) {
   EXPECT_TRUE(smtp_send(first.endpoints("smtp").at(0), "a@example.org", {"b@example.org"}, message)
                   .starts_with("250"));
   EXPECT_EQ(first.stop(), 0) << first.log();
+}
+
+// A store database the system cannot use is a storage error, not a configuration error: serve
+// exits 74 (EX_IOERR) naming the section, the file and SQLite's reason.
+TEST(startup, a_damaged_store_database_is_a_storage_error_at_its_section) {
+  sluice::test::temp_dir dir;
+  write_file(dir.path() / "mail.db", std::string(8192, 'x'));
+  write_file(dir.path() / "sluice.yaml",
+             "spool: {path: ./spool}\n"
+             "listeners:\n"
+             "  - {name: smtp, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:0\"]}\n"
+             "services:\n"
+             "  - {name: default, plugin: store, path: ./mail.db}\n"
+             "pipelines:\n"
+             "  - {name: p, stages: [{plugin: store}]}\n");
+  std::string out;
+  int rc = serve_until_exit(dir.path() / "sluice.yaml", out);
+  EXPECT_EQ(rc, 74) << out;
+  EXPECT_NE(out.find("sluice: storage error: "), std::string::npos) << out;
+  EXPECT_NE(out.find("sluice.yaml:5:5: services[0]: cannot open the store database"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("not a database"), std::string::npos) << out;
+  EXPECT_EQ(out.find("configuration error"), std::string::npos) << out;
 }
 
 TEST(spool, deferred_stage_retries_across_a_sigkill) {

@@ -151,6 +151,11 @@ class http_listener final : public listener {
     st_->hub->stop();
   }
 
+  std::vector<std::string> pipelines_used() const override {
+    if (st_->cfg.release_pipeline.empty()) return {};
+    return {st_->cfg.release_pipeline};
+  }
+
  private:
   // Counts the connection; over max_connections it is refused (503) and false returned.
   template <class Socket>

@@ -49,6 +49,10 @@ class listener {
   // Stops accepting and closes the listening sockets (unix socket files are removed).
   // Sessions learn of the drain from the gate.
   virtual void stop() = 0;
+  // Pipelines other than its own that the listener submits into (the http listener's
+  // `release_pipeline`). Listeners keep their configuration until a restart, so a reload
+  // whose pipelines lack one of these is refused.
+  virtual std::vector<std::string> pipelines_used() const { return {}; }
 };
 
 }  // namespace sluice

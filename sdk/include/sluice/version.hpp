@@ -15,7 +15,7 @@
 
 // Bumped whenever a type in sdk/include/sluice changes layout or a virtual function is
 // added, removed or reordered.
-#define SLUICE_SDK_ABI 3
+#define SLUICE_SDK_ABI 4
 
 #define SLUICE_DETAIL_STR2(x) #x
 #define SLUICE_DETAIL_STR(x) SLUICE_DETAIL_STR2(x)
