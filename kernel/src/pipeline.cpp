@@ -54,6 +54,8 @@ std::shared_ptr<const pipeline_set> pipeline_runner::current() const {
 
 namespace {
 
+constexpr std::chrono::milliseconds kCommitGrace{60000};
+
 // Shared between the waiting coroutine and the stage's completion. Everything in here is
 // touched only on `strand`, so no further locking is needed.
 struct call_state {
@@ -62,16 +64,25 @@ struct call_state {
   asio::steady_timer timer;
   asio::cancellation_signal cancel;
   bool settled = false;
+  bool timed_out = false;  // the timeout fired and the cancellation was emitted
   std::optional<verdict> result;
   std::exception_ptr error;
 };
 
 // Runs entirely on st->strand: the stage's completion and the timeout race there. A plain
 // function (not a capturing lambda) because GCC 12 mishandles lambda coroutine captures.
+//
+// A committing stage is not abandoned at its timeout: once cancelled it is awaited for as
+// long again, and at least kCommitGrace (a commit waits for the disk; the SMTP client
+// waits 10 minutes for the reply to its final dot, RFC 5321 4.5.3.2.6). One that can still withdraw
+// its write answers at once (the store: tempfail, nothing written); one past that point (the
+// store's transaction is committing) gives its real answer, so a message it stored is acknowledged
+// instead of being stored a second time on the client's retry. Only a stage that answers neither
+// way is given up on.
 asio::awaitable<void> race_with_timeout(std::shared_ptr<call_state> st,
                                         std::shared_ptr<sluice::stage> impl,
                                         std::shared_ptr<message> msg, stage_call call,
-                                        std::chrono::milliseconds timeout) {
+                                        std::chrono::milliseconds timeout, bool commits) {
   asio::co_spawn(
       st->strand, impl->process(msg, call),
       asio::bind_cancellation_slot(
@@ -91,9 +102,15 @@ asio::awaitable<void> race_with_timeout(std::shared_ptr<call_state> st,
     co_await st->timer.async_wait(asio::as_tuple(asio::use_awaitable));
   }
   if (!st->settled) {
-    st->settled = true;
+    st->timed_out = true;
+    if (!commits) st->settled = true;  // its answer, if it still gives one, is too late
     st->cancel.emit(asio::cancellation_type::terminal);
+    if (commits && !st->settled) {
+      st->timer.expires_after(std::max(timeout, kCommitGrace));
+      co_await st->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
   }
+  st->settled = true;
 }
 
 }  // namespace
@@ -106,7 +123,7 @@ asio::awaitable<verdict> pipeline_runner::call_stage(const stage_instance& s,
   auto impl = s.impl;  // the stage object must outlive a timed-out call
   auto log = call.log;
   try {
-    auto race = race_with_timeout(st, impl, msg, std::move(call), s.timeout);
+    auto race = race_with_timeout(st, impl, msg, std::move(call), s.timeout, s.traits.commits);
     co_await asio::co_spawn(st->strand, std::move(race), asio::use_awaitable);
   } catch (...) {
     st->error = std::current_exception();
@@ -116,9 +133,16 @@ asio::awaitable<verdict> pipeline_runner::call_stage(const stage_instance& s,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
   verdict v;
-  if (st->result) {
+  if (st->timed_out && st->result && st->result->kind != verdict_kind::tempfail) {
+    // A committing stage awaited after the cancellation that finished its work: its answer
+    // stands. A withdrawal (tempfail) or a failure then is the timeout, below.
+    log.warn("stage finished after its timeout; its answer stands",
+             {{"timeout_ms", static_cast<std::int64_t>(s.timeout.count())},
+              {"verdict", std::string(to_string(st->result->kind))}});
     v = std::move(*st->result);
-  } else if (st->error) {
+  } else if (st->result && !st->timed_out) {
+    v = std::move(*st->result);
+  } else if (st->error && !st->timed_out) {
     std::string what = "unknown exception";
     try {
       std::rethrow_exception(st->error);

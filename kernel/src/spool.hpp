@@ -14,9 +14,10 @@
 // runs, and renamed into the spool after it, so a spool that cannot take the message
 // (full, failing) fails it before it is stored and the client's retry makes no duplicate.
 // Duplicates it does not prevent: an inline stage after the store that tempfails, a second
-// committing stage that fails after the first committed, a store stage that times out
-// while its write still commits, and a failed release (rename, or the directory fsync of
-// durability "full") after the store committed. With
+// committing stage that fails after the first committed, a committing stage still busy
+// after its timeout and the grace that follows it (pipeline.cpp: the store's commit is
+// awaited, a write still queued is withdrawn), and a failed release (rename, or the
+// directory fsync of durability "full") after the store committed. With
 // durability "full" both files and the directory are fsynced before put() completes; otherwise the
 // page cache carries them across a SIGKILL.
 //

@@ -12,7 +12,9 @@
 
 #include <sys/statvfs.h>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
@@ -281,10 +283,28 @@ asio::awaitable<write_result> sqlite_store::submit(write_job job) {
         // job waits; the handler runs on the caller's executor, never on the writer.
         auto work = asio::prefer(asio::get_associated_executor(handler),
                                  asio::execution::outstanding_work.tracked);
+        auto slot = asio::get_associated_cancellation_slot(handler);
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         job.complete = [h, work](write_result r) mutable {
           asio::post(work, [h, r = std::move(r)]() mutable { std::move (*h)(std::move(r)); });
         };
+        if (slot.is_connected()) {
+          // A cancellation (the kernel's stage timeout) withdraws the job while it waits in
+          // the queue: nothing is written and the caller learns at once. Once the writer
+          // has it, the job runs and its real result is delivered.
+          // (It runs on the caller's executor, which is running: no tracked work needed.)
+          job.claim = std::make_shared<std::atomic<int>>(kQueued);
+          slot.assign([claim = job.claim, h,
+                       ex = asio::get_associated_executor(*h)](asio::cancellation_type) {
+            int expected = kQueued;
+            if (claim->compare_exchange_strong(expected, kWithdrawn)) {
+              asio::post(ex, [h] {
+                std::move (*h)(
+                    write_result{SQLITE_INTERRUPT, 0, "cancelled before it was written"});
+              });
+            }
+          });
+        }
         enqueue(std::move(job));
       },
       asio::use_awaitable, std::move(job));
@@ -299,7 +319,13 @@ void sqlite_store::enqueue(write_job job) {
       return;
     }
   }
-  job.complete({SQLITE_MISUSE, 0, "store is shutting down"});
+  if (take(job)) job.complete({SQLITE_MISUSE, 0, "store is shutting down"});
+}
+
+bool sqlite_store::take(write_job& job) {
+  if (!job.claim) return true;
+  int expected = kQueued;
+  return job.claim->compare_exchange_strong(expected, kTaken) || expected == kTaken;
 }
 
 void sqlite_store::writer_loop() {
@@ -322,6 +348,13 @@ void sqlite_store::writer_loop() {
       }
       // Invariant: we leave only with an empty queue, so every acknowledged job is done.
       if (queue_.empty() && stopping_) break;
+      // Jobs withdrawn by a cancellation are already completed: dropped unrun.
+      bool dropped = false;
+      while (!queue_.empty() && !take(queue_.front())) {
+        queue_.pop_front();
+        dropped = true;
+      }
+      if (dropped && queue_.empty() && !prune_due()) continue;
       if (!queue_.empty() && queue_.front().standalone) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -336,6 +369,10 @@ void sqlite_store::writer_loop() {
         }
         std::uint64_t batch_bytes = 0;
         while (!queue_.empty() && batch.size() < opts_.max_batch && !queue_.front().standalone) {
+          if (!take(queue_.front())) {
+            queue_.pop_front();
+            continue;
+          }
           // The first job always goes, so a message larger than the budget still commits.
           if (!batch.empty() && batch_bytes + queue_.front().bytes > opts_.max_batch_bytes) break;
           batch_bytes += queue_.front().bytes;

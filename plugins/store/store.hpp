@@ -189,7 +189,14 @@ class sqlite_store final : public mailbox_service {
     std::function<void(const write_result&)> after_commit;
     // Hands the result to the awaiting coroutine (posted to its executor).
     std::function<void(write_result)> complete;
+    // Set when the awaiting coroutine can be cancelled: kQueued until the writer takes the
+    // job (kTaken) or a cancellation withdraws it (kWithdrawn, completed by the canceller,
+    // and the writer drops it). A taken job is always run and completed.
+    std::shared_ptr<std::atomic<int>> claim;
   };
+  static constexpr int kQueued = 0, kTaken = 1, kWithdrawn = 2;
+  // Claims a queued job for the writer; false if a cancellation withdrew it.
+  static bool take(write_job& job);
   struct reader_lease;
 
   boost::asio::awaitable<write_result> submit(write_job job);

@@ -118,7 +118,9 @@ http_reply curl(const std::string& args) {
 // <dir>/data are affected (the log, <dir>/sluice.log, is not).
 class faulty {
  public:
-  explicit faulty(std::string durability) : durability_(std::move(durability)) {
+  explicit faulty(const std::string& durability) : faulty(config(durability), 0) {}
+  // Another configuration (its files under ./data).
+  faulty(std::string config_text, int) : config_(std::move(config_text)) {
     fs::create_directories(dir_.path() / "data");
     data_ = fs::canonical(dir_.path() / "data");
     ctl_ = dir_.path() / "fault.ctl";
@@ -161,7 +163,7 @@ class faulty {
     ::setenv("LD_PRELOAD", SLUICE_FAULTFS, 1);
     ::setenv("SLUICE_FAULT_DIR", data_.c_str(), 1);
     ::setenv("SLUICE_FAULT_CTL", ctl_.c_str(), 1);
-    proc_.emplace(dir_.path(), config(durability_));
+    proc_.emplace(dir_.path(), config_);
     ::unsetenv("LD_PRELOAD");
     ::unsetenv("SLUICE_FAULT_DIR");
     ::unsetenv("SLUICE_FAULT_CTL");
@@ -172,7 +174,7 @@ class faulty {
     }
   }
   fs::path hits_path() const { return fs::path(ctl_.string() + ".hits"); }
-  std::string durability_;
+  std::string config_;
   temp_dir dir_;
   fs::path data_, ctl_;
   std::optional<sluice_process> proc_;
@@ -410,3 +412,63 @@ TEST(faults, read_eio_fails_api_reads_cleanly_and_recovers) {
 }
 
 }  // namespace
+
+// A store stage whose write outlasts its timeout (every sync of the disk takes 1.5 s, the
+// stage's timeout is 300 ms). The message already committing is awaited and acknowledged,
+// not tempfailed (the client's retry would store it twice); one still queued behind it is
+// withdrawn, tempfailed and not stored. The retry stores it once.
+TEST(faults, a_store_write_past_its_timeout_is_acknowledged_once_and_a_queued_one_withdrawn) {
+  faulty f(R"(log: {level: info}
+spool: {path: ./data/spool, durability: full}
+services:
+  - {name: default, plugin: store, path: ./data/mail.db}
+listeners:
+  - {name: smtp, plugin: smtp, pipeline: capture, listen: ["127.0.0.1:0"]}
+pipelines:
+  - name: capture
+    stages: [{plugin: store, mailbox: default, timeout: 300ms}]
+)",
+           0);
+  ASSERT_TRUE(f.proc().running());
+  const auto ep = f.proc().endpoints("smtp").at(0);
+  std::map<std::string, std::string> acked;
+  auto open = [&](line_client& c) {
+    EXPECT_TRUE(c.read_reply().starts_with("220"));
+    c.send(
+        "EHLO fault.test\r\nMAIL FROM:<fault@example.org>\r\nRCPT TO:<sink@example.org>\r\n"
+        "DATA\r\n");
+    for (const char* code : {"250", "250", "250", "354"})
+      EXPECT_TRUE(c.read_reply().starts_with(code));
+  };
+  line_client first(ep, std::chrono::seconds(30)), second(ep, std::chrono::seconds(30));
+  open(first);
+  open(second);
+  const auto committing = make_message("committing", 2048), queued = make_message("queued", 2048);
+  f.fail("delay=1500");
+  const auto t0 = std::chrono::steady_clock::now();
+  first.send(committing + ".\r\n");
+  // Its commit is syncing once faultfs counted the delayed sync (before sleeping in it).
+  for (int i = 0; i < 1000 && f.hits() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_GT(f.hits(), 0u) << f.proc().log();
+  second.send(queued + ".\r\n");
+  const auto r2 = second.read_reply();
+  const auto r1 = first.read_reply();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(r1.starts_with("250")) << r1 << "\n" << f.proc().log();
+  EXPECT_TRUE(r2.starts_with("451 4.3.0")) << r2 << "\n" << f.proc().log();
+  EXPECT_GE(took, std::chrono::milliseconds(1500));  // the first waited for its commit
+  if (auto id = queued_id(r1); !id.empty()) acked[id] = committing;
+  EXPECT_NE(f.proc().log().find("stage finished after its timeout; its answer stands"),
+            std::string::npos)
+      << f.proc().log();
+  EXPECT_NE(f.proc().log().find("stage timed out"), std::string::npos) << f.proc().log();
+
+  f.heal();
+  session retry(ep);
+  const auto r3 = retry.send(queued);
+  EXPECT_TRUE(r3.starts_with("250")) << r3;
+  if (auto id = queued_id(r3); !id.empty()) acked[id] = queued;
+  EXPECT_EQ(f.proc().stop(), 0) << f.proc().log();
+  expect_stored_exactly(f.dir(), acked, {});
+}

@@ -1,6 +1,7 @@
 // pipeline_test.cpp — the inline phase: verdicts, timeouts, on_error, the commit point.
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -211,6 +212,50 @@ TEST_F(fixture, stage_ignoring_cancellation_does_not_block_the_reply) {
   EXPECT_EQ(r.kind, verdict_kind::tempfail);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(700));
   std::this_thread::sleep_for(std::chrono::milliseconds(900));  // let it finish before teardown
+}
+
+// A committing stage past the point of withdrawing (a store whose commit is syncing) is
+// awaited after its timeout, and its answer stands: the message it stored is acknowledged.
+TEST_F(fixture, a_committing_stage_finishing_after_its_timeout_is_awaited_and_stands) {
+  auto committing =
+      std::make_shared<fn_stage>([](std::shared_ptr<message>) -> asio::awaitable<verdict> {
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(400));
+        co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
+        co_await t.async_wait(asio::use_awaitable);
+        co_return verdict::next();
+      });
+  install(
+      {inst("store", committing, true, on_error_policy::tempfail, std::chrono::milliseconds(100))});
+  auto start = std::chrono::steady_clock::now();
+  auto r = submit();
+  EXPECT_EQ(r.kind, verdict_kind::accept);
+  EXPECT_EQ(r.reply.code, 250);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(400));
+  EXPECT_EQ(committing->calls, 1);
+}
+
+// A committing stage that withdraws on the cancellation (nothing written) answers at once;
+// that answer is the timeout, so on_error applies (here: reject).
+TEST_F(fixture, a_committing_stage_withdrawing_on_cancellation_is_a_timeout) {
+  std::atomic<bool> withdrew{false};
+  auto withdrawing =
+      std::make_shared<fn_stage>([&withdrew](std::shared_ptr<message>) -> asio::awaitable<verdict> {
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::hours(1));
+        auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) {
+          withdrew = true;
+          co_return verdict::local_error();
+        }
+        co_return verdict::next();
+      });
+  install(
+      {inst("store", withdrawing, true, on_error_policy::reject, std::chrono::milliseconds(100))});
+  auto start = std::chrono::steady_clock::now();
+  auto r = submit();
+  EXPECT_EQ(r.kind, verdict_kind::reject);
+  EXPECT_EQ(r.reply.code / 100, 5);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_TRUE(withdrew);
 }
 
 TEST_F(fixture, unknown_pipeline_is_a_local_error) {

@@ -7,6 +7,8 @@
 //                       write=EIO|ENOSPC   write, pwrite, pwrite64, writev, ftruncate
 //                       sync=EIO           fsync, fdatasync
 //                       read=EIO           read, pread, pread64 (regular files only)
+//                       delay=MS           fsync and fdatasync take MS milliseconds more
+//                                          (a slow disk; counted as "d" in .hits)
 //                       under=PATH         only under PATH instead of SLUICE_FAULT_DIR
 //                     an absent or empty file means no faults.
 //
@@ -29,6 +31,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 enum kind { k_write, k_sync, k_read };
@@ -57,10 +60,15 @@ static int fault_for_(int fd, enum kind k) {
   words[n] = '\0';
   const char* key = k == k_write ? "write=" : k == k_sync ? "sync=" : "read=";
   const char* w = strstr(words, key);
-  if (!w) return 0;
-  w += strlen(key);
-  int err = strncmp(w, "ENOSPC", 6) == 0 ? ENOSPC : strncmp(w, "EIO", 3) == 0 ? EIO : 0;
-  if (!err) return 0;
+  int err = 0;
+  if (w) {
+    w += strlen(key);
+    err = strncmp(w, "ENOSPC", 6) == 0 ? ENOSPC : strncmp(w, "EIO", 3) == 0 ? EIO : 0;
+  }
+  long delay_ms = 0;
+  const char* d = k == k_sync ? strstr(words, "delay=") : NULL;
+  if (d) delay_ms = strtol(d + 6, NULL, 10);
+  if (!err && delay_ms <= 0) return 0;
   char under[PATH_MAX];
   const char* u = strstr(words, "under=");
   if (u) {
@@ -88,8 +96,13 @@ static int fault_for_(int fd, enum kind k) {
   int hfd =
       (int)syscall(SYS_openat, AT_FDCWD, hits, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (hfd >= 0) {
-    syscall(SYS_write, hfd, k == k_write ? "w" : k == k_sync ? "s" : "r", 1);
+    syscall(SYS_write, hfd, err ? (k == k_write ? "w" : k == k_sync ? "s" : "r") : "d", 1);
     syscall(SYS_close, hfd);
+  }
+  if (!err && delay_ms > 0) {
+    struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
   }
   return err;
 }

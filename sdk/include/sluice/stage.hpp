@@ -9,6 +9,10 @@
 // Cancellation: on timeout the kernel emits a cancellation on the coroutine's
 // cancellation slot (terminal) and stops waiting; a stage should stop promptly but its
 // frame may outlive the call, so it must hold shared ownership of anything it touches.
+// A committing stage (stage_traits::commits) is awaited for its timeout once more (at least
+// 60 s) after the cancellation: it should withdraw a write that has not started and answer at once
+// (tempfail), and otherwise finish and give its real answer, so that a message it made
+// durable is acknowledged rather than stored again when the client retries.
 //
 // Threading: process() is called on an I/O thread, possibly concurrently for different
 // messages: stages must be safe for concurrent calls.
