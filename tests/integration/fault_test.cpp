@@ -472,3 +472,48 @@ pipelines:
   EXPECT_EQ(f.proc().stop(), 0) << f.proc().log();
   expect_stored_exactly(f.dir(), acked, {});
 }
+
+// A database the disk cannot read or write at start stops serve with exit 74 (EX_IOERR) and
+// a storage error at the store's section, not a configuration error.
+TEST(faults, a_store_failing_at_start_is_a_storage_error) {
+  for (const std::string fault : {"read=EIO", "write=EIO"}) {
+    temp_dir dir;
+    fs::create_directories(dir.path() / "data");
+    const auto data = fs::canonical(dir.path() / "data");
+    sluice::test::write_file(
+        dir.path() / "sluice.yaml",
+        "spool: {path: ./spool}\n"
+        "listeners:\n"
+        "  - {name: smtp, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:0\"]}\n"
+        "services:\n"
+        "  - {name: default, plugin: store, path: ./data/mail.db}\n"
+        "pipelines:\n"
+        "  - {name: p, stages: [{plugin: store}]}\n");
+    if (fault == "read=EIO") {
+      // An existing database, so that opening it reads.
+      sluice_process first(dir.path(), sluice::test::read_file(dir.path() / "sluice.yaml"));
+      ASSERT_TRUE(first.running());
+      EXPECT_EQ(first.stop(), 0);
+    }
+    sluice::test::write_file(dir.path() / "fault.ctl", fault);
+    const char* asan = getenv("ASAN_OPTIONS");
+    std::string out;
+    const int rc =
+        run_command("ASAN_OPTIONS=" +
+                        shell_quote(std::string(asan ? asan : "") + (asan && *asan ? ":" : "") +
+                                    "verify_asan_link_order=0") +
+                        " LD_PRELOAD=" + shell_quote(SLUICE_FAULTFS) +
+                        " SLUICE_FAULT_DIR=" + shell_quote(data.string()) +
+                        " SLUICE_FAULT_CTL=" + shell_quote((dir.path() / "fault.ctl").string()) +
+                        " " + shell_quote(sluice::test::sluice_binary()) + " serve -c " +
+                        shell_quote((dir.path() / "sluice.yaml").string()) + " --plugin-dir " +
+                        shell_quote(sluice::test::test_plugin_dir()),
+                    &out, true, std::chrono::seconds(20));
+    EXPECT_EQ(rc, 74) << fault << ": " << out;
+    EXPECT_NE(out.find("sluice: storage error: "), std::string::npos) << out;
+    EXPECT_NE(out.find("sluice.yaml:5:5: services[0]: cannot open the store database"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find("disk I/O error"), std::string::npos) << out;
+  }
+}
