@@ -54,7 +54,16 @@ std::shared_ptr<const pipeline_set> pipeline_runner::current() const {
 
 namespace {
 
+// How long a committing stage is awaited after its timeout's cancellation: its timeout
+// again, at least kCommitGrace, and never past kReplyBound in all (the SMTP client waits 10
+// minutes for the reply to its final dot, RFC 5321 4.5.3.2.6).
 constexpr std::chrono::milliseconds kCommitGrace{60000};
+constexpr std::chrono::milliseconds kReplyBound{600000};
+
+std::chrono::milliseconds commit_grace(std::chrono::milliseconds timeout) {
+  if (timeout >= kReplyBound) return std::chrono::milliseconds(0);
+  return std::min(std::max(timeout, kCommitGrace), kReplyBound - timeout);
+}
 
 // Shared between the waiting coroutine and the stage's completion. Everything in here is
 // touched only on `strand`, so no further locking is needed.
@@ -67,14 +76,17 @@ struct call_state {
   bool timed_out = false;  // the timeout fired and the cancellation was emitted
   std::optional<verdict> result;
   std::exception_ptr error;
+  // What process() gets by reference: here, because the stage's frame may outlive the
+  // waiting coroutine (a timeout), and this state lives until the stage completes.
+  std::optional<stage_call> call;
 };
 
 // Runs entirely on st->strand: the stage's completion and the timeout race there. A plain
 // function (not a capturing lambda) because GCC 12 mishandles lambda coroutine captures.
 //
 // A committing stage is not abandoned at its timeout: once cancelled it is awaited for as
-// long again, and at least kCommitGrace (a commit waits for the disk; the SMTP client
-// waits 10 minutes for the reply to its final dot, RFC 5321 4.5.3.2.6). One that can still withdraw
+// long again, and at least kCommitGrace (a commit waits for the disk), within kReplyBound.
+// One that can still withdraw
 // its write answers at once (the store: tempfail, nothing written); one past that point (the
 // store's transaction is committing) gives its real answer, so a message it stored is acknowledged
 // instead of being stored a second time on the client's retry. Only a stage that answers neither
@@ -83,8 +95,9 @@ asio::awaitable<void> race_with_timeout(std::shared_ptr<call_state> st,
                                         std::shared_ptr<sluice::stage> impl,
                                         std::shared_ptr<message> msg, stage_call call,
                                         std::chrono::milliseconds timeout, bool commits) {
+  st->call.emplace(std::move(call));
   asio::co_spawn(
-      st->strand, impl->process(msg, call),
+      st->strand, impl->process(msg, *st->call),
       asio::bind_cancellation_slot(
           st->cancel.slot(), asio::bind_executor(st->strand, [st](std::exception_ptr e, verdict v) {
             if (st->settled) return;  // too late: the runner gave up on it
@@ -106,7 +119,7 @@ asio::awaitable<void> race_with_timeout(std::shared_ptr<call_state> st,
     if (!commits) st->settled = true;  // its answer, if it still gives one, is too late
     st->cancel.emit(asio::cancellation_type::terminal);
     if (commits && !st->settled) {
-      st->timer.expires_after(std::max(timeout, kCommitGrace));
+      st->timer.expires_after(commit_grace(timeout));
       co_await st->timer.async_wait(asio::as_tuple(asio::use_awaitable));
     }
   }
@@ -139,6 +152,10 @@ asio::awaitable<verdict> pipeline_runner::call_stage(const stage_instance& s,
     log.warn("stage finished after its timeout; its answer stands",
              {{"timeout_ms", static_cast<std::int64_t>(s.timeout.count())},
               {"verdict", std::string(to_string(st->result->kind))}});
+    metrics_
+        .get_counter("sluice_stage_errors_total", "Stage calls that threw or timed out",
+                     {{"stage", s.name}, {"reason", "late"}})
+        .inc();
     v = std::move(*st->result);
   } else if (st->result && !st->timed_out) {
     v = std::move(*st->result);

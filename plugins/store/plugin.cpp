@@ -9,7 +9,6 @@
 // throws across the boundary at run time.
 #include <memory>
 #include <stdexcept>
-#include <system_error>
 
 #include <sqlite3.h>
 
@@ -62,14 +61,14 @@ std::shared_ptr<service> make_store_service(instance_context& ctx) {
     // A database the system cannot read or write is a storage failure, not a configuration
     // error: it is reported at the section, and the kernel exits with EX_IOERR.
     if (storage_failure(e.primary())) {
+      // SQLite's open errors name the file already ("open /x/mail.db: …").
+      const std::string what = e.what();
+      const bool named = what.find(opts.path.string()) != std::string::npos;
       throw storage_error(ctx.config.where() + ": " + ctx.config.path() +
-                          ": cannot open the store database " + opts.path.string() + ": " +
-                          e.what());
+                          ": cannot open the store database" +
+                          (named ? std::string() : " " + opts.path.string()) + ": " + what);
     }
     ctx.config.fail(std::string("cannot open the store database: ") + e.what());
-  } catch (const std::system_error& e) {
-    throw storage_error(ctx.config.where() + ": " + ctx.config.path() +
-                        ": cannot open the store database " + opts.path.string() + ": " + e.what());
   } catch (const std::exception& e) {
     ctx.config.fail(std::string("cannot open the store database: ") + e.what());
   }

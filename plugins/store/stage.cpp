@@ -5,6 +5,8 @@
 #include <exception>
 #include <stdexcept>
 
+#include <boost/asio/this_coro.hpp>
+
 #include "async.hpp"
 #include "sluice/host.hpp"
 #include "sluice/text.hpp"
@@ -200,6 +202,10 @@ bool valid_mailbox_name(std::string_view name) {
 
 boost::asio::awaitable<verdict> store_stage::process(std::shared_ptr<message> msg,
                                                      const stage_call& call) {
+  // A timeout's cancellation must not make a co_await throw once the write is committed
+  // (that would turn a stored message into a failure, and the client's retry would store it
+  // again): it is checked by hand before the write, and the write withdraws itself.
+  co_await boost::asio::this_coro::throw_if_cancelled(false);
   // Copies: this frame may outlive the call (timeout), and must keep what it touches.
   std::shared_ptr<sqlite_store> store = store_;
   const int level = store->options().compression_level;
@@ -223,6 +229,11 @@ boost::asio::awaitable<verdict> store_stage::process(std::shared_ptr<message> ms
   row.mailboxes = mailboxes;
   if (opts_.message_dates && row.date_ms) row.meta.created_ms = *row.date_ms;
   const std::string message_id = opts_.drop_duplicate_ids ? row.meta.message_id : std::string();
+  if ((co_await boost::asio::this_coro::cancellation_state).cancelled() !=
+      boost::asio::cancellation_type::none) {
+    call.log.warn("store write not started: the stage was cancelled (timeout)");
+    co_return verdict::local_error();
+  }
   const write_result r =
       co_await store->insert(std::move(row), insert_options{opts_.rules, opts_.drop_duplicate_ids});
   if (!r.ok()) {

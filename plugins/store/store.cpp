@@ -294,10 +294,14 @@ asio::awaitable<write_result> sqlite_store::submit(write_job job) {
           // has it, the job runs and its real result is delivered.
           // (It runs on the caller's executor, which is running: no tracked work needed.)
           job.claim = std::make_shared<std::atomic<int>>(kQueued);
-          slot.assign([claim = job.claim, h,
+          // It holds the handler weakly: the slot lives in the coroutine the handler owns,
+          // and a strong reference would keep that frame alive for good if the completion
+          // were never run (a forced stop). While the job is queued, job.complete holds it.
+          slot.assign([claim = job.claim, weak = std::weak_ptr(h),
                        ex = asio::get_associated_executor(*h)](asio::cancellation_type) {
             int expected = kQueued;
-            if (claim->compare_exchange_strong(expected, kWithdrawn)) {
+            if (!claim->compare_exchange_strong(expected, kWithdrawn)) return;
+            if (auto h = weak.lock()) {
               asio::post(ex, [h] {
                 std::move (*h)(
                     write_result{SQLITE_INTERRUPT, 0, "cancelled before it was written"});
@@ -325,7 +329,11 @@ void sqlite_store::enqueue(write_job job) {
 bool sqlite_store::take(write_job& job) {
   if (!job.claim) return true;
   int expected = kQueued;
-  return job.claim->compare_exchange_strong(expected, kTaken) || expected == kTaken;
+  return job.claim->compare_exchange_strong(expected, kTaken);
+}
+
+bool sqlite_store::withdrawn(const write_job& job) {
+  return job.claim && job.claim->load() == kWithdrawn;
 }
 
 void sqlite_store::writer_loop() {
@@ -336,6 +344,7 @@ void sqlite_store::writer_loop() {
   std::vector<write_job> batch;
   batch.reserve(opts_.max_batch);
   for (;;) {
+    bool prune_now = false;
     {
       std::unique_lock lk(mu_);
       auto prune_due = [&] { return pruning && (prune_more || clock::now() >= next_prune); };
@@ -349,14 +358,15 @@ void sqlite_store::writer_loop() {
       // Invariant: we leave only with an empty queue, so every acknowledged job is done.
       if (queue_.empty() && stopping_) break;
       // Jobs withdrawn by a cancellation are already completed: dropped unrun.
+      // Jobs are claimed only as they go into the batch, so one may be withdrawn up to then.
       bool dropped = false;
-      while (!queue_.empty() && !take(queue_.front())) {
+      while (!queue_.empty() && withdrawn(queue_.front())) {
         queue_.pop_front();
         dropped = true;
       }
       if (dropped && queue_.empty() && !prune_due()) continue;
       if (!queue_.empty() && queue_.front().standalone) {
-        batch.push_back(std::move(queue_.front()));
+        if (take(queue_.front())) batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       } else if (!queue_.empty()) {
         // Under concurrent load (the last batch held several jobs) wait up to max_delay
@@ -369,17 +379,22 @@ void sqlite_store::writer_loop() {
         }
         std::uint64_t batch_bytes = 0;
         while (!queue_.empty() && batch.size() < opts_.max_batch && !queue_.front().standalone) {
-          if (!take(queue_.front())) {
+          if (withdrawn(queue_.front())) {
             queue_.pop_front();
             continue;
           }
           // The first job always goes, so a message larger than the budget still commits.
           if (!batch.empty() && batch_bytes + queue_.front().bytes > opts_.max_batch_bytes) break;
+          if (!take(queue_.front())) {  // withdrawn just now
+            queue_.pop_front();
+            continue;
+          }
           batch_bytes += queue_.front().bytes;
           batch.push_back(std::move(queue_.front()));
           queue_.pop_front();
         }
       }
+      prune_now = batch.empty() && prune_due();
     }
     if (!batch.empty()) {
       if (batch.front().standalone) {
@@ -390,6 +405,7 @@ void sqlite_store::writer_loop() {
       batch.clear();
       continue;  // client work goes before pruning
     }
+    if (!prune_now) continue;  // only withdrawn jobs were queued
     std::uint64_t removed = 0;
     try {
       removed = prune_step(prune_more);

@@ -197,6 +197,8 @@ class sqlite_store final : public mailbox_service {
   static constexpr int kQueued = 0, kTaken = 1, kWithdrawn = 2;
   // Claims a queued job for the writer; false if a cancellation withdrew it.
   static bool take(write_job& job);
+  // Whether a cancellation withdrew it (then it is completed already and only dropped).
+  static bool withdrawn(const write_job& job);
   struct reader_lease;
 
   boost::asio::awaitable<write_result> submit(write_job job);

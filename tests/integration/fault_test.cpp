@@ -413,7 +413,7 @@ TEST(faults, read_eio_fails_api_reads_cleanly_and_recovers) {
 
 }  // namespace
 
-// A store stage whose write outlasts its timeout (every sync of the disk takes 1.5 s, the
+// A store stage whose write outlasts its timeout (every sync of the disk takes 3 s, the
 // stage's timeout is 300 ms). The message already committing is awaited and acknowledged,
 // not tempfailed (the client's retry would store it twice); one still queued behind it is
 // withdrawn, tempfailed and not stored. The retry stores it once.
@@ -444,7 +444,7 @@ pipelines:
   open(first);
   open(second);
   const auto committing = make_message("committing", 2048), queued = make_message("queued", 2048);
-  f.fail("delay=1500");
+  f.fail("delay=3000");
   const auto t0 = std::chrono::steady_clock::now();
   first.send(committing + ".\r\n");
   // Its commit is syncing once faultfs counted the delayed sync (before sleeping in it).
@@ -457,7 +457,7 @@ pipelines:
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_TRUE(r1.starts_with("250")) << r1 << "\n" << f.proc().log();
   EXPECT_TRUE(r2.starts_with("451 4.3.0")) << r2 << "\n" << f.proc().log();
-  EXPECT_GE(took, std::chrono::milliseconds(1500));  // the first waited for its commit
+  EXPECT_GE(took, std::chrono::milliseconds(3000));  // the first waited for its commit
   if (auto id = queued_id(r1); !id.empty()) acked[id] = committing;
   EXPECT_NE(f.proc().log().find("stage finished after its timeout; its answer stands"),
             std::string::npos)

@@ -2,7 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_future.hpp>
@@ -216,12 +218,21 @@ TEST_F(fixture, stage_ignoring_cancellation_does_not_block_the_reply) {
 
 // A committing stage past the point of withdrawing (a store whose commit is syncing) is
 // awaited after its timeout, and its answer stands: the message it stored is acknowledged.
+// The stage receives the cancellation (as the store does) and, as the SDK says, keeps later
+// co_awaits from throwing with throw_if_cancelled(false).
 TEST_F(fixture, a_committing_stage_finishing_after_its_timeout_is_awaited_and_stands) {
-  auto committing =
-      std::make_shared<fn_stage>([](std::shared_ptr<message>) -> asio::awaitable<verdict> {
-        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(400));
-        co_await asio::this_coro::reset_cancellation_state(asio::disable_cancellation());
-        co_await t.async_wait(asio::use_awaitable);
+  std::atomic<bool> was_cancelled{false};
+  auto committing = std::make_shared<fn_stage>(
+      [&was_cancelled](std::shared_ptr<message>) -> asio::awaitable<verdict> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        auto ex = co_await asio::this_coro::executor;
+        asio::steady_timer t(ex, std::chrono::milliseconds(400));
+        // The commit itself cannot be interrupted (no cancellation slot on this wait).
+        co_await t.async_wait(
+            asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
+        was_cancelled = (co_await asio::this_coro::cancellation_state).cancelled() !=
+                        asio::cancellation_type::none;
+        co_await asio::post(ex, asio::use_awaitable);  // work after the commit
         co_return verdict::next();
       });
   install(
@@ -232,6 +243,11 @@ TEST_F(fixture, a_committing_stage_finishing_after_its_timeout_is_awaited_and_st
   EXPECT_EQ(r.reply.code, 250);
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(400));
   EXPECT_EQ(committing->calls, 1);
+  EXPECT_TRUE(was_cancelled) << "the stage was not told of its timeout";
+  EXPECT_NE(
+      m.render_prometheus().find("sluice_stage_errors_total{stage=\"store\",reason=\"late\"} 1"),
+      std::string::npos)
+      << m.render_prometheus();
 }
 
 // A committing stage that withdraws on the cancellation (nothing written) answers at once;

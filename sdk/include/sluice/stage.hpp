@@ -12,7 +12,10 @@
 // A committing stage (stage_traits::commits) is awaited for its timeout once more (at least
 // 60 s) after the cancellation: it should withdraw a write that has not started and answer at once
 // (tempfail), and otherwise finish and give its real answer, so that a message it made
-// durable is acknowledged rather than stored again when the client retries.
+// durable is acknowledged rather than stored again when the client retries. Once its
+// coroutine is cancelled every later co_await throws, so such a stage starts with
+// `co_await boost::asio::this_coro::throw_if_cancelled(false)` and checks
+// `(co_await this_coro::cancellation_state).cancelled()` itself before it commits.
 //
 // Threading: process() is called on an I/O thread, possibly concurrently for different
 // messages: stages must be safe for concurrent calls.
