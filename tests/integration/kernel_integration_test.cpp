@@ -90,34 +90,37 @@ TEST(reload, bad_config_keeps_the_running_one) {
   EXPECT_TRUE(smtp_send(ep, "a@example.org", {"b@example.org"}, message).starts_with("250"));
 }
 
+// SMTP into pipeline p, and an http listener whose section ends with http_extra.
+std::string http_config(const std::string& http_extra, const std::string& more_pipelines) {
+  return "spool: {path: ./spool}\n"
+         "listeners:\n"
+         "  - {name: smtp, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:0\"]}\n"
+         "  - {name: http, plugin: http, listen: [\"127.0.0.1:0\"]" +
+         http_extra +
+         "}\n"
+         "services:\n"
+         "  - {name: default, plugin: store, path: ./mail.db}\n"
+         "pipelines:\n"
+         "  - {name: p, stages: [{plugin: store}]}\n" +
+         more_pipelines;
+}
+
 // Listener sections that name a pipeline (http's release_pipeline) are checked against the
 // pipelines of the file being loaded, not those still in force: a reload that adds the
 // pipeline and names it is valid; one that names a pipeline nobody defines is refused.
 TEST(reload, a_release_pipeline_is_checked_against_the_new_pipelines) {
-  auto config = [](const std::string& http_extra, const std::string& more_pipelines) {
-    return "spool: {path: ./spool}\n"
-           "listeners:\n"
-           "  - {name: smtp, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:0\"]}\n"
-           "  - {name: http, plugin: http, listen: [\"127.0.0.1:0\"]" +
-           http_extra +
-           "}\n"
-           "services:\n"
-           "  - {name: default, plugin: store, path: ./mail.db}\n"
-           "pipelines:\n"
-           "  - {name: p, stages: [{plugin: store}]}\n" +
-           more_pipelines;
-  };
-  sluice_process proc(config("", ""));
+  sluice_process proc(http_config("", ""));
   ASSERT_TRUE(proc.running());
-  write_file(proc.dir() / "sluice.yaml",
-             config(", release_pipeline: out", "  - {name: out, stages: [{plugin: store}]}\n"));
+  write_file(
+      proc.dir() / "sluice.yaml",
+      http_config(", release_pipeline: out", "  - {name: out, stages: [{plugin: store}]}\n"));
   proc.signal(SIGHUP);
   ASSERT_TRUE(eventually([&] {
     return proc.log().find("configuration reloaded") != std::string::npos ||
            proc.log().find("reload failed") != std::string::npos;
   }));
   EXPECT_EQ(proc.log().find("reload failed"), std::string::npos) << proc.log();
-  write_file(proc.dir() / "sluice.yaml", config(", release_pipeline: nowhere", ""));
+  write_file(proc.dir() / "sluice.yaml", http_config(", release_pipeline: nowhere", ""));
   proc.signal(SIGHUP);
   ASSERT_TRUE(eventually([&] { return proc.log().find("reload failed") != std::string::npos; }))
       << proc.log();
@@ -128,23 +131,10 @@ TEST(reload, a_release_pipeline_is_checked_against_the_new_pipelines) {
 // file's http section says: a reload that drops that pipeline is refused even when the new
 // section no longer names it.
 TEST(reload, a_running_listeners_release_pipeline_must_stay) {
-  auto config = [](const std::string& http_extra, const std::string& more_pipelines) {
-    return "spool: {path: ./spool}\n"
-           "listeners:\n"
-           "  - {name: smtp, plugin: smtp, pipeline: p, listen: [\"127.0.0.1:0\"]}\n"
-           "  - {name: http, plugin: http, listen: [\"127.0.0.1:0\"]" +
-           http_extra +
-           "}\n"
-           "services:\n"
-           "  - {name: default, plugin: store, path: ./mail.db}\n"
-           "pipelines:\n"
-           "  - {name: p, stages: [{plugin: store}]}\n" +
-           more_pipelines;
-  };
   const std::string out = "  - {name: out, stages: [{plugin: store}]}\n";
-  sluice_process proc(config(", release_pipeline: out", out));
+  sluice_process proc(http_config(", release_pipeline: out", out));
   ASSERT_TRUE(proc.running()) << proc.log();
-  write_file(proc.dir() / "sluice.yaml", config("", ""));
+  write_file(proc.dir() / "sluice.yaml", http_config("", ""));
   proc.signal(SIGHUP);
   ASSERT_TRUE(eventually([&] {
     return proc.log().find("configuration reloaded") != std::string::npos ||
@@ -155,7 +145,7 @@ TEST(reload, a_running_listeners_release_pipeline_must_stay) {
       << proc.log();
   EXPECT_EQ(proc.log().find("configuration reloaded"), std::string::npos) << proc.log();
   // Keeping the pipeline while dropping it from the http section is a valid reload.
-  write_file(proc.dir() / "sluice.yaml", config("", out));
+  write_file(proc.dir() / "sluice.yaml", http_config("", out));
   proc.signal(SIGHUP);
   ASSERT_TRUE(eventually([&] {
     return proc.log().find("configuration reloaded") != std::string::npos;
