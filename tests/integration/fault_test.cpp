@@ -517,3 +517,41 @@ TEST(faults, a_store_failing_at_start_is_a_storage_error) {
     EXPECT_NE(out.find("disk I/O error"), std::string::npos) << out;
   }
 }
+
+// The spool release fails after the store committed (its rename; faultfs decides by the new
+// name, so the hold's own rename to .json.held still works). The client gets 451 and nothing
+// of the message is left in the spool. Its retry is then stored a second time: the duplicate
+// spool.hpp documents, asserted here so that a change to it is noticed.
+TEST(faults, a_failed_spool_release_after_the_store_committed_tempfails) {
+  faulty f("normal");
+  ASSERT_TRUE(f.proc().running());
+  session b(f.proc().endpoints("smtp_spool").at(0));
+  const auto spool = f.data() / "spool";
+  f.fail("rename=EIO suffix=.json under=" + spool.string());
+  const auto msg = make_message("release", 2048);
+  const auto r1 = b.send(msg);
+  EXPECT_TRUE(r1.starts_with("451 4.3.0")) << r1;
+  EXPECT_GT(f.hits(), 0u) << "the fault never hit sluice";
+  EXPECT_NE(f.proc().log().find("spool release failed after the message was committed"),
+            std::string::npos)
+      << f.proc().log();
+  EXPECT_TRUE(fs::is_empty(spool / "queue"));
+  EXPECT_TRUE(fs::is_empty(spool / "incoming"));
+  EXPECT_TRUE(b.noop().starts_with("250"));
+
+  f.heal();
+  const auto r2 = b.send(msg);
+  EXPECT_TRUE(r2.starts_with("250")) << r2;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!fs::is_empty(spool / "queue") && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(f.proc().stop(), 0) << f.proc().log();
+  sluice::test::store_reader store(f.dir(), "data/mail.db");
+  int copies = 0;
+  for (auto& m : store.all())
+    copies += m.message_id == "release@fault.test";
+  EXPECT_EQ(copies, 2) << "the documented duplicate changed: update spool.hpp and this test";
+  auto raw = store.raw(queued_id(r2), false);
+  ASSERT_TRUE(raw.has_value());
+  EXPECT_TRUE(*raw == msg);
+}
