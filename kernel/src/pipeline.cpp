@@ -84,13 +84,11 @@ struct call_state {
 // Runs entirely on st->strand: the stage's completion and the timeout race there. A plain
 // function (not a capturing lambda) because GCC 12 mishandles lambda coroutine captures.
 //
-// A committing stage is not abandoned at its timeout: once cancelled it is awaited for as
-// long again, and at least kCommitGrace (a commit waits for the disk), within kReplyBound.
-// One that can still withdraw
-// its write answers at once (the store: tempfail, nothing written); one past that point (the
-// store's transaction is committing) gives its real answer, so a message it stored is acknowledged
-// instead of being stored a second time on the client's retry. Only a stage that answers neither
-// way is given up on.
+// A committing stage is not abandoned at its timeout: once cancelled it is awaited for
+// commit_grace() more. One that can still withdraw its write answers at once (the store:
+// tempfail, nothing written); one past that point (the store's transaction is committing)
+// gives its real answer, so a message it stored is acknowledged instead of being stored a
+// second time on the client's retry. Only a stage that answers neither way is given up on.
 asio::awaitable<void> race_with_timeout(std::shared_ptr<call_state> st,
                                         std::shared_ptr<sluice::stage> impl,
                                         std::shared_ptr<message> msg, stage_call call,

@@ -291,12 +291,12 @@ asio::awaitable<write_result> sqlite_store::submit(write_job job) {
         if (slot.is_connected()) {
           // A cancellation (the kernel's stage timeout) withdraws the job while it waits in
           // the queue: nothing is written and the caller learns at once. Once the writer
-          // has it, the job runs and its real result is delivered.
-          // (It runs on the caller's executor, which is running: no tracked work needed.)
+          // has it, the job runs and its real result is delivered. The handler runs on the
+          // caller's (running) executor, so it needs no tracked work; it holds the awaiting
+          // handler weakly, because the slot lives in the coroutine that handler owns (a
+          // strong reference would keep the frame alive for good if the completion never
+          // ran, as at a forced stop). While the job is queued, job.complete holds it.
           job.claim = std::make_shared<std::atomic<int>>(kQueued);
-          // It holds the handler weakly: the slot lives in the coroutine the handler owns,
-          // and a strong reference would keep that frame alive for good if the completion
-          // were never run (a forced stop). While the job is queued, job.complete holds it.
           slot.assign([claim = job.claim, weak = std::weak_ptr(h),
                        ex = asio::get_associated_executor(*h)](asio::cancellation_type) {
             int expected = kQueued;
@@ -379,13 +379,9 @@ void sqlite_store::writer_loop() {
         }
         std::uint64_t batch_bytes = 0;
         while (!queue_.empty() && batch.size() < opts_.max_batch && !queue_.front().standalone) {
-          if (withdrawn(queue_.front())) {
-            queue_.pop_front();
-            continue;
-          }
           // The first job always goes, so a message larger than the budget still commits.
           if (!batch.empty() && batch_bytes + queue_.front().bytes > opts_.max_batch_bytes) break;
-          if (!take(queue_.front())) {  // withdrawn just now
+          if (!take(queue_.front())) {  // withdrawn: already completed, dropped unrun
             queue_.pop_front();
             continue;
           }
