@@ -7,10 +7,12 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 
 #include "spool.hpp"
 
@@ -60,6 +62,18 @@ namespace {
 constexpr std::chrono::milliseconds kCommitGrace{60000};
 constexpr std::chrono::milliseconds kReplyBound{600000};
 
+// The stage gave up its work because it was cancelled: sluice::withdraw(), or a co_await
+// of the cancelled coroutine.
+bool withdrawn(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const boost::system::system_error& se) {
+    return se.code() == asio::error::operation_aborted;
+  } catch (...) {
+  }
+  return false;
+}
+
 std::chrono::milliseconds commit_grace(std::chrono::milliseconds timeout) {
   if (timeout >= kReplyBound) return std::chrono::milliseconds(0);
   return std::min(std::max(timeout, kCommitGrace), kReplyBound - timeout);
@@ -86,7 +100,7 @@ struct call_state {
 //
 // A committing stage is not abandoned at its timeout: once cancelled it is awaited for
 // commit_grace() more. One that can still withdraw its write answers at once (the store:
-// tempfail, nothing written); one past that point (the store's transaction is committing)
+// sluice::withdraw(), nothing written); one past that point (the store's transaction is committing)
 // gives its real answer, so a message it stored is acknowledged instead of being stored a
 // second time on the client's retry. Only a stage that answers neither way is given up on.
 asio::awaitable<void> race_with_timeout(std::shared_ptr<call_state> st,
@@ -144,9 +158,10 @@ asio::awaitable<verdict> pipeline_runner::call_stage(const stage_instance& s,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   }
   verdict v;
-  if (st->timed_out && st->result && st->result->kind != verdict_kind::tempfail) {
+  if (st->timed_out && st->result) {
     // A committing stage awaited after the cancellation that finished its work: its answer
-    // stands. A withdrawal (tempfail) or a failure then is the timeout, below.
+    // stands, a tempfail too. A withdrawal (sluice::withdraw()) or a failure then is the
+    // timeout, below.
     log.warn("stage finished after its timeout; its answer stands",
              {{"timeout_ms", static_cast<std::int64_t>(s.timeout.count())},
               {"verdict", std::string(to_string(st->result->kind))}});
@@ -172,7 +187,10 @@ asio::awaitable<verdict> pipeline_runner::call_stage(const stage_instance& s,
         .inc();
     v = apply_on_error(s.on_error);
   } else {
-    log.error("stage timed out", {{"timeout_ms", static_cast<std::int64_t>(s.timeout.count())}});
+    // After the cancellation: nothing (given up on), a withdrawal, or some other failure.
+    const char* outcome = !st->error ? "no answer" : withdrawn(st->error) ? "withdrawn" : "failed";
+    log.error("stage timed out",
+              {{"timeout_ms", static_cast<std::int64_t>(s.timeout.count())}, {"outcome", outcome}});
     metrics_
         .get_counter("sluice_stage_errors_total", "Stage calls that threw or timed out",
                      {{"stage", s.name}, {"reason", "timeout"}})

@@ -204,7 +204,8 @@ boost::asio::awaitable<verdict> store_stage::process(std::shared_ptr<message> ms
                                                      const stage_call& call) {
   // A timeout's cancellation must not make a co_await throw once the write is committed
   // (that would turn a stored message into a failure, and the client's retry would store it
-  // again): it is checked by hand before the write, and the write withdraws itself.
+  // again): it is checked by hand before the write, and a write still queued withdraws
+  // itself; either withdrawal is sluice::withdraw().
   co_await boost::asio::this_coro::throw_if_cancelled(false);
   // Copies: this frame may outlive the call (timeout), and must keep what it touches.
   std::shared_ptr<sqlite_store> store = store_;
@@ -232,10 +233,16 @@ boost::asio::awaitable<verdict> store_stage::process(std::shared_ptr<message> ms
   if ((co_await boost::asio::this_coro::cancellation_state).cancelled() !=
       boost::asio::cancellation_type::none) {
     call.log.warn("store write not started: the stage was cancelled (timeout)");
-    co_return verdict::local_error();
+    sluice::withdraw();
   }
   const write_result r =
       co_await store->insert(std::move(row), insert_options{opts_.rules, opts_.drop_duplicate_ids});
+  if (r.rc == SQLITE_INTERRUPT) {
+    // Withdrawn from the writer's queue by the cancellation (the stage's timeout): nothing
+    // was written, and the kernel counts the call as timed out.
+    call.log.warn("store write withdrawn: the stage was cancelled (timeout)");
+    sluice::withdraw();
+  }
   if (!r.ok()) {
     call.log.warn("store failed to commit the message",
                   {{"rc", r.rc}, {"error", r.error}, {"store", store->name()}});

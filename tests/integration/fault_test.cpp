@@ -462,7 +462,9 @@ pipelines:
   EXPECT_NE(f.proc().log().find("stage finished after its timeout; its answer stands"),
             std::string::npos)
       << f.proc().log();
+  EXPECT_NE(f.proc().log().find("store write withdrawn"), std::string::npos) << f.proc().log();
   EXPECT_NE(f.proc().log().find("stage timed out"), std::string::npos) << f.proc().log();
+  EXPECT_NE(f.proc().log().find("outcome=withdrawn"), std::string::npos) << f.proc().log();
 
   f.heal();
   session retry(ep);

@@ -250,8 +250,8 @@ TEST_F(fixture, a_committing_stage_finishing_after_its_timeout_is_awaited_and_st
       << m.render_prometheus();
 }
 
-// A committing stage that withdraws on the cancellation (nothing written) answers at once;
-// that answer is the timeout, so on_error applies (here: reject).
+// A committing stage that withdraws on the cancellation (sluice::withdraw(): nothing
+// written) answers at once; that answer is the timeout, so on_error applies (here: reject).
 TEST_F(fixture, a_committing_stage_withdrawing_on_cancellation_is_a_timeout) {
   std::atomic<bool> withdrew{false};
   auto withdrawing =
@@ -260,7 +260,7 @@ TEST_F(fixture, a_committing_stage_withdrawing_on_cancellation_is_a_timeout) {
         auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
         if (ec) {
           withdrew = true;
-          co_return verdict::local_error();
+          sluice::withdraw();
         }
         co_return verdict::next();
       });
@@ -269,9 +269,36 @@ TEST_F(fixture, a_committing_stage_withdrawing_on_cancellation_is_a_timeout) {
   auto start = std::chrono::steady_clock::now();
   auto r = submit();
   EXPECT_EQ(r.kind, verdict_kind::reject);
-  EXPECT_EQ(r.reply.code / 100, 5);
+  EXPECT_EQ(r.reply.code, 554);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_TRUE(withdrew);
+  EXPECT_NE(
+      m.render_prometheus().find("sluice_stage_errors_total{stage=\"store\",reason=\"timeout\"} 1"),
+      std::string::npos)
+      << m.render_prometheus();
+}
+
+// A committing stage whose write failed for real after its timeout (say the disk filled
+// while it committed) answers tempfail: that is its answer and it stands, on_error
+// (here: reject) does not turn a transient failure into a permanent one.
+TEST_F(fixture, a_committing_stage_tempfailing_after_its_timeout_keeps_its_tempfail) {
+  auto failing =
+      std::make_shared<fn_stage>([](std::shared_ptr<message>) -> asio::awaitable<verdict> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(300));
+        co_await t.async_wait(
+            asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
+        co_return verdict::tempfail(452, "4.3.1", "Insufficient system storage");
+      });
+  install({inst("store", failing, true, on_error_policy::reject, std::chrono::milliseconds(100))});
+  auto r = submit();
+  EXPECT_EQ(r.kind, verdict_kind::tempfail);
+  EXPECT_EQ(r.reply.code, 452);
+  EXPECT_EQ(r.reply.enhanced, "4.3.1");
+  EXPECT_NE(
+      m.render_prometheus().find("sluice_stage_errors_total{stage=\"store\",reason=\"late\"} 1"),
+      std::string::npos)
+      << m.render_prometheus();
 }
 
 TEST_F(fixture, unknown_pipeline_is_a_local_error) {

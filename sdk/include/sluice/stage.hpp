@@ -10,10 +10,12 @@
 // cancellation slot (terminal) and stops waiting; a stage should stop promptly but its
 // frame may outlive the call, so it must hold shared ownership of anything it touches.
 // A committing stage (stage_traits::commits) is awaited for its timeout once more (at least
-// 60 s) after the cancellation: it should withdraw a write that has not started and answer at once
-// (tempfail), and otherwise finish and give its real answer, so that a message it made
-// durable is acknowledged rather than stored again when the client retries. Once its
-// coroutine is cancelled every later co_await throws, so such a stage starts with
+// 60 s) after the cancellation. It either withdraws a write that has not started, by
+// calling sluice::withdraw() (below: nothing was stored, the call counts as timed out and
+// `on_error` applies), or finishes and gives its real answer, which then stands whatever it
+// is (a message it made durable is acknowledged rather than stored again when the client
+// retries; a genuine tempfail stays a tempfail). Once its coroutine is cancelled every
+// later co_await throws, so such a stage starts with
 // `co_await boost::asio::this_coro::throw_if_cancelled(false)` and checks
 // `(co_await this_coro::cancellation_state).cancelled()` itself before it commits.
 //
@@ -25,6 +27,8 @@
 #include <string>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
 
 #include "sluice/host.hpp"
 #include "sluice/message.hpp"
@@ -55,6 +59,15 @@ class stage {
   // ignored. The default does nothing.
   virtual void prefetch(const message& msg) { (void)msg; }
 };
+
+// Called by a committing stage that gives up its write because the call was cancelled (its
+// timeout) before the write started: nothing was stored. It throws operation_aborted, which
+// is also what a co_await of a cancelled coroutine throws, so a stage that does not catch
+// that exception withdraws the same way. The kernel counts the call as timed out.
+[[noreturn]] inline void withdraw() {
+  throw boost::system::system_error(boost::asio::error::operation_aborted,
+                                    "withdrawn after cancellation");
+}
 
 // Declared by a stage type when it registers.
 struct stage_traits {
