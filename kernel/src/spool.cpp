@@ -263,11 +263,49 @@ spool::record spool::make_record(const pipeline& p, const message& msg,
   return r;
 }
 
+std::error_code spool::write_message(const std::string& id, const std::string& json,
+                                     const message& msg, bool held) const {
+  if (min_free_ > 0) {
+    struct statvfs fs {};
+    if (::statvfs(queue_.c_str(), &fs) == 0) {
+      const auto avail = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+      if (avail < min_free_ + msg.raw->size() + json.size()) {
+        return std::make_error_code(std::errc::no_space_on_device);
+      }
+    }
+  }
+  auto target = eml(id);
+  std::error_code ec;
+  const auto& file = msg.raw->file();
+  // A spilled body is already on this file system: a hard link costs no copy.
+  if (!file.empty() && ::link(file.c_str(), target.c_str()) == 0) {
+    if (full_) ec = sync_path(target);
+  } else if (auto mem = msg.raw->memory()) {
+    ec = write_file(target, *mem, full_);
+  } else {
+    ec = copy_body(*msg.raw, target, full_);
+  }
+  if (!ec) {
+    // A held record is written in place and needs no directory fsync: a crash before the
+    // release discards it whole or torn, and the release's rename is synced. Otherwise the
+    // record's rename is the moment the message exists in the spool.
+    ec = held ? write_file(held_meta(id), json, full_) : write_json(id, json, meta(id));
+  }
+  if (ec) drop_now(id);
+  return ec;
+}
+
 asio::awaitable<std::error_code> spool::put(std::shared_ptr<const pipeline> p,
                                             std::shared_ptr<message> msg) {
-  held h;
-  if (auto ec = co_await hold(p, msg, h)) co_return ec;
-  co_return co_await release(p, msg, h);
+  // No committing stage to hold the message around: body and record in one go.
+  auto r = make_record(*p, *msg, now_ms());
+  auto self = shared_from_this();
+  auto job = [self, json = serialize(r), msg]() {
+    return self->write_message(msg->id, json, *msg, false);
+  };
+  if (auto ec = co_await offload(workers_, std::move(job))) co_return ec;
+  schedule_new(r);
+  co_return std::error_code{};
 }
 
 asio::awaitable<std::error_code> spool::hold(std::shared_ptr<const pipeline> p,
@@ -280,32 +318,8 @@ asio::awaitable<std::error_code> spool::hold(std::shared_ptr<const pipeline> p,
   auto self = shared_from_this();
   // The job is a named local, not a temporary inside the co_await expression: GCC 12
   // destroys such temporaries twice.
-  auto job = [self, id = out.id, json = std::move(json), msg]() {
-    if (self->min_free_ > 0) {
-      struct statvfs fs {};
-      if (::statvfs(self->queue_.c_str(), &fs) == 0) {
-        const auto avail = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
-        if (avail < self->min_free_ + msg->raw->size() + json.size()) {
-          return std::make_error_code(std::errc::no_space_on_device);
-        }
-      }
-    }
-    auto target = self->eml(id);
-    std::error_code ec;
-    const auto& file = msg->raw->file();
-    // A spilled body is already on this file system: a hard link costs no copy.
-    if (!file.empty() && ::link(file.c_str(), target.c_str()) == 0) {
-      if (self->full_) ec = sync_path(target);
-    } else if (auto mem = msg->raw->memory()) {
-      ec = write_file(target, *mem, self->full_);
-    } else {
-      ec = copy_body(*msg->raw, target, self->full_);
-    }
-    // The held name needs no directory fsync: a crash before the release discards it, and
-    // the release's rename is synced.
-    if (!ec) ec = self->write_json(id, json, self->held_meta(id), false);
-    if (ec) self->drop_now(id);
-    return ec;
+  auto job = [self, json = std::move(json), msg]() {
+    return self->write_message(msg->id, json, *msg, true);
   };
   co_return co_await offload(workers_, std::move(job));
 }
@@ -455,45 +469,92 @@ void spool::schedule(const std::string& id, const std::string& stage, std::int64
 
 void spool::arm_timer() {
   if (stopped_ || due_.empty()) return;
-  auto due = std::chrono::system_clock::time_point(std::chrono::milliseconds(due_.begin()->first));
-  auto delay = due - std::chrono::system_clock::now();
-  timer_.expires_after(std::max<std::chrono::steady_clock::duration>(
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay),
-      std::chrono::steady_clock::duration::zero()));
+  const std::int64_t first = due_.begin()->first;
+  if (armed_ms_ && *armed_ms_ <= first) return;  // a wake-up at or before it is pending
+  armed_ms_ = first;
+  const std::uint64_t gen = ++arm_gen_;
   auto self = shared_from_this();
-  timer_.async_wait(asio::bind_executor(strand_, [self](boost::system::error_code ec) {
+  auto wake = [self, gen](boost::system::error_code ec) {
+    if (gen != self->arm_gen_) return;  // superseded by an earlier wake-up
+    self->armed_ms_.reset();
     if (!ec) self->run_due();
-  }));
+  };
+  const auto delay = std::chrono::milliseconds(first - now_ms());
+  if (delay.count() <= 0) {
+    // Due already (a new message's stages): no timer round trip, and one run for all the
+    // messages that arrive before it.
+    asio::post(strand_, [wake]() mutable { wake({}); });
+    return;
+  }
+  timer_.expires_after(delay);
+  timer_.async_wait(asio::bind_executor(strand_, std::move(wake)));
+}
+
+unsigned spool::stage_limit(const std::string& stage) const {
+  unsigned limit = 16;
+  if (auto set = runner_.current()) {
+    for (auto& [name, p] : set->pipelines) {
+      if (auto* s = p->find_deferred(stage)) limit = s->retry.concurrency;
+    }
+  }
+  return limit;
+}
+
+bool spool::busy(const std::string& id) const {
+  auto it = running_.lower_bound({id, std::string()});
+  return it != running_.end() && it->first == id;
+}
+
+void spool::start(const std::string& id, const std::string& stage) {
+  running_.insert({id, stage});
+  ++running_per_stage_[stage];
+  asio::co_spawn(strand_, attempt(id, stage), asio::detached);
+}
+
+void spool::start_parked(const std::string& stage) {
+  auto it = parked_.find(stage);
+  if (it == parked_.end()) return;
+  const unsigned limit = stage_limit(stage);
+  auto& ids = it->second;
+  while (!stopped_ && !ids.empty() && running_per_stage_[stage] < limit) {
+    std::string id = std::move(ids.front());
+    ids.pop_front();
+    if (busy(id)) {
+      schedule(id, stage, now_ms() + 50);
+    } else {
+      start(id, stage);
+    }
+  }
+  if (ids.empty()) parked_.erase(it);
 }
 
 void spool::run_due() {
   if (stopped_) return;
+  // Parked attempts came due first; a reload may have raised their stage's concurrency.
+  std::vector<std::string> stages;
+  for (auto& [stage, ids] : parked_)
+    stages.push_back(stage);
+  for (auto& stage : stages)
+    start_parked(stage);
   const auto now = now_ms();
-  auto set = runner_.current();
+  std::map<std::string, unsigned> limits;  // looked up once per run
   std::vector<std::tuple<std::int64_t, std::string, std::string>> later;
   while (!due_.empty() && due_.begin()->first <= now) {
-    auto [id, stage] = due_.begin()->second;
+    auto [id, stage] = std::move(due_.begin()->second);
     due_.erase(due_.begin());
-    unsigned limit = 16;
-    if (set) {
-      for (auto& [name, p] : set->pipelines) {
-        if (auto* s = p->find_deferred(stage)) limit = s->retry.concurrency;
-      }
+    auto [lim, fresh] = limits.try_emplace(stage, 0u);
+    if (fresh) lim->second = stage_limit(stage);
+    if (busy(id)) {
+      // One attempt per message at a time keeps its record's updates ordered.
+      later.emplace_back(now + 50, std::move(id), std::move(stage));
+    } else if (running_per_stage_[stage] >= lim->second || parked_.count(stage)) {
+      parked_[stage].push_back(std::move(id));
+    } else {
+      start(id, stage);
     }
-    // One attempt per message at a time keeps its record's updates ordered.
-    bool busy = false;
-    for (auto& [rid, rstage] : running_)
-      busy = busy || rid == id;
-    if (busy || running_per_stage_[stage] >= limit) {
-      later.emplace_back(now + 50, id, stage);
-      continue;
-    }
-    running_.insert({id, stage});
-    ++running_per_stage_[stage];
-    asio::co_spawn(strand_, attempt(id, stage), asio::detached);
   }
   for (auto& [t, id, stage] : later)
-    due_.emplace(t, std::make_pair(id, stage));
+    due_.emplace(t, std::make_pair(std::move(id), std::move(stage)));
   arm_timer();
 }
 
@@ -503,6 +564,7 @@ asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
   auto finish = [&]() {
     running_.erase({id, stage_name});
     --running_per_stage_[stage_name];
+    start_parked(stage_name);
   };
   if (!holder) {
     finish();

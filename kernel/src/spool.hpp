@@ -7,7 +7,8 @@
 //   queue/<id>.json envelope, header edits, attributes, and per deferred stage: status,
 //                  attempts, next attempt time, last reply
 //   queue/<id>.json.held  the record of a message whose committing stages (a store) have
-//                  not finished yet: removed at start, its message was never acknowledged
+//                  not finished yet, written in place: removed at start, whole or torn,
+//                  because its message was never acknowledged
 // A message is in the spool once its .json exists: it is written to a temporary name and
 // renamed over, after the .eml is complete. A pipeline that commits inline as well (store,
 // then relay) holds the message first: body and record are written before the store stage
@@ -27,6 +28,9 @@
 // event bus as a "delivery" event (sluice/events.hpp): the store keeps them as the
 // message's delivery log. Survives restarts: recover() reschedules everything found.
 //
+// At most retry.concurrency attempts of a stage run at once; the others that are due wait
+// in the order they came due and start as that stage's attempts finish.
+//
 // Threading: the schedule lives on a strand; file I/O runs on the worker pool.
 #pragma once
 
@@ -35,9 +39,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <system_error>
 
@@ -114,8 +121,17 @@ class spool : public std::enable_shared_from_this<spool> {
   // Moves waiting stages whose `after` stage has settled to pending (when its outcome is
   // theirs) or skipped, until nothing changes; returns the stages that became pending.
   static std::vector<std::string> release_waiting(record& r, std::int64_t now);
+  // Makes sure run_due() runs when the earliest due attempt is due: a timer, or a post when
+  // it is due already. Does nothing when an earlier or equal wake-up is pending.
   void arm_timer();
   void run_due();
+  // The stage's retry.concurrency in the current pipelines (16 when none has it).
+  unsigned stage_limit(const std::string& stage) const;
+  // An attempt of another stage of this message is running.
+  bool busy(const std::string& id) const;
+  void start(const std::string& id, const std::string& stage);
+  // Starts parked attempts of the stage, in order, while it is below its concurrency.
+  void start_parked(const std::string& stage);
   boost::asio::awaitable<void> attempt(std::string id, std::string stage);
   record make_record(const pipeline& p, const message& msg, std::int64_t created_ms) const;
   static std::string serialize(const record& r);
@@ -124,6 +140,11 @@ class spool : public std::enable_shared_from_this<spool> {
   std::error_code write_json(const std::string& id, const std::string& json,
                              const std::filesystem::path& target, bool sync_dir = true) const;
   std::error_code write_record(const record& r) const;
+  // Writes msg's body to queue/<id>.eml and its record: under the held name when `held`,
+  // else into the spool (through a temporary name). Refuses with ENOSPC, writing nothing,
+  // below min_free_space plus the message. On failure what it wrote is removed.
+  std::error_code write_message(const std::string& id, const std::string& json, const message& msg,
+                                bool held) const;
   void schedule_new(const record& r);
   bool read_record(const std::string& id, record& r) const;
   void remove_files(const std::string& id) const;
@@ -149,6 +170,11 @@ class spool : public std::enable_shared_from_this<spool> {
   std::multimap<std::int64_t, std::pair<std::string, std::string>> due_;
   std::set<std::pair<std::string, std::string>> running_;
   std::map<std::string, unsigned> running_per_stage_;
+  // Due attempts held back by their stage's concurrency, per stage in the order they came
+  // due: each finished attempt of the stage starts the next (no polling of a backlog).
+  std::map<std::string, std::deque<std::string>> parked_;
+  std::optional<std::int64_t> armed_ms_;  // the due time of the pending wake-up
+  std::uint64_t arm_gen_ = 0;             // a superseded wake-up sees another value
   bool stopped_ = false;
   std::size_t queued_ = 0;
 };

@@ -8,6 +8,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 #include <limits>
+#include <mutex>
 #include <thread>
 
 #include "pipeline.hpp"
@@ -171,6 +172,57 @@ TEST(spool, retries_with_backoff_until_success_then_forgets) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("sluice_deferred_attempts_total{stage=\"relay\",result=\"done\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+// A deferred stage that takes `hold` per attempt and records how many attempts ran at once
+// and which message each attempt was for (its Subject).
+class slow_stage final : public stage {
+ public:
+  explicit slow_stage(std::chrono::milliseconds hold) : hold_(hold) {}
+  asio::awaitable<verdict> process(std::shared_ptr<message> msg, const stage_call&) override {
+    {
+      std::lock_guard lock(mu);
+      max_running = std::max(max_running, ++running);
+      order.push_back(msg->raw ? msg->raw->to_string() : "");
+    }
+    asio::steady_timer t(co_await asio::this_coro::executor, hold_);
+    co_await t.async_wait(asio::use_awaitable);
+    std::lock_guard lock(mu);
+    --running;
+    ++done;
+    co_return verdict::next();
+  }
+  std::mutex mu;
+  int running = 0, max_running = 0, done = 0;
+  std::vector<std::string> order;
+
+ private:
+  std::chrono::milliseconds hold_;
+};
+
+// More messages due than the stage's concurrency: at most that many run at once, the rest
+// wait their turn in the order they came due, and none runs twice.
+TEST(spool, attempts_beyond_the_stage_concurrency_wait_in_order_for_a_free_slot) {
+  sluice::test::temp_dir d;
+  world w(d.path());
+  auto st = std::make_shared<slow_stage>(std::chrono::milliseconds(30));
+  auto retry = fast_retry();
+  retry.concurrency = 2;
+  w.install(st, retry);
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 12; ++i) {
+    bodies.push_back("Subject: " + std::to_string(i) + "\r\n\r\nx\r\n");
+    ASSERT_EQ(w.submit(bodies.back()).kind, verdict_kind::accept);
+  }
+  ASSERT_TRUE(wait_for([&] { return w.spool_->queued() == 0 && w.files() == 0; }));
+  std::lock_guard lock(st->mu);
+  EXPECT_EQ(st->done, 12);
+  EXPECT_EQ(st->max_running, 2);
+  EXPECT_EQ(st->order, bodies);
+  auto text = w.m.render_prometheus();
+  EXPECT_NE(text.find("sluice_deferred_attempts_total{stage=\"relay\",result=\"done\"} 12"),
             std::string::npos)
       << text;
 }
