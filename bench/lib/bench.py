@@ -10,6 +10,7 @@ A server that fails to start is recorded as skipped with the reason; nothing is 
 All traffic is on 127.0.0.1; every load run is bounded by --messages and --max-seconds.
 """
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -301,8 +302,20 @@ class Server:
             return ""
 
     def cleanup(self):
+        # Deleted at the end of the whole run, not now: on ext4 without a journal (this
+        # machine's disk) allocating an inode skips every inode deleted in the last ~30 s, one
+        # inode-table lookup each, so the next server's file-per-message writes would pay for
+        # this one's tens of thousands of deletions (bench/README.md, "Where the CPU goes").
         if self.tmp and not self.args.keep:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            LEFT_OVER.append(self.tmp)
+
+
+LEFT_OVER = []  # the servers' temp dirs, deleted when the run ends
+
+
+def delete_left_over():
+    while LEFT_OVER:
+        shutil.rmtree(LEFT_OVER.pop(), ignore_errors=True)
 
 
 def run_load(port, size, conns, messages, max_s, per_conn, timeout_s):
@@ -553,6 +566,7 @@ def main():
                       for s in scenarios],
         "results": [],
     }
+    atexit.register(delete_left_over)
     started = time.time()
     for scen in scenarios:
         rounds, only = scen[7], scen[8]
