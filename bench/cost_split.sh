@@ -20,29 +20,25 @@
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
+SCRIPT=cost_split.sh
+source "$BENCH/lib/common.sh"
 build="$ROOT/build"
 rounds=3
 messages=8000
 max_seconds=10
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --build) build="$2"; shift 2 ;;
-    --rounds) rounds="$2"; shift 2 ;;
-    --messages) messages="$2"; shift 2 ;;
-    --max-seconds) max_seconds="$2"; shift 2 ;;
-    *) echo "cost_split.sh: unknown option $1" >&2; exit 2 ;;
+    --build) [[ -n "${2:-}" ]] || die "--build needs a value"; build="$2" ;;
+    *) common_option "$1" "${2:-}" || die "unknown option $1" ;;
   esac
+  shift 2
 done
 sluice="$build/bin/sluice"
 testkit="$build/lib/sluice/test-plugins"
-[[ -x "$sluice" ]] || { echo "cost_split.sh: no sluice at $sluice" >&2; exit 1; }
-[[ -f "$testkit/testkit.so" ]] || { echo "cost_split.sh: no testkit.so in $testkit" >&2; exit 1; }
-[[ -x /usr/sbin/smtp-sink ]] || { echo "cost_split.sh: /usr/sbin/smtp-sink missing (run bench/run.sh once)" >&2; exit 1; }
-mkdir -p "$BENCH/build"
-if [[ ! -x "$BENCH/build/smtp_load" || "$BENCH/smtp_load.cpp" -nt "$BENCH/build/smtp_load" ]]; then
-  g++ -O2 -std=c++20 -pthread -Wall -Wno-mismatched-new-delete \
-    -o "$BENCH/build/smtp_load" "$BENCH/smtp_load.cpp"
-fi
+[[ -x "$sluice" ]] || die "no sluice at $sluice"
+[[ -f "$testkit/testkit.so" ]] || die "no testkit.so in $testkit"
+[[ -x /usr/sbin/smtp-sink ]] || die "/usr/sbin/smtp-sink missing (run bench/run.sh once)"
+build_load
 port=25932
 # The servers' temp dirs are deleted when the script ends, not after each run: see
 # bench/lib/bench.py, Server.cleanup (inode allocation on ext4 without a journal).
@@ -72,8 +68,6 @@ $stages
 EOF
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 run_one() {  # $1: variant; prints "msgs/s ok failed cpu_us_per_msg"
   local dir; dir="$(mktemp -d -p "$work")"
   if [[ "$1" == smtp-sink ]]; then
@@ -86,18 +80,13 @@ run_one() {  # $1: variant; prints "msgs/s ok failed cpu_us_per_msg"
       -c "$dir/sluice.yaml" > "$dir/out" 2> "$dir/log") &
   fi
   local pid=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-  done
-  taskset -c 1 "$BENCH/build/smtp_load" --server 127.0.0.1:$port --messages 1000 --connections 64 \
-    --size 10k --pipelining --max-seconds 5 > /dev/null
+  wait_port $port
+  run_load $port 1000 64 5 > /dev/null
   local before after out
   before="$(cpu_ticks "$pid")"
-  out="$(taskset -c 1 "$BENCH/build/smtp_load" --server 127.0.0.1:$port --messages "$messages" \
-    --connections 64 --size 10k --pipelining --max-seconds "$max_seconds")"
+  out="$(run_load $port "$messages" 64 "$max_seconds")"
   after="$(cpu_ticks "$pid")"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  stop "$pid"
   python3 -c '
 import json, os, sys
 r = json.loads(sys.argv[1])
@@ -113,7 +102,7 @@ for r in $(seq 1 "$rounds"); do
   for v in "${variants[@]}"; do
     read -r rate ok failed us <<< "$(run_one "$v")"
     echo "round $r  $v: $rate msgs/s, $us us CPU per message (ok $ok, failed $failed)"
-    best[$v]=$(python3 -c "print(max(${best[$v]}, $rate))")
+    best[$v]=$(max_of "${best[$v]}" "$rate")
     cpu[$v]="${cpu[$v]} $us"
   done
 done

@@ -20,6 +20,8 @@
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
+SCRIPT=gateway_bench.sh
+source "$BENCH/lib/common.sh"
 sluice="$ROOT/build/bin/sluice"
 rounds=3
 messages=20000
@@ -28,59 +30,29 @@ drain_seconds=180
 concurrency=64
 pool=64
 while [[ $# -gt 0 ]]; do
+  [[ -n "${2:-}" ]] || die "$1 needs a value"
   case "$1" in
-    --sluice) sluice="$2"; shift 2 ;;
-    --rounds) rounds="$2"; shift 2 ;;
-    --messages) messages="$2"; shift 2 ;;
-    --max-seconds) max_seconds="$2"; shift 2 ;;
-    --drain-seconds) drain_seconds="$2"; shift 2 ;;
-    --concurrency) concurrency="$2"; shift 2 ;;
-    --pool) pool="$2"; shift 2 ;;
-    *) echo "gateway_bench.sh: unknown option $1" >&2; exit 2 ;;
+    --sluice) sluice="$2" ;;
+    --drain-seconds) drain_seconds="$2" ;;
+    --concurrency) concurrency="$2" ;;
+    --pool) pool="$2" ;;
+    *) common_option "$1" "$2" || die "unknown option $1" ;;
   esac
+  shift 2
 done
-[[ -x "$sluice" ]] || { echo "gateway_bench.sh: no sluice at $sluice" >&2; exit 1; }
+[[ -x "$sluice" ]] || die "no sluice at $sluice"
 sink=/usr/sbin/smtp-sink
-[[ -x "$sink" ]] || { echo "gateway_bench.sh: $sink missing (Debian package postfix)" >&2; exit 1; }
-mkdir -p "$BENCH/build"
-load="$BENCH/build/smtp_load"
-if [[ ! -x "$load" || "$BENCH/smtp_load.cpp" -nt "$load" ]]; then
-  g++ -O2 -std=c++20 -pthread -Wall -Wno-mismatched-new-delete -o "$load" "$BENCH/smtp_load.cpp"
-fi
+[[ -x "$sink" ]] || die "$sink missing (Debian package postfix)"
+build_load
 sink_port=25941
 gw_port=25942
 for p in $sink_port $gw_port; do
-  if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-    echo "gateway_bench.sh: port $p is in use" >&2; exit 1
-  fi
+  port_free $p || die "port $p is in use"
 done
-
-wait_port() {  # $1: port; bounded: 10 s
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "gateway_bench.sh: nothing listens on $1" >&2; return 1
-}
 
 # smtp-sink -c writes "sess=N quit=N mesg=N\r" whenever a message or a session ends.
 sink_count() {  # $1: smtp-sink's output file; prints messages received so far
   tr '\r' '\n' < "$1" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1 | sed 's/^$/0/'
-}
-
-json_field() {  # $1: JSON, $2: field
-  python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"
-}
-
-cpu_ticks() {  # $1: pid; user+system clock ticks
-  awk '{print $14 + $15}' "/proc/$1/stat"
-}
-
-stop() {  # $1: pid
-  kill -TERM "$1" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
 }
 
 run_direct() {  # prints msgs/s ok
@@ -88,11 +60,9 @@ run_direct() {  # prints msgs/s ok
   taskset -c 0 "$sink" -u nobody 127.0.0.1:$sink_port 1024 > /dev/null 2>&1 &
   local spid=$!
   wait_port $sink_port
-  taskset -c 1 "$load" --server 127.0.0.1:$sink_port --messages 500 --connections 64 \
-    --size 10k --pipelining --max-seconds 5 > /dev/null
+  run_load $sink_port 500 64 5 > /dev/null
   local out
-  out="$(taskset -c 1 "$load" --server 127.0.0.1:$sink_port --messages "$messages" \
-    --connections 64 --size 10k --pipelining --max-seconds "$max_seconds")"
+  out="$(run_load $sink_port "$messages" 64 "$max_seconds")"
   stop "$spid"
   rm -rf "$dir"
   echo "$(json_field "$out" msgs_per_s) $(json_field "$out" ok)"
@@ -129,15 +99,13 @@ EOF
   wait_port $sink_port
   wait_port $gw_port
   local warm=500
-  taskset -c 1 "$load" --server 127.0.0.1:$gw_port --messages $warm --connections 64 \
-    --size 10k --pipelining --max-seconds 5 > /dev/null
+  run_load $gw_port $warm 64 5 > /dev/null
   for _ in $(seq 1 300); do [[ "$(sink_count "$dir/sink.out")" -ge $warm ]] && break; sleep 0.1; done
   local base; base="$(sink_count "$dir/sink.out")"
   local c0 t0 t1 c1 out
   c0="$(cpu_ticks "$gpid")"
   t0="$(date +%s.%N)"
-  out="$(taskset -c 1 "$load" --server 127.0.0.1:$gw_port --messages "$messages" \
-    --connections 64 --size 10k --pipelining --max-seconds "$max_seconds")"
+  out="$(run_load $gw_port "$messages" 64 "$max_seconds")"
   local ok; ok="$(json_field "$out" ok)"
   local want=$((base + ok)) got=0
   local end=$(( $(date +%s) + drain_seconds ))
@@ -173,9 +141,9 @@ for r in $(seq 1 "$rounds"); do
   echo "round $r  direct:  $d msgs/s (ok $dok)  [load $(cut -d' ' -f1 /proc/loadavg)]"
   read -r acc e2e ok failed delivered cpu <<< "$(run_gateway)"
   echo "round $r  gateway: accept $acc msgs/s, end-to-end $e2e msgs/s (ok $ok, failed $failed, delivered $delivered, sluice CPU ${cpu}%)  [load $(cut -d' ' -f1 /proc/loadavg)]"
-  best_direct=$(python3 -c "print(max($best_direct, $d))")
-  best_acc=$(python3 -c "print(max($best_acc, $acc))")
-  best_e2e=$(python3 -c "print(max($best_e2e, $e2e))")
+  best_direct=$(max_of "$best_direct" "$d")
+  best_acc=$(max_of "$best_acc" "$acc")
+  best_e2e=$(max_of "$best_e2e" "$e2e")
 done
 python3 - "$best_direct" "$best_acc" "$best_e2e" <<'EOF'
 import sys

@@ -12,25 +12,21 @@
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH/.." && pwd)"
+SCRIPT=spam_ab.sh
+source "$BENCH/lib/common.sh"
 sluice="$ROOT/build/bin/sluice"
 rounds=3
 messages=6000
 max_seconds=10
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --sluice) sluice="$2"; shift 2 ;;
-    --rounds) rounds="$2"; shift 2 ;;
-    --messages) messages="$2"; shift 2 ;;
-    --max-seconds) max_seconds="$2"; shift 2 ;;
-    *) echo "spam_ab.sh: unknown option $1" >&2; exit 2 ;;
+    --sluice) [[ -n "${2:-}" ]] || die "--sluice needs a value"; sluice="$2" ;;
+    *) common_option "$1" "${2:-}" || die "unknown option $1" ;;
   esac
+  shift 2
 done
-[[ -x "$sluice" ]] || { echo "spam_ab.sh: no sluice at $sluice" >&2; exit 1; }
-mkdir -p "$BENCH/build"
-if [[ ! -x "$BENCH/build/smtp_load" || "$BENCH/smtp_load.cpp" -nt "$BENCH/build/smtp_load" ]]; then
-  g++ -O2 -std=c++20 -pthread -Wall -Wno-mismatched-new-delete \
-    -o "$BENCH/build/smtp_load" "$BENCH/smtp_load.cpp"
-fi
+[[ -x "$sluice" ]] || die "no sluice at $sluice"
+build_load
 port=25931
 
 config() {  # $1: capture | spam | spam+bayes
@@ -73,16 +69,11 @@ run_one() {  # $1: variant; prints msgs/s
   # sluice's stdout must not be the caller's: this function runs in a command substitution.
   (cd "$dir" && exec taskset -c 0 "$sluice" serve -c "$dir/sluice.yaml" > "$dir/out" 2> "$dir/log") &
   local pid=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-  done
-  taskset -c 1 "$BENCH/build/smtp_load" --server 127.0.0.1:$port --messages 300 --connections 16 \
-    --size 10k --pipelining --max-seconds 5 > /dev/null
+  wait_port $port
+  run_load $port 300 16 5 > /dev/null
   local out
-  out="$(taskset -c 1 "$BENCH/build/smtp_load" --server 127.0.0.1:$port --messages "$messages" \
-    --connections 64 --size 10k --pipelining --max-seconds "$max_seconds")"
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  out="$(run_load $port "$messages" 64 "$max_seconds")"
+  stop "$pid"
   rm -rf "$dir"
   python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.1f %d %d" % (r["msgs_per_s"], r["ok"], r["failed"]))' "$out"
 }
@@ -95,7 +86,7 @@ for r in $(seq 1 "$rounds"); do
     result="$(run_one "$v")"
     read -r rate ok failed <<< "$result"
     echo "round $r  $v: $rate msgs/s (ok $ok, failed $failed)"
-    best[$v]=$(python3 -c "print(max(${best[$v]}, $rate))")
+    best[$v]=$(max_of "${best[$v]}" "$rate")
   done
 done
 echo "best: capture ${best[capture]}, spam ${best[spam]}, spam+bayes ${best[spam+bayes]} msgs/s"

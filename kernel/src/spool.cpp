@@ -179,23 +179,22 @@ std::string spool::serialize(const record& r) {
   return json::serialize(o);
 }
 
-std::error_code spool::write_json(const std::string& id, const std::string& json,
-                                  const std::filesystem::path& target, bool sync_dir) const {
+std::error_code spool::write_json(const std::string& id, const std::string& json) const {
   auto tmp = queue_ / (id + ".json.tmp");
   auto ec = write_file(tmp, json, full_);
   // The rename is the moment the message (or its new state) exists in the spool.
-  if (!ec && ::rename(tmp.c_str(), target.c_str()) != 0) ec = errno_code();
+  if (!ec && ::rename(tmp.c_str(), meta(id).c_str()) != 0) ec = errno_code();
   if (ec) {
     std::error_code ignored;
     std::filesystem::remove(tmp, ignored);
     return ec;
   }
-  if (full_ && sync_dir) return sync_path(queue_);
+  if (full_) return sync_path(queue_);
   return {};
 }
 
 std::error_code spool::write_record(const record& r) const {
-  return write_json(r.id, serialize(r), meta(r.id));
+  return write_json(r.id, serialize(r));
 }
 
 bool spool::read_record(const std::string& id, record& r) const {
@@ -289,7 +288,7 @@ std::error_code spool::write_message(const std::string& id, const std::string& j
     // A held record is written in place and needs no directory fsync: a crash before the
     // release discards it whole or torn, and the release's rename is synced. Otherwise the
     // record's rename is the moment the message exists in the spool.
-    ec = held ? write_file(held_meta(id), json, full_) : write_json(id, json, meta(id));
+    ec = held ? write_file(held_meta(id), json, full_) : write_json(id, json);
   }
   if (ec) drop_now(id);
   return ec;
@@ -338,7 +337,7 @@ asio::awaitable<std::error_code> spool::release(std::shared_ptr<const pipeline> 
       if (!ec && self->full_) ec = sync_path(self->queue_);
     } else {
       // A committing stage (or one after it) changed the message: write the new record.
-      ec = self->write_json(id, json, self->meta(id));
+      ec = self->write_json(id, json);
       std::error_code ignored;
       if (!ec) std::filesystem::remove(self->held_meta(id), ignored);
     }

@@ -135,10 +135,9 @@ class spool : public std::enable_shared_from_this<spool> {
   boost::asio::awaitable<void> attempt(std::string id, std::string stage);
   record make_record(const pipeline& p, const message& msg, std::int64_t created_ms) const;
   static std::string serialize(const record& r);
-  // Writes `json` to a temporary name and renames it to `target` (with durability "full":
-  // the file fsynced before, the directory after unless !sync_dir).
-  std::error_code write_json(const std::string& id, const std::string& json,
-                             const std::filesystem::path& target, bool sync_dir = true) const;
+  // Writes `json` to a temporary name and renames it to meta(id) (with durability "full":
+  // the file fsynced before, the directory after).
+  std::error_code write_json(const std::string& id, const std::string& json) const;
   std::error_code write_record(const record& r) const;
   // Writes msg's body to queue/<id>.eml and its record: under the held name when `held`,
   // else into the spool (through a temporary name). Refuses with ENOSPC, writing nothing,
