@@ -24,25 +24,6 @@
 namespace sluice::store {
 namespace {
 
-// SQLite's primary result codes that say the file or the system failed, not the settings.
-bool storage_failure(int primary) {
-  switch (primary) {
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_FULL:
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-    case SQLITE_READONLY:
-    case SQLITE_PERM:
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-    case SQLITE_NOLFS:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::shared_ptr<service> make_store_service(instance_context& ctx) {
   store_options opts = parse_store_options(ctx.config, ctx.host);
   // check-config and reload only validate: opening the database here would migrate it
@@ -60,7 +41,7 @@ std::shared_ptr<service> make_store_service(instance_context& ctx) {
   } catch (const sqlite_error& e) {
     // A database the system cannot read or write is a storage failure, not a configuration
     // error: it is reported at the section, and the kernel exits with EX_IOERR.
-    if (storage_failure(e.primary())) {
+    if (e.storage_failure()) {
       // SQLite's open errors name the file already ("open /x/mail.db: …").
       const std::string what = e.what();
       const bool named = what.find(opts.path.string()) != std::string::npos;

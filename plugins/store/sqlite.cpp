@@ -8,6 +8,25 @@
 
 namespace sluice::store {
 
+bool sqlite_error::storage_failure() const noexcept {
+  switch (primary()) {
+    case SQLITE_IOERR:
+    case SQLITE_CANTOPEN:
+    case SQLITE_FULL:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOLFS:
+    case SQLITE_PROTOCOL:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void throw_sqlite(sqlite3* db, int rc, std::string_view context) {
   std::string what(context);
   what += ": ";

@@ -31,6 +31,9 @@ class sqlite_error : public std::runtime_error {
   // The extended result code; (code() & 0xff) is the primary code.
   int code() const noexcept { return rc_; }
   int primary() const noexcept { return rc_ & 0xff; }
+  // The file or the system failed (I/O, space, permissions, a damaged or locked file), not
+  // the statement or the settings: at start the store exits 74, a read answers storage_error.
+  bool storage_failure() const noexcept;
 
  private:
   int rc_;

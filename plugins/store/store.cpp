@@ -1266,16 +1266,10 @@ auto sqlite_store::read(F fn) -> asio::awaitable<std::invoke_result_t<F&, databa
     } catch (const sqlite_error& e) {
       // The database could not be read (an I/O error, a damaged file): the caller gets an
       // error it may show, not the message of an internal exception.
-      switch (e.primary()) {
-        case SQLITE_IOERR:
-        case SQLITE_CORRUPT:
-        case SQLITE_NOTADB:
-        case SQLITE_CANTOPEN:
-        case SQLITE_PROTOCOL:
-          throw sluice::storage_error(std::string("the mail store could not be read: ") + e.what());
-        default:
-          throw;
+      if (e.storage_failure()) {
+        throw sluice::storage_error(std::string("the mail store could not be read: ") + e.what());
       }
+      throw;
     }
   };
   return run_blocking(readers_.get_executor(), std::move(on_reader));
