@@ -67,3 +67,27 @@ fi
 if [[ -x /usr/sbin/postfix ]] && /usr/sbin/postfix status >/dev/null 2>&1; then
   $SUDO /usr/sbin/postfix stop >/dev/null 2>&1 || true
 fi
+
+# The HTML check's data (plugins/http, html_check.hpp): caniemail.com's support table from the
+# npm package `caniemail`, pinned by version and by the SHA-256 of the JSON it ships. It goes
+# to third_party/caniemail/ (not committed), from where the build copies it. Without the npm
+# registry the build still works and the html-check endpoint answers 404.
+CANIEMAIL_VERSION=2.0.2
+CANIEMAIL_SHA256=28121a5dac0eab0f405ff091af8408c2aa092e6ff22e3240c4e42388b7f403a4
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cie_dir="$root/third_party/caniemail"
+cie_json="$cie_dir/caniemail.json"
+if ! echo "$CANIEMAIL_SHA256  $cie_json" | sha256sum -c --status 2>/dev/null; then
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && npm pack --silent "caniemail@$CANIEMAIL_VERSION" >/dev/null 2>&1) &&
+    tar -xzf "$tmp/caniemail-$CANIEMAIL_VERSION.tgz" -C "$tmp" package/data/caniemail.json &&
+    echo "$CANIEMAIL_SHA256  $tmp/package/data/caniemail.json" | sha256sum -c --status; then
+    mkdir -p "$cie_dir"
+    mv "$tmp/package/data/caniemail.json" "$cie_json"
+    echo "install-deps: caniemail $CANIEMAIL_VERSION data in $cie_json"
+  else
+    echo "install-deps: could not fetch caniemail@$CANIEMAIL_VERSION from the npm registry" \
+      "(or its data did not match the pinned SHA-256): the HTML check stays off" >&2
+  fi
+  rm -rf "$tmp"
+fi

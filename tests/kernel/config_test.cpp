@@ -220,6 +220,14 @@ const plugin_case real_plugin_cases[] = {
      "listeners:\n  - plugin: pop3\n    listen: [\"127.0.0.1:0\"]\n    users: \"a:b\"\n"
      "    tls: {mode: implicit, cert: nosuch.pem, key: nosuch.pem}\n",
      "sluice.yaml:5:33: listeners[0].tls.cert: cannot load "},
+    {"http_html_check_data_missing",
+     "services:\n  - {name: default, plugin: store, path: m.db}\nlisteners:\n"
+     "  - plugin: http\n    listen: [\"127.0.0.1:0\"]\n    html_check_data: nosuch.json\n",
+     "sluice.yaml:6:22: listeners[0].html_check_data: "},
+    {"http_html_check_data_not_caniemail",
+     "services:\n  - {name: default, plugin: store, path: m.db}\nlisteners:\n"
+     "  - plugin: http\n    listen: [\"127.0.0.1:0\"]\n    html_check_data: sluice.yaml\n",
+     "sluice.yaml: not JSON"},
     {"webhook_ca_file_missing",
      "pipelines:\n  - name: p\n    stages:\n"
      "      - {plugin: webhook, url: \"https://example.org/h\", ca_file: nosuch.pem}\n",

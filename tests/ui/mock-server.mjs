@@ -452,6 +452,29 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
           ],
         });
       }
+      if (sub === '/html-check') {
+        if (!m.HTML) return send(res, 400, 'message does not contain HTML', 'text/plain; charset=utf-8');
+        const result = (Family, Platform, Version, Support, NoteNumber = '') => ({ Name: `${Family} ${Platform} (${Version})`, Family, Platform, Version, Support, NoteNumber });
+        return json(res, {
+          Platforms: { windows: ['Outlook'], 'desktop-webmail': ['Gmail'] },
+          Total: { Nodes: 12, Tests: 160, Supported: 80, Partial: 5, Unsupported: 15 },
+          Warnings: [
+            {
+              Slug: 'html-style', Title: '<style> element', URL: 'https://www.caniemail.com/features/html-style/', Category: 'html', Tags: [], Keywords: '',
+              Description: 'Use of a <code>&lt;style&gt;</code> element. <img src=x onerror=alert(7)> <b>bold</b>',
+              Results: [result('gmail', 'desktop-webmail', '2020-01', 'yes'), result('outlook', 'windows', '2019', 'partial', '1')],
+              NotesByNumber: { 1: 'Only in the <strong>head</strong>.' },
+              Score: { Found: 1, Supported: 50, Partial: 50, Unsupported: 0 },
+            },
+            {
+              Slug: 'css-display-flex', Title: 'display:flex', URL: 'javascript:alert(8)', Category: 'css', Tags: [], Keywords: '',
+              Description: 'See <a href="https://www.caniemail.com/" target="_blank">caniemail</a>.',
+              Results: [result('outlook', 'windows', '2019', 'no')], NotesByNumber: {},
+              Score: { Found: 2, Supported: 0, Partial: 0, Unsupported: 100 },
+            },
+          ],
+        });
+      }
       if (sub === '/deliveries') {
         return json(res, { ID: m.ID, Deliveries: delivery_logs.get(m.ID) || [] });
       }

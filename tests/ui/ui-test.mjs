@@ -290,6 +290,24 @@ async function run_base(base, shots) {
     await until(async () => (await page.locator('#panel-links tbody tr').nth(1).locator('td').first().textContent()) === '200', 'follow=true result');
     if (shots) await check_a11y(page, 'the Link check tab');
   }
+  // The HTML check, against the mock and the real server (its caniemail data): one row per
+  // feature the server found, its texts rebuilt from the markup subset only.
+  {
+    const expected = await (await fetch(new URL(`api/v1/message/${invoice}/html-check`, base))).json();
+    await page.getByRole('tab', { name: 'HTML check' }).click();
+    await until(async () => (await page.locator('#panel-htmlcheck tbody tr').count()) === expected.Warnings.length, 'HTML check rows');
+    check(expected.Warnings.length > 0, 'the HTML check finds features of the invoice');
+    check(/elements?, \d+ tests?: supported \d+%/.test(await page.locator('#panel-htmlcheck .html-check-status').textContent()), 'HTML check summary');
+    const first = expected.Warnings[0];
+    check((await page.locator(`#panel-htmlcheck tbody tr[data-slug="${first.Slug}"] td`).nth(2).textContent()) === String(first.Score.Found), 'HTML check row shows the Found count');
+    check((await page.locator('#panel-htmlcheck img, #panel-htmlcheck script, #panel-htmlcheck b').count()) === 0, 'HTML check texts make no elements outside code/strong/em/a');
+    if (mock) check((await page.locator('#panel-htmlcheck code', { hasText: '<style>' }).count()) === 1, 'HTML check renders <code> from the description');
+    if (shots) {
+      await check_a11y(page, 'the HTML check tab');
+      await page.locator('#panel-htmlcheck details').first().evaluate((d) => { d.open = true; });
+      await page.screenshot({ path: path.join(out_dir, 'message-htmlcheck.png'), fullPage: true });
+    }
+  }
   // Deliveries: a tab iff the delivery log has entries, one row per attempt, as text.
   if (invoice_log.length) {
     const dtab = page.getByRole('tab', { name: `Deliveries (${invoice_log.length})` });

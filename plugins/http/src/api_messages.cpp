@@ -455,12 +455,31 @@ awaitable<response> link_check(request_context& ctx) {
   co_return json_response(ctx.req, json::object{{"Errors", errors}, {"Links", std::move(out)}});
 }
 
-// sa-check and html-check: features Sluice does not have. Mailpit registers sa-check only
-// when SpamAssassin is enabled, so the request falls through to its file server: 404
-// "File not found". The same answer for the HTML check keeps clients (and the web UI)
-// treating it as "not available".
+// sa-check without a spam stage, html-check without its data: Mailpit registers sa-check
+// only when SpamAssassin is enabled, so the request falls through to its file server: 404
+// "File not found". The same answer keeps clients (and the web UI) treating it as "not
+// available".
 awaitable<response> not_available(request_context& ctx) {
   co_return text_response(ctx.req, bhttp::status::not_found, "File not found");
+}
+
+// GET /api/v1/message/{ID}/html-check: html_check.hpp. Does not mark the message read (as
+// Mailpit); 400 for a message without HTML. The check runs on the host's worker pool.
+awaitable<response> html_check(request_context& ctx) {
+  if (!ctx.env.html_check) co_return co_await not_available(ctx);
+  std::optional<response> fail;
+  auto id = co_await message_id(ctx, fail);
+  if (!id) co_return std::move(*fail);
+  auto m = co_await ctx.env.store->get(ctx.mailbox, *id);
+  if (!m) co_return not_found(ctx.req);
+  if (!m->view || m->view->html.empty()) {
+    co_return bad_request(ctx.req, "message does not contain HTML");
+  }
+  auto run = [data = ctx.env.html_check, html = std::move(m->view->html)] {
+    return run_html_check(*data, html);
+  };
+  auto result = ctx.env.host ? co_await offload(*ctx.env.host, std::move(run)) : run();
+  co_return json_response(ctx.req, std::move(result));
 }
 
 }  // namespace
@@ -534,7 +553,7 @@ void add_message_routes(router& r) {
   r.add(verb::get, "/api/v1/message/{ID}/deliveries", guarded(get_deliveries));
   r.add(verb::get, "/api/v1/message/{ID}/sa-check", guarded(sa_check));
   r.add(verb::post, "/api/v1/message/{ID}/train", guarded(train_message));
-  r.add(verb::get, "/api/v1/message/{ID}/html-check", guarded(not_available));
+  r.add(verb::get, "/api/v1/message/{ID}/html-check", guarded(html_check));
   r.add(verb::get, "/api/v1/message/{ID}/link-check", guarded(link_check));
 }
 

@@ -25,6 +25,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/value.hpp>
 
+#include "html_check.hpp"
 #include "link_check.hpp"
 #include "sluice/chaos.hpp"
 #include "sluice/events.hpp"
@@ -45,18 +46,19 @@ using response = bhttp::response<bhttp::string_body>;
 struct api_env {
   sluice::host* host = nullptr;
   sluice::logger log;
-  std::shared_ptr<mailbox_service> store;      // never null
-  std::shared_ptr<sluice::events> events;      // may be null
-  std::shared_ptr<sluice::metrics> metrics;    // may be null
-  std::shared_ptr<chaos_service> chaos;        // null: chaos disabled
-  listener_context* submit = nullptr;          // for POST /api/v1/send; null: no pipeline
-  std::string default_mailbox = "default";     // the mailbox served at the web root
-  std::string label;                           // Mailpit's --label
-  std::uint64_t max_send_bytes = 50ull << 20;  // POST /api/v1/send body limit
-  std::string version;                         // sluice version, for /api/v1/info
-  std::int64_t started_ms = 0;                 // for uptime
-  bool block_remote_css_and_fonts = false;     // the HTML view's CSP (view_csp)
-  std::shared_ptr<const link_checker> links;   // GET …/link-check; never null once serving
+  std::shared_ptr<mailbox_service> store;             // never null
+  std::shared_ptr<sluice::events> events;             // may be null
+  std::shared_ptr<sluice::metrics> metrics;           // may be null
+  std::shared_ptr<chaos_service> chaos;               // null: chaos disabled
+  listener_context* submit = nullptr;                 // for POST /api/v1/send; null: no pipeline
+  std::string default_mailbox = "default";            // the mailbox served at the web root
+  std::string label;                                  // Mailpit's --label
+  std::uint64_t max_send_bytes = 50ull << 20;         // POST /api/v1/send body limit
+  std::string version;                                // sluice version, for /api/v1/info
+  std::int64_t started_ms = 0;                        // for uptime
+  bool block_remote_css_and_fonts = false;            // the HTML view's CSP (view_csp)
+  std::shared_ptr<const link_checker> links;          // GET …/link-check; never null once serving
+  std::shared_ptr<const html_check_data> html_check;  // GET …/html-check; null: 404
 
   // POST /api/v1/message/{ID}/release (api_release.cpp): null pipelines = release is off.
   std::shared_ptr<pipeline_service> pipelines;

@@ -14,6 +14,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include "html_check.hpp"
 #include "session.hpp"
 #include "sluice/acceptor.hpp"
 #include "sluice/version.hpp"
@@ -33,6 +34,12 @@ std::filesystem::path default_ui_dir() {
   if (ec) so = info.dli_fname;
   // <prefix>/lib/sluice/plugins/http.so -> <prefix>/share/sluice/webui
   return (so.parent_path() / ".." / ".." / ".." / "share" / "sluice" / "webui").lexically_normal();
+}
+
+std::filesystem::path default_html_check_data() {
+  // <prefix>/share/sluice/webui -> <prefix>/share/sluice/caniemail.json
+  auto ui = default_ui_dir();
+  return ui.empty() ? ui : ui.parent_path() / "caniemail.json";
 }
 
 namespace {
@@ -317,6 +324,24 @@ std::shared_ptr<listener> make_listener(instance_context& ctx, listener_context&
   st->cfg = load_settings(ctx.config, ctx.host.config_dir());
   // The certificate and key are loaded under check-config too (serve would refuse them).
   if (!st->cfg.tls_cert.empty()) st->tls = make_tls_context(ctx.config.at("tls"), st->cfg);
+  // The HTML check: a configured data file must load (under check-config too); the default
+  // one may be missing.
+  {
+    auto file = st->cfg.html_check_data ? *st->cfg.html_check_data : default_html_check_data();
+    std::error_code ec;
+    if (st->cfg.html_check_data || std::filesystem::exists(file, ec)) {
+      try {
+        st->env.html_check = load_html_check_data(file);
+      } catch (const std::exception& e) {
+        if (st->cfg.html_check_data) ctx.config.at("html_check_data").fail(e.what());
+        st->log.warn("HTML check data unusable; html-check answers 404", {{"error", e.what()}});
+      }
+    } else {
+      st->log.info(
+          "no HTML check data; html-check answers 404 (scripts/install-deps.sh fetches it)",
+          {{"html_check_data", file.string()}});
+    }
+  }
   auto& services = ctx.host.services();
   st->env.store = services.get<mailbox_service>(st->cfg.store);
   // check-config builds no services; the store has declared the one it would register.

@@ -74,5 +74,7 @@ void add_core_routes(std::shared_ptr<server_state> st);
 // The directory the web UI is installed in, relative to this plugin's own file
 // (<prefix>/lib/sluice/plugins/http.so -> <prefix>/share/sluice/webui).
 std::filesystem::path default_ui_dir();
+// <prefix>/share/sluice/caniemail.json, beside the web UI.
+std::filesystem::path default_html_check_data();
 
 }  // namespace sluice::http

@@ -119,6 +119,7 @@ settings load_settings(const config_node& cfg, const std::filesystem::path& conf
     if (s.api_cors.empty()) s.cors_configured = false;
   }
   if (auto d = cfg.get_string("ui_dir", ""); !d.empty()) s.ui_dir = resolve(d);
+  if (auto d = cfg.get_string("html_check_data", ""); !d.empty()) s.html_check_data = resolve(d);
   s.default_mailbox = cfg.get_string("default_mailbox", "default");
   if (s.default_mailbox.empty()) cfg.at("default_mailbox").fail("must not be empty");
   s.store = cfg.get_string("store", "");

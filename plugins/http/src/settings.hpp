@@ -57,6 +57,8 @@ struct settings {
   std::vector<std::string> api_cors;
   bool cors_configured = false;  // api_cors was given (OPTIONS then skips auth, as Mailpit)
   std::optional<std::filesystem::path> ui_dir;  // nullopt: found next to the plugin
+  // The HTML check's caniemail data; nullopt: found next to the plugin (and optional there).
+  std::optional<std::filesystem::path> html_check_data;
   std::string default_mailbox = "default";
   std::string store;  // mailbox service instance name; empty: the default one
   std::string label;

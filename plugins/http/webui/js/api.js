@@ -140,6 +140,11 @@ export function link_check(id, follow, signal) {
     timeout: 90000,
   });
 }
+// Mailpit's HTML check: { Platforms, Total, Warnings }. Throws ApiError (404 when the server
+// has no caniemail data, 400 for a message without HTML).
+export function html_check(id, signal) {
+  return json('GET', `api/v1/message/${encodeURIComponent(id)}/html-check`, { signal });
+}
 // Teaches the spam classifier; `as` is "spam" or "ham". Throws ApiError (e.g. 400 when no
 // spam service is configured).
 export async function train(id, as) {

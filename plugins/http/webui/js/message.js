@@ -115,6 +115,97 @@ function links_panel(id) {
   ]);
 }
 
+// The server's HTML check texts (caniemail's Markdown rendered) hold only <code>, <strong>,
+// <em> and <a href="…" target="_blank"> with everything else escaped; rebuilt here as
+// elements from that subset, anything else stays text (nothing is parsed as HTML).
+function check_text(s) {
+  const decode = (t) => t.replace(/&(amp|lt|gt|quot|#39);/g, (_, e) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e]);
+  const root = h('span', {});
+  const stack = [root];
+  const re = /<(\/?)(code|strong|em|a)(?: href="([^"<>]*)" target="_blank")?>/g;
+  let last = 0;
+  let m;
+  while ((m = re.exec(s))) {
+    stack[stack.length - 1].append(decode(s.slice(last, m.index)));
+    last = m.index + m[0].length;
+    const [, closing, tag, href] = m;
+    if (closing) {
+      if (stack.length > 1 && stack[stack.length - 1].tagName.toLowerCase() === tag) stack.pop();
+      continue;
+    }
+    const link = tag === 'a' ? safe_link(decode(href || '')) : null;
+    const el = tag === 'a' ? (link ? ext_link(link, []) : h('span', {})) : h(tag, {});
+    stack[stack.length - 1].append(el);
+    stack.push(el);
+  }
+  stack[stack.length - 1].append(decode(s.slice(last)));
+  return root;
+}
+
+const pct = (x) => `${(Number(x) || 0).toFixed(0)}%`;
+
+// Support shares as a bar: supported, partial, unsupported.
+function support_bar(score) {
+  // Widths through the CSSOM: the UI's CSP (style-src 'self') refuses style attributes.
+  const seg = (cls, v, label) => {
+    const el = h('span', { class: `bar-seg ${cls}`, title: `${label} ${pct(v)}` });
+    el.style.width = `${Math.max(0, Math.min(100, Number(v) || 0)).toFixed(2)}%`;
+    return el;
+  };
+  return h('span', { class: 'support-bar', role: 'img', 'aria-label': `supported ${pct(score.Supported)}, partial ${pct(score.Partial)}, unsupported ${pct(score.Unsupported)}` },
+    seg('bar-yes', score.Supported, 'supported'), seg('bar-partial', score.Partial, 'partial'), seg('bar-no', score.Unsupported, 'unsupported'));
+}
+
+// The HTML check (Mailpit's html-check): which HTML and CSS features this message uses and
+// how many email clients support each, from caniemail.com's data. Computed by the server
+// when the tab is first shown (no request leaves the server).
+function html_check_panel(id) {
+  const status = h('p', { class: 'html-check-status', role: 'status' }, 'Checking the HTML…');
+  const result = h('div', { class: 'html-check-result' });
+  api.html_check(id).then((r) => {
+    const total = r.Total || {};
+    const warnings = Array.isArray(r.Warnings) ? r.Warnings.slice(0, 500) : [];
+    status.textContent = `${plural(Number(total.Nodes) || 0, 'element')}, ${plural(Number(total.Tests) || 0, 'test')}: ` +
+      `supported ${pct(total.Supported)}, partial ${pct(total.Partial)}, unsupported ${pct(total.Unsupported)} ` +
+      `(weighted by the worst feature, as Mailpit).`;
+    result.append(h('p', {}, support_bar(total)));
+    if (!warnings.length) {
+      result.append(h('p', { class: 'muted' }, 'No features with a compatibility record were found.'));
+      return;
+    }
+    const rows = warnings.map((w) => {
+      const score = w.Score || {};
+      const by = { no: [], partial: [] };
+      for (const x of Array.isArray(w.Results) ? w.Results : []) {
+        if (!by[x.Support]) continue;
+        const note = x.NoteNumber && w.NotesByNumber ? w.NotesByNumber[x.NoteNumber] : '';
+        by[x.Support].push(h('li', {}, String(x.Name || ''), note ? [' — ', check_text(String(note))] : null));
+      }
+      const link = safe_link(String(w.URL || ''));
+      const details = h('details', {}, h('summary', {}, 'Clients'),
+        by.no.length ? [h('h4', {}, `Not supported (${by.no.length})`), h('ul', {}, by.no)] : null,
+        by.partial.length ? [h('h4', {}, `Partially supported (${by.partial.length})`), h('ul', {}, by.partial)] : null,
+        by.no.length + by.partial.length ? null : h('p', { class: 'muted' }, 'Supported by every client tested.'));
+      return h('tr', { dataset: { slug: String(w.Slug || '') } },
+        h('td', {}, link ? ext_link(link, String(w.Title || w.Slug || '')) : String(w.Title || w.Slug || ''),
+          h('div', { class: 'muted' }, check_text(String(w.Description || ''))), details),
+        h('td', {}, String(w.Category || '')),
+        h('td', { class: 'num' }, String(Number(score.Found) || 0)),
+        h('td', { class: 'num' }, support_bar(score), ` ${pct(score.Supported)}`));
+    });
+    result.append(h('div', { class: 'table-scroll' },
+      h('table', { class: 'link-check html-check' },
+        h('caption', { class: 'visually-hidden' }, 'HTML and CSS features of this message and their support in email clients'),
+        h('thead', {}, h('tr', {}, ['Feature', 'Category', 'Found', 'Supported'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, rows))));
+  }).catch((e) => {
+    status.textContent = e && e.status === 404
+      ? 'The HTML check is not available: the server has no caniemail data (scripts/install-deps.sh installs it).'
+      : `The HTML check failed: ${(e && e.message) || e}`;
+  });
+  return h('div', { class: 'html-check' }, status, result);
+}
+
 // The sa-check result: verdict, score, matched rules; buttons to train the classifier.
 function spam_panel(id, sa) {
   const score = typeof sa.Score === 'number' ? sa.Score.toFixed(1) : String(sa.Score);
@@ -224,6 +315,7 @@ export function render_message(main, ctx, m) {
   tabs.push({ key: 'headers', label: 'Headers', render: () => headers_panel(id) });
   tabs.push({ key: 'raw', label: 'Raw', render: () => raw_panel(id) });
   if (m.HTML || m.Text) tabs.push({ key: 'links', label: 'Link check', render: () => links_panel(id) });
+  if (m.HTML) tabs.push({ key: 'htmlcheck', label: 'HTML check', render: () => html_check_panel(id) });
   if (atts.length + inline.length) {
     tabs.push({ key: 'parts', label: `Attachments (${atts.length + inline.length})`, render: () => parts_panel(id, atts, inline) });
   }

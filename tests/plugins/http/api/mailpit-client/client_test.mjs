@@ -106,7 +106,30 @@ assert.equal(lc.Links[0].URL, "http://127.0.0.1:9/page");
 assert.equal(lc.Links[0].StatusCode, 451);
 assert.match(lc.Links[0].Status, /^Blocked private\/reserved address/);
 assert.deepEqual(await mp.linkCheck(linked.ID, true), lc);
-await assert.rejects(mp.htmlCheck(linked.ID)); // not available: 404
-await mp.deleteMessages({ IDs: [linked.ID] });
+// The HTML check (caniemail data from scripts/install-deps.sh): features found, scored.
+const styled = await mp.sendMessage({
+  From: { Email: "npm@example.org" },
+  To: [{ Email: "to@example.org" }],
+  Subject: "html check",
+  HTML: '<div style="display: flex; width: 2rem"><svg></svg></div>',
+});
+const hc = await mp.htmlCheck(styled.ID);
+const bySlug = Object.fromEntries(hc.Warnings.map((w) => [w.Slug, w]));
+assert.equal(bySlug["css-display-flex"].Score.Found, 1);
+assert.equal(bySlug["html-svg"].Score.Found, 1);
+assert.equal(bySlug["css-unit-rem"].Score.Found, 1);
+assert.ok(bySlug["html-svg"].Results.length > 10);
+assert.ok(["yes", "no", "partial"].includes(bySlug["html-svg"].Results[0].Support));
+assert.ok(hc.Total.Tests > 100 && hc.Total.Nodes >= 2);
+assert.ok(Math.abs(hc.Total.Supported + hc.Total.Partial + hc.Total.Unsupported - 100) < 1e-6);
+assert.ok(Array.isArray(hc.Platforms.ios));
+const plain = await mp.sendMessage({
+  From: { Email: "npm@example.org" },
+  To: [{ Email: "to@example.org" }],
+  Subject: "text only",
+  Text: "no html here",
+});
+await assert.rejects(mp.htmlCheck(plain.ID)); // 400 "message does not contain HTML"
+await mp.deleteMessages({ IDs: [linked.ID, styled.ID, plain.ID] });
 assert.equal((await mp.listMessages()).total, 0);
 console.log("mailpit-api: all checks passed");
