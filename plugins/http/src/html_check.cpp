@@ -18,6 +18,9 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "html_escape.hpp"
+#include "sluice/text.hpp"
+
 namespace sluice::http {
 namespace json = boost::json;
 
@@ -34,25 +37,7 @@ class html_check_data {
 
 namespace {
 
-// ---- text helpers ----
-
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-std::string lowered(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out)
-    c = lower(c);
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
+// ---- text helpers (sluice/text.hpp has iequals, to_lower_ascii, trim) ----
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
@@ -64,37 +49,8 @@ bool is_ident(char c) {
   return is_word(c) || c == '-' || static_cast<unsigned char>(c) >= 0x80;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front()))
-    s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back()))
-    s.remove_suffix(1);
-  return s;
-}
-
 bool ends_with_icase(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && iequals(s.substr(s.size() - suffix.size()), suffix);
-}
-
-void escape_html(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
 }
 
 // ---- the data ----
@@ -170,7 +126,7 @@ std::vector<std::pair<std::string, declaration>> parse_declarations(std::string_
       value = trim(value.substr(0, bang));
     }
     decl.value = std::string(value);
-    out.emplace_back(lowered(prop), std::move(decl));
+    out.emplace_back(to_lower_ascii(prop), std::move(decl));
   };
   for (std::size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
@@ -283,7 +239,7 @@ std::optional<selector> parse_selector(std::string_view s) {
       c.tag = "*";
       ++i;
     } else if (is_ident(s[i])) {
-      c.tag = lowered(ident());
+      c.tag = to_lower_ascii(ident());
     }
     while (i < s.size() && !is_space(s[i]) && s[i] != '>') {
       if (s[i] == '#') {
@@ -305,7 +261,7 @@ std::optional<selector> parse_selector(std::string_view s) {
         auto eq = inner.find('=');
         if (eq == std::string_view::npos) {
           if (inner.empty()) return std::nullopt;
-          c.attrs.emplace_back(lowered(inner), std::nullopt);
+          c.attrs.emplace_back(to_lower_ascii(inner), std::nullopt);
         } else {
           auto name = trim(inner.substr(0, eq));
           if (name.empty() || !is_ident(name.back())) return std::nullopt;  // ^= *= …
@@ -314,7 +270,7 @@ std::optional<selector> parse_selector(std::string_view s) {
               value.back() == value.front()) {
             value = value.substr(1, value.size() - 2);
           }
-          c.attrs.emplace_back(lowered(name), std::string(value));
+          c.attrs.emplace_back(to_lower_ascii(name), std::string(value));
         }
         out.specificity += 10;
       } else {
@@ -946,7 +902,7 @@ std::string markdown_to_html(std::string_view md) {
     char c = md[i];
     if (c == '\\' && i + 1 < md.size() &&
         std::string_view("\\`*_[]()#!").find(md[i + 1]) != std::string_view::npos) {
-      escape_html(out, md.substr(i + 1, 1));
+      append_html_escaped(out, md.substr(i + 1, 1));
       i += 2;
       continue;
     }
@@ -958,7 +914,7 @@ std::string markdown_to_html(std::string_view md) {
       auto end = md.find(fence, i + ticks);
       if (end != std::string_view::npos) {
         out += "<code>";
-        escape_html(out, trim(md.substr(i + ticks, end - i - ticks)));
+        append_html_escaped(out, trim(md.substr(i + ticks, end - i - ticks)));
         out += "</code>";
         i = end + ticks;
         continue;
@@ -972,7 +928,7 @@ std::string markdown_to_html(std::string_view md) {
         if (end != std::string_view::npos) {
           auto url = trim(md.substr(close + 2, end - close - 2));
           out += "<a href=\"";
-          escape_html(out, url);
+          append_html_escaped(out, url);
           out += "\" target=\"_blank\">";
           out += markdown_to_html(md.substr(i + 1, close - i - 1));
           out += "</a>";
@@ -983,7 +939,7 @@ std::string markdown_to_html(std::string_view md) {
     }
     if (c == '*' && (emphasis(i, "**", "strong") || emphasis(i, "*", "em"))) continue;
     if (c == '_' && (emphasis(i, "__", "strong") || emphasis(i, "_", "em"))) continue;
-    escape_html(out, md.substr(i, 1));
+    append_html_escaped(out, md.substr(i, 1));
     ++i;
   }
   return out;
@@ -1117,7 +1073,7 @@ json::object run_html_check(const html_check_data& data, std::string_view html) 
       stack.pop_back();
       element e;
       e.node = n;
-      e.tag = lowered(n->name ? reinterpret_cast<const char*>(n->name) : "");
+      e.tag = to_lower_ascii(n->name ? reinterpret_cast<const char*>(n->name) : "");
       e.parent = parent;
       e.in_body = in_body;
       if (e.tag == "style") sheet += text_of(n) + "\n";
@@ -1230,7 +1186,7 @@ json::object run_html_check(const html_check_data& data, std::string_view html) 
   for (std::size_t i = 0; (i = css.find('@', i)) != std::string::npos; ++i) {
     if (!iequals(std::string_view(css).substr(i, 6), "@media")) continue;
     auto end = css.find_first_of("{;", i);
-    preludes.push_back(lowered(std::string_view(css).substr(
+    preludes.push_back(to_lower_ascii(std::string_view(css).substr(
         i + 6, end == std::string::npos ? std::string::npos : end - i - 6)));
   }
   for (const auto& t : media_tests()) {

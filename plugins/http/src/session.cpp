@@ -19,6 +19,7 @@
 #include "compress.hpp"
 #include "cors.hpp"
 #include "host_header.hpp"
+#include "html_escape.hpp"
 #include "sluice/mailbox.hpp"
 #include "sluice/text.hpp"
 #include "url.hpp"
@@ -56,32 +57,6 @@ std::string random_nonce() {
   unsigned char b[16];
   if (RAND_bytes(b, sizeof b) != 1) return {};
   return to_hex(b, sizeof b);
-}
-
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
 }
 
 void replace_all(std::string& s, std::string_view from, std::string_view to) {
