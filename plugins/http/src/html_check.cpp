@@ -104,7 +104,8 @@ struct declaration {
   std::string value;  // without !important
   bool important = false;
 };
-using style_map = std::map<std::string, declaration>;  // property (lower case) → declaration
+using style_map =
+    std::map<std::string, declaration, std::less<>>;  // property (lower case) → declaration
 
 // Parses "a: b; c: d !important" (declarations of a style attribute or a rule's block).
 std::vector<std::pair<std::string, declaration>> parse_declarations(std::string_view s) {
@@ -166,21 +167,15 @@ struct element {
   std::string tag;  // lower case (libxml2 lowercases HTML names)
   int parent = -1;  // index of the parent element, -1 at the top
   bool in_body = false;
+  std::vector<std::pair<std::string, std::string>> attrs;  // names in lower case
   style_map style;  // merged: matching style rules, then the style attribute
 };
 
-std::optional<std::string> attr(const element& e, const char* name) {
-  for (xmlAttr* a = e.node->properties; a; a = a->next) {
-    if (a->name && iequals(reinterpret_cast<const char*>(a->name), name)) {
-      std::string v;
-      if (xmlChar* s = xmlNodeListGetString(e.node->doc, a->children, 1)) {
-        v = reinterpret_cast<const char*>(s);
-        xmlFree(s);
-      }
-      return v;
-    }
-  }
-  return std::nullopt;
+// The attribute's value, nullptr without it; `name` in lower case.
+const std::string* attr(const element& e, std::string_view name) {
+  for (const auto& [n, v] : e.attrs)
+    if (n == name) return &v;
+  return nullptr;
 }
 
 std::string text_of(xmlNode* n) {
@@ -362,11 +357,14 @@ bool has_class(const element& e, std::string_view cls) {
 
 bool matches(const compound& c, const element& e) {
   if (!c.tag.empty() && c.tag != "*" && c.tag != e.tag) return false;
-  if (!c.id.empty() && attr(e, "id") != c.id) return false;
+  if (!c.id.empty()) {
+    const auto* id = attr(e, "id");
+    if (!id || *id != c.id) return false;
+  }
   for (const auto& cls : c.classes)
     if (!has_class(e, cls)) return false;
   for (const auto& [name, value] : c.attrs) {
-    auto v = attr(e, name.c_str());
+    const auto* v = attr(e, name);
     if (!v || (value && *v != *value)) return false;
   }
   return true;
@@ -633,11 +631,6 @@ const std::vector<css_test>& css_tests() {
   return tests;
 }
 
-bool property_matches(std::string_view pattern, std::string_view prop) {
-  if (pattern.ends_with('*')) return prop.starts_with(pattern.substr(0, pattern.size() - 1));
-  return prop == pattern;
-}
-
 bool contains_icase(std::string_view hay, std::string_view needle) {
   if (needle.size() > hay.size()) return false;
   for (std::size_t i = 0; i + needle.size() <= hay.size(); ++i)
@@ -648,18 +641,26 @@ bool contains_icase(std::string_view hay, std::string_view needle) {
 bool matches(const css_test& t, const element& e) {
   for (const char* a : t.attributes)
     if (attr(e, a)) return true;
-  for (const auto& [prop, d] : e.style) {
-    if (t.important && d.important) return true;
-    if (t.properties.empty()) {
-      if (t.value_contains && contains_icase(d.value, t.value_contains)) return true;
-      continue;
-    }
-    for (const char* p : t.properties) {
-      if (!property_matches(p, prop)) continue;
-      if (!t.value_contains) return true;
-      // A keyword value: display: flex / inline-flex, grid / inline-grid, none.
-      std::string_view v = d.value;
-      if (contains_icase(v, t.value_contains)) return true;
+  if (t.important) {
+    return std::any_of(e.style.begin(), e.style.end(),
+                       [](const auto& d) { return d.second.important; });
+  }
+  auto value_ok = [&](const declaration& d) {
+    // A keyword value: display: flex / inline-flex, grid / inline-grid, none.
+    return !t.value_contains || contains_icase(d.value, t.value_contains);
+  };
+  if (t.properties.empty()) {
+    return std::any_of(e.style.begin(), e.style.end(),
+                       [&](const auto& d) { return value_ok(d.second); });
+  }
+  for (std::string_view p : t.properties) {
+    if (p.ends_with('*')) {
+      const auto prefix = p.substr(0, p.size() - 1);
+      for (auto it = e.style.lower_bound(prefix);
+           it != e.style.end() && std::string_view(it->first).starts_with(prefix); ++it)
+        if (value_ok(it->second)) return true;
+    } else if (auto it = e.style.find(p); it != e.style.end() && value_ok(it->second)) {
+      return true;
     }
   }
   return false;
@@ -1076,6 +1077,15 @@ json::object run_html_check(const html_check_data& data, std::string_view html) 
       e.tag = to_lower_ascii(n->name ? reinterpret_cast<const char*>(n->name) : "");
       e.parent = parent;
       e.in_body = in_body;
+      for (xmlAttr* a = n->properties; a; a = a->next) {
+        if (!a->name) continue;
+        std::string v;
+        if (xmlChar* x = xmlNodeListGetString(n->doc, a->children, 1)) {
+          v = reinterpret_cast<const char*>(x);
+          xmlFree(x);
+        }
+        e.attrs.emplace_back(to_lower_ascii(reinterpret_cast<const char*>(a->name)), std::move(v));
+      }
       if (e.tag == "style") sheet += text_of(n) + "\n";
       els.push_back(std::move(e));
       push_children(n->children, static_cast<int>(els.size() - 1),
