@@ -335,6 +335,9 @@ def run_load(port, size, conns, messages, max_s, per_conn, timeout_s):
 
 def run_one(server, scen, timeout_s):
     name, size, conns, messages, max_s, per_conn, warm = scen[:7]
+    # The previous servers' written files are flushed now, outside every measurement: their
+    # writeback would otherwise run during this server's run, on its CPU among others.
+    os.sync()
     err = server.start()
     if err:
         log(f"  {server.name}: failed to start: {err}\n{server.log_tail()}")
