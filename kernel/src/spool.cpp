@@ -570,7 +570,14 @@ asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
     co_return;
   }
   record r;
-  auto read_job = [self, id, &r]() { return self->read_record(id, r); };
+  // The record and the body are opened on the worker pool, not on the I/O strand.
+  std::shared_ptr<const message_body> body;
+  std::error_code body_ec;
+  auto read_job = [self, id, &r, &body, &body_ec]() {
+    if (!self->read_record(id, r)) return false;
+    body = message_body::from_file(self->eml(id), body_ec);
+    return true;
+  };
   bool ok = co_await offload(workers_, std::move(read_job));
   if (!ok) {
     log_.error("spool record vanished", {{"msg", id}});
@@ -608,11 +615,10 @@ asio::awaitable<void> spool::attempt(std::string id, std::string stage_name) {
     if (auto* a = r.message.if_contains("attributes"); a && a->is_object()) {
       msg->attributes = a->as_object();
     }
-    std::error_code ec;
-    msg->raw = message_body::from_file(eml(id), ec);
+    msg->raw = std::move(body);
     verdict v;
-    if (ec) {
-      log.error("spooled body unreadable", {{"error", ec.message()}});
+    if (body_ec) {
+      log.error("spooled body unreadable", {{"error", body_ec.message()}});
       v = verdict::local_error();
     } else {
       // A named argument, never a prvalue: GCC 12 destroys prvalues passed to by-value
