@@ -5,6 +5,10 @@
 #include <libxml/tree.h>
 
 #include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdint>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -100,16 +104,22 @@ std::string note_of(std::string_view s) {
 
 // ---- the document ----
 
+constexpr std::size_t kUnits = 7;  // unit_tests() below
 struct declaration {
   std::string value;  // without !important
   bool important = false;
+  // What the value holds, found once per declaration (analyze, below), not per element it
+  // applies to: bit i for value_needles()[i]; occurrences per unit of unit_tests().
+  std::uint32_t contains = 0;
+  std::array<std::uint32_t, kUnits> units{};
 };
-using style_map =
-    std::map<std::string, declaration, std::less<>>;  // property (lower case) → declaration
+using declarations = std::vector<std::pair<std::string, declaration>>;
+// Property (lower case) → declaration; both point into declarations that outlive the map.
+using style_map = std::map<std::string_view, const declaration*, std::less<>>;
 
 // Parses "a: b; c: d !important" (declarations of a style attribute or a rule's block).
-std::vector<std::pair<std::string, declaration>> parse_declarations(std::string_view s) {
-  std::vector<std::pair<std::string, declaration>> out;
+declarations parse_declarations(std::string_view s) {
+  declarations out;
   std::size_t start = 0;
   int depth = 0;
   char quote = 0;
@@ -153,13 +163,9 @@ std::vector<std::pair<std::string, declaration>> parse_declarations(std::string_
 }
 
 // A later declaration wins unless the earlier one is !important and it is not.
-void apply(style_map& m, std::string prop, declaration d) {
-  auto it = m.find(prop);
-  if (it == m.end()) {
-    m.emplace(std::move(prop), std::move(d));
-  } else if (d.important || !it->second.important) {
-    it->second = std::move(d);
-  }
+void apply(style_map& m, std::string_view prop, const declaration* d) {
+  auto [it, fresh] = m.emplace(prop, d);
+  if (!fresh && (d->important || !it->second->important)) it->second = d;
 }
 
 struct element {
@@ -168,6 +174,9 @@ struct element {
   int parent = -1;  // index of the parent element, -1 at the top
   bool in_body = false;
   std::vector<std::pair<std::string, std::string>> attrs;  // names in lower case
+  const std::string* id = nullptr;                         // into attrs
+  std::vector<std::string_view> classes;                   // into attrs
+  declarations inline_style;                               // the style attribute
   style_map style;  // merged: matching style rules, then the style attribute
 };
 
@@ -201,9 +210,10 @@ struct selector {
 };
 struct style_rule {
   selector sel;
-  std::vector<std::pair<std::string, declaration>> decls;
+  const declarations* decls = nullptr;  // shared by the selectors of one list
   std::size_t order = 0;
 };
+constexpr int kMaxSimpleSelectors = 32;  // per complex selector; longer ones are not merged
 
 // One complex selector of the supported kinds, nullopt for anything else.
 std::optional<selector> parse_selector(std::string_view s) {
@@ -212,6 +222,7 @@ std::optional<selector> parse_selector(std::string_view s) {
   selector out;
   std::size_t i = 0;
   char pending = 0;
+  int simple = 0;
   while (i < s.size()) {
     if (is_space(s[i]) || s[i] == '>') {
       char comb = ' ';
@@ -273,6 +284,8 @@ std::optional<selector> parse_selector(std::string_view s) {
       }
     }
     if (c.tag.empty() && c.id.empty() && c.classes.empty() && c.attrs.empty()) return std::nullopt;
+    simple += 1 + static_cast<int>(c.classes.size() + c.attrs.size()) + (c.id.empty() ? 0 : 1);
+    if (simple > kMaxSimpleSelectors) return std::nullopt;
     if (!c.tag.empty() && c.tag != "*") out.specificity += 1;
     if (!out.parts.empty()) out.combinators.push_back(pending ? pending : ' ');
     pending = 0;
@@ -286,6 +299,13 @@ std::string strip_comments(std::string_view css) {
   std::string out;
   out.reserve(css.size());
   for (std::size_t i = 0; i < css.size(); ++i) {
+    // The <!-- and --> around a sheet (common in mail) are ignored by CSS at the top level.
+    if (css.substr(i, 4) == "<!--" || css.substr(i, 3) == "-->") {
+      const std::size_t n = css[i] == '<' ? 4 : 3;
+      out.append(n, ' ');
+      i += n - 1;
+      continue;
+    }
     if (css[i] == '/' && i + 1 < css.size() && css[i + 1] == '*') {
       auto end = css.find("*/", i + 2);
       if (end == std::string_view::npos) break;
@@ -299,7 +319,8 @@ std::string strip_comments(std::string_view css) {
 }
 
 // The top-level style rules of a style sheet (comments stripped); at-rules are skipped.
-void parse_rules(std::string_view css, std::vector<style_rule>& rules, std::size_t max_rules) {
+void parse_rules(std::string_view css, std::vector<style_rule>& rules,
+                 std::deque<declarations>& blocks, std::size_t max_rules) {
   std::size_t i = 0;
   while (i < css.size() && rules.size() < max_rules) {
     auto open = css.find_first_of("{;", i);
@@ -321,10 +342,12 @@ void parse_rules(std::string_view css, std::vector<style_rule>& rules, std::size
     if (prelude.empty() || prelude.front() == '@') continue;
     auto decls = parse_declarations(body);
     if (decls.empty()) continue;
+    blocks.push_back(std::move(decls));
+    const declarations* shared = &blocks.back();
     // A selector list: split at commas outside brackets and parentheses.
     std::size_t start = 0;
     int nest = 0;
-    for (std::size_t k = 0; k <= prelude.size(); ++k) {
+    for (std::size_t k = 0; k <= prelude.size() && rules.size() < max_rules; ++k) {
       if (k < prelude.size()) {
         char c = prelude[k];
         if (c == '[' || c == '(') ++nest;
@@ -332,7 +355,7 @@ void parse_rules(std::string_view css, std::vector<style_rule>& rules, std::size
         if (c != ',' || nest > 0) continue;
       }
       if (auto sel = parse_selector(prelude.substr(start, k - start))) {
-        rules.push_back({std::move(*sel), decls, rules.size()});
+        rules.push_back({std::move(*sel), shared, rules.size()});
       }
       start = k + 1;
     }
@@ -340,27 +363,12 @@ void parse_rules(std::string_view css, std::vector<style_rule>& rules, std::size
 }
 
 bool has_class(const element& e, std::string_view cls) {
-  auto v = attr(e, "class");
-  if (!v) return false;
-  std::string_view s = *v;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && is_space(s[i]))
-      ++i;
-    std::size_t b = i;
-    while (i < s.size() && !is_space(s[i]))
-      ++i;
-    if (s.substr(b, i - b) == cls) return true;
-  }
-  return false;
+  return std::find(e.classes.begin(), e.classes.end(), cls) != e.classes.end();
 }
 
 bool matches(const compound& c, const element& e) {
   if (!c.tag.empty() && c.tag != "*" && c.tag != e.tag) return false;
-  if (!c.id.empty()) {
-    const auto* id = attr(e, "id");
-    if (!id || *id != c.id) return false;
-  }
+  if (!c.id.empty() && (!e.id || *e.id != c.id)) return false;
   for (const auto& cls : c.classes)
     if (!has_class(e, cls)) return false;
   for (const auto& [name, value] : c.attrs) {
@@ -638,32 +646,91 @@ bool contains_icase(std::string_view hay, std::string_view needle) {
   return false;
 }
 
-bool matches(const css_test& t, const element& e) {
-  for (const char* a : t.attributes)
-    if (attr(e, a)) return true;
-  if (t.important) {
-    return std::any_of(e.style.begin(), e.style.end(),
-                       [](const auto& d) { return d.second.important; });
-  }
-  auto value_ok = [&](const declaration& d) {
-    // A keyword value: display: flex / inline-flex, grid / inline-grid, none.
-    return !t.value_contains || contains_icase(d.value, t.value_contains);
-  };
-  if (t.properties.empty()) {
-    return std::any_of(e.style.begin(), e.style.end(),
-                       [&](const auto& d) { return value_ok(d.second); });
-  }
-  for (std::string_view p : t.properties) {
-    if (p.ends_with('*')) {
-      const auto prefix = p.substr(0, p.size() - 1);
-      for (auto it = e.style.lower_bound(prefix);
-           it != e.style.end() && std::string_view(it->first).starts_with(prefix); ++it)
-        if (value_ok(it->second)) return true;
-    } else if (auto it = e.style.find(p); it != e.style.end() && value_ok(it->second)) {
-      return true;
+// The distinct value_contains strings of css_tests(), in order: bit i of
+// declaration::contains says the value contains needle i (case-insensitively).
+const std::vector<std::string_view>& value_needles() {
+  static const std::vector<std::string_view> needles = [] {
+    std::vector<std::string_view> out;
+    for (const auto& t : css_tests())
+      if (t.value_contains && std::find(out.begin(), out.end(), t.value_contains) == out.end())
+        out.emplace_back(t.value_contains);
+    return out;
+  }();
+  return needles;
+}
+std::uint32_t needle_bit(const char* needle) {
+  const auto& n = value_needles();
+  return 1u << (std::find(n.begin(), n.end(), needle) - n.begin());
+}
+
+// css_tests() by what triggers them, so an element is tested through its own declarations
+// and attributes (a few) rather than every test looking each of its properties up.
+struct css_index {
+  std::unordered_map<std::string_view, std::vector<std::size_t>> by_property;   // exact
+  std::vector<std::pair<std::string_view, std::size_t>> by_prefix;              // "animation-*"
+  std::unordered_map<std::string_view, std::vector<std::size_t>> by_attribute;  // bgcolor, …
+  std::vector<std::size_t> by_value;  // no property: any declaration whose value has the needle
+  std::vector<std::size_t> important;
+  std::vector<std::uint32_t> bits;  // per test: needle_bit, 0 without a needle
+};
+const css_index& css_tests_index() {
+  static const css_index index = [] {
+    css_index x;
+    const auto& tests = css_tests();
+    for (std::size_t t = 0; t < tests.size(); ++t) {
+      const auto& ct = tests[t];
+      x.bits.push_back(ct.value_contains ? needle_bit(ct.value_contains) : 0);
+      for (std::string_view p : ct.properties) {
+        if (p.ends_with('*')) {
+          x.by_prefix.emplace_back(p.substr(0, p.size() - 1), t);
+        } else {
+          x.by_property[p].push_back(t);
+        }
+      }
+      for (std::string_view a : ct.attributes)
+        x.by_attribute[a].push_back(t);
+      if (ct.properties.empty() && ct.value_contains) x.by_value.push_back(t);
+      if (ct.important) x.important.push_back(t);
     }
+    return x;
+  }();
+  return index;
+}
+
+// How many elements have each test of css_tests() (in its order).
+std::vector<std::size_t> count_css_tests(const std::vector<element>& els) {
+  const auto& x = css_tests_index();
+  std::vector<std::size_t> found(x.bits.size(), 0);
+  std::vector<std::size_t> last(x.bits.size(), SIZE_MAX);  // the element that last counted
+  for (std::size_t i = 0; i < els.size(); ++i) {
+    auto hit = [&](std::size_t t) {
+      if (last[t] != i) {
+        last[t] = i;
+        ++found[t];
+      }
+    };
+    const auto& e = els[i];
+    for (const auto& entry : e.style) {
+      const std::string_view prop = entry.first;
+      const declaration* d = entry.second;
+      auto ok = [&](std::size_t t) { return !x.bits[t] || (d->contains & x.bits[t]); };
+      if (auto it = x.by_property.find(prop); it != x.by_property.end())
+        for (auto t : it->second)
+          if (ok(t)) hit(t);
+      for (const auto& [prefix, t] : x.by_prefix)
+        if (prop.starts_with(prefix) && ok(t)) hit(t);
+      for (auto t : x.by_value)
+        if (d->contains & x.bits[t]) hit(t);
+      if (d->important)
+        for (auto t : x.important)
+          hit(t);
+    }
+    for (const auto& [name, value] : e.attrs)
+      if (auto it = x.by_attribute.find(name); it != x.by_attribute.end())
+        for (auto t : it->second)
+          hit(t);
   }
-  return false;
+  return found;
 }
 
 // Units and keywords in the merged declarations' values, counted per occurrence: a number
@@ -700,6 +767,23 @@ std::size_t count_unit(std::string_view v, std::string_view unit) {
     i = j;
   }
   return n;
+}
+
+// What a declaration's value holds (once per declaration).
+void analyze(declaration& d) {
+  const auto& needles = value_needles();
+  for (std::size_t i = 0; i < needles.size() && i < 32; ++i)
+    if (contains_icase(d.value, needles[i])) d.contains |= 1u << i;
+  const auto& units = unit_tests();
+  for (std::size_t i = 0; i < units.size() && i < kUnits; ++i) {
+    if (units[i].unit) {
+      d.units[i] = static_cast<std::uint32_t>(count_unit(d.value, units[i].unit));
+    } else {
+      d.units[i] = d.value.size() >= 7 &&
+                   iequals(std::string_view(d.value).substr(0, 7), "initial") &&
+                   (d.value.size() == 7 || !is_ident(d.value[7]));
+    }
+  }
 }
 
 // Features of the <style> text (comments stripped).
@@ -925,14 +1009,25 @@ std::string markdown_to_html(std::string_view md) {
       auto close = md.find("](", i + 1);
       auto bracket = md.find(']', i + 1);
       if (close != std::string_view::npos && close == bracket) {
-        auto end = md.find(')', close + 2);
-        if (end != std::string_view::npos) {
-          auto url = trim(md.substr(close + 2, end - close - 2));
-          out += "<a href=\"";
-          append_html_escaped(out, url);
-          out += "\" target=\"_blank\">";
+        // The URL ends at the ")" that balances the "(": "…/ms533742(v=vs.85)".
+        std::size_t end = close + 2;
+        for (int depth = 1; end < md.size(); ++end) {
+          if (md[end] == '(') ++depth;
+          if (md[end] == ')' && --depth == 0) break;
+        }
+        if (end < md.size()) {
+          std::string url(trim(md.substr(close + 2, end - close - 2)));
+          // caniemail's own links are relative to its site; other schemes are not linked.
+          if (url.starts_with('/')) url = "https://www.caniemail.com" + url;
+          const bool linkable = url.starts_with("https://") || url.starts_with("http://") ||
+                                url.starts_with("mailto:");
+          if (linkable) {
+            out += "<a href=\"";
+            append_html_escaped(out, url);
+            out += "\" target=\"_blank\">";
+          }
           out += markdown_to_html(md.substr(i + 1, close - i - 1));
-          out += "</a>";
+          if (linkable) out += "</a>";
           i = end + 1;
           continue;
         }
@@ -1150,54 +1245,74 @@ json::object run_html_check(const html_check_data& data, std::string_view html) 
   }
 
   // CSS: merge the style rules into the elements they match, then the style attributes.
+  // The merged maps point at the parsed declarations (each analyzed once); the budget counts
+  // selector tests and merged declarations.
   const std::string css = strip_comments(sheet);
   std::vector<style_rule> rules;
-  parse_rules(css, rules, 10'000);
+  std::deque<declarations> blocks;
+  parse_rules(css, rules, blocks, 10'000);
+  for (auto& b : blocks)
+    for (auto& [p, d] : b)
+      analyze(d);
   std::stable_sort(rules.begin(), rules.end(), [](const auto& a, const auto& b) {
     return a.sel.specificity < b.sel.specificity;
   });
+  for (auto& e : els) {
+    e.id = attr(e, "id");
+    if (const auto* cls = attr(e, "class")) {
+      std::string_view v = *cls;
+      for (std::size_t i = 0; i < v.size();) {
+        while (i < v.size() && is_space(v[i]))
+          ++i;
+        std::size_t b = i;
+        while (i < v.size() && !is_space(v[i]))
+          ++i;
+        if (i > b && e.classes.size() < 64) e.classes.push_back(v.substr(b, i - b));
+      }
+    }
+    if (const auto* st = attr(e, "style")) {
+      e.inline_style = parse_declarations(*st);
+      for (auto& [p, d] : e.inline_style)
+        analyze(d);
+    }
+  }
   std::size_t budget = kMaxStyleMatches;
   for (int i = 0; i < static_cast<int>(els.size()) && budget > 0; ++i) {
     for (const auto& r : rules) {
       if (!matches_from(r.sel, static_cast<int>(r.sel.parts.size()) - 1, els, i, budget)) continue;
-      for (const auto& [p, d] : r.decls)
-        apply(els[i].style, p, d);
+      budget -= std::min(budget, r.decls->size());
+      for (const auto& [p, d] : *r.decls)
+        apply(els[i].style, p, &d);
     }
   }
   for (auto& e : els)
-    if (auto s = attr(e, "style"))
-      for (auto& [p, d] : parse_declarations(*s))
-        apply(e.style, std::move(p), std::move(d));
-  for (const auto& t : css_tests()) {
+    for (const auto& [p, d] : e.inline_style)
+      apply(e.style, p, &d);
+  {
+    const auto found = count_css_tests(els);
+    const auto& tests = css_tests();
+    for (std::size_t t = 0; t < tests.size(); ++t)
+      c.test(tests[t].slug, found[t]);
+  }
+  const auto& units = unit_tests();
+  for (std::size_t u = 0; u < units.size() && u < kUnits; ++u) {
     std::size_t found = 0;
     for (const auto& e : els)
-      if (matches(t, e)) ++found;
-    c.test(t.slug, found);
-  }
-  for (const auto& t : unit_tests()) {
-    std::size_t found = 0;
-    for (const auto& e : els) {
-      for (const auto& [p, d] : e.style) {
-        if (t.unit) {
-          found += count_unit(d.value, t.unit);
-        } else if (d.value.size() >= 7 &&
-                   iequals(std::string_view(d.value).substr(0, 7), "initial") &&
-                   (d.value.size() == 7 || !is_ident(d.value[7]))) {
-          ++found;
-        }
-      }
-    }
-    c.test(t.slug, found);
+      for (const auto& [p, d] : e.style)
+        found += d->units[u];
+    c.test(units[u].slug, found);
   }
   for (const auto& t : sheet_tests())
     c.test(t.slug, count_sheet(css, t));
-  // Media features: in the preludes of @media rules.
+  // Media features: in the preludes of @media rules (up to the block, at most 1 KB each).
   std::vector<std::string> preludes;
   for (std::size_t i = 0; (i = css.find('@', i)) != std::string::npos; ++i) {
     if (!iequals(std::string_view(css).substr(i, 6), "@media")) continue;
-    auto end = css.find_first_of("{;", i);
-    preludes.push_back(to_lower_ascii(std::string_view(css).substr(
-        i + 6, end == std::string::npos ? std::string::npos : end - i - 6)));
+    const std::size_t from = i + 6;
+    auto end = css.find_first_of("{;}@", from);
+    if (end == std::string::npos) end = css.size();
+    preludes.push_back(to_lower_ascii(
+        std::string_view(css).substr(from, std::min<std::size_t>(end - from, 1024))));
   }
   for (const auto& t : media_tests()) {
     std::size_t found = 0;

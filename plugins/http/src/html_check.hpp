@@ -41,7 +41,8 @@ std::shared_ptr<const html_check_data> parse_html_check_data(std::string_view js
 std::shared_ptr<const html_check_data> load_html_check_data(const std::filesystem::path& file);
 
 // The HTMLCheckResponse for `html` (UTF-8). Linear in the size of the HTML, except the
-// merging of style rules, which stops after kMaxStyleMatches selector tests.
+// merging of style rules, which stops after kMaxStyleMatches selector tests and merged
+// declarations (each declaration's value is examined once, however many elements it styles).
 boost::json::object run_html_check(const html_check_data& data, std::string_view html);
 inline constexpr std::size_t kMaxStyleMatches = 4'000'000;
 

@@ -121,24 +121,25 @@ function links_panel(id) {
 function check_text(s) {
   const decode = (t) => t.replace(/&(amp|lt|gt|quot|#39);/g, (_, e) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e]);
   const root = h('span', {});
-  const stack = [root];
+  const stack = [{ el: root, tag: '' }];
   const re = /<(\/?)(code|strong|em|a)(?: href="([^"<>]*)" target="_blank")?>/g;
   let last = 0;
   let m;
   while ((m = re.exec(s))) {
-    stack[stack.length - 1].append(decode(s.slice(last, m.index)));
+    stack[stack.length - 1].el.append(decode(s.slice(last, m.index)));
     last = m.index + m[0].length;
     const [, closing, tag, href] = m;
     if (closing) {
-      if (stack.length > 1 && stack[stack.length - 1].tagName.toLowerCase() === tag) stack.pop();
+      // Matched by the tag it was opened as (a refused link is a <span>).
+      if (stack.length > 1 && stack[stack.length - 1].tag === tag) stack.pop();
       continue;
     }
     const link = tag === 'a' ? safe_link(decode(href || '')) : null;
     const el = tag === 'a' ? (link ? ext_link(link, []) : h('span', {})) : h(tag, {});
-    stack[stack.length - 1].append(el);
-    stack.push(el);
+    stack[stack.length - 1].el.append(el);
+    stack.push({ el, tag });
   }
-  stack[stack.length - 1].append(decode(s.slice(last)));
+  stack[stack.length - 1].el.append(decode(s.slice(last)));
   return root;
 }
 
