@@ -468,7 +468,7 @@ export async function start_mock({ port = 0, host = '127.0.0.1', webui = default
             },
             {
               Slug: 'css-display-flex', Title: 'display:flex', URL: 'javascript:alert(8)', Category: 'css', Tags: [], Keywords: '',
-              Description: 'See <a href="https://www.caniemail.com/" target="_blank">caniemail</a>.',
+              Description: 'See <a href="https://www.caniemail.com/" target="_blank">caniemail</a>, <a href="javascript:alert(9)" target="_blank">not a link</a> and <code>tail</code>.',
               Results: [result('outlook', 'windows', '2019', 'no')], NotesByNumber: {},
               Score: { Found: 2, Supported: 0, Partial: 0, Unsupported: 100 },
             },

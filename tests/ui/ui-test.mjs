@@ -302,6 +302,11 @@ async function run_base(base, shots) {
     check((await page.locator(`#panel-htmlcheck tbody tr[data-slug="${first.Slug}"] td`).nth(2).textContent()) === String(first.Score.Found), 'HTML check row shows the Found count');
     check((await page.locator('#panel-htmlcheck img, #panel-htmlcheck script, #panel-htmlcheck b').count()) === 0, 'HTML check texts make no elements outside code/strong/em/a');
     if (mock) check((await page.locator('#panel-htmlcheck code', { hasText: '<style>' }).count()) === 1, 'HTML check renders <code> from the description');
+    if (mock) {
+      const row = page.locator('#panel-htmlcheck tr[data-slug="css-display-flex"]');
+      check((await row.locator('a[href^="javascript"]').count()) === 0 && (await row.locator('a[href="https://www.caniemail.com/"]').count()) === 1, 'HTML check links only http(s) URLs');
+      check((await row.locator('span span code, span > span > code').count()) === 0 && (await row.locator('code', { hasText: 'tail' }).count()) === 1, 'a refused link is closed: the text after it is not inside it');
+    }
     if (shots) {
       await check_a11y(page, 'the HTML check tab');
       await page.locator('#panel-htmlcheck details').first().evaluate((d) => { d.open = true; });
