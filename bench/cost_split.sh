@@ -19,8 +19,6 @@
 # Usage: bench/cost_split.sh [--build DIR] [--rounds N] [--messages N] [--max-seconds S]
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$BENCH/.." && pwd)"
-SCRIPT=cost_split.sh
 source "$BENCH/lib/common.sh"
 build="$ROOT/build"
 rounds=3

@@ -19,8 +19,6 @@
 # the stage).
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$BENCH/.." && pwd)"
-SCRIPT=gateway_bench.sh
 source "$BENCH/lib/common.sh"
 sluice="$ROOT/build/bin/sluice"
 rounds=3

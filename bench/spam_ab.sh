@@ -11,8 +11,6 @@
 # Usage: bench/spam_ab.sh [--sluice PATH] [--rounds N] [--messages N] [--max-seconds S]
 set -euo pipefail
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$BENCH/.." && pwd)"
-SCRIPT=spam_ab.sh
 source "$BENCH/lib/common.sh"
 sluice="$ROOT/build/bin/sluice"
 rounds=3

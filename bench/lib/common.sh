@@ -1,6 +1,8 @@
 # Shared by the bench scripts (cost_split.sh, gateway_bench.sh, spam_ab.sh); sourced, not run.
-# The caller sets BENCH (the bench/ directory) and `set -euo pipefail` before sourcing, and
-# names itself in SCRIPT for the error messages.
+# The caller sets BENCH (the bench/ directory) and `set -euo pipefail` before sourcing; this
+# sets ROOT (the repository) and SCRIPT (the caller's name, for error messages).
+ROOT="$(cd "$BENCH/.." && pwd)"
+SCRIPT="$(basename "$0")"
 
 die() {  # $*: message
   echo "$SCRIPT: $*" >&2

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <climits>
 #include <cstdint>
 #include <deque>
 #include <fstream>
@@ -169,7 +168,6 @@ void apply(style_map& m, std::string_view prop, const declaration* d) {
 }
 
 struct element {
-  xmlNode* node = nullptr;
   std::string tag;  // lower case (libxml2 lowercases HTML names)
   int parent = -1;  // index of the parent element, -1 at the top
   bool in_body = false;
@@ -211,7 +209,6 @@ struct selector {
 struct style_rule {
   selector sel;
   const declarations* decls = nullptr;  // shared by the selectors of one list
-  std::size_t order = 0;
 };
 constexpr int kMaxSimpleSelectors = 32;  // per complex selector; longer ones are not merged
 
@@ -355,7 +352,7 @@ void parse_rules(std::string_view css, std::vector<style_rule>& rules,
         if (c != ',' || nest > 0) continue;
       }
       if (auto sel = parse_selector(prelude.substr(start, k - start))) {
-        rules.push_back({std::move(*sel), shared, rules.size()});
+        rules.push_back({std::move(*sel), shared});
       }
       start = k + 1;
     }
@@ -378,8 +375,8 @@ bool matches(const compound& c, const element& e) {
   return true;
 }
 
-// Right to left; a descendant combinator tries every ancestor (greedy is enough for the
-// supported combinators only when backtracking is done, so it recurses).
+// Right to left from element `at`: a child combinator tries the parent only, a descendant
+// combinator every ancestor in turn (each try matches the rest of the selector from there).
 bool matches_from(const selector& s, int part, const std::vector<element>& els, int at,
                   std::size_t& budget) {
   if (budget == 0) return false;
@@ -1168,7 +1165,6 @@ json::object run_html_check(const html_check_data& data, std::string_view html) 
       auto [n, parent, in_body] = stack.back();
       stack.pop_back();
       element e;
-      e.node = n;
       e.tag = to_lower_ascii(n->name ? reinterpret_cast<const char*>(n->name) : "");
       e.parent = parent;
       e.in_body = in_body;
@@ -1219,17 +1215,16 @@ json::object run_html_check(const html_check_data& data, std::string_view html) 
         ++found;
     c.test(t.slug, found);
   }
-  std::vector<std::string> srcs;
+  std::vector<std::string_view> srcs;  // into the elements' attributes
   for (const auto& e : els) {
     if (e.tag != "img") continue;
-    if (auto src = attr(e, "src")) srcs.push_back(std::string(trim(*src)));
+    if (const auto* src = attr(e, "src")) srcs.push_back(trim(*src));
   }
   for (const auto& t : image_tests()) {
     std::size_t found = 0;
     for (const auto& src : srcs) {
       if (t.extensions.empty()) {
-        if (src.size() >= 11 && iequals(std::string_view(src).substr(0, 11), "data:image/"))
-          ++found;
+        if (src.size() >= 11 && iequals(src.substr(0, 11), "data:image/")) ++found;
         continue;
       }
       std::string_view path = src;
