@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <mutex>
 #include <optional>
 #include <random>
 
@@ -498,10 +499,22 @@ std::string make_message_id() {
       static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
-  // 48 bits of time on top keep ids sorted by arrival; 80 random bits below keep them
-  // unique across threads and processes.
-  u128 v = (static_cast<u128>(ms & 0xFFFFFFFFFFFFull) << 80) |
-           (static_cast<u128>(rng() & 0xFFFFull) << 64) | static_cast<u128>(rng());
+  // 48 bits of time on top keep ids sorted by arrival across processes; 80 random bits below
+  // keep them unique across processes. Within the process each id is also greater than the
+  // one before (like a monotonic ULID): an id in the same millisecond as the last one (or
+  // after the clock stepped back) is the last one plus a random step, so two messages
+  // arriving in one millisecond still sort in arrival order.
+  const u128 fresh = (static_cast<u128>(ms & 0xFFFFFFFFFFFFull) << 80) |
+                     (static_cast<u128>(rng() & 0xFFFFull) << 64) | static_cast<u128>(rng());
+  const u128 step = 1 + static_cast<u128>(rng() & 0xFFFFFFFFull);
+  static std::mutex mu;
+  static u128 last = 0;
+  u128 v;
+  {
+    std::lock_guard lk(mu);
+    v = fresh > last ? fresh : last + step;
+    last = v;
+  }
   char out[22];
   for (int i = 21; i >= 0; --i) {
     out[i] = alphabet[static_cast<unsigned>(v % 62)];

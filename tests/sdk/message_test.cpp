@@ -4,8 +4,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
+#include <thread>
+#include <vector>
 
 #include "sluice/message.hpp"
 #include "sluice/message_json.hpp"
@@ -232,6 +235,27 @@ TEST(message_id, unique_and_sorted_by_time) {
     ids.insert(id);
   }
   EXPECT_EQ(ids.size(), 2000u);
+  // Ids made one after another increase even within one millisecond, also across threads.
+  std::vector<std::vector<std::string>> per_thread(4);
+  {
+    std::vector<std::thread> threads;
+    for (auto& out : per_thread) {
+      threads.emplace_back([&out] {
+        for (int i = 0; i < 5000; ++i)
+          out.push_back(make_message_id());
+      });
+    }
+    for (auto& t : threads)
+      t.join();
+  }
+  std::set<std::string> all;
+  for (const auto& out : per_thread) {
+    EXPECT_EQ(std::adjacent_find(out.begin(), out.end(),
+                                 [](const auto& x, const auto& y) { return x >= y; }),
+              out.end());
+    all.insert(out.begin(), out.end());
+  }
+  EXPECT_EQ(all.size(), 20000u);
   auto a = make_message_id();
   std::this_thread::sleep_for(std::chrono::milliseconds(3));
   auto b = make_message_id();

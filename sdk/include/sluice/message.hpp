@@ -164,7 +164,8 @@ class message {
   std::string output_headers() const;
 };
 
-// Creates a new message id: 22 characters of base62, sorting by creation time.
+// Creates a new message id: 22 characters of base62, sorting by creation time (to the
+// millisecond across processes; strictly increasing within one process).
 std::string make_message_id();
 
 // An RFC 5322 §3.3 date-time, "Fri, 04 Dec 2026 18:28:54 +0000": in UTC, or with local_zone

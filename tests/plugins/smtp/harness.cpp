@@ -172,7 +172,7 @@ std::vector<std::string> sluice_server::messages() const {
   for (const auto& e : fs::directory_iterator(dir_ / "out", ec)) {
     if (e.path().extension() == ".eml") files.push_back(e.path());
   }
-  std::sort(files.begin(), files.end());  // ids sort by arrival time
+  std::sort(files.begin(), files.end());  // ids sort by arrival time (strictly, in one process)
   std::vector<std::string> out;
   for (const auto& f : files)
     out.push_back(read_file(f));
