@@ -448,18 +448,9 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
       case field::after: {
         search_term::civil_time c = t.time;
         if (c.days_ago >= 0) c = add_days(today(), -c.days_ago);
-        std::int64_t at = 0;
-        if (t.kind == field::before) {
-          at = civil_to_ms(c, tz);  // before the day starts (or before the given time)
-          cond(t, "m.created < ?");
-        } else if (c.has_time) {
-          at = civil_to_ms(c, tz);
-          cond(t, "m.created > ?");
-        } else {
-          at = civil_to_ms(add_days(c, 1), tz);  // after the end of that day
-          cond(t, "m.created >= ?");
-        }
-        rest_binds.emplace_back(at);
+        // Mailpit's bounds: a date alone is its midnight, and both ends are inclusive.
+        cond(t, t.kind == field::before ? "m.created <= ?" : "m.created >= ?");
+        rest_binds.emplace_back(civil_to_ms(c, tz));
         break;
       }
     }

@@ -127,7 +127,7 @@ stage_options parse_stage_options(const config_node& cfg) {
         tag_rule rule;
         const config_node match = r.at("match");
         try {
-          rule.query = parse_search(match.as_string());
+          rule.query = parse_search(match.as_string(), search_mode::strict);
         } catch (const search_error& e) {
           match.fail(e.what());
         }

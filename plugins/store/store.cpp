@@ -841,7 +841,7 @@ asio::awaitable<write_result> sqlite_store::insert(prepared_message p, insert_op
         mailboxes_.insert(meta.mailbox);
       }
       if (m_messages_) m_messages_->inc();
-      publish("new", meta.mailbox, sluice::mailpit::summary_json(meta, false));
+      publish("new", meta.mailbox, sluice::mailpit::summary_json(meta));
     }
   };
   co_return co_await submit(std::move(job));

@@ -16,8 +16,9 @@ json::array strings(const std::vector<std::string>& v) {
   return a;
 }
 
-json::value from_json(const std::optional<mail_address>& a) {
-  return a ? json::value(address_json(*a)) : json::value(nullptr);
+// Mailpit's From is always an object: {"Name": "", "Address": ""} without a From.
+json::object from_json(const std::optional<mail_address>& a) {
+  return address_json(a ? *a : mail_address{});
 }
 
 json::array parts(const std::vector<mime_part>& v) {
@@ -60,8 +61,7 @@ json::object address_json(const mail_address& a) {
   return json::object{{"Name", a.name}, {"Address", a.address}};
 }
 
-json::value address_list_json(const std::vector<mail_address>& v, bool null_if_empty) {
-  if (v.empty() && null_if_empty) return nullptr;
+json::array address_list_json(const std::vector<mail_address>& v) {
   json::array a;
   a.reserve(v.size());
   for (const auto& x : v)
@@ -69,16 +69,16 @@ json::value address_list_json(const std::vector<mail_address>& v, bool null_if_e
   return a;
 }
 
-json::object summary_json(const stored_message& m, bool null_empty_lists) {
+json::object summary_json(const stored_message& m) {
   json::object o;
   o["ID"] = m.id;
   o["MessageID"] = m.message_id;
   o["Read"] = m.read;
   o["From"] = from_json(m.from);
-  o["To"] = address_list_json(m.to, null_empty_lists);
-  o["Cc"] = address_list_json(m.cc, null_empty_lists);
-  o["Bcc"] = address_list_json(m.bcc, null_empty_lists);
-  o["ReplyTo"] = address_list_json(m.reply_to, null_empty_lists);
+  o["To"] = address_list_json(m.to);
+  o["Cc"] = address_list_json(m.cc);
+  o["Bcc"] = address_list_json(m.bcc);
+  o["ReplyTo"] = address_list_json(m.reply_to);
   o["Subject"] = m.subject;
   o["Created"] = rfc3339(m.created_ms);
   o["Username"] = m.username;
@@ -107,10 +107,10 @@ json::object message_json(const stored_message& m) {
   o["ID"] = m.id;
   o["MessageID"] = m.message_id;
   o["From"] = from_json(m.from);
-  o["To"] = address_list_json(m.to, false);
-  o["Cc"] = address_list_json(m.cc, false);
-  o["Bcc"] = address_list_json(m.bcc, false);
-  o["ReplyTo"] = address_list_json(m.reply_to, false);
+  o["To"] = address_list_json(m.to);
+  o["Cc"] = address_list_json(m.cc);
+  o["Bcc"] = address_list_json(m.bcc);
+  o["ReplyTo"] = address_list_json(m.reply_to);
   o["ReturnPath"] = v.return_path;
   o["Subject"] = m.subject;
   o["ListUnsubscribe"] = json::object{{"Header", v.list_unsubscribe.header},

@@ -82,7 +82,9 @@ std::optional<search_term::field> prefix_field(std::string_view key) {
   return std::nullopt;
 }
 
-std::uint64_t parse_size(std::string_view term, std::string_view v) {
+// A size with an optional unit, or nothing when v is none (the term is then searched as
+// text, as Mailpit does).
+std::optional<std::uint64_t> parse_size(std::string_view v) {
   std::size_t i = 0;
   double number = 0;
   bool digits = false;
@@ -113,10 +115,7 @@ std::uint64_t parse_size(std::string_view term, std::string_view v) {
     mult = 1024.0 * 1024 * 1024;
   }
   const double bytes = number * mult;
-  if (!digits || mult == 0 || bytes > 9.0e15) {
-    throw search_error("bad size in " + shown(term) +
-                       ": expected a number with an optional unit K, KB, M, MB, G or GB");
-  }
+  if (!digits || mult == 0 || bytes > 9.0e15) return std::nullopt;
   return static_cast<std::uint64_t>(std::llround(bytes));
 }
 
@@ -297,7 +296,119 @@ bool parse_rfc5322(std::string_view v, search_term::civil_time& t) {
   return c.done() && valid_date(t);
 }
 
-search_term::civil_time parse_date(std::string_view term, std::string_view v) {
+// An optional [T| ]HH:MM[:SS] [zone] after a date, then the end.
+bool parse_rest(cursor& c, search_term::civil_time& t) {
+  c.spaces();
+  if (!c.done()) {
+    if (!c.eat('T')) c.eat('t');
+    c.spaces();
+    if (!parse_clock(c, t)) return false;
+    if (!parse_zone(c, t)) return false;
+    c.spaces();
+  }
+  return c.done() && valid_date(t);
+}
+
+// M/D/YYYY or M/D/YY (US order, as Mailpit's dateparse reads it) [HH:MM[:SS]] [zone]
+bool parse_us(std::string_view v, search_term::civil_time& t) {
+  cursor c{v};
+  auto mo = c.number(0);
+  if (!mo || !c.eat('/')) return false;
+  auto d = c.number(0);
+  if (!d || !c.eat('/')) return false;
+  const std::size_t at = c.i;
+  auto y = c.number(0);
+  if (!y) return false;
+  const std::size_t len = c.i - at;
+  if (len == 2) {
+    *y += 2000;
+  } else if (len != 4) {
+    return false;
+  }
+  t.year = *y;
+  t.month = *mo;
+  t.day = *d;
+  return parse_rest(c, t);
+}
+
+int month_number(std::string_view w) {
+  static const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
+                                  "jul", "aug", "sep", "oct", "nov", "dec"};
+  if (w.size() < 3) return 0;
+  for (int k = 0; k < 12; ++k) {
+    if (iequals(w.substr(0, 3), kMonths[k])) return k + 1;
+  }
+  return 0;
+}
+
+// [Day,] Mon D[,] YYYY [HH:MM[:SS]] [zone]   ("Dec 7, 2026", "Monday, December 7 2026")
+bool parse_month_first(std::string_view v, search_term::civil_time& t) {
+  cursor c{v};
+  std::string_view w = c.word();
+  int month = month_number(w);
+  if (month == 0) {  // a day name first
+    c.spaces();
+    c.eat(',');
+    c.spaces();
+    month = month_number(c.word());
+  }
+  if (month == 0) return false;
+  c.eat('.');
+  c.spaces();
+  auto d = c.number(0);
+  if (!d) return false;
+  c.eat(',');
+  c.spaces();
+  auto y = c.number(4);
+  if (!y || *y < 1000) return false;
+  t.year = *y;
+  t.month = month;
+  t.day = *d;
+  return parse_rest(c, t);
+}
+
+// YYYYMMDD, or a Unix time in seconds (10 digits) or milliseconds (13), as dateparse.
+bool parse_digits(std::string_view v, search_term::civil_time& t) {
+  if (v.empty() || v.size() > 13) return false;
+  std::int64_t n = 0;
+  for (char ch : v) {
+    if (ch < '0' || ch > '9') return false;
+    n = n * 10 + (ch - '0');
+  }
+  if (v.size() == 8) {
+    t.year = static_cast<int>(n / 10000);
+    t.month = static_cast<int>(n / 100 % 100);
+    t.day = static_cast<int>(n % 100);
+    return valid_date(t);
+  }
+  if (v.size() != 10 && v.size() != 13) return false;
+  std::int64_t secs = v.size() == 13 ? n / 1000 : n;
+  const std::int64_t days = secs / 86400;
+  const std::int64_t rem = secs % 86400;
+  // Days since 1970-01-01 to a civil date (Howard Hinnant's civil_from_days).
+  const std::int64_t z = days + 719468;
+  const std::int64_t era = z / 146097;
+  const std::int64_t doe = z - era * 146097;
+  const std::int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const std::int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const std::int64_t mp = (5 * doy + 2) / 153;
+  const std::int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  const std::int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  t.year = static_cast<int>(yoe + era * 400 + (m <= 2));
+  t.month = static_cast<int>(m);
+  t.day = static_cast<int>(d);
+  t.hour = static_cast<int>(rem / 3600);
+  t.minute = static_cast<int>(rem / 60 % 60);
+  t.second = static_cast<int>(rem % 60);
+  t.has_time = true;
+  t.has_offset = true;  // a Unix time is UTC whatever the request's zone
+  t.offset_minutes = 0;
+  return valid_date(t);
+}
+
+// A date in one of the forms above, or nothing: Mailpit ignores a before:/after: whose
+// date it cannot read, and so does the parser (the term is dropped).
+std::optional<search_term::civil_time> parse_date(std::string_view v) {
   search_term::civil_time t;
   if (iequals(v, "today")) {
     t.days_ago = 0;
@@ -307,12 +418,11 @@ search_term::civil_time parse_date(std::string_view term, std::string_view v) {
     t.days_ago = 1;
     return t;
   }
-  if (parse_iso(v, t)) return t;
-  t = {};
-  if (parse_rfc5322(v, t)) return t;
-  throw search_error("bad date in " + shown(term) +
-                     ": expected YYYY-MM-DD or YYYY/MM/DD with an optional time HH:MM[:SS], an "
-                     "RFC 3339 or RFC 5322 date, today or yesterday");
+  for (auto* parse : {parse_iso, parse_rfc5322, parse_us, parse_month_first, parse_digits}) {
+    t = {};
+    if (parse(v, t)) return t;
+  }
+  return std::nullopt;
 }
 
 bool valid_header_name(std::string_view n) {
@@ -325,7 +435,8 @@ bool valid_header_name(std::string_view n) {
 
 }  // namespace
 
-search_query parse_search(std::string_view query) {
+search_query parse_search(std::string_view query, search_mode mode) {
+  const bool strict = mode == search_mode::strict;
   if (query.size() > kMaxQuery) {
     throw search_error("search is too long (at most " + std::to_string(kMaxQuery) + " bytes)");
   }
@@ -356,6 +467,7 @@ search_query parse_search(std::string_view query) {
       std::string_view value = text.substr(colon + 1);
       using f = search_term::field;
       term.kind = *field;
+      bool as_text = false;
       switch (*field) {
         case f::is_read:
           if (iequals(value, "read")) {
@@ -364,9 +476,11 @@ search_query parse_search(std::string_view query) {
             term.kind = f::is_unread;
           } else if (iequals(value, "tagged")) {
             term.kind = f::is_tagged;
-          } else {
+          } else if (strict) {
             throw search_error("unknown " + shown(written) +
                                ": expected is:read, is:unread or is:tagged");
+          } else {
+            as_text = true;  // Mailpit searches an unknown is: as text
           }
           break;
         case f::has_attachment:
@@ -374,18 +488,36 @@ search_query parse_search(std::string_view query) {
             term.kind = f::has_attachment;
           } else if (iequals(value, "inline") || iequals(value, "inlines")) {
             term.kind = f::has_inline;
-          } else {
+          } else if (strict) {
             throw search_error("unknown " + shown(written) +
                                ": expected has:attachment or has:inline");
+          } else {
+            as_text = true;
           }
           break;
         case f::larger:
         case f::smaller:
-          term.size = parse_size(written, value);
+          if (auto n = parse_size(value)) {
+            term.size = *n;
+          } else if (strict) {
+            throw search_error("bad size in " + shown(written) +
+                               ": expected a number with an optional unit K, KB, M, MB, G or GB");
+          } else {
+            as_text = true;  // not a size: text, as Mailpit
+          }
           break;
         case f::before:
         case f::after:
-          term.time = parse_date(written, value);
+          if (auto d = parse_date(value)) {
+            term.time = *d;
+          } else if (strict) {
+            throw search_error("bad date in " + shown(written) +
+                               ": expected YYYY-MM-DD, YYYY/MM/DD or M/D/YYYY with an optional "
+                               "time HH:MM[:SS], an RFC 3339 or RFC 5322 date, \"Dec 7, 2026\", "
+                               "YYYYMMDD, a Unix time, today or yesterday");
+          } else {
+            continue;  // no date it can read: ignored, as Mailpit
+          }
           break;
         case f::header: {
           const std::size_t c2 = value.find(':');
@@ -402,6 +534,10 @@ search_query parse_search(std::string_view query) {
           if (value.empty()) continue;  // "from:" alone matches everything, as in Mailpit
           term.value = std::string(value);
           break;
+      }
+      if (as_text) {
+        term.kind = f::text;
+        term.value = std::string(text);
       }
     }
     if (out.terms.size() == kMaxTerms) {

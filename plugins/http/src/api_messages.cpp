@@ -81,10 +81,9 @@ std::string content_disposition(std::string_view kind, std::string_view filename
 std::optional<std::string> read_search_params(const request_context& ctx, search_request& sr) {
   sr.mailbox = ctx.mailbox;
   if (const auto* tz = ctx.param("tz")) sr.tz = *tz;
+  // A before= that is no time is ignored, as Mailpit does (getStartLimit).
   if (const auto* b = ctx.param("before"); b && !b->empty()) {
-    auto ms = parse_time_ms(*b);
-    if (!ms) return "invalid before: " + *b + " (RFC 3339 time, YYYY-MM-DD or milliseconds)";
-    sr.before_ms = *ms;
+    if (auto ms = parse_time_ms(*b)) sr.before_ms = *ms;
   }
   page p;
   if (auto e = read_page(ctx, p)) return e;
@@ -98,6 +97,10 @@ awaitable<response> list_messages(request_context& ctx) {
   search_request sr;
   if (auto e = read_search_params(ctx, sr)) co_return bad_request(ctx.req, *e);
   auto res = co_await ctx.env.store->search(sr);
+  // The list's counts are the mailbox's even with before= (Mailpit's GetMessages); only a
+  // search counts its matches.
+  res.matched = res.total;
+  res.matched_unread = res.unread;
   co_return json_response(ctx.req, messages_summary_json(res, sr.offset));
 }
 
@@ -249,7 +252,9 @@ awaitable<response> get_thumb(request_context& ctx) {
   if (!id) co_return std::move(*fail);
   if (ctx.params.size() < 2 || ctx.params[1].size() > kMaxIdLength) co_return not_found(ctx.req);
   auto p = co_await ctx.env.store->part(ctx.mailbox, *id, ctx.params[1]);
-  if (!p) co_return not_found(ctx.req);
+  // Mailpit answers an unknown part of a thumbnail with 400 (GetAttachmentPart's error).
+  if (!p) co_return bad_request(ctx.req, "attachment not found");
+  const std::string name = p->part.file_name.empty() ? p->part.content_id : p->part.file_name;
   thumb_result t;
   if (ctx.env.host) {
     t = co_await offload(*ctx.env.host,
@@ -264,6 +269,7 @@ awaitable<response> get_thumb(request_context& ctx) {
                                             {"reason", t.reason}});
   }
   auto r = bytes_response(ctx.req, "image/jpeg", std::move(t.jpeg));
+  r.set(bhttp::field::content_disposition, content_disposition("inline", name));
   // Which thumbnail this is (the image, or the blank one and why), for clients and tests.
   r.set("X-Sluice-Thumbnail", std::string(to_string(t.status)));
   co_return r;
@@ -499,7 +505,7 @@ json::object messages_summary_json(const search_result& r, std::uint64_t start) 
   json::array msgs;
   msgs.reserve(r.messages.size());
   for (const auto& m : r.messages)
-    msgs.push_back(mailpit::summary_json(m, true));
+    msgs.push_back(mailpit::summary_json(m));
   o["messages"] = std::move(msgs);
   return o;
 }

@@ -124,11 +124,12 @@ bool read_int(const json::object& o, std::string_view name, std::string_view whe
   return false;
 }
 
-// One trigger from the PUT body. Omitted: 0 % with the default code (Mailpit resets
-// triggers that are not sent).
+// One trigger from the PUT body into `out`, which holds the trigger's default (451, or 535
+// for Authentication). Omitted: 0 % with the default code (Mailpit resets triggers that
+// are not sent), as is an ErrorCode of 0.
 bool read_trigger(const json::object& o, std::string_view name, chaos_trigger& out,
                   std::string& error) {
-  out = chaos_trigger{};
+  const int default_code = out.error_code;
   const json::value* v = go_field(o, name);
   if (!v || v->is_null()) return true;
   if (!v->is_object()) {
@@ -140,7 +141,7 @@ bool read_trigger(const json::object& o, std::string_view name, chaos_trigger& o
       !read_int(t, "Probability", name, out.probability, error)) {
     return false;
   }
-  if (out.error_code == 0) out.error_code = chaos_trigger{}.error_code;
+  if (out.error_code == 0) out.error_code = default_code;
   if (out.error_code < 400 || out.error_code > 599) {
     error = std::string(name) + " error code must be between 400 and 599";
     return false;

@@ -171,7 +171,7 @@ awaitable<response> wait_handler(request_context& ctx) {
   } close_guard{drain, close_token};
 
   auto found = [&](const stored_message& m) {
-    return json_response(ctx.req, mailpit::summary_json(m, false));
+    return json_response(ctx.req, mailpit::summary_json(m));
   };
 
   if (since) {

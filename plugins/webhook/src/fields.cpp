@@ -67,7 +67,7 @@ json::object message_summary(const message& m) {
     for (const auto& x : t->as_array())
       if (x.is_string()) s.tags.emplace_back(x.as_string());
   }
-  return mailpit::summary_json(s, false);
+  return mailpit::summary_json(s);
 }
 
 field_map message_fields(const message& m, const json::object& summary) {

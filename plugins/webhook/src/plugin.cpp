@@ -210,7 +210,7 @@ class webhook_stage final : public stage {
     }
     try {
       auto m = co_await mb->get(cfg.mailbox, id);
-      if (m) co_return mailpit::summary_json(*m, false);
+      if (m) co_return mailpit::summary_json(*m);
     } catch (const std::exception& e) {
       log.warn(
           "webhook: reading the stored message failed; the summary is built from the "

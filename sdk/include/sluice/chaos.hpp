@@ -24,7 +24,7 @@ struct chaos_trigger {
 struct chaos_triggers {
   chaos_trigger sender;
   chaos_trigger recipient;
-  chaos_trigger authentication;
+  chaos_trigger authentication{535, 0};  // Mailpit's default code for AUTH
   friend bool operator==(const chaos_triggers&, const chaos_triggers&) = default;
 };
 

@@ -23,13 +23,14 @@ std::string rfc3339(std::int64_t ms_since_epoch);
 
 // {"Name": …, "Address": …}
 boost::json::object address_json(const mail_address& a);
-// [Address…], or null for an empty list when null_if_empty (Mailpit lists do so when the
-// header was absent; WebSocket `new` events normalise to []).
-boost::json::value address_list_json(const std::vector<mail_address>& v, bool null_if_empty);
+// [Address…]; [] for an absent or unreadable header, as Mailpit (internal/storage
+// addressToSlice) gives everywhere: lists, searches, messages, events, webhooks.
+boost::json::array address_list_json(const std::vector<mail_address>& v);
 
 // MessageSummary: ID, MessageID, Read, From, To, Cc, Bcc, ReplyTo, Subject, Created,
 // Username, Tags, Size, Attachments, Snippet.
-boost::json::object summary_json(const stored_message& m, bool null_empty_lists = true);
+// From is {"Name": "", "Address": ""} when the message has none.
+boost::json::object summary_json(const stored_message& m);
 
 // Attachment: PartID, FileName (falls back to ContentID), ContentType, ContentID, Size,
 // Checksums{MD5, SHA1, SHA256}.

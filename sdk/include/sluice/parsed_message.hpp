@@ -31,6 +31,13 @@ struct mail_address {
   friend bool operator==(const mail_address&, const mail_address&) = default;
 };
 
+// Whether a parsed address is only a word without "@" and without a name ("From: root",
+// "From: Just A Name" read loosely): Go's net/mail, and so Mailpit, reads no address there
+// and keeps the header text as the From's name.
+inline bool bare_word(const mail_address& a) {
+  return a.name.empty() && a.address.find('@') == std::string::npos;
+}
+
 // A leaf MIME part (or a message/rfc822 part kept whole).
 struct mime_part {
   // The part's position in the MIME tree as IMAP section numbers (RFC 3501 §6.4.5):

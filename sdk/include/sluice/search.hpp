@@ -14,12 +14,16 @@
 //   is:read is:unread is:tagged
 //   has:attachment(s) has:inline(s)
 //   larger:SIZE smaller:SIZE  size with an optional unit K, KB, M, MB, G, GB (1K = 1024)
-//   before:DATE after:DATE    a date (YYYY-MM-DD, YYYY/MM/DD, with optional time
-//                             HH:MM[:SS]; RFC 3339; RFC 5322 dates; "today", "yesterday")
-//                             in the query's time zone
+//   before:DATE after:DATE    a date (YYYY-MM-DD, YYYY/MM/DD, M/D/YYYY (US order, as
+//                             Mailpit), with an optional time HH:MM[:SS]; RFC 3339;
+//                             RFC 5322 dates; "Dec 7, 2026"; YYYYMMDD; a Unix time in
+//                             seconds or milliseconds; "today", "yesterday") in the query's
+//                             time zone
 //
 // Matching of text is case-insensitive over all of Unicode (Ä matches ä) and by substring,
-// as Mailpit does; a prefix keyword that is not listed above is an ordinary word.
+// as Mailpit does; a prefix keyword that is not listed above is an ordinary word. As in
+// Mailpit, an unknown is:/has: value and a larger:/smaller: that is no size are searched
+// as text, and a before:/after: whose date cannot be read is ignored.
 //
 // parse_search() only parses; a mailbox implementation compiles the terms to its own
 // query language (the SQLite store to FTS5 and SQL).
@@ -68,8 +72,9 @@ struct search_term {
   std::string header_name;  // for field::header
   std::uint64_t size = 0;   // for larger/smaller
   // before/after: a local date and time in the query's time zone; the mailbox converts
-  // it with the request's tz. before:DATE means created before DATE 00:00 of that day
-  // when no time was given; after:DATE means created after the end of that day.
+  // it with the request's tz. As in Mailpit, a date without a time is that day's 00:00:
+  // before:DATE is created at or before it, after:DATE at or after it (so after:today is
+  // today's mail).
   struct civil_time {
     int year = 1970, month = 1, day = 1, hour = 0, minute = 0, second = 0;
     bool has_time = false;
@@ -88,8 +93,14 @@ struct search_query {
   bool empty() const noexcept { return terms.empty(); }
 };
 
-// Parses a query. Throws search_error for a term it cannot read (a bad size or date, an
-// unterminated quote, a query longer than 4096 bytes or with more than 64 terms).
-search_query parse_search(std::string_view query);
+// lenient: Mailpit's reading of what a client sends (an unknown is:/has: value and a bad
+// size are text, an unreadable date is ignored). strict: those are errors too, for
+// queries an operator writes into the configuration (tag rules).
+enum class search_mode { lenient, strict };
+
+// Parses a query. Throws search_error for an unterminated quote, a header: term without a
+// valid name, a query longer than 4096 bytes or with more than 64 terms, and in strict
+// mode for the terms above.
+search_query parse_search(std::string_view query, search_mode mode = search_mode::lenient);
 
 }  // namespace sluice

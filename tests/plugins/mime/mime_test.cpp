@@ -320,6 +320,20 @@ TEST(mime_corpus, nested_multiparts_number_parts_like_imap) {
   EXPECT_EQ(v.attachments[0].sha256, sha256("binary-ish data"));
 }
 
+TEST(mime_parse, a_from_that_is_no_address_is_kept_as_the_name) {
+  // Mailpit (internal/storage Store): {Name: <the header>, Address: ""}.
+  parsed_message v = parse_string("From: Just A Name\r\nTo: b@example.com\r\n\r\nx\r\n");
+  ASSERT_TRUE(v.from);
+  EXPECT_EQ(*v.from, (mail_address{"Just A Name", ""}));
+  v = parse_string("From: root\r\n\r\nx\r\n");  // cron's mail: no domain, no address
+  ASSERT_TRUE(v.from);
+  EXPECT_EQ(*v.from, (mail_address{"root", ""}));
+  v = parse_string("From:  \r\nTo: b@example.com\r\n\r\nx\r\n");
+  EXPECT_FALSE(v.from);
+  v = parse_string("To: b@example.com\r\n\r\nx\r\n");
+  EXPECT_FALSE(v.from);
+}
+
 TEST(mime_corpus, encoded_words_in_five_charsets_decode_to_utf8) {
   const parsed_message v = parse_file("encoded_words.eml");
   ASSERT_TRUE(v.from);

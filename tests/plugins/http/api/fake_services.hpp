@@ -138,7 +138,7 @@ class fake_mailbox final : public mailbox_service {
       box.push_back(e);
       names_.insert(e.m.mailbox);
     }
-    if (events_) events_->publish(event{"new", e.m.mailbox, mailpit::summary_json(e.m, false)});
+    if (events_) events_->publish(event{"new", e.m.mailbox, mailpit::summary_json(e.m)});
   }
   void declare(const std::string& name) {
     std::lock_guard l(mu_);
