@@ -106,6 +106,11 @@ awaitable<bool> session_lifecycle::start_tls(asio::ssl::context& ctx, const logg
   co_return true;
 }
 
+awaitable<void> session_lifecycle::end_tls() {
+  if (closed_ || timed_out_ || !t_.is_tls()) co_return;
+  co_await t_.shutdown_tls(tls_close_wait);
+}
+
 bool session_lifecycle::close() {
   if (closed_) return false;
   closed_ = true;

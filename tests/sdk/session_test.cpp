@@ -128,6 +128,10 @@ class fake_transport final : public sluice::transport {
     if (fail_tls) ec = asio::error::connection_reset;
     co_return;
   }
+  asio::awaitable<void> shutdown_tls(std::chrono::milliseconds) override {
+    ++tls_shutdowns;
+    co_return;
+  }
   void cancel() override { ++cancels; }
   void close() override { ++closes; }
   bool is_tls() const override { return false; }
@@ -137,6 +141,7 @@ class fake_transport final : public sluice::transport {
   int cancels = 0;
   int closes = 0;
   int handshakes = 0;
+  int tls_shutdowns = 0;
   bool fail_tls = false;
 };
 

@@ -63,6 +63,7 @@ session::~session() = default;
 awaitable<void> session::run() {
   auto self = shared_from_this();  // keeps the session alive until the coroutine ends
   co_await run_logging_failure(run_inner(), log_);
+  co_await life_.end_tls();
   finish();
 }
 

@@ -21,6 +21,7 @@
 //   awaitable<void> session::run() {       // what the listener co_spawns
 //     auto self = shared_from_this();
 //     co_await sluice::run_logging_failure(run_inner(), log_);
+//     co_await life_.end_tls();  // close_notify, when the session speaks TLS
 //     if (life_.close()) { log_.info("session close", ...); life_.leave(); }
 //   }
 //   awaitable<void> session::run_inner() {
@@ -200,6 +201,12 @@ class session_lifecycle {
   // Arms, then runs the server-side TLS handshake on the transport; false, with the info
   // log "TLS handshake failed" and the error, when it failed.
   boost::asio::awaitable<bool> start_tls(boost::asio::ssl::context& ctx, const logger& log);
+
+  // Sends TLS close_notify (RFC 8446 §6.1) and waits briefly (tls_close_wait) for the
+  // peer's, unless the connection is plain, already closed, or timed out (a peer that
+  // stopped reading gets no more time). Call after the last reply, before close().
+  boost::asio::awaitable<void> end_tls();
+  static constexpr std::chrono::milliseconds tls_close_wait{500};
 
   // Ends the connection, the first time only (then true; false afterwards): stops the
   // watchdog, closes the transport, stops listening for the drain and gives the

@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -17,9 +18,11 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/system/error_code.hpp>
@@ -38,6 +41,9 @@ class transport {
   // Server-side TLS handshake; on success later reads and writes are encrypted.
   virtual boost::asio::awaitable<void> start_tls(boost::asio::ssl::context& ctx,
                                                  boost::system::error_code& ec) = 0;
+  // Ends TLS as RFC 8446 §6.1 asks: sends close_notify, then waits up to `wait` for the
+  // peer's (or its end of the connection). No-op without an established TLS session.
+  virtual boost::asio::awaitable<void> shutdown_tls(std::chrono::milliseconds wait) = 0;
   // Aborts pending operations (they complete with operation_aborted); the stream stays open.
   virtual void cancel() = 0;
   virtual void close() = 0;
@@ -75,6 +81,22 @@ class socket_transport final : public transport {
     tls_.emplace(socket_, ctx);
     co_await tls_->async_handshake(boost::asio::ssl::stream_base::server,
                                    boost::asio::redirect_error(boost::asio::use_awaitable, ec));
+    tls_up_ = !ec;
+  }
+
+  boost::asio::awaitable<void> shutdown_tls(std::chrono::milliseconds wait) override {
+    if (!tls_ || !tls_up_) co_return;
+    tls_up_ = false;
+    using namespace boost::asio::experimental::awaitable_operators;
+    using boost::asio::redirect_error;
+    using boost::asio::use_awaitable;
+    boost::asio::steady_timer timer(socket_.get_executor(), wait);
+    boost::system::error_code ec;
+    boost::system::error_code timer_ec;
+    // Whichever ends first: the shutdown (its close_notify is written before it waits for
+    // the peer's), or the timer, which cancels it. Both outcomes just end the session.
+    co_await (tls_->async_shutdown(redirect_error(use_awaitable, ec)) ||
+              timer.async_wait(redirect_error(use_awaitable, timer_ec)));
   }
 
   void cancel() override {
@@ -103,6 +125,7 @@ class socket_transport final : public transport {
   Socket socket_;
   // References socket_; declared after it so it is destroyed first.
   mutable std::optional<boost::asio::ssl::stream<Socket&>> tls_;
+  bool tls_up_ = false;  // the handshake succeeded and no shutdown was sent yet
 };
 
 // acceptor_set handlers that wrap every accepted TCP or unix socket in a socket_transport

@@ -482,6 +482,22 @@ struct client_server {
   std::uint16_t port(const std::string& l) const { return p.port(l); }
 };
 
+// RFC 8446 §6.1: QUIT over STLS or POP3S ends with close_notify.
+TEST(Pop3Clients, TlsSessionsEndWithCloseNotify) {
+  client_server s;
+  ASSERT_TRUE(s.p.running()) << s.p.log();
+  const std::string script =
+      "python3 " + shell_quote((data_dir().parent_path() / "tls" / "close_notify.py").string());
+  std::string out;
+  EXPECT_EQ(run_command(script + " stls 127.0.0.1 " + std::to_string(s.port("pop3")), &out), 0)
+      << out;
+  EXPECT_NE(out.find("OK close_notify after '+OK"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run_command(script + " pop3s 127.0.0.1 " + std::to_string(s.port("pop3s")), &out), 0)
+      << out;
+  EXPECT_NE(out.find("OK close_notify after '+OK"), std::string::npos) << out;
+}
+
 TEST(Pop3Clients, PythonPoplibEveryCommand) {
   client_server s;
   ASSERT_TRUE(s.p.running()) << s.p.log();

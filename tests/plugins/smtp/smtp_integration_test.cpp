@@ -879,6 +879,22 @@ TEST(SmtpTls, AuthOnlyAfterStarttls) {
   fs::remove_all(dir);
 }
 
+// RFC 8446 §6.1: the session's TLS ends with close_notify, not a bare TCP close that a
+// client cannot tell from a truncation.
+TEST(SmtpTls, SessionsEndWithCloseNotify) {
+  cert_files certs;
+  const std::string script =
+      "python3 " + (data_dir().parent_path() / "tls" / "close_notify.py").string();
+  for (const char* mode : {"starttls", "implicit"}) {
+    sluice_server s(base + certs.yaml(mode));
+    std::string out;
+    const char* client = std::string_view(mode) == "implicit" ? "smtps" : "starttls";
+    int rc = run_shell(script + " " + client + " 127.0.0.1 " + std::to_string(s.port()), out);
+    EXPECT_EQ(rc, 0) << mode << ": " << out;
+    EXPECT_NE(out.find("OK close_notify after '221 "), std::string::npos) << out;
+  }
+}
+
 TEST(SmtpTls, ImplicitTls) {
   cert_files certs;
   sluice_server s(base + certs.yaml("implicit"));
