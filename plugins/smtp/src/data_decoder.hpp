@@ -83,8 +83,10 @@ data_decoder::result data_decoder::feed(std::string_view in, Sink&& sink) {
         if (c == '.') {
           emit(i);
           ++i;
-          run = i;  // the dot is not content (yet): skip it
-          count_(1, false);
+          // The dot is not content (yet): skip it. Nor does it count towards the line
+          // length: RFC 5321 §4.5.3.1.6 sets the limit "not counting the leading dot
+          // duplicated for transparency".
+          run = i;
           state_ = state::dot;
           continue;
         }

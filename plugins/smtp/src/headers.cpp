@@ -128,7 +128,8 @@ std::string received_value(const received_info& r) {
     v += " (";
     v += r.client_name.empty() ? "unknown" : r.client_name;
     if (!r.client_address.empty()) {
-      v += " [";
+      // An address literal (RFC 5321 §4.4 TCP-info, §4.1.3): IPv6 carries its tag.
+      v += r.client_address.find(':') != std::string::npos ? " [IPv6:" : " [";
       v += r.client_address;
       v += "]";
     }

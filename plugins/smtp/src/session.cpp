@@ -367,7 +367,7 @@ std::string session::protocol() const {
   bool auth = !auth_user_.empty();
   std::string p;
   if (cfg_.lmtp)
-    p = "LMTP";
+    p = smtputf8_ ? "UTF8LMTP" : "LMTP";  // RFC 6531 §3.7.3 registers the UTF8 variants
   else if (!esmtp)
     return "SMTP";  // RFC 3848 has no S/A variants for plain SMTP
   else
@@ -386,6 +386,9 @@ std::string session::client_address_text() const {
 std::vector<std::string> session::auth_mechanisms() const {
   std::vector<std::string> m;
   if (cfg_.auth == auth_mode::off) return m;
+  // Before STARTTLS on a listener that requires it, AUTH is refused (530), so it is not
+  // offered: EHLO lists what the client can use now.
+  if (tls_required_now()) return m;
   bool clear_ok = t_->is_tls() || cfg_.allow_insecure;
   if (cfg_.mech_plain && clear_ok) m.emplace_back("PLAIN");
   if (cfg_.mech_login && clear_ok) m.emplace_back("LOGIN");
@@ -675,7 +678,7 @@ void session::cmd_rcpt(const command& c) {
     reply(550, "5.1.0", "Requested action not taken: mailbox unavailable");
     return;
   }
-  if (rcpts_.size() >= cfg_.max_recipients) {
+  if (rcpts_.size() + dropped_rcpts_ >= cfg_.max_recipients) {  // dropped ones count too
     reply(452, "4.5.3", "Too many recipients");
     return;
   }
@@ -909,7 +912,10 @@ awaitable<bool> session::read_auth_response(std::string& decoded, bool& cancelle
       cancelled = true;
       co_return true;
     }
-    if (!co_await read_more()) co_return false;
+    if (!co_await read_more()) {
+      co_await on_read_failure();  // 421 for a timeout or a drain, as between commands
+      co_return false;
+    }
   }
   if (cfg_.transcript) log_.info("C: <auth response redacted>");
   if (line == "*") {

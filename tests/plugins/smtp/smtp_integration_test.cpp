@@ -174,6 +174,22 @@ TEST(SmtpTranscript, Smtputf8) {
   EXPECT_NE(unfold(m[0]).find("with UTF8SMTP"), std::string::npos) << m[0];
 }
 
+// RFC 6531 §3.7.3: LMTP with SMTPUTF8 is UTF8LMTP in the trace.
+TEST(SmtpTranscript, LmtpSmtputf8IsUtf8Lmtp) {
+  sluice_server s(base + "    mode: lmtp\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: LHLO c.test\nS: 250-*\nS: 250-*\nS: 250-*\n"
+                                "S: 250-*\nS: 250-*\nS: 250-*\nS: 250 *\n"
+                                "C: MAIL FROM:<a@example.com> SMTPUTF8\nS: 250 2.1.0 Ok\n"
+                                "C: RCPT TO:<b@example.com>\nS: 250 2.1.5 Ok\n"
+                                "C: DATA\nS: 354*\nC: Subject: u\nC: \nC: x\nC: .\n"
+                                "S: 250 2.0.0*\nC: QUIT\nS: 221*\n"),
+            "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(unfold(m[0]).find("with UTF8LMTP id"), std::string::npos) << m[0];
+}
+
 TEST(SmtpTranscript, LmtpRepliesPerRecipient) {
   sluice_server s(base + "    mode: lmtp\n");
   EXPECT_EQ(transcript(s, "lmtp.txt"), "");
@@ -355,6 +371,19 @@ TEST(SmtpLimits, LineLength) {
                                     "\nC: .\nS: 500 5.5.2 Line too long in message data\n"
                                     "C: NOOP\nS: 250 2.0.0 Ok\n"),
             "");
+  // RFC 5321 §4.5.3.1.6: a 1,000-octet line (CRLF included) fits, even when the client
+  // doubled its leading dot for transparency (1,001 octets on the wire).
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: HELO c.test\nS: 250 mx.test\n"
+                                "C: MAIL FROM:<a@example.com>\nC: RCPT TO:<b@example.com>\n"
+                                "C: DATA\nS: 250 2.1.0 Ok\nS: 250 2.1.5 Ok\nS: 354*\n"
+                                "C: Subject: dots\nC: \nC: .." +
+                                    std::string(997, 'a') + "\nC: " + std::string(998, 'b') +
+                                    "\nC: .\nS: 250 2.0.0 Ok*\n"),
+            "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(m[0].find("\r\n." + std::string(997, 'a') + "\r\n"), std::string::npos);
 }
 
 TEST(SmtpLimits, IdleTimeout) {
@@ -365,6 +394,19 @@ TEST(SmtpLimits, IdleTimeout) {
                                 "S: 421 4.4.2 mx.test Error: timeout exceeded\nS: <closed>\n"),
             "");
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+// The idle timeout inside an AUTH exchange gets its 421 like one between commands.
+TEST(SmtpLimits, IdleTimeoutDuringAuth) {
+  sluice_server s(base +
+                  "    idle_timeout: 1s\n    auth: {mode: accept-any, allow_insecure: true}\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: EHLO c.test\nS: 250-*\nS: 250-*\nS: 250-*\n"
+                                "S: 250-*\nS: 250-*\nS: 250-*\nS: 250-*\n"
+                                "S: 250 AUTH PLAIN LOGIN CRAM-MD5\n"
+                                "C: AUTH LOGIN\nS: 334 VXNlcm5hbWU6\n"
+                                "S: 421 4.4.2 mx.test Error: timeout exceeded\nS: <closed>\n"),
+            "");
 }
 
 TEST(SmtpLimits, SessionTimeout) {
@@ -745,6 +787,16 @@ TEST(SmtpRcpt, IgnoreRejectedRecipientsAnswers250AndDropsThem) {
                                 "C: RSET\nS: 250*\n"
                                 "C: QUIT\nS: 221*\n"),
             "");
+  // Dropped ones first: an accepted recipient still finds the limit reached.
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: HELO c.test\nS: 250*\n"
+                                "C: MAIL FROM:<a@example.com>\nS: 250 2.1.0 Ok\n"
+                                "C: RCPT TO:<c@other.test>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<d@other.test>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<x@example.org>\nS: 250 2.1.5 Ok\n"
+                                "C: RCPT TO:<y@example.org>\nS: 452 4.5.3 Too many recipients\n"
+                                "C: QUIT\nS: 221*\n"),
+            "");
 }
 
 TEST(SmtpConfig, IgnoreRejectedRecipientsAndLabelAreChecked) {
@@ -851,6 +903,18 @@ TEST(SmtpTls, StarttlsRequiredBlocksMailUntilTls) {
   cert_files certs;
   sluice_server s(base + certs.yaml("starttls-required"));
   EXPECT_EQ(transcript(s, "starttls_required.txt"), "");
+}
+
+// Before TLS on a listener that requires it, AUTH would get 530: EHLO does not offer it.
+TEST(SmtpTls, StarttlsRequiredOffersAuthOnlyAfterTls) {
+  cert_files certs;
+  sluice_server s(base + certs.yaml("starttls-required") + "    auth: {mode: accept-any}\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: EHLO c.test\nS: 250-mx.test*\nS: 250-PIPELINING\n"
+                                "S: 250-SIZE*\nS: 250-8BITMIME\nS: 250-SMTPUTF8\n"
+                                "S: 250-CHUNKING\nS: 250-ENHANCEDSTATUSCODES\nS: 250 STARTTLS\n"
+                                "C: QUIT\nS: 221*\n"),
+            "");
 }
 
 TEST(SmtpTls, PlaintextPipelinedAfterStarttlsIsDiscarded) {

@@ -272,6 +272,9 @@ TEST(SmtpHeaders, ReceivedForm) {
             "from client.test (unknown [192.0.2.1]) by mx.test (Sluice) with ESMTPS (TLSv1.3 with "
             "cipher TLS_AES_256_GCM_SHA384) id ID1 for <bob@example.com>; Thu, 01 Jan 1970 "
             "00:00:00 +0000");
+  // An IPv6 client is an IPv6 address literal (RFC 5321 §4.1.3).
+  r.client_address = "2001:db8::5";
+  EXPECT_NE(received_value(r).find("(unknown [IPv6:2001:db8::5])"), std::string::npos);
 }
 
 TEST(SmtpSasl, Base64AndPlain) {
