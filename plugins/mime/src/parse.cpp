@@ -759,11 +759,14 @@ parse_result parse(const std::shared_ptr<const message_body>& raw,
   }
 
   // 6. Text for the index and the snippet.
-  const std::string html_text = v.html.empty() ? std::string() : html_to_text(v.html);
-  v.search_text = v.html.empty() ? v.text : html_text;
-  v.snippet = make_snippet(v.text.empty() ? html_text : v.text);
-  // An HTML-only message reads as its HTML's text (as Mailpit's enmime down-converts it).
-  if (v.text.empty()) v.text = html_text;
+  // As Mailpit: the search text is the HTML's text with its links (html2text.Strip with
+  // links), else the text; the snippet prefers the HTML's text without links
+  // (tools.CreateSnippet); an HTML-only message reads as its HTML's text with the links
+  // (enmime's down-conversion).
+  html_texts html_text = v.html.empty() ? html_texts{} : html_to_texts(v.html);
+  v.search_text = html_text.with_links.empty() ? v.text : html_text.with_links;
+  v.snippet = make_snippet(v.html.empty() ? v.text : html_text.plain);
+  if (v.text.empty()) v.text = std::move(html_text.with_links);
   v.problems = out.take();
   return result;
 }

@@ -6,11 +6,14 @@
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <vector>
+
+#include "sluice/text.hpp"
 
 namespace sluice::mime {
 namespace {
@@ -236,6 +239,11 @@ class text_writer {
     }
   }
   void cell() { pending_space_ = !out_.empty() && out_.back() != '\n'; }
+  std::size_t mark() const { return out_.size(); }
+  // The text written since mark `m`, without surrounding white space.
+  std::string_view since(std::size_t m) const {
+    return sluice::trim(std::string_view(out_).substr(std::min(m, out_.size())));
+  }
   void newline() {
     pending_space_ = false;
     while (!out_.empty() && out_.back() == ' ')
@@ -257,7 +265,26 @@ class text_writer {
 
 }  // namespace
 
+namespace {
+
+// An http(s) link target worth writing out, else empty.
+std::string web_href(xmlNode* n) {
+  xmlChar* href = xmlGetProp(n, reinterpret_cast<const xmlChar*>("href"));
+  if (!href) return {};
+  std::string h(sluice::trim(reinterpret_cast<const char*>(href)));
+  xmlFree(href);
+  const std::string lower = to_lower_ascii(h.substr(0, 8));
+  if (!lower.starts_with("http://") && !lower.starts_with("https://")) return {};
+  return h;
+}
+
+}  // namespace
+
 std::string html_to_text(std::string_view html) {
+  return html_to_texts(html).plain;
+}
+
+html_texts html_to_texts(std::string_view html) {
   if (html.empty()) return {};
   init_libraries();
   const int opts = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
@@ -269,12 +296,15 @@ std::string html_to_text(std::string_view html) {
                      nullptr, "UTF-8", opts),
       xmlFreeDoc);
   if (!doc) return {};
+  // Two texts from one walk: `w` without link targets, `wl` with them.
   text_writer w;
+  text_writer wl;
   // Iterative walk: documents can be nested deeply; the stack holds nodes to leave.
   struct item {
     xmlNode* node;
     bool leaving;
     bool pre;
+    std::size_t mark = 0;  // for <a>: where its text starts in wl
   };
   std::vector<item> stack;
   // Push the top-level nodes in reverse so they are visited in order.
@@ -289,12 +319,28 @@ std::string html_to_text(std::string_view html) {
     xmlNode* n = cur.node;
     if (cur.leaving) {
       const std::string_view name = reinterpret_cast<const char*>(n->name);
-      if (is_block(name)) w.newline();
-      if (name == "td" || name == "th") w.cell();
+      if (name == "a") {
+        // A link's target after its text, as enmime's html2text writes it ("text ( url )");
+        // once when the text is the address itself.
+        if (std::string href = web_href(n); !href.empty() && wl.since(cur.mark) != href) {
+          wl.text(wl.since(cur.mark).empty() ? href : " ( " + href + " )", false);
+        }
+      }
+      if (is_block(name)) {
+        w.newline();
+        wl.newline();
+      }
+      if (name == "td" || name == "th") {
+        w.cell();
+        wl.cell();
+      }
       continue;
     }
     if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
-      if (n->content) w.text(reinterpret_cast<const char*>(n->content), cur.pre);
+      if (n->content) {
+        w.text(reinterpret_cast<const char*>(n->content), cur.pre);
+        wl.text(reinterpret_cast<const char*>(n->content), cur.pre);
+      }
       continue;
     }
     if (n->type != XML_ELEMENT_NODE) continue;
@@ -302,27 +348,33 @@ std::string html_to_text(std::string_view html) {
     if (is_skipped(name)) continue;
     if (name == "br") {
       w.newline();
+      wl.newline();
       continue;
     }
-    if (is_block(name)) w.newline();
+    if (is_block(name)) {
+      w.newline();
+      wl.newline();
+    }
     if (name == "img") {
       // Alt text stands for the picture, as a reader of the text would expect.
       if (xmlChar* alt = xmlGetProp(n, reinterpret_cast<const xmlChar*>("alt"))) {
         w.text(reinterpret_cast<const char*>(alt), false);
+        wl.text(reinterpret_cast<const char*>(alt), false);
         xmlFree(alt);
       }
       continue;
     }
     const bool pre = cur.pre || name == "pre";
-    stack.push_back({n, true, pre});
+    stack.push_back({n, true, pre, wl.mark()});
     std::vector<xmlNode*> kids;
     for (xmlNode* c = n->children; c; c = c->next)
       kids.push_back(c);
     for (auto it = kids.rbegin(); it != kids.rend(); ++it)
       stack.push_back({*it, false, pre});
   }
-  std::string out = w.finish();
-  make_valid_utf8(out);
+  html_texts out{w.finish(), wl.finish()};
+  make_valid_utf8(out.plain);
+  make_valid_utf8(out.with_links);
   return out;
 }
 

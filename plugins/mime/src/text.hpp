@@ -41,6 +41,15 @@ bool charset_known(std::string_view charset);
 // runs of white space collapsed.
 std::string html_to_text(std::string_view html);
 
+// Both texts of one walk: `plain` as html_to_text; `with_links` also gives each http(s)
+// link's target after its text, as enmime's down-conversion does ("reset ( https://… )"),
+// which Mailpit shows as an HTML-only message's Text and searches.
+struct html_texts {
+  std::string plain;
+  std::string with_links;
+};
+html_texts html_to_texts(std::string_view html);
+
 // Up to 200 characters of `text` with all white space collapsed to single spaces; "..."
 // is appended when it was cut.
 std::string make_snippet(std::string_view text);

@@ -252,7 +252,7 @@ TEST(mime_corpus, alternative_picks_text_and_html_and_html_search_text_skips_scr
   EXPECT_EQ(v.html_part_id, "2");
   EXPECT_NE(v.html.find("<b>bold</b>"), std::string::npos);
   EXPECT_EQ(v.search_text, "HTML & bold version.");
-  EXPECT_EQ(v.snippet, "Plain version.");
+  EXPECT_EQ(v.snippet, "HTML & bold version.");  // the HTML's, as Mailpit's CreateSnippet
   EXPECT_TRUE(v.attachments.empty());
   EXPECT_TRUE(v.problems.empty());
 }
@@ -541,6 +541,25 @@ TEST(mime_text, html_to_text_decodes_entities_and_breaks_blocks) {
     deep += "<div>";
   deep += "deep";
   EXPECT_EQ(mime::html_to_text(deep).substr(0, 6), "before");
+}
+
+TEST(mime_text, links_are_written_after_their_text_as_enmime_does) {
+  const auto t = mime::html_to_texts(
+      "<p>Click <a href=\"https://example.org/reset?t=456\">reset</a> or "
+      "<a href=\"http://example.com/b\">http://example.com/b</a>, "
+      "<a href=\"mailto:x@example.com\">mail</a>, <a href=\"#top\">top</a>, "
+      "<a href=\" HTTPS://example.net/\"><img src=\"x.png\"></a></p>");
+  EXPECT_EQ(t.plain, "Click reset or http://example.com/b, mail, top,");
+  EXPECT_EQ(t.with_links,
+            "Click reset ( https://example.org/reset?t=456 ) or http://example.com/b, mail, top, "
+            "HTTPS://example.net/");
+  // An HTML-only message's Text and search text carry the links; the snippet does not.
+  const parsed_message v = parse_string(
+      "Content-Type: text/html\r\n\r\n<p>Click <a href=\"https://example.org/reset?t=456\">"
+      "reset</a></p>\r\n");
+  EXPECT_EQ(v.text, "Click reset ( https://example.org/reset?t=456 )");
+  EXPECT_EQ(v.search_text, v.text);
+  EXPECT_EQ(v.snippet, "Click reset");
 }
 
 TEST(mime_text, snippet_collapses_white_space_and_cuts_at_200_characters) {
