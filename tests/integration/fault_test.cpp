@@ -40,6 +40,7 @@ services:
 listeners:
   - {name: smtp, plugin: smtp, pipeline: capture, listen: ["127.0.0.1:0"]}
   - {name: smtp_spool, plugin: smtp, pipeline: spooled, listen: ["127.0.0.1:0"]}
+  - {name: lmtp, plugin: smtp, mode: lmtp, pipeline: capture, listen: ["127.0.0.1:0"]}
   - {name: http, plugin: http, pipeline: capture, listen: ["127.0.0.1:0"]}
   - {name: pop3, plugin: pop3, listen: ["127.0.0.1:0"], users: "u:p", allow_insecure: true}
 pipelines:
@@ -312,6 +313,32 @@ TEST(faults, a_failing_spool_refuses_before_the_store_commits) {
   EXPECT_TRUE(r3.starts_with("250")) << r3;
   EXPECT_TRUE(r4.starts_with("451 4.3.0")) << r4;
   keep(r3, direct);
+  // LMTP (RFC 2033 §4.2): the failed body gets one reply per recipient, and the session
+  // stays in step (the next command's reply is its own).
+  {
+    line_client l(f.proc().endpoints("lmtp").at(0), std::chrono::seconds(30));
+    EXPECT_TRUE(l.read_reply().starts_with("220"));
+    l.send(
+        "LHLO fault.test\r\nMAIL FROM:<fault@example.org>\r\nRCPT TO:<a@example.org>\r\n"
+        "RCPT TO:<b@example.org>\r\nDATA\r\n");
+    for (const char* want : {"250", "250", "250", "250", "354"})
+      EXPECT_TRUE(l.read_reply().starts_with(want)) << want;
+    l.send(make_message("lmtp-big", 100 * 1024) + ".\r\nNOOP\r\n");
+    auto x = l.read_reply(), y = l.read_reply(), z = l.read_reply();
+    EXPECT_TRUE(x.starts_with("451 4.3.0")) << x;
+    EXPECT_TRUE(y.starts_with("451 4.3.0")) << y;
+    EXPECT_TRUE(z.starts_with("250 2.0.0 Ok")) << z;
+    // The same with BDAT LAST.
+    const std::string body = make_message("lmtp-bdat", 100 * 1024);
+    l.send(
+        "MAIL FROM:<fault@example.org>\r\nRCPT TO:<a@example.org>\r\n"
+        "RCPT TO:<b@example.org>\r\nBDAT " +
+        std::to_string(body.size()) + " LAST\r\n" + body + "NOOP\r\n");
+    for (const char* want : {"250", "250", "250", "451 4.3.0", "451 4.3.0", "250 2.0.0 Ok"}) {
+      auto r = l.read_reply();
+      EXPECT_TRUE(r.starts_with(want)) << want << ": " << r;
+    }
+  }
   EXPECT_GT(f.hits(), 0u);
   auto list = curl(shell_quote(f.api("/api/v1/messages?limit=1")));
   EXPECT_EQ(boost::json::parse(list.body).at("total").to_number<std::size_t>(), 1u) << list.body;

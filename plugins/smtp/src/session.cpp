@@ -689,13 +689,18 @@ void session::cmd_rcpt(const command& c) {
   reply(250, "2.1.5", "Ok");
 }
 
+// The end of the data gets one reply in SMTP, one per accepted recipient in LMTP
+// (RFC 2033 §4.2), also when the message is refused as a whole.
+void session::reply_to_data(int code, std::string_view enhanced, std::string_view text) {
+  const std::size_t n = cfg_.lmtp ? std::max<std::size_t>(rcpts_.size(), 1) : 1;
+  for (std::size_t i = 0; i < n; ++i)
+    reply(code, enhanced, text);
+}
+
 void session::reply_message_too_big() {
   inc(st_->metrics.messages_too_big);
   log_.info("message rejected", {{"reason", "too big"}, {"limit", cfg_.max_message_size}});
-  std::size_t n = cfg_.lmtp ? std::max<std::size_t>(rcpts_.size(), 1) : 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    reply(552, "5.3.4", "Message size exceeds fixed maximum message size");
-  }
+  reply_to_data(552, "5.3.4", "Message size exceeds fixed maximum message size");
 }
 
 awaitable<void> session::cmd_data(const command& c) {
@@ -746,20 +751,16 @@ awaitable<void> session::cmd_data(const command& c) {
     reply_message_too_big();
   } else if (dec.line_too_long()) {
     log_.info("message rejected", {{"reason", "line too long"}});
-    std::size_t n = cfg_.lmtp ? rcpts_.size() : 1;
-    for (std::size_t i = 0; i < n; ++i)
-      reply(500, "5.5.2", "Line too long in message data");
+    reply_to_data(500, "5.5.2", "Line too long in message data");
   } else if (write_ec) {
     log_.error("spooling the message body failed", {{"error", write_ec.message()}});
-    std::size_t n = cfg_.lmtp ? rcpts_.size() : 1;
-    for (std::size_t i = 0; i < n; ++i)
-      reply_write_failed(write_ec);
+    reply_write_failed(write_ec);
   } else {
     std::error_code ec;
     auto raw = body.finish(ec);
     if (ec || !raw) {
       log_.error("finishing the message body failed", {{"error", ec.message()}});
-      reply(451, "4.3.0", "Requested action aborted: local error in processing");
+      reply_to_data(451, "4.3.0", "Requested action aborted: local error in processing");
     } else {
       co_await deliver(std::move(raw));
     }
@@ -795,7 +796,7 @@ awaitable<bool> session::read_chunk(std::uint64_t n, bool keep) {
 
 void session::reply_write_failed(std::error_code ec) {
   const auto v = is_disk_full(ec) ? verdict::insufficient_storage() : verdict::local_error();
-  reply(v.reply.code, v.reply.enhanced, v.reply.text);
+  reply_to_data(v.reply.code, v.reply.enhanced, v.reply.text);
 }
 
 awaitable<void> session::cmd_bdat(const command& c) {
@@ -855,7 +856,7 @@ awaitable<void> session::cmd_bdat(const command& c) {
     auto raw = bdat_body_->finish(ec);
     if (ec || !raw) {
       log_.error("finishing the message body failed", {{"error", ec.message()}});
-      reply(451, "4.3.0", "Requested action aborted: local error in processing");
+      reply_to_data(451, "4.3.0", "Requested action aborted: local error in processing");
     } else {
       co_await deliver(std::move(raw));
     }

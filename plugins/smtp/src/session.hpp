@@ -124,6 +124,7 @@ class session : public std::enable_shared_from_this<session> {
   // ignore them). False when the connection failed.
   boost::asio::awaitable<bool> read_chunk(std::uint64_t n, bool keep);
   boost::asio::awaitable<void> deliver(std::shared_ptr<const message_body> body);
+  void reply_to_data(int code, std::string_view enhanced, std::string_view text);
   void reply_message_too_big();
   // 452 4.3.1 for a full disk, else 451 4.3.0: writing the body to the spool failed.
   void reply_write_failed(std::error_code ec);
