@@ -1,6 +1,7 @@
 // mailpit_json.cpp — see sluice/mailpit_json.hpp.
 #include "sluice/mailpit_json.hpp"
 
+#include <cstdio>
 #include <ctime>
 
 #include <boost/json.hpp>
@@ -31,6 +32,11 @@ json::array parts(const std::vector<mime_part>& v) {
 }  // namespace
 
 std::string rfc3339(std::int64_t ms) {
+  return rfc3339(ms, 0);
+}
+
+std::string rfc3339(std::int64_t ms, int offset_min) {
+  ms += static_cast<std::int64_t>(offset_min) * 60'000;  // the wall clock of that zone
   std::int64_t secs = ms / 1000;
   std::int64_t frac = ms % 1000;
   if (frac < 0) {
@@ -53,7 +59,14 @@ std::string rfc3339(std::int64_t ms) {
       fs.pop_back();
     out += fs;
   }
-  out += 'Z';
+  if (offset_min == 0) {
+    out += 'Z';
+  } else {
+    const int a = offset_min < 0 ? -offset_min : offset_min;
+    char z[8];
+    std::snprintf(z, sizeof z, "%c%02d:%02d", offset_min < 0 ? '-' : '+', a / 60, a % 60);
+    out += z;
+  }
   return out;
 }
 
@@ -117,7 +130,10 @@ json::object message_json(const stored_message& m) {
                                       {"Links", strings(v.list_unsubscribe.links)},
                                       {"Errors", v.list_unsubscribe.errors},
                                       {"HeaderPost", v.list_unsubscribe.header_post}};
-  o["Date"] = rfc3339(v.date_ms ? *v.date_ms : m.created_ms);
+  // The Date header as written (its zone kept, as Go's net/mail parses it); the arrival
+  // in UTC without one.
+  o["Date"] =
+      v.date_ms ? rfc3339(*v.date_ms, v.date_offset_min.value_or(0)) : rfc3339(m.created_ms);
   o["Tags"] = strings(m.tags);
   o["Username"] = m.username;
   o["Text"] = v.text;

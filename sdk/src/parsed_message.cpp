@@ -134,6 +134,7 @@ json::object to_json(const parsed_message& m) {
   o["subject"] = m.subject;
   o["message_id"] = m.message_id;
   o["date_ms"] = m.date_ms ? json::value(*m.date_ms) : json::value(nullptr);
+  if (m.date_offset_min) o["date_offset_min"] = *m.date_offset_min;
   o["text"] = m.text;
   o["html"] = m.html;
   o["text_part_id"] = m.text_part_id;
@@ -164,6 +165,10 @@ parsed_message parsed_message_from_json(const json::object& o) {
   if (auto* d = o.if_contains("date_ms"); d && d->is_int64()) m.date_ms = d->get_int64();
   if (auto* d = o.if_contains("date_ms"); d && d->is_uint64()) {
     m.date_ms = static_cast<std::int64_t>(d->get_uint64());
+  }
+  if (auto* d = o.if_contains("date_offset_min"); d && d->is_int64()) {
+    const std::int64_t off = d->get_int64();
+    if (off > -24 * 60 && off < 24 * 60) m.date_offset_min = static_cast<int>(off);
   }
   m.text = str(o, "text");
   m.html = str(o, "html");

@@ -319,6 +319,7 @@ void header_fields(const std::string& text, const parse_limits& limits, const ch
   if (GDateTime* d = g_mime_message_get_date(msg.get())) {
     v.date_ms = static_cast<std::int64_t>(g_date_time_to_unix(d)) * 1000 +
                 g_date_time_get_microsecond(d) / 1000;
+    v.date_offset_min = static_cast<int>(g_date_time_get_utc_offset(d) / G_TIME_SPAN_MINUTE);
   } else if (const char* raw_date = g_mime_object_get_header(obj, "Date")) {
     out.add("unreadable Date header \"" + shown(unfolded(raw_date)) + "\"");
   }

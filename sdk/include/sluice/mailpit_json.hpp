@@ -20,6 +20,9 @@ namespace sluice::mailpit {
 
 // RFC 3339 with milliseconds in UTC, as Go marshals a time.Time: "2026-12-01T19:50:00.123Z".
 std::string rfc3339(std::int64_t ms_since_epoch);
+// The same time written in the zone `offset_min` minutes east of UTC, as Go marshals a
+// time with a fixed zone: "2026-12-01T10:00:00+02:00" ("Z" for offset 0).
+std::string rfc3339(std::int64_t ms_since_epoch, int offset_min);
 
 // {"Name": …, "Address": …}
 boost::json::object address_json(const mail_address& a);

@@ -82,9 +82,11 @@ struct parsed_message {
   std::string subject;
   std::string message_id;               // without angle brackets
   std::optional<std::int64_t> date_ms;  // Date header, when present and parseable
-  std::string text;                     // the text/plain body, decoded
-  std::string html;                     // the text/html body, decoded
-  std::string text_part_id;             // part ids of those bodies, empty if none
+  // The offset the Date header was written with, in minutes east of UTC (with date_ms).
+  std::optional<int> date_offset_min;
+  std::string text;          // the text/plain body, decoded
+  std::string html;          // the text/html body, decoded
+  std::string text_part_id;  // part ids of those bodies, empty if none
   std::string html_part_id;
   // Parts shown inline in the HTML (with a Content-ID or an inline disposition), other
   // than the bodies above; Mailpit's "Inline".

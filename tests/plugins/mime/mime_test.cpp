@@ -16,6 +16,7 @@
 
 #include "parse.hpp"
 #include "plugin_host.hpp"
+#include "sluice/mailpit_json.hpp"
 #include "sluice_test.hpp"
 #include "text.hpp"
 #include "unsubscribe.hpp"
@@ -235,6 +236,13 @@ TEST(mime_corpus, plain_text_message_addresses_and_headers) {
   EXPECT_EQ(v.message_id, "plain-1@example.org");
   // Tue, 01 Dec 2026 10:20:30 +0100 = 09:20:30 UTC.
   EXPECT_EQ(v.date_ms, std::optional<std::int64_t>(1796116830000));
+  EXPECT_EQ(v.date_offset_min, std::optional<int>(60));
+  // Mailpit's Date keeps the zone it was written in (Go's net/mail), through the view's JSON.
+  stored_message sm;
+  sm.view = parsed_message_from_json(to_json(v));
+  EXPECT_EQ(mailpit::message_json(sm).at("Date").as_string(), "2026-12-01T10:20:30+01:00");
+  EXPECT_EQ(mailpit::rfc3339(1796116830500, -330), "2026-12-01T03:50:30.5-05:30");
+  EXPECT_EQ(mailpit::rfc3339(1796116830000, 0), "2026-12-01T09:20:30Z");
   EXPECT_EQ(v.text, "Hello Bob,\r\n\r\nthis is a plain    text message.\r\nBye.\r\n");
   EXPECT_EQ(v.text_part_id, "1");
   EXPECT_EQ(v.html, "");
