@@ -18,7 +18,7 @@ if [[ ! -f "$build/build.ninja" ]]; then
     -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang -DSLUICE_FUZZ=ON -DSLUICE_BUILD_TESTS=OFF
 fi
 
-all_targets=(fuzz_proxy fuzz_xclient fuzz_htpasswd fuzz_sasl fuzz_config fuzz_mailpit_flags fuzz_smtp_command fuzz_smtp_data fuzz_mime fuzz_html_check)
+all_targets=(fuzz_proxy fuzz_xclient fuzz_htpasswd fuzz_sasl fuzz_config fuzz_mailpit_flags fuzz_smtp_command fuzz_smtp_data fuzz_mime fuzz_html_check fuzz_search)
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
   targets=()

@@ -477,9 +477,10 @@ awaitable<void> session::dispatch(const std::string& line) {
       // Only what this listener would accept (RFC 5321 §4.1.1.8 leaves the text free).
       std::string text = cfg_.lmtp ? "Commands: LHLO" : "Commands: EHLO HELO";
       text += " MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
-      if (cfg_.tls == tls_mode::starttls || cfg_.tls == tls_mode::starttls_required)
+      if ((cfg_.tls == tls_mode::starttls || cfg_.tls == tls_mode::starttls_required) &&
+          !t_->is_tls())
         text += " STARTTLS";
-      if (cfg_.auth != auth_mode::off) text += " AUTH";
+      if (!auth_mechanisms().empty()) text += " AUTH";
       if (xclient_allowed()) text += " XCLIENT";
       reply(214, "2.0.0", text);
       break;
