@@ -300,13 +300,13 @@ std::int64_t civil_to_ms(const search_term::civil_time& t, const std::string& tz
         days_from_civil(t.year, static_cast<unsigned>(t.month), static_cast<unsigned>(t.day));
     const std::int64_t secs = days * 86400 + t.hour * 3600 + t.minute * 60 + t.second -
                               static_cast<std::int64_t>(t.offset_minutes) * 60;
-    return secs * 1000;
+    return secs * 1000 + t.millisecond;
   }
   auto zone = open_zone(tz);
   std::unique_ptr<GDateTime, gdt_deleter> d(
       g_date_time_new(zone.get(), t.year, t.month, t.day, t.hour, t.minute, t.second));
   if (!d) throw search_error("date out of range");
-  return static_cast<std::int64_t>(g_date_time_to_unix(d.get())) * 1000;
+  return static_cast<std::int64_t>(g_date_time_to_unix(d.get())) * 1000 + t.millisecond;
 }
 
 sql_filter compile_filter(const search_query& q, const std::string& mailbox, const std::string& tz,
@@ -350,7 +350,10 @@ sql_filter compile_filter(const search_query& q, const std::string& mailbox, con
                    row_columns(t.kind) + ", ?))";
           rest_binds.emplace_back(t.value);
         }
-        const std::string body = body_query(t.value);
+        // A literal term (an unknown is:/has: value, a size that is none) is text only for
+        // Mailpit's substring match; the body's word index would read "is:spam" as the
+        // words "is spam", so it looks at the short fields only.
+        const std::string body = t.literal ? std::string() : body_query(t.value);
         if (body.empty()) {
           cond(t, fields);
         } else {

@@ -177,8 +177,12 @@ bool parse_clock(cursor& c, search_term::civil_time& t) {
     if (!se) return false;
     sec = *se;
     if (c.eat('.') || c.eat(',')) {
-      while (!c.done() && c.s[c.i] >= '0' && c.s[c.i] <= '9')
-        ++c.i;  // fractions of a second are dropped
+      int scale = 100;  // milliseconds kept, finer digits dropped
+      while (!c.done() && c.s[c.i] >= '0' && c.s[c.i] <= '9') {
+        t.millisecond += (c.s[c.i] - '0') * scale;
+        scale /= 10;
+        ++c.i;
+      }
     }
   }
   if (*h > 23 || *mi > 59 || sec > 60) return false;
@@ -382,7 +386,8 @@ bool parse_digits(std::string_view v, search_term::civil_time& t) {
     return valid_date(t);
   }
   if (v.size() != 10 && v.size() != 13) return false;
-  std::int64_t secs = v.size() == 13 ? n / 1000 : n;
+  const std::int64_t secs = v.size() == 13 ? n / 1000 : n;
+  t.millisecond = v.size() == 13 ? static_cast<int>(n % 1000) : 0;
   const std::int64_t days = secs / 86400;
   const std::int64_t rem = secs % 86400;
   // Days since 1970-01-01 to a civil date (Howard Hinnant's civil_from_days).
@@ -538,6 +543,7 @@ search_query parse_search(std::string_view query, search_mode mode) {
       if (as_text) {
         term.kind = f::text;
         term.value = std::string(text);
+        term.literal = true;
       }
     }
     if (out.terms.size() == kMaxTerms) {

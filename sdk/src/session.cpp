@@ -108,6 +108,7 @@ awaitable<bool> session_lifecycle::start_tls(asio::ssl::context& ctx, const logg
 
 awaitable<void> session_lifecycle::end_tls() {
   if (closed_ || timed_out_ || !t_.is_tls()) co_return;
+  arm();  // the wait is bounded by tls_close_wait, not by an idle deadline falling inside it
   co_await t_.shutdown_tls(tls_close_wait);
 }
 

@@ -134,7 +134,7 @@ class fake_transport final : public sluice::transport {
   }
   void cancel() override { ++cancels; }
   void close() override { ++closes; }
-  bool is_tls() const override { return false; }
+  bool is_tls() const override { return tls; }
   std::string tls_version() const override { return {}; }
   std::string tls_cipher() const override { return {}; }
 
@@ -143,6 +143,7 @@ class fake_transport final : public sluice::transport {
   int handshakes = 0;
   int tls_shutdowns = 0;
   bool fail_tls = false;
+  bool tls = false;
 };
 
 // One listener: its shared state, metrics, drain gate and io_context.
@@ -400,6 +401,47 @@ TEST_F(session_lifecycle_test, start_tls_reports_a_failed_handshake) {
   EXPECT_EQ(first, true);
   EXPECT_EQ(second, false);
   EXPECT_EQ(s->t.handshakes, 2);
+}
+
+// end_tls sends close_notify only on a live TLS session: not in plain text, not after a
+// timeout (the peer stopped reading), not once closed.
+TEST_F(session_lifecycle_test, end_tls_shuts_tls_down_only_when_it_can) {
+  auto run_end_tls = [&](fake_session& s) {
+    asio::co_spawn(host.io_, s.life.end_tls(), asio::detached);
+    host.io_.restart();
+    host.io_.run_for(1s);
+  };
+  {
+    auto s = std::make_shared<fake_session>(*this, long_limits);
+    ASSERT_EQ(s->life.begin(alias(s), st.log, "client"), admission::admitted);
+    run_end_tls(*s);
+    EXPECT_EQ(s->t.tls_shutdowns, 0);  // plain text
+    s->t.tls = true;
+    run_end_tls(*s);
+    EXPECT_EQ(s->t.tls_shutdowns, 1);
+    s->life.close();
+    run_end_tls(*s);
+    EXPECT_EQ(s->t.tls_shutdowns, 1);  // closed
+  }
+  {
+    auto s = std::make_shared<fake_session>(
+        *this, sluice::session_lifecycle::limits{.idle_timeout = 20ms,
+                                                 .session_timeout = 60s,
+                                                 .max_connections = 10,
+                                                 .final_write_grace = 5s});
+    s->t.tls = true;
+    ASSERT_EQ(s->life.begin(alias(s), st.log, "client"), admission::admitted);
+    host.io_.restart();
+    const auto start = std::chrono::steady_clock::now();
+    while (!s->life.timed_out() && std::chrono::steady_clock::now() - start < 5s)
+      host.io_.run_one_for(100ms);
+    ASSERT_TRUE(s->life.timed_out());
+    run_end_tls(*s);
+    EXPECT_EQ(s->t.tls_shutdowns, 0);  // timed out
+    s->life.close();
+    host.io_.restart();
+    host.io_.run_for(100ms);
+  }
 }
 
 TEST(run_logging_failure, swallows_what_the_body_throws) {

@@ -17,6 +17,7 @@
 #include "api.hpp"
 #include "api_util.hpp"
 #include "sluice/mailpit_json.hpp"
+#include "sluice/search.hpp"
 #include "sluice/spam.hpp"
 #include "sluice/text.hpp"
 #include "thumb.hpp"
@@ -119,6 +120,13 @@ awaitable<response> search_messages(request_context& ctx) {
 awaitable<response> delete_search(request_context& ctx) {
   const std::string* q = ctx.param("query");
   if (!q || trim(*q).empty()) co_return bad_request(ctx.req, "Error: no search query");
+  // A query whose every term is ignored (dates that cannot be read, as Mailpit ignores
+  // them) would select the whole mailbox: a delete refuses it instead of emptying it.
+  if (parse_search(*q).empty()) {
+    co_return bad_request(ctx.req,
+                          "Error: the search has no usable term (unreadable dates are "
+                          "ignored), so it would delete every message");
+  }
   message_selector sel;
   sel.query = *q;
   if (const auto* tz = ctx.param("tz")) sel.tz = *tz;

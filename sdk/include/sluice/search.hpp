@@ -70,13 +70,17 @@ struct search_term {
   bool negated = false;
   std::string value;        // lower-case-insensitive text as written (quotes removed)
   std::string header_name;  // for field::header
-  std::uint64_t size = 0;   // for larger/smaller
+  // A text term that was written as a keyword Mailpit searches as text (is:starred,
+  // larger:huge): matched as that exact text, never by the words in it.
+  bool literal = false;
+  std::uint64_t size = 0;  // for larger/smaller
   // before/after: a local date and time in the query's time zone; the mailbox converts
   // it with the request's tz. As in Mailpit, a date without a time is that day's 00:00:
   // before:DATE is created at or before it, after:DATE at or after it (so after:today is
   // today's mail).
   struct civil_time {
     int year = 1970, month = 1, day = 1, hour = 0, minute = 0, second = 0;
+    int millisecond = 0;  // a Unix time in ms, or the fraction of a written time
     bool has_time = false;
     // Set when the text carried its own offset (RFC 3339, RFC 5322): minutes east of
     // UTC; the request's tz is then ignored.

@@ -1310,6 +1310,24 @@ std::set<std::string> ids_of(const search_result& r) {
 
 }  // namespace
 
+// A keyword Mailpit reads as text (is:spam, has:nothing) is that literal text: the body's
+// word index must not read it as the words "is spam".
+TEST_F(StoreTest, KeywordsReadAsTextAreLiteral) {
+  auto s = open();
+  auto m = with_view("From: x@example.com\r\nSubject: s\r\n\r\nbody",
+                     view_of("Weekly", "this is spam, it has nothing", {"", "x@example.com"}));
+  ASSERT_TRUE(put(*s, m).ok());
+  auto n = [&](const std::string& query) {
+    return run(s->search({.mailbox = "default", .query = query, .tz = "UTC"})).matched;
+  };
+  EXPECT_EQ(n("\"is spam\""), 1u);  // the words are there
+  EXPECT_EQ(n("is:spam"), 0u);
+  EXPECT_EQ(n("has:nothing"), 0u);
+  EXPECT_EQ(n("-has:nothing"), 1u);
+  EXPECT_EQ(n("is:"), 0u);
+  EXPECT_EQ(n("larger:weekly"), 0u);
+}
+
 TEST_F(StoreTest, SearchEveryTermOverTheIndex) {
   auto s = open();
   const std::string head =
@@ -1674,6 +1692,9 @@ TEST_F(StoreTest, BeforeAndAfterUseTheRequestTimeZone) {
   EXPECT_EQ(n("after:6/1/2024", "UTC"), 1u);            // US order, as dateparse
   EXPECT_EQ(n("before:1717284600", "Asia/Tokyo"), 1u);  // a Unix time: the very second, UTC
   EXPECT_EQ(n("before:1717284599", "Asia/Tokyo"), 0u);
+  EXPECT_EQ(n("after:1717284600000", "UTC"), 1u);  // milliseconds count
+  EXPECT_EQ(n("after:1717284600001", "UTC"), 0u);
+  EXPECT_EQ(n("before:\"2024-06-01 23:29:59.999\"", "UTC"), 0u);
   EXPECT_EQ(n("before:2024-06-02", "UTC"), 1u);
   EXPECT_EQ(n("before:2024-06-02", "Europe/Berlin"), 0u);
   EXPECT_EQ(n("after:\"2024-06-01 23:00\"", "UTC"), 1u);
