@@ -325,7 +325,7 @@ bool parse_us(std::string_view v, search_term::civil_time& t) {
   if (!y) return false;
   const std::size_t len = c.i - at;
   if (len == 2) {
-    *y += 2000;
+    *y += *y >= 69 ? 1900 : 2000;  // Go's two-digit year rule (time.Parse "06")
   } else if (len != 4) {
     return false;
   }

@@ -136,6 +136,7 @@ TEST(SearchParser, Dates) {
   EXPECT_EQ(us.month, 12);
   EXPECT_EQ(us.day, 31);
   EXPECT_EQ(only_term("after:3/1/14").time.year, 2014);
+  EXPECT_EQ(only_term("after:3/1/69").time.year, 1969);  // Go's rule: 69-99 are 19xx
   auto us_time = only_term("after:\"12/07/2026 13:45:10\"").time;
   EXPECT_EQ(us_time.month, 12);
   EXPECT_EQ(us_time.day, 7);

@@ -267,14 +267,14 @@ class text_writer {
 
 namespace {
 
-// An http(s) link target worth writing out, else empty.
-std::string web_href(xmlNode* n) {
+// A link's target as enmime's html2text (jaytaylor/html2text) writes it: trimmed, a
+// "mailto:" prefix dropped; empty without an href.
+std::string link_target(xmlNode* n) {
   xmlChar* href = xmlGetProp(n, reinterpret_cast<const xmlChar*>("href"));
   if (!href) return {};
   std::string h(sluice::trim(reinterpret_cast<const char*>(href)));
   xmlFree(href);
-  const std::string lower = to_lower_ascii(h.substr(0, 8));
-  if (!lower.starts_with("http://") && !lower.starts_with("https://")) return {};
+  if (h.starts_with("mailto:")) h.erase(0, 7);
   return h;
 }
 
@@ -321,9 +321,9 @@ html_texts html_to_texts(std::string_view html) {
       const std::string_view name = reinterpret_cast<const char*>(n->name);
       if (name == "a") {
         // A link's target after its text, as enmime's html2text writes it ("text ( url )");
-        // once when the text is the address itself.
-        if (std::string href = web_href(n); !href.empty() && wl.since(cur.mark) != href) {
-          wl.text(wl.since(cur.mark).empty() ? href : " ( " + href + " )", false);
+        // not again when the text is the target itself.
+        if (std::string href = link_target(n); !href.empty() && wl.since(cur.mark) != href) {
+          wl.text(" ( " + href + " )", false);
         }
       }
       if (is_block(name)) {

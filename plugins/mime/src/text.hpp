@@ -41,9 +41,9 @@ bool charset_known(std::string_view charset);
 // runs of white space collapsed.
 std::string html_to_text(std::string_view html);
 
-// Both texts of one walk: `plain` as html_to_text; `with_links` also gives each http(s)
-// link's target after its text, as enmime's down-conversion does ("reset ( https://… )"),
-// which Mailpit shows as an HTML-only message's Text and searches.
+// Both texts of one walk: `plain` as html_to_text; `with_links` also gives each link's
+// target after its text, as enmime's down-conversion does ("reset ( https://… )",
+// "mail ( x@example.com )"), which Mailpit shows as an HTML-only message's Text.
 struct html_texts {
   std::string plain;
   std::string with_links;

@@ -175,7 +175,9 @@ boost::asio::awaitable<std::size_t> maildrop::expunge() {
   for (const auto& e : entries_) {
     if (e.deleted) ids.push_back(e.id);
   }
-  // Bulk calls are bounded by the store; remove in slices.
+  // Bulk calls are bounded by the store; remove in slices. What the store removed is
+  // counted: a marked message already deleted through the API meanwhile is not.
+  std::size_t removed = 0;
   for (std::size_t i = 0; i < ids.size(); i += list_page) {
     message_selector which;
     const std::size_t end = std::min<std::size_t>(ids.size(), i + list_page);
@@ -184,11 +186,11 @@ boost::asio::awaitable<std::size_t> maildrop::expunge() {
     // INVARIANT: never call remove() with an empty selector — that means "every message
     // of the mailbox", including mail that arrived after the snapshot. which.ids is not
     // empty here (i < ids.size()).
-    co_await svc_->remove(mailbox_, std::move(which));
+    removed += co_await svc_->remove(mailbox_, std::move(which));
   }
   for (const auto& id : ids)
     size_cache::instance().erase(svc_.get(), mailbox_, id);
-  co_return ids.size();
+  co_return removed;
 }
 
 }  // namespace sluice::pop3

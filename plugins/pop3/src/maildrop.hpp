@@ -105,7 +105,8 @@ class maildrop {
   // Records its exact size.
   boost::asio::awaitable<std::optional<std::string>> fetch(std::uint64_t n);
 
-  // Removes the messages marked deleted (UPDATE state). Returns how many were marked.
+  // Removes the messages marked deleted (UPDATE state). Returns how many the store removed
+  // (a marked message deleted through the API meanwhile is not counted).
   boost::asio::awaitable<std::size_t> expunge();
 
  private:

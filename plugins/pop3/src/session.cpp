@@ -526,7 +526,7 @@ awaitable<void> session::cmd_quit() {
     co_return;
   }
   inc(st_->metrics.messages_deleted, static_cast<double>(deleted_));
-  std::size_t left = drop_->count() - deleted_;
+  const std::uint64_t left = undeleted_totals().count;
   // Unlock before the reply: a client that has read "+OK" may log in again at once (on
   // another connection) and must not find the maildrop still locked by this one.
   lock_.release();

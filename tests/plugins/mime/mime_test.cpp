@@ -559,8 +559,8 @@ TEST(mime_text, links_are_written_after_their_text_as_enmime_does) {
       "<a href=\" HTTPS://example.net/\"><img src=\"x.png\"></a></p>");
   EXPECT_EQ(t.plain, "Click reset or http://example.com/b, mail, top,");
   EXPECT_EQ(t.with_links,
-            "Click reset ( https://example.org/reset?t=456 ) or http://example.com/b, mail, top, "
-            "HTTPS://example.net/");
+            "Click reset ( https://example.org/reset?t=456 ) or http://example.com/b, mail ( "
+            "x@example.com ), top ( #top ), ( HTTPS://example.net/ )");
   // An HTML-only message's Text and search text carry the links; the snippet does not.
   const parsed_message v = parse_string(
       "Content-Type: text/html\r\n\r\n<p>Click <a href=\"https://example.org/reset?t=456\">"
