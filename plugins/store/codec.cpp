@@ -584,12 +584,7 @@ void summary_from_headers(prepared_message& p, const header_summary& h) {
   stored_message& m = p.meta;
   m.message_id = h.message_id;
   m.subject = h.subject;
-  auto from = parse_address_list(h.from);
-  if (!from.empty() && !bare_word(from.front())) {
-    m.from = from.front();
-  } else if (auto text = sluice::trim(h.from); !text.empty()) {
-    m.from = mail_address{std::string(text), {}};  // no address (a bare name), as Mailpit
-  }
+  m.from = from_address(parse_address_list(h.from), h.from);
   m.to = parse_address_list(h.to);
   m.cc = parse_address_list(h.cc);
   m.bcc = parse_address_list(h.bcc);

@@ -105,7 +105,7 @@ json::object summary_json(const stored_message& m) {
 json::object attachment_json(const mime_part& p) {
   json::object o;
   o["PartID"] = p.part_id;
-  o["FileName"] = p.file_name.empty() ? p.content_id : p.file_name;
+  o["FileName"] = file_name(p);
   o["ContentType"] = p.content_type;
   o["ContentID"] = p.content_id;
   o["Size"] = p.size;

@@ -3,6 +3,8 @@
 
 #include <boost/json.hpp>
 
+#include "sluice/text.hpp"
+
 namespace sluice {
 namespace json = boost::json;
 namespace {
@@ -120,6 +122,17 @@ mime_part mime_part_from_json(const json::object& o) {
   p.sha1 = str(o, "sha1");
   p.sha256 = str(o, "sha256");
   return p;
+}
+
+std::optional<mail_address> from_address(const std::vector<mail_address>& parsed,
+                                         std::string_view field_text) {
+  if (!parsed.empty()) {
+    const mail_address& a = parsed.front();
+    if (!a.name.empty() || a.address.find('@') != std::string::npos) return a;
+  }
+  const std::string_view text = trim(field_text);
+  if (text.empty()) return std::nullopt;
+  return mail_address{std::string(text), {}};
 }
 
 json::object to_json(const parsed_message& m) {

@@ -263,10 +263,19 @@ bool parse_iso(std::string_view v, search_term::civil_time& t) {
   return c.done() && valid_date(t);
 }
 
-// [Day,] D Mon YYYY [HH:MM[:SS]] [zone]   (RFC 5322 §3.3)
-bool parse_rfc5322(std::string_view v, search_term::civil_time& t) {
+// 1..12 for a word starting with a month's English abbreviation, else 0.
+int month_number(std::string_view w) {
   static const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                   "jul", "aug", "sep", "oct", "nov", "dec"};
+  if (w.size() < 3) return 0;
+  for (int k = 0; k < 12; ++k) {
+    if (iequals(w.substr(0, 3), kMonths[k])) return k + 1;
+  }
+  return 0;
+}
+
+// [Day,] D Mon YYYY [HH:MM[:SS]] [zone]   (RFC 5322 §3.3)
+bool parse_rfc5322(std::string_view v, search_term::civil_time& t) {
   cursor c{v};
   c.spaces();
   std::size_t save = c.i;
@@ -279,11 +288,7 @@ bool parse_rfc5322(std::string_view v, search_term::civil_time& t) {
   auto d = c.number(0);
   if (!d) return false;
   c.spaces();
-  std::string_view mon = c.word();
-  int month = 0;
-  for (int k = 0; k < 12; ++k) {
-    if (mon.size() >= 3 && iequals(mon.substr(0, 3), kMonths[k])) month = k + 1;
-  }
+  const int month = month_number(c.word());
   if (month == 0) return false;
   c.spaces();
   auto y = c.number(4);
@@ -333,16 +338,6 @@ bool parse_us(std::string_view v, search_term::civil_time& t) {
   t.month = *mo;
   t.day = *d;
   return parse_rest(c, t);
-}
-
-int month_number(std::string_view w) {
-  static const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                  "jul", "aug", "sep", "oct", "nov", "dec"};
-  if (w.size() < 3) return 0;
-  for (int k = 0; k < 12; ++k) {
-    if (iequals(w.substr(0, 3), kMonths[k])) return k + 1;
-  }
-  return 0;
 }
 
 // [Day,] Mon D[,] YYYY [HH:MM[:SS]] [zone]   ("Dec 7, 2026", "Monday, December 7 2026")

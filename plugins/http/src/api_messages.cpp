@@ -242,9 +242,9 @@ awaitable<response> get_part(request_context& ctx) {
   if (!p->part.charset.empty() && type.starts_with("text/")) {
     type += "; charset=" + p->part.charset;
   }
-  const std::string& name = p->part.file_name.empty() ? p->part.content_id : p->part.file_name;
   auto r = bytes_response(ctx.req, type, std::move(p->data));
-  r.set(bhttp::field::content_disposition, content_disposition("inline", name));
+  r.set(bhttp::field::content_disposition,
+        content_disposition("inline", mailpit::file_name(p->part)));
   // A part is the sender's content served from our origin: never let a browser run it
   // (an HTML or SVG attachment opened directly would otherwise script the API).
   r.set("X-Content-Type-Options", "nosniff");
@@ -262,7 +262,6 @@ awaitable<response> get_thumb(request_context& ctx) {
   auto p = co_await ctx.env.store->part(ctx.mailbox, *id, ctx.params[1]);
   // Mailpit answers an unknown part of a thumbnail with 400 (GetAttachmentPart's error).
   if (!p) co_return bad_request(ctx.req, "attachment not found");
-  const std::string name = p->part.file_name.empty() ? p->part.content_id : p->part.file_name;
   thumb_result t;
   if (ctx.env.host) {
     t = co_await offload(*ctx.env.host,
@@ -277,7 +276,8 @@ awaitable<response> get_thumb(request_context& ctx) {
                                             {"reason", t.reason}});
   }
   auto r = bytes_response(ctx.req, "image/jpeg", std::move(t.jpeg));
-  r.set(bhttp::field::content_disposition, content_disposition("inline", name));
+  r.set(bhttp::field::content_disposition,
+        content_disposition("inline", mailpit::file_name(p->part)));
   // Which thumbnail this is (the image, or the blank one and why), for clients and tests.
   r.set("X-Sluice-Thumbnail", std::string(to_string(t.status)));
   co_return r;

@@ -292,13 +292,8 @@ void header_fields(const std::string& text, const parse_limits& limits, const ch
   auto* obj = GMIME_OBJECT(msg.get());
   std::vector<mail_address> from;
   flatten(g_mime_message_get_from(msg.get()), from);
-  if (!from.empty() && !bare_word(from.front())) {
-    v.from = from.front();
-  } else if (const char* raw = g_mime_object_get_header(obj, "From")) {
-    // Text that is no address (a bare name): Mailpit keeps it as the name.
-    const std::string text(sluice::trim(clean(raw)));
-    if (!text.empty()) v.from = mail_address{text, {}};
-  }
+  const char* raw_from = g_mime_object_get_header(obj, "From");
+  v.from = from_address(from, raw_from ? clean(raw_from) : std::string());
   flatten(g_mime_message_get_to(msg.get()), v.to);
   flatten(g_mime_message_get_cc(msg.get()), v.cc);
   flatten(g_mime_message_get_bcc(msg.get()), v.bcc);

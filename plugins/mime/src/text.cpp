@@ -263,6 +263,24 @@ class text_writer {
   bool pending_space_ = false;
 };
 
+// The walk's two texts: `plain`, and `links`, which also gets the links' targets.
+struct text_pair {
+  text_writer plain;
+  text_writer links;
+  void text(std::string_view t, bool pre) {
+    plain.text(t, pre);
+    links.text(t, pre);
+  }
+  void newline() {
+    plain.newline();
+    links.newline();
+  }
+  void cell() {
+    plain.cell();
+    links.cell();
+  }
+};
+
 }  // namespace
 
 namespace {
@@ -296,15 +314,13 @@ html_texts html_to_texts(std::string_view html) {
                      nullptr, "UTF-8", opts),
       xmlFreeDoc);
   if (!doc) return {};
-  // Two texts from one walk: `w` without link targets, `wl` with them.
-  text_writer w;
-  text_writer wl;
+  text_pair w;
   // Iterative walk: documents can be nested deeply; the stack holds nodes to leave.
   struct item {
     xmlNode* node;
     bool leaving;
     bool pre;
-    std::size_t mark = 0;  // for <a>: where its text starts in wl
+    std::size_t mark = 0;  // for <a>: where its text starts in w.links
   };
   std::vector<item> stack;
   // Push the top-level nodes in reverse so they are visited in order.
@@ -322,25 +338,16 @@ html_texts html_to_texts(std::string_view html) {
       if (name == "a") {
         // A link's target after its text, as enmime's html2text writes it ("text ( url )");
         // not again when the text is the target itself.
-        if (std::string href = link_target(n); !href.empty() && wl.since(cur.mark) != href) {
-          wl.text(" ( " + href + " )", false);
+        if (std::string href = link_target(n); !href.empty() && w.links.since(cur.mark) != href) {
+          w.links.text(" ( " + href + " )", false);
         }
       }
-      if (is_block(name)) {
-        w.newline();
-        wl.newline();
-      }
-      if (name == "td" || name == "th") {
-        w.cell();
-        wl.cell();
-      }
+      if (is_block(name)) w.newline();
+      if (name == "td" || name == "th") w.cell();
       continue;
     }
     if (n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) {
-      if (n->content) {
-        w.text(reinterpret_cast<const char*>(n->content), cur.pre);
-        wl.text(reinterpret_cast<const char*>(n->content), cur.pre);
-      }
+      if (n->content) w.text(reinterpret_cast<const char*>(n->content), cur.pre);
       continue;
     }
     if (n->type != XML_ELEMENT_NODE) continue;
@@ -348,31 +355,26 @@ html_texts html_to_texts(std::string_view html) {
     if (is_skipped(name)) continue;
     if (name == "br") {
       w.newline();
-      wl.newline();
       continue;
     }
-    if (is_block(name)) {
-      w.newline();
-      wl.newline();
-    }
+    if (is_block(name)) w.newline();
     if (name == "img") {
       // Alt text stands for the picture, as a reader of the text would expect.
       if (xmlChar* alt = xmlGetProp(n, reinterpret_cast<const xmlChar*>("alt"))) {
         w.text(reinterpret_cast<const char*>(alt), false);
-        wl.text(reinterpret_cast<const char*>(alt), false);
         xmlFree(alt);
       }
       continue;
     }
     const bool pre = cur.pre || name == "pre";
-    stack.push_back({n, true, pre, wl.mark()});
+    stack.push_back({n, true, pre, w.links.mark()});
     std::vector<xmlNode*> kids;
     for (xmlNode* c = n->children; c; c = c->next)
       kids.push_back(c);
     for (auto it = kids.rbegin(); it != kids.rend(); ++it)
       stack.push_back({*it, false, pre});
   }
-  html_texts out{w.finish(), wl.finish()};
+  html_texts out{w.plain.finish(), w.links.finish()};
   make_valid_utf8(out.plain);
   make_valid_utf8(out.with_links);
   return out;

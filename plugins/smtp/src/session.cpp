@@ -340,6 +340,11 @@ bool session::tls_required_now() const {
   return cfg_.tls == tls_mode::starttls_required && !t_->is_tls();
 }
 
+bool session::starttls_offered() const {
+  return (cfg_.tls == tls_mode::starttls || cfg_.tls == tls_mode::starttls_required) &&
+         !t_->is_tls();
+}
+
 void session::reset_transaction() {
   mail_from_.reset();
   mail_params_.clear();
@@ -477,9 +482,7 @@ awaitable<void> session::dispatch(const std::string& line) {
       // Only what this listener would accept (RFC 5321 §4.1.1.8 leaves the text free).
       std::string text = cfg_.lmtp ? "Commands: LHLO" : "Commands: EHLO HELO";
       text += " MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
-      if ((cfg_.tls == tls_mode::starttls || cfg_.tls == tls_mode::starttls_required) &&
-          !t_->is_tls())
-        text += " STARTTLS";
+      if (starttls_offered()) text += " STARTTLS";
       if (!auth_mechanisms().empty()) text += " AUTH";
       if (xclient_allowed()) text += " XCLIENT";
       reply(214, "2.0.0", text);
@@ -528,10 +531,7 @@ void session::cmd_hello(const command& c) {
   lines.emplace_back("SMTPUTF8");
   lines.emplace_back("CHUNKING");
   lines.emplace_back("ENHANCEDSTATUSCODES");
-  if ((cfg_.tls == tls_mode::starttls || cfg_.tls == tls_mode::starttls_required) &&
-      !t_->is_tls()) {
-    lines.emplace_back("STARTTLS");
-  }
+  if (starttls_offered()) lines.emplace_back("STARTTLS");
   if (auto mechs = auth_mechanisms(); !mechs.empty() && auth_user_.empty()) {
     std::string a = "AUTH";
     for (const auto& m : mechs)

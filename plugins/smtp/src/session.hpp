@@ -132,6 +132,8 @@ class session : public std::enable_shared_from_this<session> {
   bool chaos_fired(chaos_service::point p);
 
   bool tls_required_now() const;
+  // STARTTLS is possible now: the listener offers it and the session is not in TLS yet.
+  bool starttls_offered() const;
   bool in_transaction() const { return mail_from_.has_value(); }
   void reset_transaction();
   void reset_session();

@@ -35,6 +35,11 @@ boost::json::array address_list_json(const std::vector<mail_address>& v);
 // From is {"Name": "", "Address": ""} when the message has none.
 boost::json::object summary_json(const stored_message& m);
 
+// Mailpit's FileName of a part: its file name, else its Content-ID.
+inline const std::string& file_name(const mime_part& p) {
+  return p.file_name.empty() ? p.content_id : p.file_name;
+}
+
 // Attachment: PartID, FileName (falls back to ContentID), ContentType, ContentID, Size,
 // Checksums{MD5, SHA1, SHA256}.
 boost::json::object attachment_json(const mime_part& p);

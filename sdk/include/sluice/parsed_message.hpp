@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -31,12 +32,12 @@ struct mail_address {
   friend bool operator==(const mail_address&, const mail_address&) = default;
 };
 
-// Whether a parsed address is only a word without "@" and without a name ("From: root",
-// "From: Just A Name" read loosely): Go's net/mail, and so Mailpit, reads no address there
-// and keeps the header text as the From's name.
-inline bool bare_word(const mail_address& a) {
-  return a.name.empty() && a.address.find('@') == std::string::npos;
-}
+// A message's From as Mailpit reads it: the first address of the parsed field. A field
+// that holds no address (nothing parsed, or only a word without "@" and without a name:
+// "From: root", "From: Just A Name" read loosely) is kept as the name, as Go's net/mail
+// leaves it and Mailpit's Store stores it; nothing for an empty field.
+std::optional<mail_address> from_address(const std::vector<mail_address>& parsed,
+                                         std::string_view field_text);
 
 // A leaf MIME part (or a message/rfc822 part kept whole).
 struct mime_part {
