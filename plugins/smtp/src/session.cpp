@@ -37,6 +37,13 @@ std::string sanitize_reply_text(std::string_view t) {
   return out;
 }
 
+std::string upper_ascii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  return out;
+}
+
 bool is_unavailable(std::string_view v) {
   return v == "[UNAVAILABLE]" || v == "[TEMPUNAVAIL]";
 }
@@ -590,6 +597,13 @@ void session::cmd_mail(const command& c) {
       refuse(555, "5.5.4", "MAIL parameters need EHLO");
       return;
     }
+    // Each extension defines its parameter once per command (RFC 1870 §6, RFC 6152 §3,
+    // RFC 6531 §3.4, RFC 4954 §5); a repeat is a syntax error, as in Dovecot.
+    if (std::any_of(params.begin(), params.end(),
+                    [&](const auto& seen) { return iequals(seen.first, p.keyword); })) {
+      refuse(501, "5.5.4", "Duplicate " + upper_ascii(p.keyword) + " parameter");
+      return;
+    }
     if (iequals(p.keyword, "SIZE")) {
       std::uint64_t size = 0;
       auto [ptr, ec] = std::from_chars(p.value.data(), p.value.data() + p.value.size(), size);
@@ -613,7 +627,13 @@ void session::cmd_mail(const command& c) {
       }
       utf8 = true;
     } else if (iequals(p.keyword, "AUTH") && cfg_.auth != auth_mode::off) {
-      // RFC 4954 §5: accepted and not propagated (we do not relay).
+      // RFC 4954 §5: AUTH=<> or an xtext mailbox (RFC 3461 §4); checked, then kept with
+      // the envelope but never trusted or passed on.
+      std::string mailbox;
+      if (!p.has_value || !decode_xtext(p.value, mailbox)) {
+        refuse(501, "5.5.4", "Bad AUTH parameter");
+        return;
+      }
     } else {
       refuse(555, "5.5.4", "Unsupported option: " + std::string(p.keyword));
       return;
