@@ -263,13 +263,16 @@ bool parse_iso(std::string_view v, search_term::civil_time& t) {
   return c.done() && valid_date(t);
 }
 
-// 1..12 for a word starting with a month's English abbreviation, else 0.
+// 1..12 for an English month name, whole ("December") or abbreviated ("Dec"), in any case,
+// as Go's time layouts read them; 0 for any other word ("Decxyz", "Sept", "De").
 int month_number(std::string_view w) {
-  static const char* kMonths[] = {"jan", "feb", "mar", "apr", "may", "jun",
-                                  "jul", "aug", "sep", "oct", "nov", "dec"};
+  static const char* kMonths[] = {"january",   "february", "march",    "april",
+                                  "may",       "june",     "july",     "august",
+                                  "september", "october",  "november", "december"};
   if (w.size() < 3) return 0;
   for (int k = 0; k < 12; ++k) {
-    if (iequals(w.substr(0, 3), kMonths[k])) return k + 1;
+    const std::string_view name = kMonths[k];
+    if (iequals(w, name.substr(0, 3)) || iequals(w, name)) return k + 1;
   }
   return 0;
 }

@@ -147,6 +147,8 @@ TEST(SearchParser, Dates) {
   EXPECT_EQ(words.day, 7);
   EXPECT_FALSE(words.has_time);
   EXPECT_EQ(only_term("after:\"Monday, December 7 2026 10:00\"").time.hour, 10);
+  EXPECT_EQ(only_term("after:\"1 SEPTEMBER 2026\"").time.month, 9);
+  EXPECT_EQ(only_term("after:\"may 4, 2026\"").time.month, 5);
   EXPECT_EQ(only_term("before:20261207").time.day, 7);
   auto unix_s = only_term("before:1765000000").time;  // 2025-12-06T05:46:40Z
   EXPECT_EQ(unix_s.year, 2025);
@@ -164,7 +166,8 @@ TEST(SearchParser, Dates) {
   // Dates it cannot read are ignored (Mailpit logs and drops them); the rest still counts.
   for (const char* bad : {"before:", "before:2023-02-29", "before:2024-13-01", "after:tomorrow",
                           "before:2024-01-01T25:00", "before:\"1 Foo 2003\"", "after:2024-01",
-                          "before:notadate", "after:13/40/2026", "before:123456789"}) {
+                          "before:notadate", "after:13/40/2026", "before:123456789",
+                          "after:\"Decxyz 7, 2026\"", "before:\"1 Julember 2003\""}) {
     EXPECT_TRUE(parse_search(bad).empty()) << bad;
     auto q = parse_search(std::string(bad) + " word");
     ASSERT_EQ(q.terms.size(), 1u) << bad;
