@@ -38,6 +38,7 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "checkpoint.hpp"
 #include "codec.hpp"
 #include "sluice/events.hpp"
 #include "sluice/log.hpp"
@@ -62,13 +63,15 @@ struct store_options {
   // batch and never lingers; lingering left the one core idle under the benchmark's
   // closed-loop load (64 sessions can never fill a 256-job batch).
   std::chrono::microseconds max_delay{0};
-  bool durability_full = false;     // synchronous=FULL instead of NORMAL
+  bool durability_full = false;  // synchronous=FULL instead of NORMAL
+  // WAL frames (pages) that wake the checkpoint thread (checkpoint.hpp); 32 MB of 4 KB pages.
+  std::uint32_t checkpoint_pages = 8192;
   std::size_t prune_batch = 5'000;  // messages deleted per prune transaction
   std::chrono::milliseconds busy_timeout{5'000};
   // New messages are refused (452 4.3.1) while the space left for the database (free space
   // on its file system plus SQLite's free pages) is below this plus the message. The reserve
   // keeps room for what must still work on a full disk: deletes, pruning, and the WAL
-  // checkpoint (up to 32 MB of WAL copied into the database file). 0 = no check.
+  // checkpoint (up to 64 MB of WAL copied into the database file). 0 = no check.
   std::uint64_t min_free_space = 64ull * 1024 * 1024;
 };
 
@@ -106,7 +109,9 @@ struct store_stats {
   std::uint64_t transactions = 0;  // group commits (batch transactions) so far
   std::uint64_t jobs = 0;          // write jobs committed or failed in them
   std::uint64_t largest_batch = 0;
-  std::uint64_t pruned = 0;  // messages removed by pruning
+  std::uint64_t pruned = 0;              // messages removed by pruning
+  std::uint64_t checkpoints = 0;         // passes of the checkpoint thread
+  std::uint64_t inline_checkpoints = 0;  // the writer's own, when the WAL outgrew the thread
 };
 
 class sqlite_store final : public mailbox_service {
@@ -252,6 +257,8 @@ class sqlite_store final : public mailbox_service {
   // The writer connection: used by the constructor, then only by writer_thread_, then
   // closed last by stop() (so SQLite can checkpoint and remove the WAL).
   std::unique_ptr<database> writer_db_;
+  // Stopped by stop() before writer_db_ closes; destroyed before it.
+  std::unique_ptr<wal_checkpointer> checkpointer_;
 
   mutable std::mutex mu_;  // guards queue_, stopping_, mailboxes_, message_id_index_
   std::condition_variable cv_;
