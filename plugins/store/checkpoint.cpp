@@ -44,7 +44,6 @@ int wal_checkpointer::on_commit(void* self, sqlite3* db, const char* schema, int
     std::lock_guard pass(c->pass_mu_);
     int log = 0, done = 0;
     sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-    c->inline_passes_.fetch_add(1, std::memory_order_relaxed);
   } else if (n >= c->pages_) {
     {
       std::lock_guard lk(c->mu_);

@@ -48,9 +48,6 @@ class wal_checkpointer {
   void stop();
 
   std::uint64_t passes() const noexcept { return passes_.load(std::memory_order_relaxed); }
-  std::uint64_t inline_passes() const noexcept {
-    return inline_passes_.load(std::memory_order_relaxed);
-  }
 
  private:
   static int on_commit(void* self, sqlite3* db, const char* schema, int pages);
@@ -66,7 +63,6 @@ class wal_checkpointer {
   bool wanted_ = false;
   bool stopping_ = false;
   std::atomic<std::uint64_t> passes_{0};
-  std::atomic<std::uint64_t> inline_passes_{0};
   std::thread thread_;  // last: starts after the members above
 };
 

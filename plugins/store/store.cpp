@@ -1242,12 +1242,8 @@ asio::awaitable<std::optional<boost::json::array>> sqlite_store::deliveries(std:
 }
 
 store_stats sqlite_store::write_stats() const {
-  store_stats st{transactions_.load(), jobs_.load(), largest_batch_.load(), pruned_.load()};
-  if (checkpointer_) {
-    st.checkpoints = checkpointer_->passes();
-    st.inline_checkpoints = checkpointer_->inline_passes();
-  }
-  return st;
+  return {transactions_.load(), jobs_.load(), largest_batch_.load(), pruned_.load(),
+          checkpointer_ ? checkpointer_->passes() : 0};
 }
 
 // ---------------------------------------------------------------------------------------

@@ -345,8 +345,9 @@ TEST_F(StoreTest, AFromThatIsNoAddressIsKeptAsTheName) {
 // Checkpoints run on their own thread (checkpoint.hpp) and keep the WAL near
 // checkpoint_pages: without them these 300 incompressible 8 KB messages would leave a WAL of
 // about 3 MB (at least two pages each); with a 16-page threshold (and the writer's own pass
-// at 32, should the thread fall behind) it stays under 1 MB, every message reads back byte-identical, and the writer is the
-// last connection out (the WAL is removed when the store closes).
+// at 32, should the thread fall behind) it stays under 1 MB, every message reads back
+// byte-identical, and the writer is the last connection out (the WAL is removed when the store
+// closes).
 TEST_F(StoreTest, CheckpointThreadKeepsTheWalBounded) {
   store_options o;
   o.checkpoint_pages = 16;
