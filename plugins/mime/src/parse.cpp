@@ -632,7 +632,8 @@ parse_result parse(const std::shared_ptr<const message_body>& raw,
       GMimeContentType* ct = g_mime_object_get_content_type(it.obj);
       if (ct) {
         char* t = g_mime_content_type_get_mime_type(ct);
-        p.content_type = lower(t ? t : "text/plain");
+        // GMime keeps the bytes of a malformed type as they were (found by fuzz_mime).
+        p.content_type = lower(clean(t ? t : "text/plain"));
         g_free(t);
       } else {
         p.content_type = "text/plain";
@@ -646,6 +647,7 @@ parse_result parse(const std::shared_ptr<const message_body>& raw,
         if (auto f = originals.find(static_cast<std::uint64_t>(g_mime_header_get_offset(h)));
             f != originals.end()) {
           p.content_type = f->second;
+          make_valid_utf8(p.content_type);
         }
       }
       p.charset = lower(clean(g_mime_object_get_content_type_parameter(it.obj, "charset")));

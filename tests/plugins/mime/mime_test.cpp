@@ -506,6 +506,24 @@ TEST(mime_unsubscribe, errors_quoting_long_non_ascii_text_stay_valid_utf8) {
   EXPECT_TRUE(mime::valid_utf8(boost::json::serialize(to_json(v))));
 }
 
+// fuzz_mime found it (tests/fuzz/regressions/fuzz_mime/crash-6e9e109b…): GMime keeps the
+// bytes of a malformed Content-Type as they are, and the part's type was not made valid UTF-8.
+TEST(mime_parts, a_content_type_with_bytes_that_are_not_utf8_is_made_valid) {
+  const parsed_message v = parse_string(
+      "From: a@example.org\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"MB\"\n\n"
+      "--MB\nContent-Type: text/plain\n\nhello\n"
+      "--MB\nContent-Type: application/octet-stream\xf6\xbc\x90\x99x\xff\n"
+      "Content-Disposition: attachment; filename=\"a.bin\"\n\ndata\n--MB--\n");
+  ASSERT_EQ(v.attachments.size(), 1u);
+  EXPECT_TRUE(mime::valid_utf8(v.attachments[0].content_type)) << v.attachments[0].content_type;
+  EXPECT_EQ(v.attachments[0].content_type.rfind("application/octet-stream", 0), 0u);
+  EXPECT_TRUE(mime::valid_utf8(boost::json::serialize(to_json(v))));
+  const std::string raw = test::read_file(
+      std::string(SLUICE_SOURCE_DIR) +
+      "/tests/fuzz/regressions/fuzz_mime/crash-6e9e109b4f3b88dc7a9d34db05a3bf9f7be415de");
+  EXPECT_TRUE(mime::valid_utf8(boost::json::serialize(to_json(parse_string(raw.substr(1))))));
+}
+
 TEST(mime_headers, header_fields_come_from_the_headers_with_the_edits_applied) {
   const std::string raw =
       "From: a@example.org\r\nTo: b@example.org\r\nSubject: original\r\n\r\nbody\r\n";
