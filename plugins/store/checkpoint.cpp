@@ -12,6 +12,10 @@ wal_checkpointer::wal_checkpointer(const std::filesystem::path& path, std::uint3
       db_(std::make_unique<database>(path, SQLITE_OPEN_READWRITE)) {
   // A checkpoint fsyncs by its own connection's setting: the same as the writer's.
   db_->exec(durability_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+  // A connection opens the WAL only once it has read the database; until then a checkpoint
+  // returns SQLITE_OK with log = -1 and copies nothing. Read it explicitly rather than rely
+  // on the pragma above happening to do so (found in review).
+  db_->exec("SELECT 1 FROM sqlite_schema LIMIT 1");
   thread_ = std::thread([this] { run(); });
 }
 
@@ -80,6 +84,15 @@ void wal_checkpointer::run() {
           last_warning_ = now;
           log_.warn("store checkpoint failed",
                     {{"rc", std::int64_t{rc}}, {"error", std::string(sqlite3_errmsg(db_->get()))}});
+        }
+        break;
+      }
+      if (log < 0) {
+        // The WAL is not open on this connection (see the constructor): nothing was copied.
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_warning_ >= std::chrono::minutes(1)) {
+          last_warning_ = now;
+          log_.warn("store checkpoint found no WAL open on its connection", {});
         }
         break;
       }
