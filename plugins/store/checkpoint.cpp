@@ -79,9 +79,7 @@ void wal_checkpointer::run() {
       if (rc != SQLITE_OK) {
         // BUSY: a reader or the writer's close holds a lock. A failure repeats at every
         // commit past the threshold (a full disk): logged once a minute.
-        const auto now = std::chrono::steady_clock::now();
-        if (rc != SQLITE_BUSY && now - last_warning_ >= std::chrono::minutes(1)) {
-          last_warning_ = now;
+        if (rc != SQLITE_BUSY && warning_due()) {
           log_.warn("store checkpoint failed",
                     {{"rc", std::int64_t{rc}}, {"error", std::string(sqlite3_errmsg(db_->get()))}});
         }
@@ -89,17 +87,20 @@ void wal_checkpointer::run() {
       }
       if (log < 0) {
         // The WAL is not open on this connection (see the constructor): nothing was copied.
-        const auto now = std::chrono::steady_clock::now();
-        if (now - last_warning_ >= std::chrono::minutes(1)) {
-          last_warning_ = now;
-          log_.warn("store checkpoint found no WAL open on its connection", {});
-        }
+        if (warning_due()) log_.warn("store checkpoint found no WAL open on its connection", {});
         break;
       }
       if (log == done) break;
     }
     lk.lock();
   }
+}
+
+bool wal_checkpointer::warning_due() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_warning_ < std::chrono::minutes(1)) return false;
+  last_warning_ = now;
+  return true;
 }
 
 }  // namespace sluice::store

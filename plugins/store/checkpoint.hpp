@@ -11,7 +11,10 @@
 // A pass that runs while the writer commits cannot copy the newest frames, so under constant
 // load the thread may never catch up. When the WAL reaches 2 × `pages` (the thread behind
 // or failing), the writer waits for the thread's pass to end and checkpoints inline, as
-// SQLite would: the WAL stays bounded whatever happens here. Durability is
+// SQLite would: the WAL stays bounded as with autocheckpoint (unless a reader pins an old
+// snapshot). Under back-to-back commits that inline pass does most WAL restarts (the
+// writer's next batch begins before the thread's pass completes; plugins/store/README.md,
+// known limitation). Durability is
 // unchanged: a checkpoint only copies committed frames and fsyncs by the same `synchronous`.
 #pragma once
 
@@ -52,6 +55,7 @@ class wal_checkpointer {
  private:
   static int on_commit(void* self, sqlite3* db, const char* schema, int pages);
   void run();
+  bool warning_due();  // at most one warning a minute (thread only)
 
   const std::uint32_t pages_;
   sluice::logger log_;
