@@ -205,8 +205,29 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
         "sluice_store_commit_seconds", "Duration of one group commit transaction", labels,
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5});
   }
+  checkpoint_metrics cm;
+  if (metrics_) {
+    const auto by = [&](const char* who) {
+      return &metrics_->get_counter("sluice_store_wal_checkpoints_total",
+                                    "WAL checkpoint passes, by who ran them: the checkpoint "
+                                    "thread, the writer catching up after it, or the writer at "
+                                    "twice the threshold (it waited)",
+                                    {{"store", name_}, {"by", who}});
+    };
+    const metric_labels labels{{"store", name_}};
+    cm.thread_passes = by("thread");
+    cm.catch_up_passes = by("writer_catch_up");
+    cm.bound_passes = by("writer_bound");
+    cm.restarts = &metrics_->get_counter("sluice_store_wal_restarts_total",
+                                         "Times the WAL was restarted from its start", labels);
+    cm.failures =
+        &metrics_->get_counter("sluice_store_wal_checkpoint_failures_total",
+                               "WAL checkpoint passes that failed (busy, I/O, full)", labels);
+    cm.wal_frames = &metrics_->get_gauge("sluice_store_wal_frames",
+                                         "Frames (pages) in the WAL after the last commit", labels);
+  }
   checkpointer_ = std::make_unique<wal_checkpointer>(opts_.path, opts_.checkpoint_pages,
-                                                     opts_.durability_full, log_);
+                                                     opts_.durability_full, log_, cm);
   checkpointer_->attach(db);
   writer_thread_ = std::thread([this] { writer_loop(); });
   if (events_) {
@@ -1243,7 +1264,7 @@ asio::awaitable<std::optional<boost::json::array>> sqlite_store::deliveries(std:
 
 store_stats sqlite_store::write_stats() const {
   return {transactions_.load(), jobs_.load(), largest_batch_.load(), pruned_.load(),
-          checkpointer_ ? checkpointer_->passes() : 0};
+          checkpointer_ ? checkpointer_->stats() : checkpoint_stats{}};
 }
 
 // ---------------------------------------------------------------------------------------

@@ -109,8 +109,8 @@ struct store_stats {
   std::uint64_t transactions = 0;  // group commits (batch transactions) so far
   std::uint64_t jobs = 0;          // write jobs committed or failed in them
   std::uint64_t largest_batch = 0;
-  std::uint64_t pruned = 0;       // messages removed by pruning
-  std::uint64_t checkpoints = 0;  // passes of the checkpoint thread
+  std::uint64_t pruned = 0;  // messages removed by pruning
+  checkpoint_stats checkpoints;
 };
 
 class sqlite_store final : public mailbox_service {
