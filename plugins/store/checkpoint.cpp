@@ -5,27 +5,12 @@
 
 namespace sluice::store {
 
-namespace {
-
-struct pass_result {
-  int rc = SQLITE_OK;
-  int log = 0;   // frames in the WAL (-1: no WAL open on this connection)
-  int done = 0;  // frames copied into the database in all, this pass's and earlier ones
-};
-
-pass_result passive(sqlite3* db, const char* schema) {
-  pass_result r;
-  r.rc = sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, &r.log, &r.done);
-  return r;
-}
-
-}  // namespace
-
 wal_checkpointer::wal_checkpointer(const std::filesystem::path& path, std::uint32_t pages,
                                    bool durability_full, sluice::logger log,
                                    checkpoint_metrics metrics)
     : pages_(pages == 0 ? 1 : pages),
       slack_(pages_ / 8 < 4 ? 4 : pages_ / 8),
+      sync_flags_(durability_full ? SQLITE_SYNC_FULL : SQLITE_SYNC_NORMAL),
       log_(std::move(log)),
       metrics_(metrics),
       db_(std::make_unique<database>(path, SQLITE_OPEN_READWRITE)) {
@@ -76,7 +61,9 @@ int wal_checkpointer::on_commit(void* self, sqlite3* db, const char* schema, int
 // WAL hook once the write lock is released).
 void wal_checkpointer::on_commit(sqlite3* db, const char* schema, std::uint64_t frames) {
   if (frames < last_frames_) {
-    // This transaction began after a complete checkpoint and wrote from the WAL's start.
+    // This transaction began after a complete checkpoint and wrote from the WAL's start. (A
+    // first transaction larger than the whole WAL before it goes unseen: then a catch-up pass
+    // may copy that one transaction, never more than the bound path below would.)
     count(restarts_, metrics_.restarts);
     generation_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -88,32 +75,77 @@ void wal_checkpointer::on_commit(sqlite3* db, const char* schema, std::uint64_t 
     // pins an older snapshot) and the next transaction restarts the WAL.
     std::lock_guard pass(pass_mu_);
     count(bound_passes_, metrics_.bound_passes);
-    const auto r = passive(db, schema);
-    if (r.rc != SQLITE_OK) {
-      count(failures_, metrics_.failures);
-      warn("store checkpoint (writer, at twice the threshold) failed", r.rc, db);
-    }
+    writer_pass(db, schema, "store checkpoint (writer, at twice the threshold) failed");
     return;
   }
   if (frames < pages_) return;
-  // The thread's last complete pass, if it is of this WAL and the writer has added at most
-  // slack_ frames since: copy those here, so that the next transaction restarts the WAL.
-  const std::uint64_t c = completed_.load(std::memory_order_acquire);
-  const std::uint64_t copied = c & 0xffffffffu;
-  if ((c >> 32) == generation_.load(std::memory_order_relaxed) && copied <= frames &&
-      frames - copied <= slack_) {
+  {
+    // The thread's last complete pass, if it is of this WAL and the writer has added at most
+    // slack_ frames since: copy those here, so that the next transaction restarts the WAL.
+    // When the thread is in a pass, leave it the work.
     std::unique_lock pass(pass_mu_, std::try_to_lock);
-    if (pass.owns_lock()) {  // else the thread is in a pass: leave it the work
+    const auto gen = generation_.load(std::memory_order_relaxed);
+    if (pass.owns_lock() && completed_.generation == gen && completed_.frames <= frames &&
+        frames - completed_.frames <= slack_) {
       count(catch_up_passes_, metrics_.catch_up_passes);
-      const auto r = passive(db, schema);
-      if (r.rc != SQLITE_OK) {
-        count(failures_, metrics_.failures);
-        warn("store checkpoint (writer, catching up) failed", r.rc, db);
-      }
+      writer_pass(db, schema, "store checkpoint (writer, catching up) failed");
       return;
     }
   }
   wake();
+}
+
+// pass_mu_ held.
+void wal_checkpointer::writer_pass(sqlite3* db, const char* schema, std::string_view who) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = checkpoint(db, schema, generation_.load(std::memory_order_relaxed), who);
+  // SQLite synced the database file if this pass reached the WAL's end (nothing else
+  // commits meanwhile). Whatever the thread completed before is stale now: used, or overtaken.
+  if (r.rc == SQLITE_OK && r.log >= 0 && r.log == r.done) unsynced_ = false;
+  completed_ = {};
+  if (metrics_.writer_seconds) {
+    metrics_.writer_seconds->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+}
+
+// pass_mu_ held.
+wal_checkpointer::pass_result wal_checkpointer::checkpoint(sqlite3* db, const char* schema,
+                                                           std::uint32_t generation,
+                                                           std::string_view who) {
+  pass_result r;
+  r.rc = sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, &r.log, &r.done);
+  if (r.rc != SQLITE_OK) {
+    // BUSY: another process checkpoints (this one's are serialised by pass_mu_). Any failure
+    // repeats at every commit past the threshold (a full disk); the frames stay in the WAL.
+    count(failures_, metrics_.failures);
+    warn(who, r.rc, db);
+    return r;
+  }
+  if (r.log < 0) return r;
+  const auto done = static_cast<std::uint64_t>(r.done);
+  const std::uint64_t before = last_pass_.generation == generation ? last_pass_.frames : 0;
+  r.copied = done > before ? done - before : 0;
+  last_pass_ = {generation, done};
+  return r;
+}
+
+// pass_mu_ held. SQLite syncs the database file at the end of a pass only when no frame was
+// committed during it; otherwise the pages the pass wrote stay dirty until the next pass
+// that reaches the end, the writer's catch-up, which would then flush them all in its COMMIT.
+bool wal_checkpointer::sync_database() {
+  sqlite3_file* file = nullptr;
+  if (sqlite3_file_control(db_->get(), "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+      file == nullptr || file->pMethods == nullptr) {
+    return false;
+  }
+  const int rc = file->pMethods->xSync(file, sync_flags_);
+  if (rc != SQLITE_OK) {
+    count(failures_, metrics_.failures);
+    warn("store checkpoint could not sync the database file", rc, db_->get());
+    return false;
+  }
+  return true;
 }
 
 void wal_checkpointer::count(std::atomic<std::uint64_t>& n, sluice::counter* m) noexcept {
@@ -130,50 +162,36 @@ void wal_checkpointer::wake() {
 }
 
 void wal_checkpointer::run() {
-  std::uint32_t last_generation = 0;
-  std::uint64_t last_done = 0;
   std::unique_lock lk(mu_);
   while (true) {
     cv_.wait(lk, [&] { return wanted_ || stopping_; });
     if (stopping_) return;
     wanted_ = false;
     lk.unlock();
-    // A pass copies the frames committed when it began; the writer may add more meanwhile,
-    // so a few passes catch up with it (each is shorter than the last) until one copies every
-    // frame it saw. The writer copies what came after (on_commit).
+    // An unpinned pass copies every frame committed when it began. A reader that keeps an
+    // older snapshot stops it short; a further pass helps only once that reader has moved on,
+    // so passes go on while they copy something and stop when one copies nothing.
     for (int i = 0; i < 8 && !stop_now_.load(std::memory_order_relaxed); ++i) {
       pass_result r;
-      std::uint32_t generation = 0;
       {
         std::lock_guard pass(pass_mu_);
-        generation = generation_.load(std::memory_order_relaxed);
-        r = passive(db_->get(), nullptr);
+        const auto gen = generation_.load(std::memory_order_relaxed);
+        r = checkpoint(db_->get(), nullptr, gen, "store checkpoint failed");
+        if (r.copied > 0) unsynced_ = true;
+        if (r.rc == SQLITE_OK && r.log > 0 && r.log == r.done && (!unsynced_ || sync_database())) {
+          unsynced_ = false;
+          completed_ = {gen, static_cast<std::uint64_t>(r.done)};
+        }
       }
-      count(thread_passes_, metrics_.thread_passes);
-      if (r.rc != SQLITE_OK) {
-        // BUSY: another process checkpoints (this one's are serialised by pass_mu_). Any
-        // failure repeats at every commit past the threshold (a full disk): logged once a
-        // minute; the frames stay in the WAL.
-        count(failures_, metrics_.failures);
-        warn("store checkpoint failed", r.rc, db_->get());
-        break;
-      }
+      thread_frames_.fetch_add(r.copied, std::memory_order_relaxed);
+      count(thread_passes_, metrics_.thread_passes);  // after completed_: tests poll it
+      if (r.rc != SQLITE_OK) break;
       if (r.log < 0) {
         // The WAL is not open on this connection (see the constructor): nothing was copied.
         warn("store checkpoint found no WAL open on its connection", SQLITE_OK, db_->get());
         break;
       }
-      const auto done = static_cast<std::uint64_t>(r.done);
-      const std::uint64_t before = generation == last_generation ? last_done : 0;
-      if (done > before) thread_frames_.fetch_add(done - before, std::memory_order_relaxed);
-      last_generation = generation;
-      last_done = done;
-      if (r.log == r.done) {
-        if (r.log > 0) {
-          completed_.store((std::uint64_t{generation} << 32) | done, std::memory_order_release);
-        }
-        break;
-      }
+      if (r.log == r.done || r.copied == 0) break;
     }
     lk.lock();
   }

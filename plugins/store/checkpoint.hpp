@@ -9,12 +9,14 @@
 // SQLite restarts the WAL from its start only when a write transaction begins after a
 // checkpoint has copied every frame. Under back-to-back commits the thread never gets there
 // alone: its pass copies the frames committed when it began, and the writer's next batch has
-// begun by the time it ends. So the thread copies the bulk, and once a pass of it has
-// completed, the writer's hook (after a COMMIT, no transaction open) copies the few frames
+// begun by the time it ends. So the thread copies the bulk and syncs the database file (SQLite
+// skips that sync when frames came in during the pass, which would leave the whole flush to
+// the next pass that reaches the end), and once a pass of it has copied and synced every frame
+// it saw, the writer's hook (after a COMMIT, no transaction open) copies the few frames
 // committed since then itself: a short PASSIVE pass of at most `pages` / 8 frames, which
-// completes, so the writer's next transaction restarts the WAL. The WAL restarts near
-// `pages`, and the writer never waits for the thread's pass on this path (it skips its own
-// when the thread is in one).
+// completes, so that the writer's next transaction restarts the WAL (unless a reader that
+// began before it is still reading). The WAL restarts near `pages`, and the writer never waits
+// for the thread on this path: it skips its own pass when the thread is in one.
 //
 // When the WAL reaches 2 × `pages` anyway (the thread behind or failing, or one transaction
 // that large), the writer waits for the thread's pass to end and checkpoints inline, as
@@ -58,7 +60,8 @@ struct checkpoint_metrics {
   sluice::counter* bound_passes = nullptr;
   sluice::counter* restarts = nullptr;
   sluice::counter* failures = nullptr;
-  sluice::gauge* wal_frames = nullptr;  // frames in the WAL after the last commit
+  sluice::gauge* wal_frames = nullptr;          // frames in the WAL after the last commit
+  sluice::histogram* writer_seconds = nullptr;  // the writer's own passes, in its COMMIT
 };
 
 class wal_checkpointer {
@@ -80,35 +83,51 @@ class wal_checkpointer {
   checkpoint_stats stats() const noexcept;
 
  private:
+  struct pass_result {
+    int rc = SQLITE_OK;
+    int log = 0;               // frames in the WAL (-1: no WAL open on this connection)
+    int done = 0;              // frames in the database in all, this pass's and earlier ones
+    std::uint64_t copied = 0;  // by this pass
+  };
+  struct wal_mark {
+    std::uint32_t generation = 0;  // 0: none
+    std::uint64_t frames = 0;
+  };
+
   static int on_commit(void* self, sqlite3* db, const char* schema, int pages);
   void on_commit(sqlite3* db, const char* schema, std::uint64_t frames);
   void run();
-  // One PASSIVE call under pass_mu_ (held by the caller); counts and logs a failure.
-  // Returns the frames copied in all (`done`), or -1 when nothing can be known.
-  std::int64_t pass(sqlite3* db, const char* schema, std::string_view who);
+  // One PASSIVE call; the caller holds pass_mu_. Counts a failure and logs it (once a minute).
+  pass_result checkpoint(sqlite3* db, const char* schema, std::uint32_t generation,
+                         std::string_view who);
+  void writer_pass(sqlite3* db, const char* schema, std::string_view who);
+  bool sync_database();  // the thread's connection's database file; pass_mu_ held
   void warn(std::string_view what, int rc, sqlite3* db) noexcept;  // at most once a minute
   void wake();
   static void count(std::atomic<std::uint64_t>& n, sluice::counter* m) noexcept;
 
   const std::uint32_t pages_;
   const std::uint64_t slack_;  // the most frames the writer copies on the catch-up path
+  const int sync_flags_;
   sluice::logger log_;
   const checkpoint_metrics metrics_;
   std::unique_ptr<database> db_;               // used by the thread only
   std::atomic<std::int64_t> last_warning_{0};  // steady_clock ticks; any thread
   std::mutex mu_;                              // guards wanted_, stopping_
   std::condition_variable cv_;
-  std::mutex pass_mu_;  // held through each checkpoint call, the thread's and the writer's
   bool wanted_ = false;
   bool stopping_ = false;
   std::atomic<bool> stop_now_{false};  // read by the thread between passes
-  // The writer hook's own state (writer thread only).
+  // The writer hook's own state (writer thread only). The generation is bumped at each WAL
+  // restart the hook sees; the thread reads it under pass_mu_ to tag its passes.
   std::uint64_t last_frames_ = 0;
-  // WAL generation (bumped by the hook at each restart it sees) and, in `completed_`, the
-  // generation and frame count of the thread's last pass that copied every frame it saw:
-  // (generation << 32) | frames. A stale generation makes the writer ignore it.
   std::atomic<std::uint32_t> generation_{1};
-  std::atomic<std::uint64_t> completed_{0};
+  // Held through each checkpoint call, the thread's and the writer's, and guards:
+  std::mutex pass_mu_;
+  wal_mark last_pass_;     // the last pass's generation and `done`, to count what a pass copied
+  wal_mark completed_;     // the thread's last pass that copied and synced every frame it saw;
+                           // used once by the writer, cleared by any writer pass
+  bool unsynced_ = false;  // the thread's passes wrote pages SQLite did not sync
   // Counters.
   std::atomic<std::uint64_t> thread_passes_{0}, thread_frames_{0}, catch_up_passes_{0},
       bound_passes_{0}, restarts_{0}, failures_{0};

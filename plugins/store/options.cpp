@@ -64,7 +64,13 @@ store_options parse_store_options(const config_node& cfg, const host& h) {
     o.max_batch_bytes = gc->get_size("max_bytes", o.max_batch_bytes);
     if (o.max_batch_bytes < 64 * 1024) gc->at("max_bytes").fail("must be at least 64KB");
   }
-  o.min_free_space = cfg.get_size("min_free_space", o.min_free_space);
+  o.checkpoint_bytes = cfg.get_size("wal_checkpoint", o.checkpoint_bytes);
+  if (o.checkpoint_bytes < 1024 * 1024 || o.checkpoint_bytes > 1024ull * 1024 * 1024) {
+    cfg.at("wal_checkpoint").fail("must be between 1MB and 1GB");
+  }
+  // The reserve must hold a checkpoint of the largest WAL the writer lets grow (twice it).
+  o.min_free_space =
+      cfg.get_size("min_free_space", std::max(o.min_free_space, 2 * o.checkpoint_bytes));
   o.durability_full = h.durability_full();
   return o;
 }

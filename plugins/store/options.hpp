@@ -13,7 +13,8 @@
 namespace sluice::store {
 
 // Keys: path, max_messages, max_age, prune_interval, compression, read_connections,
-// group_commit {max_batch, max_delay}. Relative paths resolve against host.config_dir().
+// group_commit {max_batch, max_delay, max_bytes}, min_free_space, wal_checkpoint. Relative paths
+// resolve against host.config_dir().
 store_options parse_store_options(const config_node& cfg, const host& h);
 
 // `compression`: an integer zstd level (0 = off, 1..22) or off|fastest|default|best.

@@ -64,14 +64,16 @@ struct store_options {
   // closed-loop load (64 sessions can never fill a 256-job batch).
   std::chrono::microseconds max_delay{0};
   bool durability_full = false;  // synchronous=FULL instead of NORMAL
-  // WAL frames (pages) that wake the checkpoint thread (checkpoint.hpp); 32 MB of 4 KB pages.
-  std::uint32_t checkpoint_pages = 8192;
+  // WAL size that wakes the checkpoint thread (checkpoint.hpp), in bytes; the store turns it
+  // into pages of the database's page size (8,192 pages of 4 KB). Key `wal_checkpoint`.
+  std::uint64_t checkpoint_bytes = 32ull * 1024 * 1024;
   std::size_t prune_batch = 5'000;  // messages deleted per prune transaction
   std::chrono::milliseconds busy_timeout{5'000};
   // New messages are refused (452 4.3.1) while the space left for the database (free space
   // on its file system plus SQLite's free pages) is below this plus the message. The reserve
   // keeps room for what must still work on a full disk: deletes, pruning, and the WAL
-  // checkpoint (up to 64 MB of WAL copied into the database file). 0 = no check.
+  // checkpoint (up to twice checkpoint_bytes of WAL copied into the database file; the key's
+  // default is the larger of 64 MB and that). 0 = no check.
   std::uint64_t min_free_space = 64ull * 1024 * 1024;
 };
 
@@ -277,6 +279,7 @@ class sqlite_store final : public mailbox_service {
   std::size_t last_batch_size_ = 0;        // writer thread only
   bool low_space_ = false;                 // writer thread: the last check was below min_free_space
   std::uint64_t page_size_ = 4096;         // of the database, read once at open
+  std::uint32_t checkpoint_pages_ = 8192;  // opts_.checkpoint_bytes in pages of page_size_
 
   std::optional<std::uint64_t> delivery_subscription_;  // on events_
 

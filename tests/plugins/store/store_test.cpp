@@ -343,7 +343,7 @@ TEST_F(StoreTest, AFromThatIsNoAddressIsKeptAsTheName) {
 }
 
 // Checkpoints run on their own thread (checkpoint.hpp) and keep the WAL near
-// checkpoint_pages: without them these 300 incompressible 8 KB messages would leave a WAL of
+// checkpoint_bytes: without them these 300 incompressible 8 KB messages would leave a WAL of
 // about 3 MB (at least two pages each); with a 16-page threshold it stays under 1 MB, the
 // checkpoint thread copies frames and the WAL restarts (the writer's own pass at 32 pages alone
 // would also keep it small: checkpoint_test.cpp tells the paths apart), every message reads
@@ -351,7 +351,7 @@ TEST_F(StoreTest, AFromThatIsNoAddressIsKeptAsTheName) {
 // store closes).
 TEST_F(StoreTest, CheckpointThreadKeepsTheWalBounded) {
   store_options o;
-  o.checkpoint_pages = 16;
+  o.checkpoint_bytes = 16 * 4096;  // 16 pages
   auto s = open(o);
   std::vector<std::pair<std::shared_ptr<message>, std::string>> sent;
   std::uintmax_t largest_wal = 0;
@@ -1268,6 +1268,49 @@ TEST_F(StorePluginTest, ConfigErrors) {
   make_service("path: two.db\n", "two");
   EXPECT_THROW(make_stage("mailbox: \"\"\n"), config_error);  // two stores, none "default"
   EXPECT_NO_THROW(make_stage("service: two\nmailbox: x\n"));
+}
+
+// wal_checkpoint sets the WAL size that starts a checkpoint; min_free_space's default grows to
+// twice it (the WAL a full disk must still be able to checkpoint), an explicit one is kept.
+TEST_F(StorePluginTest, WalCheckpointSizeAndTheReserveItNeeds) {
+  auto opts = [&](const std::string& yaml) {
+    auto cfg = config_node::parse(yaml, "test.yaml");
+    return parse_store_options(cfg, *host_);
+  };
+  EXPECT_EQ(opts("{}").checkpoint_bytes, 32ull << 20);
+  EXPECT_EQ(opts("{}").min_free_space, 64ull << 20);
+  EXPECT_EQ(opts("wal_checkpoint: 8MB\n").checkpoint_bytes, 8ull << 20);
+  EXPECT_EQ(opts("wal_checkpoint: 8MB\n").min_free_space, 64ull << 20);
+  EXPECT_EQ(opts("wal_checkpoint: 100MB\n").min_free_space, 200ull << 20);
+  EXPECT_EQ(opts("wal_checkpoint: 100MB\nmin_free_space: 10MB\n").min_free_space, 10ull << 20);
+  for (const char* bad :
+       {"wal_checkpoint: 512KB\n", "wal_checkpoint: 2GB\n", "wal_checkpoint: lots\n"}) {
+    SCOPED_TRACE(bad);
+    try {
+      make_service(std::string("path: w.db\n") + bad, "w");
+      ADD_FAILURE() << "accepted";
+    } catch (const config_error& e) {
+      EXPECT_NE(std::string(e.what()).find("test.yaml:2:"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("wal_checkpoint"), std::string::npos) << e.what();
+    }
+  }
+  // A store opened with it checkpoints at that size: 3 MB of incompressible messages pass 1 MB
+  // (the default 32 MB would not have started one).
+  for (const char* yaml : {"path: small.db\nwal_checkpoint: 1MB\n", "path: large.db\n"}) {
+    SCOPED_TRACE(yaml);
+    auto svc = make_service(yaml, yaml[6] == 's' ? "small" : "large");
+    auto* st = dynamic_cast<sqlite_store*>(svc.get());
+    ASSERT_NE(st, nullptr);
+    for (int i = 0; i < 48; ++i)
+      ASSERT_TRUE(put(*st, make_message(binary_message(64 * 1024, false))).ok());
+    const auto c = st->write_stats().checkpoints;
+    const auto passes = c.thread_passes + c.catch_up_passes + c.bound_passes;
+    if (yaml[6] == 's') {
+      EXPECT_GT(passes, 0u);
+    } else {
+      EXPECT_EQ(passes, 0u);
+    }
+  }
 }
 
 TEST(StoreOptions, CompressionNames) {
