@@ -10,7 +10,6 @@ wal_checkpointer::wal_checkpointer(const std::filesystem::path& path, std::uint3
                                    checkpoint_metrics metrics)
     : pages_(pages == 0 ? 1 : pages),
       slack_(pages_ / 8 < 4 ? 4 : pages_ / 8),
-      sync_flags_(durability_full ? SQLITE_SYNC_FULL : SQLITE_SYNC_NORMAL),
       log_(std::move(log)),
       metrics_(metrics),
       db_(std::make_unique<database>(path, SQLITE_OPEN_READWRITE)) {
@@ -47,7 +46,8 @@ void wal_checkpointer::stop() {
 checkpoint_stats wal_checkpointer::stats() const noexcept {
   constexpr auto r = std::memory_order_relaxed;
   return {thread_passes_.load(r), thread_frames_.load(r), catch_up_passes_.load(r),
-          bound_passes_.load(r),  restarts_.load(r),      failures_.load(r)};
+          bound_passes_.load(r),  restarts_.load(r),      failures_.load(r),
+          busy_.load(r),          thread_syncs_.load(r)};
 }
 
 int wal_checkpointer::on_commit(void* self, sqlite3* db, const char* schema, int pages) {
@@ -92,17 +92,19 @@ void wal_checkpointer::on_commit(sqlite3* db, const char* schema, std::uint64_t 
       return;
     }
   }
-  wake();
+  request_pass();
 }
 
 // pass_mu_ held.
 void wal_checkpointer::writer_pass(sqlite3* db, const char* schema, std::string_view who) {
   const auto start = std::chrono::steady_clock::now();
-  const auto r = checkpoint(db, schema, generation_.load(std::memory_order_relaxed), who);
+  const auto r =
+      checkpoint(db, schema, generation_.load(std::memory_order_relaxed), /*writer=*/true, who);
   // SQLite synced the database file if this pass reached the WAL's end (nothing else
   // commits meanwhile). Whatever the thread completed before is stale now: used, or overtaken.
-  if (r.rc == SQLITE_OK && r.log >= 0 && r.log == r.done) unsynced_ = false;
+  if (r.rc == SQLITE_OK && r.log >= 0 && r.log == r.done) unsynced_ = 0;
   completed_ = {};
+  ++writer_passes_;
   if (metrics_.writer_seconds) {
     metrics_.writer_seconds->observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
@@ -111,18 +113,28 @@ void wal_checkpointer::writer_pass(sqlite3* db, const char* schema, std::string_
 
 // pass_mu_ held.
 wal_checkpointer::pass_result wal_checkpointer::checkpoint(sqlite3* db, const char* schema,
-                                                           std::uint32_t generation,
+                                                           std::uint32_t generation, bool writer,
                                                            std::string_view who) {
   pass_result r;
   r.rc = sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, &r.log, &r.done);
+  if ((r.rc & 0xff) == SQLITE_BUSY) {
+    // The thread's pass read the WAL index while the writer was committing (a torn header
+    // read needs the write lock, which a PASSIVE pass does not wait for): transient, the next
+    // commit wakes it again. A writer pass, with no commit under way, is busy only when
+    // another process checkpoints (this one's are serialised by pass_mu_): logged.
+    count(busy_, metrics_.busy);
+    if (writer) warn(who, r.rc, db);
+    return r;
+  }
   if (r.rc != SQLITE_OK) {
-    // BUSY: another process checkpoints (this one's are serialised by pass_mu_). Any failure
-    // repeats at every commit past the threshold (a full disk); the frames stay in the WAL.
+    // It repeats at every commit past the threshold (a full disk); the frames stay in the WAL.
     count(failures_, metrics_.failures);
     warn(who, r.rc, db);
     return r;
   }
   if (r.log < 0) return r;
+  // A thread pass that runs after a restart but before the writer's hook has seen it carries
+  // the old generation: its frames count as 0 here and again in the next pass (stats only).
   const auto done = static_cast<std::uint64_t>(r.done);
   const std::uint64_t before = last_pass_.generation == generation ? last_pass_.frames : 0;
   r.copied = done > before ? done - before : 0;
@@ -130,16 +142,19 @@ wal_checkpointer::pass_result wal_checkpointer::checkpoint(sqlite3* db, const ch
   return r;
 }
 
-// pass_mu_ held. SQLite syncs the database file at the end of a pass only when no frame was
-// committed during it; otherwise the pages the pass wrote stay dirty until the next pass
-// that reaches the end, the writer's catch-up, which would then flush them all in its COMMIT.
+// Thread only, pass_mu_ not held: the connection is the thread's own and the call is an
+// fsync of its file descriptor (no SQLite lock is involved). SQLite syncs the database file
+// at the end of a pass only when no frame was committed during it; otherwise the pages the
+// pass wrote stay dirty until the next pass that reaches the end, the writer's catch-up,
+// which would then flush them all in its COMMIT. NORMAL, as SQLite's own checkpoint syncs
+// (FULL would mean F_FULLFSYNC on macOS, which SQLite uses only with checkpoint_fullfsync).
 bool wal_checkpointer::sync_database() {
   sqlite3_file* file = nullptr;
   if (sqlite3_file_control(db_->get(), "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
       file == nullptr || file->pMethods == nullptr) {
     return false;
   }
-  const int rc = file->pMethods->xSync(file, sync_flags_);
+  const int rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
   if (rc != SQLITE_OK) {
     count(failures_, metrics_.failures);
     warn("store checkpoint could not sync the database file", rc, db_->get());
@@ -153,7 +168,7 @@ void wal_checkpointer::count(std::atomic<std::uint64_t>& n, sluice::counter* m) 
   if (m) m->inc();
 }
 
-void wal_checkpointer::wake() {
+void wal_checkpointer::request_pass() {
   {
     std::lock_guard lk(mu_);
     wanted_ = true;
@@ -173,15 +188,30 @@ void wal_checkpointer::run() {
     // so passes go on while they copy something and stop when one copies nothing.
     for (int i = 0; i < 8 && !stop_now_.load(std::memory_order_relaxed); ++i) {
       pass_result r;
+      std::uint32_t gen = 0;
+      bool complete = false, sync = false;
+      std::uint64_t seq = 0;
       {
         std::lock_guard pass(pass_mu_);
-        const auto gen = generation_.load(std::memory_order_relaxed);
-        r = checkpoint(db_->get(), nullptr, gen, "store checkpoint failed");
-        if (r.copied > 0) unsynced_ = true;
-        if (r.rc == SQLITE_OK && r.log > 0 && r.log == r.done && (!unsynced_ || sync_database())) {
-          unsynced_ = false;
+        gen = generation_.load(std::memory_order_relaxed);
+        r = checkpoint(db_->get(), nullptr, gen, /*writer=*/false, "store checkpoint failed");
+        unsynced_ += r.copied;
+        complete = r.rc == SQLITE_OK && r.log > 0 && r.log == r.done;
+        // More than the writer's catch-up may copy itself: sync it here, outside the lock,
+        // so that the writer neither flushes it in a COMMIT nor waits for it.
+        sync = complete && unsynced_ > slack_;
+        if (complete && !sync) completed_ = {gen, static_cast<std::uint64_t>(r.done)};
+        seq = writer_passes_;
+      }
+      if (sync && sync_database()) {
+        std::lock_guard pass(pass_mu_);
+        // A writer pass meanwhile has made this one stale (and cleared unsynced_ if it
+        // reached the end); else every frame the thread copied is on disk.
+        if (writer_passes_ == seq) {
+          unsynced_ = 0;
           completed_ = {gen, static_cast<std::uint64_t>(r.done)};
         }
+        count(thread_syncs_, nullptr);
       }
       thread_frames_.fetch_add(r.copied, std::memory_order_relaxed);
       count(thread_passes_, metrics_.thread_passes);  // after completed_: tests poll it
@@ -191,7 +221,7 @@ void wal_checkpointer::run() {
         warn("store checkpoint found no WAL open on its connection", SQLITE_OK, db_->get());
         break;
       }
-      if (r.log == r.done || r.copied == 0) break;
+      if (complete || r.copied == 0) break;
     }
     lk.lock();
   }

@@ -11,7 +11,8 @@
 // alone: its pass copies the frames committed when it began, and the writer's next batch has
 // begun by the time it ends. So the thread copies the bulk and syncs the database file (SQLite
 // skips that sync when frames came in during the pass, which would leave the whole flush to
-// the next pass that reaches the end), and once a pass of it has copied and synced every frame
+// the next pass that reaches the end) when that is more than the writer would copy itself, and
+// once a pass of it has copied and synced every frame
 // it saw, the writer's hook (after a COMMIT, no transaction open) copies the few frames
 // committed since then itself: a short PASSIVE pass of at most `pages` / 8 frames, which
 // completes, so that the writer's next transaction restarts the WAL (unless a reader that
@@ -50,7 +51,9 @@ struct checkpoint_stats {
   std::uint64_t catch_up_passes = 0;  // the writer's short passes after the thread's
   std::uint64_t bound_passes = 0;     // the writer's passes at 2 × pages (it waited)
   std::uint64_t restarts = 0;         // WAL restarts the writer's hook saw
-  std::uint64_t failures = 0;         // calls that failed (BUSY included)
+  std::uint64_t failures = 0;         // calls that failed, BUSY apart
+  std::uint64_t busy = 0;             // calls that returned SQLITE_BUSY (see checkpoint())
+  std::uint64_t thread_syncs = 0;     // database syncs of the thread's own (see run())
 };
 
 // Optional Prometheus series, updated beside the counters above (any may be null).
@@ -60,6 +63,7 @@ struct checkpoint_metrics {
   sluice::counter* bound_passes = nullptr;
   sluice::counter* restarts = nullptr;
   sluice::counter* failures = nullptr;
+  sluice::counter* busy = nullptr;
   sluice::gauge* wal_frames = nullptr;          // frames in the WAL after the last commit
   sluice::histogram* writer_seconds = nullptr;  // the writer's own passes, in its COMMIT
 };
@@ -79,6 +83,8 @@ class wal_checkpointer {
   void attach(database& writer);
   // Joins the thread and closes the connection; the writer can then close last.
   void stop();
+  // Asks the thread for a pass now, as the writer's hook does past the threshold.
+  void request_pass();
 
   checkpoint_stats stats() const noexcept;
 
@@ -98,17 +104,15 @@ class wal_checkpointer {
   void on_commit(sqlite3* db, const char* schema, std::uint64_t frames);
   void run();
   // One PASSIVE call; the caller holds pass_mu_. Counts a failure and logs it (once a minute).
-  pass_result checkpoint(sqlite3* db, const char* schema, std::uint32_t generation,
+  pass_result checkpoint(sqlite3* db, const char* schema, std::uint32_t generation, bool writer,
                          std::string_view who);
   void writer_pass(sqlite3* db, const char* schema, std::string_view who);
-  bool sync_database();  // the thread's connection's database file; pass_mu_ held
+  bool sync_database();  // the thread's connection's database file (thread only)
   void warn(std::string_view what, int rc, sqlite3* db) noexcept;  // at most once a minute
-  void wake();
   static void count(std::atomic<std::uint64_t>& n, sluice::counter* m) noexcept;
 
   const std::uint32_t pages_;
   const std::uint64_t slack_;  // the most frames the writer copies on the catch-up path
-  const int sync_flags_;
   sluice::logger log_;
   const checkpoint_metrics metrics_;
   std::unique_ptr<database> db_;               // used by the thread only
@@ -124,13 +128,14 @@ class wal_checkpointer {
   std::atomic<std::uint32_t> generation_{1};
   // Held through each checkpoint call, the thread's and the writer's, and guards:
   std::mutex pass_mu_;
-  wal_mark last_pass_;     // the last pass's generation and `done`, to count what a pass copied
-  wal_mark completed_;     // the thread's last pass that copied and synced every frame it saw;
-                           // used once by the writer, cleared by any writer pass
-  bool unsynced_ = false;  // the thread's passes wrote pages SQLite did not sync
+  wal_mark last_pass_;  // the last pass's generation and `done`, to count what a pass copied
+  wal_mark completed_;  // the thread's last pass that copied and synced every frame it saw;
+                        // used once by the writer, cleared by any writer pass
+  std::uint64_t unsynced_ = 0;       // frames the thread's passes copied since the last sync
+  std::uint64_t writer_passes_ = 0;  // a sequence number: the thread's sync runs unlocked
   // Counters.
   std::atomic<std::uint64_t> thread_passes_{0}, thread_frames_{0}, catch_up_passes_{0},
-      bound_passes_{0}, restarts_{0}, failures_{0};
+      bound_passes_{0}, restarts_{0}, failures_{0}, busy_{0}, thread_syncs_{0};
   std::thread thread_;  // last: starts after the members above
 };
 

@@ -174,14 +174,15 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
   // (~10% of the writer's CPU per message); and on their own thread (checkpoint.hpp),
   // attached below once the schema is in place. PRAGMA page_size is the page size a new
   // database will get, or an existing one's. A WAL file that grew past twice the threshold
-  // (the most the writer lets it hold) is truncated back to that after a restart.
+  // (the most the writer lets it hold: frames of a page and a 24-byte header, after the
+  // file's 32-byte header) is truncated back to that after a restart.
   page_size_ = static_cast<std::uint64_t>(db.query_int("PRAGMA page_size"));
   checkpoint_pages_ = static_cast<std::uint32_t>(
       std::max<std::uint64_t>(1, opts_.checkpoint_bytes / std::max<std::uint64_t>(page_size_, 1)));
   db.exec(
       "PRAGMA foreign_keys=ON; PRAGMA secure_delete=FAST; PRAGMA temp_store=MEMORY;"
       "PRAGMA cache_size=-16384; PRAGMA journal_size_limit=" +
-      std::to_string(2 * opts_.checkpoint_bytes) +
+      std::to_string(2 * std::uint64_t{checkpoint_pages_} * (page_size_ + 24) + 32) +
       ";"
       "PRAGMA wal_autocheckpoint=" +
       std::to_string(checkpoint_pages_) + ";");
@@ -228,7 +229,10 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
                                          "Times the WAL was restarted from its start", labels);
     cm.failures =
         &metrics_->get_counter("sluice_store_wal_checkpoint_failures_total",
-                               "WAL checkpoint passes that failed (busy, I/O, full)", labels);
+                               "WAL checkpoint passes that failed (I/O, full, ...)", labels);
+    cm.busy = &metrics_->get_counter(
+        "sluice_store_wal_checkpoint_busy_total",
+        "WAL checkpoint passes that found the WAL locked (transient; retried)", labels);
     cm.writer_seconds = &metrics_->get_histogram(
         "sluice_store_wal_writer_checkpoint_seconds",
         "Duration of the writer's own WAL checkpoint passes (catch-up and bound), inside a "

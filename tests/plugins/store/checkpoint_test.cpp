@@ -99,24 +99,49 @@ TEST_F(CheckpointTest, UnderSteadyCommitsTheThreadCopiesAndTheWalStaysBounded) {
   EXPECT_EQ(rows_after_close(), rows_);
 }
 
-// The catch-up path, in order: the thread's pass copies every frame committed so far while
-// the writer holds a transaction open; that transaction's COMMIT then copies its own few
-// frames in the writer's hook, and the next transaction restarts the WAL, near the threshold
-// and without the bound path.
+// The catch-up path, in order. A reader pins the WAL so that the thread's first pass cannot
+// complete; the writer then opens a transaction (it cannot restart the WAL: the checkpoint is
+// not complete); the reader ends and the thread's next pass copies and syncs every frame
+// committed so far; the writer's COMMIT copies its own frame in its hook, and the next
+// transaction restarts the WAL, near the threshold and without the bound path.
 TEST_F(CheckpointTest, TheWriterCopiesTheFewFramesAfterTheThreadsPassAndTheWalRestarts) {
   start(64);
+  insert(100);
+  auto reader = std::make_unique<database>(path_, SQLITE_OPEN_READONLY);
+  reader->exec("BEGIN");
+  EXPECT_EQ(reader->query_int("SELECT count(*) FROM t"), 1);  // the snapshot is taken here
   while (wal_frames() < 64)
     insert(5000);  // the commit that reaches 64 frames wakes the thread
+  // The thread's passes take microseconds: once its pass count has not moved for 100 ms,
+  // it is waiting for the next wake-up (bounded: 10 s).
+  const auto wait_idle = [&] {
+    auto last = ckpt_->stats().thread_passes;
+    for (int i = 0; i < 100; ++i) {
+      std::this_thread::sleep_for(100ms);
+      const auto now = ckpt_->stats().thread_passes;
+      if (now == last && now > 0) break;
+      last = now;
+    }
+    return ckpt_->stats();
+  };
+  auto st = wait_idle();
+  ASSERT_GT(st.thread_passes, 0u);
+  EXPECT_EQ(st.thread_syncs, 0u);  // its passes could not complete
   writer_->exec("BEGIN IMMEDIATE");
   writer_->exec("INSERT INTO t(b) VALUES(zeroblob(100))");
   ++rows_;
+  reader.reset();
+  const auto passes = st.thread_passes;
+  ckpt_->request_pass();
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (ckpt_->stats().thread_passes == 0 && std::chrono::steady_clock::now() < deadline)
+  while (ckpt_->stats().thread_syncs == 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(1ms);
-  auto st = ckpt_->stats();
-  ASSERT_GT(st.thread_passes, 0u);
-  EXPECT_GT(st.thread_frames, 0u);
+  st = wait_idle();
+  ASSERT_GT(st.thread_passes, passes);
+  EXPECT_GT(st.thread_frames, 60u);
+  EXPECT_EQ(st.thread_syncs, 1u);  // SQLite did not sync the first, pinned pass's pages
   EXPECT_EQ(st.catch_up_passes, 0u);
+  EXPECT_EQ(st.restarts, 0u);
   writer_->exec("COMMIT");  // 1 frame since the thread's pass: the writer copies it
   st = ckpt_->stats();
   EXPECT_EQ(st.catch_up_passes, 1u);
