@@ -621,10 +621,36 @@ TEST(SmtpProxy, V1AndV2HeadersSetTheClientAddress) {
     c.send("EHLO c.test\r\n");
     EXPECT_FALSE(c.read_reply());
   }
-  auto m = s.wait_messages(2);
-  ASSERT_EQ(m.size(), 2u);
+  {
+    // A dual-stack proxy names an IPv4 client in its v4-mapped IPv6 form: it is that client.
+    client c(s.endpoints()[0]);
+    c.send("PROXY TCP6 ::ffff:198.51.100.10 ::1 5555 25\r\n");
+    EXPECT_EQ(c.read_reply().value_or(""), "220 mx.test ESMTP Sluice ready");
+    EXPECT_TRUE(send_one(c).starts_with("250 2.0.0"));
+  }
+  auto m = s.wait_messages(3);
+  ASSERT_EQ(m.size(), 3u);
   EXPECT_NE(m[0].find("[198.51.100.9]"), std::string::npos) << m[0];
   EXPECT_NE(m[1].find("[203.0.113.5]"), std::string::npos) << m[1];
+  EXPECT_NE(m[2].find("[198.51.100.10]"), std::string::npos) << m[2];
+  EXPECT_EQ(m[2].find("ffff"), std::string::npos) << m[2];
+}
+
+TEST(SmtpXclient, AV4MappedAddressIsTheIpv4Client) {
+  sluice_server s(base + "    xclient_trusted: [127.0.0.0/8]\n");
+  EXPECT_EQ(run_transcript_text(s.endpoints()[0],
+                                "S: 220*\nC: HELO proxy.test\nS: 250 mx.test\n"
+                                "C: XCLIENT ADDR=IPV6:::ffff:192.0.2.8 NAME=[UNAVAILABLE]\n"
+                                "S: 220 mx.test ESMTP Sluice ready\n"
+                                "C: HELO again.test\nS: 250 mx.test\n"
+                                "C: MAIL FROM:<a@example.com>\nS: 250 2.1.0 Ok\n"
+                                "C: RCPT TO:<b@example.com>\nS: 250 2.1.5 Ok\n"
+                                "C: DATA\nS: 354*\nC: Subject: x\nC:\nC: .\nS: 250 2.0.0*\n"),
+            "");
+  auto m = s.wait_messages(1);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_NE(unfold(m[0]).find("[192.0.2.8]"), std::string::npos) << m[0];
+  EXPECT_EQ(m[0].find("ffff"), std::string::npos) << m[0];
 }
 
 TEST(SmtpProxy, V2UnixSourceIsALocalClient) {
