@@ -165,10 +165,12 @@ struct cursor {
   }
 };
 
-// [T| ]HH:MM[:SS[.frac]]
+// [T| ]H[H]:MM[:SS[.frac]] [AM|PM]   (a 12-hour clock as dateparse reads it: "1:45 PM",
+// "12:00 am" is midnight, "12:30 pm" half past noon; the hour must then be 1..12)
 bool parse_clock(cursor& c, search_term::civil_time& t) {
-  auto h = c.number(2);
-  if (!h || !c.eat(':')) return false;
+  const std::size_t at = c.i;
+  auto h = c.number(0);
+  if (!h || c.i - at > 2 || !c.eat(':')) return false;
   auto mi = c.number(2);
   if (!mi) return false;
   int sec = 0;
@@ -184,6 +186,15 @@ bool parse_clock(cursor& c, search_term::civil_time& t) {
         ++c.i;
       }
     }
+  }
+  const std::size_t before_meridiem = c.i;
+  c.spaces();
+  const std::string_view w = c.word();
+  if (iequals(w, "am") || iequals(w, "pm")) {
+    if (*h < 1 || *h > 12) return false;
+    *h = *h % 12 + (iequals(w, "pm") ? 12 : 0);
+  } else {
+    c.i = before_meridiem;  // a zone, or nothing
   }
   if (*h > 23 || *mi > 59 || sec > 60) return false;
   t.hour = *h;

@@ -163,11 +163,27 @@ TEST(SearchParser, Dates) {
   EXPECT_EQ(unix_ms.second, 40);
   EXPECT_EQ(unix_ms.millisecond, 123);  // kept: Mailpit compares with UnixMilli
   EXPECT_EQ(only_term("after:2024-03-05T10:00:30.5+02:00").time.millisecond, 500);
+  // A 12-hour clock, as dateparse reads it.
+  auto pm = only_term("after:\"12/07/2026 1:45 PM\"").time;
+  EXPECT_EQ(pm.hour, 13);
+  EXPECT_EQ(pm.minute, 45);
+  EXPECT_FALSE(pm.has_offset);
+  EXPECT_EQ(only_term("after:\"12/07/2026 12:00 AM\"").time.hour, 0);
+  EXPECT_EQ(only_term("after:\"12/07/2026 12:30 pm\"").time.hour, 12);
+  EXPECT_EQ(only_term("after:\"Dec 7, 2026 9:05:10am\"").time.hour, 9);
+  EXPECT_EQ(only_term("after:\"2026-12-07 11:59:59 PM\"").time.hour, 23);
+  auto pm_zone = only_term("before:\"12/07/2026 1:45 pm EST\"").time;
+  EXPECT_EQ(pm_zone.hour, 13);
+  EXPECT_TRUE(pm_zone.has_offset);
+  EXPECT_EQ(pm_zone.offset_minutes, -300);
+  EXPECT_EQ(only_term("after:\"12/07/2026 9:05\"").time.hour, 9);  // one hour digit
   // Dates it cannot read are ignored (Mailpit logs and drops them); the rest still counts.
   for (const char* bad : {"before:", "before:2023-02-29", "before:2024-13-01", "after:tomorrow",
                           "before:2024-01-01T25:00", "before:\"1 Foo 2003\"", "after:2024-01",
                           "before:notadate", "after:13/40/2026", "before:123456789",
-                          "after:\"Decxyz 7, 2026\"", "before:\"1 Julember 2003\""}) {
+                          "after:\"Decxyz 7, 2026\"", "before:\"1 Julember 2003\"",
+                          "after:\"12/07/2026 13:45 PM\"", "after:\"12/07/2026 0:30 am\"",
+                          "after:\"12/07/2026 123:45\"", "after:\"12/07/2026 1:45 XM\""}) {
     EXPECT_TRUE(parse_search(bad).empty()) << bad;
     auto q = parse_search(std::string(bad) + " word");
     ASSERT_EQ(q.terms.size(), 1u) << bad;
