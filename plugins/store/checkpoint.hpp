@@ -9,21 +9,22 @@
 // SQLite restarts the WAL from its start only when a write transaction begins after a
 // checkpoint has copied every frame. Under back-to-back commits the thread never gets there
 // alone: its pass copies the frames committed when it began, and the writer's next batch has
-// begun by the time it ends. So the thread copies the bulk and syncs the database file (SQLite
-// skips that sync when frames came in during the pass, which would leave the whole flush to
-// the next pass that reaches the end) when that is more than the writer would copy itself, and
-// once a pass of it has copied and synced every frame
-// it saw, the writer's hook (after a COMMIT, no transaction open) copies the few frames
-// committed since then itself: a short PASSIVE pass of at most `pages` / 8 frames, which
-// completes, so that the writer's next transaction restarts the WAL (unless a reader that
-// began before it is still reading). The WAL restarts near `pages`, and the writer never waits
-// for the thread on this path: it skips its own pass when the thread is in one.
+// begun by the time it ends. So the thread copies the bulk, and once a pass of it has copied
+// every frame it saw, the writer's hook (after a COMMIT, no transaction open) copies the few
+// frames committed since then itself: a short PASSIVE pass of at most `pages` / 8 frames,
+// which completes, so that the writer's next transaction restarts the WAL (unless a reader
+// that began before it is still reading). The writer never waits for the thread on this
+// path: it skips its own pass when the thread is in one. SQLite syncs the database file at
+// the end of a pass only when no frame came in during it; when the thread's passes left more
+// than the writer would copy unsynced, the thread syncs the file itself, outside the lock the
+// writer takes, so that the writer's short pass does not flush it all inside a COMMIT.
 //
-// When the WAL reaches 2 × `pages` anyway (the thread behind or failing, or one transaction
-// that large), the writer waits for the thread's pass to end and checkpoints inline, as
-// SQLite would: the WAL stays bounded as with autocheckpoint (unless a reader pins an old
-// snapshot, which stops every checkpoint). Durability is unchanged: a checkpoint only copies
-// committed frames and fsyncs by the same `synchronous`.
+// When the WAL reaches 2 × `pages` anyway (the thread behind or failing, one transaction that
+// large, or many tiny transactions back to back, which leave the thread no time to complete
+// a pass), the writer waits for the thread's pass to end and checkpoints inline, as SQLite
+// would: the WAL stays bounded as with autocheckpoint (unless a reader pins an old snapshot,
+// which stops every checkpoint). Durability is unchanged: a checkpoint only copies committed
+// frames, and nothing is removed from the WAL before the database file is synced.
 #pragma once
 
 #include <sqlite3.h>
