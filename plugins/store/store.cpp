@@ -197,6 +197,7 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
     while (s.step())
       mailboxes_.emplace(s.column_text(0));
   }
+  checkpoint_metrics cm;  // the checkpointer's series, filled in with the store's
   if (metrics_) {
     const metric_labels labels{{"store", name_}};
     m_messages_ = &metrics_->get_counter("sluice_store_messages_total",
@@ -211,9 +212,6 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
     m_commit_seconds_ = &metrics_->get_histogram(
         "sluice_store_commit_seconds", "Duration of one group commit transaction", labels,
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5});
-  }
-  checkpoint_metrics cm;
-  if (metrics_) {
     const auto by = [&](const char* who) {
       return &metrics_->get_counter("sluice_store_wal_checkpoints_total",
                                     "WAL checkpoint passes, by who ran them: the checkpoint "
@@ -221,7 +219,6 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
                                     "twice the threshold (it waited)",
                                     {{"store", name_}, {"by", who}});
     };
-    const metric_labels labels{{"store", name_}};
     cm.thread_passes = by("thread");
     cm.catch_up_passes = by("writer_catch_up");
     cm.bound_passes = by("writer_bound");

@@ -51,6 +51,16 @@ class CheckpointTest : public ::testing::Test {
     writer_->exec("COMMIT");
   }
 
+  // Commits one row, then opens a reader whose snapshot holds that row only: until it ends,
+  // no checkpoint can copy a frame committed after it.
+  std::unique_ptr<database> pin_snapshot() {
+    insert(100);
+    auto reader = std::make_unique<database>(path_, SQLITE_OPEN_READONLY);
+    reader->exec("BEGIN");
+    EXPECT_EQ(reader->query_int("SELECT count(*) FROM t"), 1);  // the snapshot is taken here
+    return reader;
+  }
+
   // Frames the WAL file has room for (it is rewritten from its start after a restart, and
   // no journal_size_limit is set here, so its size is the most it ever held).
   std::uint64_t wal_frames() const {
@@ -106,10 +116,7 @@ TEST_F(CheckpointTest, UnderSteadyCommitsTheThreadCopiesAndTheWalStaysBounded) {
 // transaction restarts the WAL, near the threshold and without the bound path.
 TEST_F(CheckpointTest, TheWriterCopiesTheFewFramesAfterTheThreadsPassAndTheWalRestarts) {
   start(64);
-  insert(100);
-  auto reader = std::make_unique<database>(path_, SQLITE_OPEN_READONLY);
-  reader->exec("BEGIN");
-  EXPECT_EQ(reader->query_int("SELECT count(*) FROM t"), 1);  // the snapshot is taken here
+  auto reader = pin_snapshot();
   while (wal_frames() < 64)
     insert(5000);  // the commit that reaches 64 frames wakes the thread
   // The thread's passes take microseconds: once its pass count has not moved for 100 ms,
@@ -176,10 +183,7 @@ TEST_F(CheckpointTest, OneTransactionOverTwiceTheThresholdIsCopiedByTheWriter) {
 // writer's next pass completes, the WAL restarts, and nothing is lost.
 TEST_F(CheckpointTest, AReaderPinningASnapshotHoldsTheWalUntilItEnds) {
   start(16);
-  insert(100);
-  auto reader = std::make_unique<database>(path_, SQLITE_OPEN_READONLY);
-  reader->exec("BEGIN");
-  EXPECT_EQ(reader->query_int("SELECT count(*) FROM t"), 1);  // the snapshot is taken here
+  auto reader = pin_snapshot();
   for (int i = 0; i < 40; ++i)
     insert(5000);
   auto st = ckpt_->stats();
