@@ -56,11 +56,15 @@ bool parse_network(std::string_view text, network& out) {
   return true;
 }
 
-bool network_list::contains(const boost::asio::ip::address& addr_in, bool is_unix) const {
-  boost::asio::ip::address addr = addr_in;
-  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-    addr = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
+boost::asio::ip::address unmap_v4(const boost::asio::ip::address& a) {
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
   }
+  return a;
+}
+
+bool network_list::contains(const boost::asio::ip::address& addr_in, bool is_unix) const {
+  const boost::asio::ip::address addr = unmap_v4(addr_in);
   for (const auto& n : nets_) {
     if (n.unix_socket) {
       if (is_unix) return true;

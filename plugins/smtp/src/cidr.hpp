@@ -24,6 +24,9 @@ struct network {
 
 bool parse_network(std::string_view text, network& out);
 
+// An IPv4 address in IPv6's v4-mapped form (::ffff:192.0.2.1) as IPv4; any other unchanged.
+boost::asio::ip::address unmap_v4(const boost::asio::ip::address& a);
+
 class network_list {
  public:
   void add(const network& n) { nets_.push_back(n); }

@@ -24,16 +24,6 @@ using asio::awaitable;
 
 namespace {
 
-// An IPv4 client that a proxy or XCLIENT names in IPv6's v4-mapped form (::ffff:192.0.2.1,
-// as a dual-stack proxy sees it) is the IPv4 client: Received, logs, SPF and the trust lists
-// see 192.0.2.1. (The TCP listeners are v6-only, so a direct client never arrives mapped.)
-asio::ip::address unmap_v4(const asio::ip::address& a) {
-  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
-    return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-  }
-  return a;
-}
-
 constexpr std::size_t read_chunk_size = 64 * 1024;
 
 void inc(counter* c, double v = 1) {
@@ -321,6 +311,8 @@ awaitable<bool> session::read_proxy_header() {
         boost::system::error_code ec;
         auto addr = asio::ip::make_address(h.src_addr, ec);
         if (!ec) {
+          // A dual-stack proxy names an IPv4 client ::ffff:a.b.c.d: it is that IPv4 client.
+          // (The TCP listeners are v6-only, so a direct client never arrives mapped.)
           client_ip_ = trust_ip_ = unmap_v4(addr);
           client_unix_ = trust_unix_ = false;
           client_port_ = h.src_port;
