@@ -46,6 +46,32 @@ constexpr std::size_t kMaxSelectorIds = 100'000;
 // itself sends no per-message events for "mark all read".
 constexpr std::size_t kMaxEventsPerChange = 200;
 
+// Full-text segment merging (FTS5). Each commit adds a segment to each full-text index, and
+// FTS5 merges a level's segments into one on the next level as it writes, by default once a
+// level holds 4. The writer lets a level grow to 16 (64 before a merge that cannot wait):
+// less merging per message (plugins/store/README.md "Segments", measured in bench/README.md)
+// for more segments per search to read. Once it is idle, it merges in steps of
+// kFtsMergePages pages down to fewer than 4 per level (usermerge), the default shape. Set
+// at every open: the values live in each index's %_config table.
+constexpr const char* kFtsTables[] = {"messages_fts", "body_fts"};
+constexpr int kFtsMergePages = 16;
+
+void tune_fts(database& db) {
+  db.exec("BEGIN IMMEDIATE");
+  try {
+    for (const char* table : kFtsTables) {
+      for (const char* setting : {"'automerge', 16", "'crisismerge', 64", "'usermerge', 4"}) {
+        db.exec(std::string("INSERT INTO ") + table + "(" + table + ", rank) VALUES(" + setting +
+                ")");
+      }
+    }
+    db.exec("COMMIT");
+  } catch (...) {
+    if (db.in_transaction()) db.exec("ROLLBACK");
+    throw;
+  }
+}
+
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -192,6 +218,7 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
     log_.info("store schema migrated", {{"from", found}, {"to", std::int64_t{schema_version()}}});
   }
   repair_index(db);
+  tune_fts(db);
   {
     statement s(db.get(), "SELECT name FROM mailboxes UNION SELECT DISTINCT mailbox FROM messages");
     while (s.step())
@@ -204,6 +231,9 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
                                          "Messages committed to the store", labels);
     m_pruned_ = &metrics_->get_counter("sluice_store_pruned_total",
                                        "Messages removed by max_messages/max_age pruning", labels);
+    m_index_merges_ =
+        &metrics_->get_counter("sluice_store_index_merges_total",
+                               "Idle merge steps that merged full-text index segments", labels);
     m_write_errors_ = &metrics_->get_counter("sluice_store_write_errors_total",
                                              "Store write jobs that failed", labels);
     m_batch_size_ =
@@ -383,18 +413,30 @@ void sqlite_store::writer_loop() {
   const bool pruning = opts_.max_messages > 0 || opts_.max_age.count() > 0;
   auto next_prune = clock::now() + opts_.prune_interval;
   bool prune_more = false;  // a prune run hit its batch limit: continue after client work
+  // Full-text segments may wait to be merged (index_merge_step): after any write, and at
+  // start for what an earlier run left. They are merged once the writer has been idle for
+  // index_merge_idle, one small step at a time, client work first.
+  bool merge_pending = true;
+  auto last_write = clock::now();
   std::vector<write_job> batch;
   batch.reserve(opts_.max_batch);
   for (;;) {
     bool prune_now = false;
+    bool merge_now = false;
     {
       std::unique_lock lk(mu_);
       auto prune_due = [&] { return pruning && (prune_more || clock::now() >= next_prune); };
-      while (queue_.empty() && !stopping_ && !prune_due()) {
-        if (pruning) {
-          cv_.wait_until(lk, next_prune);
-        } else {
+      auto merge_due = [&] {
+        return merge_pending && clock::now() >= last_write + opts_.index_merge_idle;
+      };
+      while (queue_.empty() && !stopping_ && !prune_due() && !merge_due()) {
+        auto until = clock::time_point::max();
+        if (pruning) until = next_prune;
+        if (merge_pending) until = std::min(until, last_write + opts_.index_merge_idle);
+        if (until == clock::time_point::max()) {
           cv_.wait(lk);
+        } else {
+          cv_.wait_until(lk, until);
         }
       }
       // Invariant: we leave only with an empty queue, so every acknowledged job is done.
@@ -406,7 +448,7 @@ void sqlite_store::writer_loop() {
         queue_.pop_front();
         dropped = true;
       }
-      if (dropped && queue_.empty() && !prune_due()) continue;
+      if (dropped && queue_.empty() && !prune_due() && !merge_due()) continue;
       if (!queue_.empty() && queue_.front().standalone) {
         if (take(queue_.front())) batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -433,6 +475,7 @@ void sqlite_store::writer_loop() {
         }
       }
       prune_now = batch.empty() && prune_due();
+      merge_now = batch.empty() && !prune_now && merge_due();
     }
     if (!batch.empty()) {
       if (batch.front().standalone) {
@@ -441,7 +484,13 @@ void sqlite_store::writer_loop() {
         run_batch(batch);
       }
       batch.clear();
-      continue;  // client work goes before pruning
+      merge_pending = true;
+      last_write = clock::now();
+      continue;  // client work goes before pruning and merging
+    }
+    if (merge_now) {
+      merge_pending = index_merge_step();
+      continue;
     }
     if (!prune_now) continue;  // only withdrawn jobs were queued
     std::uint64_t removed = 0;
@@ -455,7 +504,49 @@ void sqlite_store::writer_loop() {
       if (removed > 0) prune_housekeeping();
       next_prune = clock::now() + opts_.prune_interval;
     }
+    if (removed > 0) {
+      merge_pending = true;  // deletes add to the full-text indexes too
+      last_write = clock::now();
+    }
   }
+}
+
+bool sqlite_store::index_merge_step() {
+  database& db = *writer_db_;
+  bool merged = false;
+  try {
+    db.cached("BEGIN IMMEDIATE")->run();
+    for (const char* table : kFtsTables) {
+      // A 'merge' that found nothing to merge changes at most one row (FTS5's own test).
+      const sqlite3_int64 before = sqlite3_total_changes64(db.get());
+      db.cached(std::string("INSERT INTO ") + table + "(" + table + ", rank) VALUES('merge', " +
+                std::to_string(kFtsMergePages) + ")")
+          ->run();
+      if (sqlite3_total_changes64(db.get()) - before >= 2) merged = true;
+    }
+    db.cached("COMMIT")->run();
+  } catch (const std::exception& e) {
+    if (db.in_transaction()) {
+      try {
+        db.exec("ROLLBACK");
+      } catch (const std::exception& r) {
+        log_.error("store rollback failed", {{"error", r.what()}});
+      }
+    }
+    // Tried again after the next write; logged at most once a minute (a full disk would
+    // otherwise log after every write).
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_merge_warning_ >= std::chrono::minutes(1)) {
+      last_merge_warning_ = now;
+      log_.warn("store full-text index merge failed", {{"error", e.what()}});
+    }
+    return false;
+  }
+  if (merged) {
+    index_merges_.fetch_add(1, std::memory_order_relaxed);
+    if (m_index_merges_) m_index_merges_->inc();
+  }
+  return merged;
 }
 
 void sqlite_store::run_batch(std::vector<write_job>& batch) {
@@ -1275,8 +1366,9 @@ asio::awaitable<std::optional<boost::json::array>> sqlite_store::deliveries(std:
 }
 
 store_stats sqlite_store::write_stats() const {
-  return {transactions_.load(), jobs_.load(), largest_batch_.load(), pruned_.load(),
-          checkpointer_ ? checkpointer_->stats() : checkpoint_stats{}};
+  return {transactions_.load(),  jobs_.load(),
+          largest_batch_.load(), pruned_.load(),
+          index_merges_.load(),  checkpointer_ ? checkpointer_->stats() : checkpoint_stats{}};
 }
 
 // ---------------------------------------------------------------------------------------

@@ -68,6 +68,9 @@ struct store_options {
   // into pages of the database's page size (8,192 pages of 4 KB). Key `wal_checkpoint`.
   std::uint64_t checkpoint_bytes = 32ull * 1024 * 1024;
   std::size_t prune_batch = 5'000;  // messages deleted per prune transaction
+  // After this long with no write job, the writer merges full-text index segments in small
+  // steps (index_merge_step) until none is left to merge; see kFtsTuning in store.cpp.
+  std::chrono::milliseconds index_merge_idle{250};
   std::chrono::milliseconds busy_timeout{5'000};
   // New messages are refused (452 4.3.1) while the space left for the database (free space
   // on its file system plus SQLite's free pages) is below this plus the message. The reserve
@@ -111,7 +114,8 @@ struct store_stats {
   std::uint64_t transactions = 0;  // group commits (batch transactions) so far
   std::uint64_t jobs = 0;          // write jobs committed or failed in them
   std::uint64_t largest_batch = 0;
-  std::uint64_t pruned = 0;  // messages removed by pruning
+  std::uint64_t pruned = 0;        // messages removed by pruning
+  std::uint64_t index_merges = 0;  // idle merge steps that merged full-text segments
   checkpoint_stats checkpoints;
 };
 
@@ -219,6 +223,9 @@ class sqlite_store final : public mailbox_service {
   // limit and more may be due. Returns how many it removed.
   std::uint64_t prune_step(bool& more);
   void prune_housekeeping();
+  // One idle merge transaction over both full-text indexes; false when neither had
+  // segments to merge (or it failed: logged, tried again after the next write).
+  bool index_merge_step();
   struct stored_copy {
     std::string mailbox;
     std::vector<std::string> tags;  // as stored, sorted
@@ -251,6 +258,7 @@ class sqlite_store final : public mailbox_service {
   std::shared_ptr<sluice::metrics> metrics_;
   sluice::counter* m_messages_ = nullptr;
   sluice::counter* m_pruned_ = nullptr;
+  sluice::counter* m_index_merges_ = nullptr;
   sluice::counter* m_write_errors_ = nullptr;
   sluice::histogram* m_batch_size_ = nullptr;
   sluice::histogram* m_commit_seconds_ = nullptr;
@@ -275,8 +283,11 @@ class sqlite_store final : public mailbox_service {
   std::atomic<std::uint64_t> jobs_{0};
   std::atomic<std::uint64_t> largest_batch_{0};
   std::atomic<std::uint64_t> pruned_{0};
+  std::atomic<std::uint64_t> index_merges_{0};
   std::atomic<std::uint64_t> deleted_{0};  // API/POP3 deletes and pruning, since start
   std::size_t last_batch_size_ = 0;        // writer thread only
+  // Writer thread: when a failed index merge step was last logged.
+  std::chrono::steady_clock::time_point last_merge_warning_{};
   bool low_space_ = false;                 // writer thread: the last check was below min_free_space
   std::uint64_t page_size_ = 4096;         // of the database, read once at open
   std::uint32_t checkpoint_pages_ = 8192;  // opts_.checkpoint_bytes in pages of page_size_

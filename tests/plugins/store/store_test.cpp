@@ -1412,6 +1412,73 @@ std::set<std::string> ids_of(const search_result& r) {
 
 }  // namespace
 
+// Each commit adds a segment to each full-text index. While the writer is busy they pile up
+// (FTS5 merges on the write path in units of 64 leaf pages, and crisismerge is 64, so 40
+// one-message commits leave 40 segments; its default crisismerge of 16 would have merged
+// them); once the writer has been idle for index_merge_idle it merges them in small steps,
+// for segments an earlier run left and after its own writes. Searches find the same
+// messages before and after. Fails when the idle merge does nothing.
+TEST_F(StoreTest, MergesFullTextSegmentsOnceIdle) {
+  auto segments = [&](const char* table) {
+    database db(dir_ / "store.db", SQLITE_OPEN_READONLY);
+    return db.query_int(std::string("SELECT count(DISTINCT segid) FROM ") + table + "_idx");
+  };
+  int stored = 0;
+  auto put_some = [&](sqlite_store& s, int n) {
+    for (int i = 0; i < n; ++i, ++stored) {  // one commit each: one segment each
+      const std::string subject = "merge" + std::to_string(stored);
+      auto m = with_view(sample_message(subject, "a pangolin\r\n"),
+                         view_of(subject, "a pangolin", {"Alice", "alice@example.com"}));
+      ASSERT_TRUE(put(s, m).ok());
+    }
+  };
+  auto found = [&](sqlite_store& s) {
+    return std::pair{run(s.search({.query = "subject:merge"})).matched,
+                     run(s.search({.query = "pangolin"})).matched};
+  };
+  const auto all = [&] { return std::pair{std::uint64_t(stored), std::uint64_t(stored)}; };
+  // Waits until both indexes are down to `most` segments and the merge steps stopped.
+  auto merged_down = [&](sqlite_store& s, std::int64_t most) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while ((segments("messages_fts") > most || segments("body_fts") > most) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+    }
+    std::this_thread::sleep_for(200ms);
+    const auto merges = s.write_stats().index_merges;
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(s.write_stats().index_merges, merges);  // the last step found nothing left
+    EXPECT_LE(segments("messages_fts"), most);
+    EXPECT_LE(segments("body_fts"), most);
+    return merges;
+  };
+
+  store_options busy;
+  busy.index_merge_idle = std::chrono::hours(1);  // never idle long enough in this test
+  {
+    auto s = open(busy);
+    put_some(*s, 40);
+    EXPECT_EQ(found(*s), all());
+    EXPECT_EQ(s->write_stats().index_merges, 0u);
+  }
+  EXPECT_EQ(segments("messages_fts"), 40);
+  EXPECT_EQ(segments("body_fts"), 40);
+
+  store_options idle;
+  idle.index_merge_idle = 20ms;
+  auto s = open(idle);
+  const auto first = merged_down(*s, 3);  // what the last run left
+  EXPECT_GT(first, 0u);
+  EXPECT_EQ(found(*s), all());
+
+  put_some(*s, 40);
+  const auto second = merged_down(*s, 3);  // after its own writes
+  EXPECT_GT(second, first);
+  EXPECT_EQ(found(*s), all());
+  EXPECT_EQ(metrics_->counters_["sluice_store_index_merges_total"].value(),
+            static_cast<double>(second));
+}
+
 // A keyword Mailpit reads as text (is:spam, has:nothing) is that literal text: the body's
 // word index must not read it as the words "is spam".
 TEST_F(StoreTest, KeywordsReadAsTextAreLiteral) {
