@@ -52,24 +52,35 @@ constexpr std::size_t kMaxEventsPerChange = 200;
 // less merging per message (plugins/store/README.md "Segments", measured in bench/README.md)
 // for more segments per search to read. Once it is idle, it merges in steps of
 // kFtsMergePages pages down to fewer than 4 per level (usermerge), the default shape. Set
-// at every open: the values live in each index's %_config table.
+// at open where they differ (tune_fts): the values live in each index's %_config table.
 constexpr const char* kFtsTables[] = {"messages_fts", "body_fts"};
 constexpr int kFtsMergePages = 16;
 
+// Writes the settings an index does not have yet: opening an unchanged store writes nothing
+// (a store on a full disk must still open to serve reads and deletes).
 void tune_fts(database& db) {
-  db.exec("BEGIN IMMEDIATE");
-  try {
-    for (const char* table : kFtsTables) {
-      for (const char* setting : {"'automerge', 16", "'crisismerge', 64", "'usermerge', 4"}) {
-        db.exec(std::string("INSERT INTO ") + table + "(" + table + ", rank) VALUES(" + setting +
-                ")");
+  struct setting {
+    const char* key;
+    int value;
+  };
+  constexpr setting kSettings[] = {{"automerge", 16}, {"crisismerge", 64}, {"usermerge", 4}};
+  bool open = false;
+  for (const char* table : kFtsTables) {
+    for (const setting& st : kSettings) {
+      {
+        statement q(db.get(), std::string("SELECT v FROM ") + table + "_config WHERE k = ?1");
+        q.bind(1, st.key);
+        if (q.step() && q.column_int(0) == st.value) continue;
       }
+      if (!open) {
+        db.exec("BEGIN IMMEDIATE");
+        open = true;
+      }
+      db.exec(std::string("INSERT INTO ") + table + "(" + table + ", rank) VALUES('" + st.key +
+              "', " + std::to_string(st.value) + ")");
     }
-    db.exec("COMMIT");
-  } catch (...) {
-    if (db.in_transaction()) db.exec("ROLLBACK");
-    throw;
   }
+  if (open) db.exec("COMMIT");
 }
 
 std::int64_t now_ms() {
@@ -218,7 +229,16 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
     log_.info("store schema migrated", {{"from", found}, {"to", std::int64_t{schema_version()}}});
   }
   repair_index(db);
-  tune_fts(db);
+  try {
+    tune_fts(db);
+  } catch (const std::exception& e) {
+    try {
+      if (db.in_transaction()) db.exec("ROLLBACK");
+    } catch (const std::exception&) {
+      // the first error is the one logged; SQLite ends a failed transaction on close
+    }
+    log_.warn("store could not set the full-text merge settings", {{"error", e.what()}});
+  }
   {
     statement s(db.get(), "SELECT name FROM mailboxes UNION SELECT DISTINCT mailbox FROM messages");
     while (s.step())

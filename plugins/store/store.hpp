@@ -69,7 +69,7 @@ struct store_options {
   std::uint64_t checkpoint_bytes = 32ull * 1024 * 1024;
   std::size_t prune_batch = 5'000;  // messages deleted per prune transaction
   // After this long with no write job, the writer merges full-text index segments in small
-  // steps (index_merge_step) until none is left to merge; see kFtsTuning in store.cpp.
+  // steps (index_merge_step) until none is left to merge; see kFtsTables in store.cpp.
   std::chrono::milliseconds index_merge_idle{250};
   std::chrono::milliseconds busy_timeout{5'000};
   // New messages are refused (452 4.3.1) while the space left for the database (free space
