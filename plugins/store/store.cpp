@@ -56,6 +56,17 @@ constexpr std::size_t kMaxEventsPerChange = 200;
 constexpr const char* kFtsTables[] = {"messages_fts", "body_fts"};
 constexpr int kFtsMergePages = 16;
 
+// Ends the connection's transaction after a failure, if the failure did not end it already.
+// A ROLLBACK that fails is logged; SQLite rolls the transaction back when it closes.
+void roll_back(database& db, sluice::logger& log) {
+  if (!db.in_transaction()) return;
+  try {
+    db.exec("ROLLBACK");
+  } catch (const std::exception& e) {
+    log.error("store rollback failed", {{"error", e.what()}});
+  }
+}
+
 // Writes the settings an index does not have yet: opening an unchanged store writes nothing
 // (a store on a full disk must still open to serve reads and deletes).
 void tune_fts(database& db) {
@@ -232,11 +243,7 @@ sqlite_store::sqlite_store(store_options opts, std::string name, sluice::logger 
   try {
     tune_fts(db);
   } catch (const std::exception& e) {
-    try {
-      if (db.in_transaction()) db.exec("ROLLBACK");
-    } catch (const std::exception&) {
-      // the first error is the one logged; SQLite ends a failed transaction on close
-    }
+    roll_back(db, log_);
     log_.warn("store could not set the full-text merge settings", {{"error", e.what()}});
   }
   {
@@ -433,11 +440,11 @@ void sqlite_store::writer_loop() {
   const bool pruning = opts_.max_messages > 0 || opts_.max_age.count() > 0;
   auto next_prune = clock::now() + opts_.prune_interval;
   bool prune_more = false;  // a prune run hit its batch limit: continue after client work
-  // Full-text segments may wait to be merged (index_merge_step): after any write, and at
-  // start for what an earlier run left. They are merged once the writer has been idle for
-  // index_merge_idle, one small step at a time, client work first.
-  bool merge_pending = true;
-  auto last_write = clock::now();
+  // When full-text segments are next merged (index_merge_step): index_merge_idle after the
+  // last write (and after start, for what an earlier run left), then step after step, client
+  // work first, until a step finds nothing; max() = nothing to merge.
+  constexpr auto kNoMerge = clock::time_point::max();
+  auto merge_at = clock::now() + opts_.index_merge_idle;
   std::vector<write_job> batch;
   batch.reserve(opts_.max_batch);
   for (;;) {
@@ -446,14 +453,10 @@ void sqlite_store::writer_loop() {
     {
       std::unique_lock lk(mu_);
       auto prune_due = [&] { return pruning && (prune_more || clock::now() >= next_prune); };
-      auto merge_due = [&] {
-        return merge_pending && clock::now() >= last_write + opts_.index_merge_idle;
-      };
+      auto merge_due = [&] { return clock::now() >= merge_at; };
       while (queue_.empty() && !stopping_ && !prune_due() && !merge_due()) {
-        auto until = clock::time_point::max();
-        if (pruning) until = next_prune;
-        if (merge_pending) until = std::min(until, last_write + opts_.index_merge_idle);
-        if (until == clock::time_point::max()) {
+        const auto until = pruning ? std::min(next_prune, merge_at) : merge_at;
+        if (until == kNoMerge) {
           cv_.wait(lk);
         } else {
           cv_.wait_until(lk, until);
@@ -504,12 +507,11 @@ void sqlite_store::writer_loop() {
         run_batch(batch);
       }
       batch.clear();
-      merge_pending = true;
-      last_write = clock::now();
+      merge_at = clock::now() + opts_.index_merge_idle;
       continue;  // client work goes before pruning and merging
     }
     if (merge_now) {
-      merge_pending = index_merge_step();
+      merge_at = index_merge_step() ? clock::now() : kNoMerge;
       continue;
     }
     if (!prune_now) continue;  // only withdrawn jobs were queued
@@ -524,10 +526,8 @@ void sqlite_store::writer_loop() {
       if (removed > 0) prune_housekeeping();
       next_prune = clock::now() + opts_.prune_interval;
     }
-    if (removed > 0) {
-      merge_pending = true;  // deletes add to the full-text indexes too
-      last_write = clock::now();
-    }
+    // Deletes add to the full-text indexes too.
+    if (removed > 0) merge_at = clock::now() + opts_.index_merge_idle;
   }
 }
 
@@ -546,13 +546,7 @@ bool sqlite_store::index_merge_step() {
     }
     db.cached("COMMIT")->run();
   } catch (const std::exception& e) {
-    if (db.in_transaction()) {
-      try {
-        db.exec("ROLLBACK");
-      } catch (const std::exception& r) {
-        log_.error("store rollback failed", {{"error", r.what()}});
-      }
-    }
+    roll_back(db, log_);
     // Tried again after the next write; logged at most once a minute (a full disk would
     // otherwise log after every write).
     const auto now = std::chrono::steady_clock::now();
@@ -664,13 +658,7 @@ void sqlite_store::run_batch(std::vector<write_job>& batch) {
     }
   }
   if (fatal) {
-    if (db.in_transaction()) {
-      try {
-        db.exec("ROLLBACK");
-      } catch (const std::exception& e) {
-        log_.error("store rollback failed", {{"error", e.what()}});
-      }
-    }
+    roll_back(db, log_);
     log_.warn("store group commit failed",
               {{"jobs", batch.size()}, {"rc", fatal->rc}, {"error", fatal->error}});
     // Invariant: nothing of this transaction is durable, so no job may report success.
